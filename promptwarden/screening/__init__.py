@@ -1,0 +1,1 @@
+"""Prompt screening: extraction, normalization, guideline matching and decisions."""
