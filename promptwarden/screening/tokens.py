@@ -27,7 +27,11 @@ def basic_fold(text: str) -> str:
     for ch in text:
         folded = unicodedata.normalize("NFKD", ch)
         base = "".join(c for c in folded if not unicodedata.combining(c)).lower()
-        out.append(base[0] if len(base) == 1 and base.isascii() else (ch.lower() if len(ch.lower()) == 1 else ch))
+        out.append(
+            base[0]
+            if len(base) == 1 and base.isascii()
+            else (ch.lower() if len(ch.lower()) == 1 else ch)
+        )
     return "".join(out)
 
 
