@@ -1,0 +1,41 @@
+"""Rows as the rest of the code sees them: frozen, typed, backend-independent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from promptwarden.screening.decision import Severity, Verdict
+
+WatchKind = Literal["channel", "category"]
+IncidentStatus = Literal["open", "upheld", "dismissed"]
+WATCH_KINDS: tuple[str, ...] = get_args(WatchKind)
+INCIDENT_STATUSES: tuple[str, ...] = get_args(IncidentStatus)
+
+# Stored prompts are excerpts: enough for a moderator to judge, never a full archive.
+EXCERPT_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedChannel:
+    guild_id: int
+    channel_id: int
+    kind: WatchKind  # a category watches every channel, thread and forum post inside it
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: int
+    guild_id: int
+    channel_id: int
+    message_id: int | None
+    user_id: int
+    prompt_excerpt: str
+    categories: tuple[str, ...]
+    severity: Severity
+    verdict: Verdict
+    matches: tuple[dict[str, Any], ...]  # `Match.to_dict()` forms
+    action: str
+    status: IncidentStatus
+    created_at: datetime  # aware, UTC
