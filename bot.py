@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""PromptWarden's command line: `python bot.py [run|check|...]`.
+
+Subcommands live in one table so other modules can add theirs (each brings
+`configure_parser(parser)` and `main(args) -> int`). Anything an admin can get wrong
+ends with one line on stderr and exit status 2, never a traceback or the token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from promptwarden.config import ConfigError, Settings, application_id_from_token, load_settings
+from promptwarden.permissions import invite_url
+from promptwarden.redaction import install_secret_redaction
+from promptwarden.storage import LATEST_VERSION, StorageError, open_storage
+
+ROOT = Path(__file__).resolve().parent
+EXIT_USAGE = 2
+
+log = logging.getLogger("promptwarden")
+
+
+@dataclass(frozen=True, slots=True)
+class Subcommand:
+    help: str
+    configure_parser: Callable[[argparse.ArgumentParser], None]
+    main: Callable[[argparse.Namespace], int]
+
+    @classmethod
+    def from_module(cls, module_name: str, help: str) -> Subcommand:
+        """A subcommand implemented by a module exposing configure_parser() and main()."""
+        module = importlib.import_module(module_name)
+        return cls(help, module.configure_parser, module.main)
+
+
+def _no_options(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Start the bot and keep it running until SIGINT/SIGTERM."""
+    del args
+    settings = load_settings(root=ROOT)
+    configure_logging(settings)
+    return asyncio.run(_serve(settings))
+
+
+def configure_logging(settings: Settings) -> None:
+    import discord.utils
+
+    discord.utils.setup_logging(level=settings.log_level_number, root=True)
+    install_secret_redaction(settings.discord_token)
+
+
+async def _serve(settings: Settings) -> int:
+    import discord
+
+    from discordbot import PromptWardenBot
+
+    # Opened before connecting, so a database problem is reported without touching Discord.
+    storage = await open_storage(settings.database_path)
+    bot = PromptWardenBot(settings, storage=storage)
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def request_stop(sig: signal.Signals) -> None:
+        log.info("received %s; closing the connection and the database", sig.name)
+        stopping.append(loop.create_task(bot.close()))
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Windows has no loop signal handlers; Ctrl+C still raises KeyboardInterrupt there.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, request_stop, sig)
+    try:
+        async with bot:
+            await bot.start(settings.discord_token)
+    except discord.PrivilegedIntentsRequired:
+        return _fail(
+            "Discord refused the Message Content intent: in the Developer Portal open your "
+            "application > Bot, turn on Message Content Intent under Privileged Gateway "
+            "Intents, save, then start the bot again."
+        )
+    except discord.LoginFailure:
+        return _fail(
+            "Discord rejected DISCORD_TOKEN (reset or mistyped): copy a new one from the "
+            "Developer Portal > your application > Bot > Reset Token into .env."
+        )
+    finally:
+        await storage.close()
+        if stopping:
+            await asyncio.gather(*stopping, return_exceptions=True)
+    log.info("stopped cleanly")
+    return 0
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """Validate settings and open/migrate the database, without contacting Discord."""
+    del args
+    settings = load_settings(root=ROOT)
+    print("Configuration")
+    print("  DISCORD_TOKEN  set and shaped like a bot token (not verified: no connection made)")
+    print(f"  DATABASE_PATH  {settings.database_path}")
+    print(f"  LOG_LEVEL      {settings.log_level}")
+    if settings.dev_guild_id is None:
+        print("  DEV_GUILD_ID   not set: slash commands sync globally")
+    else:
+        print(f"  DEV_GUILD_ID   {settings.dev_guild_id}: slash commands sync to this server only")
+    version = asyncio.run(_check_database(settings))
+    print("Database")
+    if version == 0:
+        state = "created"
+    elif version < LATEST_VERSION:
+        state = f"upgraded from schema {version}"
+    else:
+        state = "up to date"
+    print(f"  schema {LATEST_VERSION} ({state}), WAL journal, foreign keys on")
+    application_id = application_id_from_token(settings.discord_token)
+    if application_id is not None:
+        print(f"Invite URL\n  {invite_url(application_id)}")
+    print("OK: start the bot with `python bot.py`.")
+    return 0
+
+
+async def _check_database(settings: Settings) -> int:
+    storage = await open_storage(settings.database_path)
+    async with storage:
+        return storage.version_at_open
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "run": Subcommand("start the bot (the default)", _no_options, run_command),
+    "check": Subcommand(
+        "validate the configuration and the database without connecting to Discord",
+        _no_options,
+        check_command,
+    ),
+    # ---- Subcommands from other modules: add one line each, here. ----
+    # "screen": Subcommand.from_module(
+    #     "promptwarden.screening.cli", "screen prompts offline against the guidelines"
+    # ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bot.py",
+        usage="%(prog)s [-h] [COMMAND] [options]",
+        description="PromptWarden: screens image-generation prompts on Discord. "
+        "Without a subcommand, runs the bot.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="subcommands")
+    for name, command in SUBCOMMANDS.items():
+        command.configure_parser(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return SUBCOMMANDS[args.command or "run"].main(args)
+    except (ConfigError, StorageError) as error:
+        return _fail(str(error))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The discord.py side of PromptWarden: the Bot, its command tree and its start-up.
+
+Kept apart from `promptwarden/` (which never imports discord) so the core stays pure and
+testable; cogs in `cogs/` are thin layers that call into the core and into `bot.storage`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import pkgutil
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+import cogs
+from promptwarden.config import Settings
+from promptwarden.permissions import NEEDED_PERMISSIONS, invite_url
+from promptwarden.storage import Storage, open_storage
+
+log = logging.getLogger("promptwarden.bot")
+
+PERMISSION_LABELS = {p.attr: p.label for p in NEEDED_PERMISSIONS}
+
+
+def required_intents() -> discord.Intents:
+    """Only what screening needs: guild messages and their text, and DMs for replies.
+
+    `members` is deliberately off: a message's author arrives as a Member with roles
+    already, and timeouts take an id, so the privileged member list is never needed.
+    """
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.message_content = True  # privileged: must be enabled in the Developer Portal
+    intents.dm_messages = True
+    return intents
+
+
+def extension_names() -> list[str]:
+    """Every module in cogs/ that defines `setup`; `_`-prefixed modules are helpers."""
+    names = []
+    for info in sorted(pkgutil.iter_modules(cogs.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        name = f"{cogs.__name__}.{info.name}"
+        if hasattr(importlib.import_module(name), "setup"):
+            names.append(name)
+    return names
+
+
+def _permission_names(names: list[str]) -> str:
+    return ", ".join(PERMISSION_LABELS.get(n, n.replace("_", " ").title()) for n in names)
+
+
+class PromptWardenTree(app_commands.CommandTree["PromptWardenBot"]):
+    """Turns check failures into a short private reply instead of a silent failure."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[PromptWardenBot], error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.MissingPermissions):
+            names = _permission_names(error.missing_permissions)
+            text = f"You need the {names} permission to use this."
+        elif isinstance(error, app_commands.BotMissingPermissions):
+            text = (
+                f"I am missing the {_permission_names(error.missing_permissions)} permission here; "
+                "ask an admin to grant it to my role."
+            )
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            text = "This command works only in a server."
+        elif isinstance(error, app_commands.CheckFailure):
+            text = "You cannot use this command here."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("command /%s failed", command, exc_info=error)
+            text = "Something went wrong; the error has been logged for the bot's operator."
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+
+
+class PromptWardenBot(commands.Bot):
+    """The bot. Pass `storage` to reuse a database opened (and checked) before connecting."""
+
+    def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=required_intents(),
+            tree_cls=PromptWardenTree,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+        )
+        self.settings = settings
+        self._storage = storage
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            raise RuntimeError("storage is opened in setup_hook; it is not available yet")
+        return self._storage
+
+    async def setup_hook(self) -> None:
+        if self._storage is None:
+            self._storage = await open_storage(self.settings.database_path)
+        for name in extension_names():
+            await self.load_extension(name)
+            log.debug("loaded extension %s", name)
+        await self.sync_commands_if_changed()
+
+    def _sync_scope(self) -> tuple[discord.Object | None, str]:
+        guild_id = self.settings.dev_guild_id
+        if guild_id is None:
+            return None, "global"
+        return discord.Object(id=guild_id), f"guild:{guild_id}"
+
+    def command_payload(self) -> list[dict[str, Any]]:
+        """What a sync would send, for the scope this bot syncs to."""
+        guild, _ = self._sync_scope()
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        return [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+
+    async def sync_commands_if_changed(self) -> bool:
+        """Sync only when the tree differs from the last synced one (restarts stay cheap).
+
+        Discord rate-limits command syncs hard, so the payload's hash is kept in the
+        database per application and scope, and stored only after a successful sync.
+        """
+        guild, scope = self._sync_scope()
+        payload = json.dumps(self.command_payload(), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(payload.encode()).hexdigest()
+        key = f"command_sync:{self.application_id}:{scope}"
+        if await self.storage.get_meta(key) == digest:
+            log.info("slash commands unchanged since the last sync (%s); not syncing", scope)
+            return False
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.HTTPException as error:
+            log.error("syncing slash commands (%s) failed: %s; will retry next start", scope, error)
+            return False
+        await self.storage.set_meta(key, digest)
+        log.info("synced %d slash command(s) (%s)", len(synced), scope)
+        return True
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info(
+            "ready as %s in %d server(s); invite URL: %s",
+            self.user,
+            len(self.guilds),
+            invite_url(self.application_id or self.user.id),
+        )
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self._storage is not None:
+                await self._storage.close()
