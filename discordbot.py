@@ -24,7 +24,11 @@ from promptwarden.storage import Storage, open_storage
 
 log = logging.getLogger("promptwarden.bot")
 
-PERMISSION_LABELS = {p.attr: p.label for p in NEEDED_PERMISSIONS}
+# Labels as the Discord client shows them (discord.py's names differ for some).
+PERMISSION_LABELS = {p.attr: p.label for p in NEEDED_PERMISSIONS} | {
+    "manage_guild": "Manage Server",
+    "administrator": "Administrator",
+}
 
 
 def required_intents() -> discord.Intents:

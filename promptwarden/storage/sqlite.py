@@ -312,10 +312,8 @@ def _create_private_file(path: Path) -> None:
 async def _prepare(conn: aiosqlite.Connection, path: Path) -> int:
     """Set pragmas, refuse a newer schema, apply missing migrations; returns the old version."""
     try:
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        async with conn.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        found = int(row[0]) if row else 0
+        await _pragma(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        found = int((await _pragma(conn, "PRAGMA user_version"))[0][0])
     except sqlite3.DatabaseError as error:
         raise StorageError(
             f"{path} is not a PromptWarden database ({error}); point DATABASE_PATH at "
@@ -323,9 +321,9 @@ async def _prepare(conn: aiosqlite.Connection, path: Path) -> int:
         ) from error
     if found > LATEST_VERSION:
         raise StorageError(newer_schema_message(found, LATEST_VERSION))
-    await conn.execute("PRAGMA journal_mode = WAL")
-    await conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode, much faster
-    await conn.execute("PRAGMA foreign_keys = ON")
+    await _pragma(conn, "PRAGMA journal_mode = WAL")
+    await _pragma(conn, "PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
+    await _pragma(conn, "PRAGMA foreign_keys = ON")
     for version in range(found, LATEST_VERSION):
         script = (
             f"BEGIN IMMEDIATE;\n{MIGRATIONS[version]}\n"
@@ -342,6 +340,12 @@ async def _prepare(conn: aiosqlite.Connection, path: Path) -> int:
             ) from error
         log.info("database %s migrated to schema %d", path, version + 1)
     return found
+
+
+async def _pragma(conn: aiosqlite.Connection, sql: str) -> list[sqlite3.Row]:
+    """Run a PRAGMA and finish its cursor: an open one would block the next COMMIT."""
+    async with conn.execute(sql) as cursor:
+        return list(await cursor.fetchall())
 
 
 def _now_text() -> str:
