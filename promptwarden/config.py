@@ -50,12 +50,15 @@ def load_settings(
 ) -> Settings:
     """Read settings; real environment variables win over `.env` entries.
 
-    `root` anchors a relative DATABASE_PATH and is where `.env` is looked for, so the
-    bot behaves the same whatever the current directory is.
+    `root` anchors a relative DATABASE_PATH and is where `.env` is looked for (unless
+    PROMPTWARDEN_ENV_FILE names another file), so the bot behaves the same whatever the
+    current directory is.
     """
-    env_path = env_file if env_file is not None else root / ".env"
-    from_file = {k: v for k, v in dotenv_values(env_path).items() if v is not None}
-    values = {**from_file, **(os.environ if environ is None else environ)}
+    real = os.environ if environ is None else environ
+    if env_file is None:
+        env_file = Path(real.get("PROMPTWARDEN_ENV_FILE") or root / ".env")
+    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    values = {**from_file, **real}
 
     def get(name: str) -> str:
         return values.get(name, "").strip()

@@ -1,0 +1,206 @@
+"""`python bot.py` as an admin runs it: one clear line and exit 2 for every mistake."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from promptwarden.permissions import invite_url
+from promptwarden.storage import LATEST_VERSION
+from tests.loopback import APP_ID, BAD_TOKEN, GOOD_TOKEN, ROOT, LoopbackDiscord, clean_env
+
+VALID_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.cli-test-token_0123456789abcdefghij"
+
+
+def bot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "bot.py", *args],
+        cwd=ROOT,
+        env={**clean_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], *fragments: str, secret: str = ""
+) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    if secret:
+        assert secret not in result.stdout + result.stderr
+
+
+def test_no_token_prints_the_discord_token_line(tmp_path: Path) -> None:
+    result = bot(env={"DATABASE_PATH": str(tmp_path / "pw.db")})
+    assert_one_line_error(result, "DISCORD_TOKEN is not set", ".env.example", "Reset Token")
+    assert result.stdout == ""
+    assert not (tmp_path / "pw.db").exists()  # nothing touched before the config is valid
+
+
+@pytest.mark.parametrize(
+    ("token", "fragment"),
+    [
+        (f"Bot {VALID_TOKEN}", "starts with 'Bot '"),
+        ("MTA1MjM0NTY3 ODkwMTIzNDU2Nw.GaBcDe.abc", "contains spaces"),
+        ("1052345678901234567", "looks like an application ID"),
+        ("k3yq9s0ZL7GKa1c2b3d4e5f6g7h8i9j0", "does not look like a bot token"),
+    ],
+)
+def test_malformed_tokens_are_explained_without_being_shown(token: str, fragment: str) -> None:
+    result = bot("run", env={"DISCORD_TOKEN": token})
+    assert_one_line_error(result, "DISCORD_TOKEN", fragment, secret=token)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"),
+        ("DEV_GUILD_ID", "my-server", "DEV_GUILD_ID must be a server ID"),
+        ("DEV_GUILD_ID", "12", "DEV_GUILD_ID must be a server ID"),
+    ],
+)
+def test_invalid_settings_name_the_variable(variable: str, value: str, fragment: str) -> None:
+    result = bot("check", env={"DISCORD_TOKEN": VALID_TOKEN, variable: value})
+    assert_one_line_error(result, fragment, repr(value), secret=VALID_TOKEN)
+
+
+def test_database_path_that_is_a_directory(tmp_path: Path) -> None:
+    result = bot("check", env={"DISCORD_TOKEN": VALID_TOKEN, "DATABASE_PATH": str(tmp_path)})
+    assert_one_line_error(result, "DATABASE_PATH points to a directory", secret=VALID_TOKEN)
+
+
+def test_database_path_that_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = bot(
+        "check",
+        env={"DISCORD_TOKEN": VALID_TOKEN, "DATABASE_PATH": str(blocker / "sub" / "pw.db")},
+    )
+    assert_one_line_error(result, "cannot create the database", "DATABASE_PATH")
+
+
+def test_newer_database_is_refused_before_contacting_discord(tmp_path: Path) -> None:
+    path = tmp_path / "pw.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    path.chmod(0o600)
+    # `run` with no reachable Discord: the database error must come first.
+    result = bot("run", env={"DISCORD_TOKEN": VALID_TOKEN, "DATABASE_PATH": str(path)})
+    assert_one_line_error(
+        result, f"newer PromptWarden (schema {LATEST_VERSION + 1})", secret=VALID_TOKEN
+    )
+
+
+def test_check_validates_and_creates_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "pw.db"
+    result = bot(
+        "check",
+        env={"DISCORD_TOKEN": VALID_TOKEN, "DATABASE_PATH": str(path), "LOG_LEVEL": "debug"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"DATABASE_PATH  {path}" in result.stdout
+    assert "LOG_LEVEL      DEBUG" in result.stdout
+    assert "DEV_GUILD_ID   not set: slash commands sync globally" in result.stdout
+    assert f"schema {LATEST_VERSION} (created)" in result.stdout
+    assert invite_url(APP_ID) in result.stdout
+    assert VALID_TOKEN not in result.stdout + result.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    again = bot("check", env={"DISCORD_TOKEN": VALID_TOKEN, "DATABASE_PATH": str(path)})
+    assert f"schema {LATEST_VERSION} (up to date)" in again.stdout
+
+
+def test_dotenv_file_is_read_and_real_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"DISCORD_TOKEN={VALID_TOKEN}\nDATABASE_PATH={tmp_path / 'from-dotenv.db'}\n"
+        "LOG_LEVEL=WARNING\n"
+    )
+    result = bot("check", env={"PROMPTWARDEN_ENV_FILE": str(env_file), "LOG_LEVEL": "ERROR"})
+    assert result.returncode == 0, result.stderr
+    assert "LOG_LEVEL      ERROR" in result.stdout
+    assert (tmp_path / "from-dotenv.db").exists()
+
+
+def test_relative_database_path_is_anchored_at_the_project_root(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bot.py"), "check"],
+        cwd=tmp_path,  # a different working directory must not matter
+        env={**clean_env(), "DISCORD_TOKEN": VALID_TOKEN, "DATABASE_PATH": "data/promptwarden.db"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"DATABASE_PATH  {ROOT / 'data' / 'promptwarden.db'}" in result.stdout
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = bot("--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "run start the bot (the default)" in text
+    assert "check validate the configuration and the database without connecting to Discord" in text
+
+
+def test_rejected_token_is_one_line_without_the_token(tmp_path: Path) -> None:
+    with LoopbackDiscord() as discord_api:
+        process = discord_api.start_bot(
+            {"DISCORD_TOKEN": BAD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")}
+        )
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "Traceback" not in stderr and BAD_TOKEN not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "error: Discord rejected DISCORD_TOKEN (reset or mistyped): copy a new one from the "
+        "Developer Portal > your application > Bot > Reset Token into .env."
+    )
+
+
+def test_refused_message_content_intent_tells_the_admin_where_to_enable_it(
+    tmp_path: Path,
+) -> None:
+    with LoopbackDiscord(refuse_privileged_intents=True) as discord_api:
+        process = discord_api.start_bot(
+            {"DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")}
+        )
+        _, stderr = process.communicate(timeout=60)
+        assert discord_api.identified.is_set()
+    assert process.returncode == 2
+    assert "Traceback" not in stderr and GOOD_TOKEN not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Discord refused the Message Content intent")
+    assert "Developer Portal" in last and "Message Content Intent" in last
+
+
+def test_sigterm_shuts_down_cleanly_and_closes_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "pw.db"
+    with LoopbackDiscord() as discord_api:
+        process = discord_api.start_bot(
+            {"DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(db), "LOG_LEVEL": "DEBUG"}
+        )
+        assert discord_api.ready_sent.wait(60), process.communicate(timeout=5)
+        assert len(discord_api.command_puts) == 1
+        assert [c["name"] for c in discord_api.command_puts[0]] == ["promptwarden"]
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "received SIGTERM" in stderr and "stopped cleanly" in stderr
+    assert GOOD_TOKEN not in stderr  # DEBUG logs include HTTP traffic; still no token
+    assert not Path(f"{db}-wal").exists()  # SQLite removes the WAL on a clean close
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT key FROM meta WHERE key LIKE 'command_sync:%'").fetchall()
+    assert stored == [(f"command_sync:{APP_ID}:global",)]

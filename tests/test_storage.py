@@ -1,0 +1,231 @@
+"""Storage on a real SQLite file: migrations, guild scoping, file permissions."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from promptwarden.screening.decision import Severity, Verdict
+from promptwarden.storage import (
+    EXCERPT_LIMIT,
+    LATEST_VERSION,
+    Storage,
+    StorageError,
+    open_storage,
+)
+
+GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
+
+
+async def add_incident(storage: Storage, guild_id: int, **fields: object) -> int:
+    values: dict[str, object] = {
+        "guild_id": guild_id,
+        "channel_id": 10,
+        "message_id": 20,
+        "user_id": 30,
+        "prompt_excerpt": "a knight, --no armor",
+        "categories": ["sexual"],
+        "severity": Severity.MEDIUM,
+        "verdict": Verdict.WARN,
+        "matches": [{"category": "sexual", "term": "no armor"}],
+        "action": "warn",
+    }
+    values.update(fields)
+    return await storage.add_incident(**values)  # type: ignore[arg-type]
+
+
+async def test_fresh_database_is_created_at_the_latest_schema(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "pw.db"
+    async with await open_storage(path) as storage:
+        assert storage.version_at_open == 0
+        assert await storage.schema_version() == LATEST_VERSION
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"guild_settings", "watched_channels", "generator_bots", "incidents", "meta"} <= tables
+
+
+async def test_database_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "pw.db"
+    async with await open_storage(path) as storage:
+        await storage.set_meta("k", "v")  # writes the WAL file too
+        for file in tmp_path.iterdir():
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+
+
+async def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "pw.db"
+    async with await open_storage(path) as storage:
+        await storage.set_modlog_channel(GUILD_A, 42)
+    async with await open_storage(path) as storage:
+        assert storage.version_at_open == LATEST_VERSION
+        assert await storage.get_modlog_channel(GUILD_A) == 42
+
+
+def write_version_zero_database_with_user_data(path: Path) -> None:
+    """What an older PromptWarden left: schema 0 and rows that are not ours to lose."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE operator_notes (note TEXT)")
+        conn.execute("INSERT INTO operator_notes VALUES ('keep me')")
+
+
+async def test_older_database_is_upgraded_in_place_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "pw.db"
+    write_version_zero_database_with_user_data(path)
+
+    async with await open_storage(path) as storage:
+        assert storage.version_at_open == 0
+        assert await storage.schema_version() == LATEST_VERSION
+        await storage.set_modlog_channel(GUILD_A, 7)
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT note FROM operator_notes").fetchall() == [("keep me",)]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+
+
+async def test_failed_upgrade_leaves_the_database_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "pw.db"
+    with sqlite3.connect(path) as conn:
+        # A table in the way of migration 1 makes it fail half-way through.
+        conn.execute("CREATE TABLE incidents (unrelated TEXT)")
+
+    with pytest.raises(StorageError, match=r"from schema 0 to 1.*left unchanged"):
+        await open_storage(path)
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"incidents"}  # guild_settings etc. rolled back
+
+
+async def test_newer_database_is_refused_with_both_versions(tmp_path: Path) -> None:
+    path = tmp_path / "pw.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 5}")
+
+    with pytest.raises(StorageError) as refused:
+        await open_storage(path)
+
+    assert str(refused.value) == (
+        f"this database was written by a newer PromptWarden (schema {LATEST_VERSION + 5}); "
+        f"this version knows up to {LATEST_VERSION}; upgrade PromptWarden or point "
+        "DATABASE_PATH elsewhere"
+    )
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION + 5
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, " * 100)
+    with pytest.raises(StorageError, match="is not a PromptWarden database"):
+        await open_storage(path)
+    assert path.read_text().startswith("not a database")
+
+
+async def test_guild_settings_round_trip(tmp_path: Path) -> None:
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        assert await storage.get_modlog_channel(GUILD_A) is None
+        assert await storage.get_screening_rules(GUILD_A) is None
+        rules = {"actions": {"sexual": "block"}, "custom_terms": [["héllo*", "hate", 2]]}
+        await storage.set_screening_rules(GUILD_A, rules)
+        await storage.set_modlog_channel(GUILD_A, 99)
+        assert await storage.get_screening_rules(GUILD_A) == rules
+        assert await storage.get_modlog_channel(GUILD_A) == 99  # rules kept the channel
+        await storage.set_modlog_channel(GUILD_A, None)
+        assert await storage.get_modlog_channel(GUILD_A) is None
+        assert await storage.get_screening_rules(GUILD_A) == rules
+
+
+async def test_watched_channels_and_generator_bots(tmp_path: Path) -> None:
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        assert await storage.add_watched_channel(GUILD_A, 5)
+        assert not await storage.add_watched_channel(GUILD_A, 5, "category")
+        assert await storage.add_watched_channel(GUILD_A, 6)
+        watched = await storage.list_watched_channels(GUILD_A)
+        assert [(w.channel_id, w.kind) for w in watched] == [(5, "category"), (6, "channel")]
+        assert await storage.remove_watched_channel(GUILD_A, 6)
+        assert not await storage.remove_watched_channel(GUILD_A, 6)
+        with pytest.raises(ValueError, match="kind"):
+            await storage.add_watched_channel(GUILD_A, 7, "forum")  # type: ignore[arg-type]
+
+        assert await storage.add_generator_bot(GUILD_A, 936929561302675456)
+        assert not await storage.add_generator_bot(GUILD_A, 936929561302675456)
+        assert await storage.list_generator_bots(GUILD_A) == [936929561302675456]
+        assert await storage.remove_generator_bot(GUILD_A, 936929561302675456)
+        assert await storage.list_generator_bots(GUILD_A) == []
+
+
+async def test_incidents_round_trip_and_filter(tmp_path: Path) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        first = await add_incident(storage, GUILD_A, created_at=start)
+        second = await add_incident(
+            storage, GUILD_A, user_id=31, created_at=start + timedelta(days=1), status="upheld"
+        )
+        long_one = await add_incident(
+            storage, GUILD_A, prompt_excerpt="x" * 5000, created_at=start + timedelta(days=2)
+        )
+
+        incident = await storage.get_incident(GUILD_A, first)
+        assert incident is not None
+        assert incident.prompt_excerpt == "a knight, --no armor"
+        assert incident.categories == ("sexual",)
+        assert incident.severity is Severity.MEDIUM and incident.verdict is Verdict.WARN
+        assert incident.matches == ({"category": "sexual", "term": "no armor"},)
+        assert incident.status == "open" and incident.created_at == start
+
+        stored_long = await storage.get_incident(GUILD_A, long_one)
+        assert stored_long is not None and len(stored_long.prompt_excerpt) == EXCERPT_LIMIT
+
+        ids = [i.id for i in await storage.list_incidents(GUILD_A)]
+        assert ids == [long_one, second, first]  # newest first
+        assert [i.id for i in await storage.list_incidents(GUILD_A, user_id=31)] == [second]
+        assert [i.id for i in await storage.list_incidents(GUILD_A, status="upheld")] == [second]
+        since = await storage.list_incidents(GUILD_A, since=start + timedelta(hours=1))
+        assert [i.id for i in since] == [long_one, second]
+        page = await storage.list_incidents(GUILD_A, before_id=long_one, limit=1)
+        assert [i.id for i in page] == [second]
+
+
+async def test_one_guild_cannot_read_another_guilds_rows(tmp_path: Path) -> None:
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        incident_b = await add_incident(storage, GUILD_B)
+        await storage.set_modlog_channel(GUILD_B, 1)
+        await storage.set_screening_rules(GUILD_B, {"secret": True})
+        await storage.add_watched_channel(GUILD_B, 2)
+        await storage.add_generator_bot(GUILD_B, 3)
+
+        assert await storage.get_incident(GUILD_A, incident_b) is None
+        assert await storage.list_incidents(GUILD_A) == []
+        assert await storage.get_modlog_channel(GUILD_A) is None
+        assert await storage.get_screening_rules(GUILD_A) is None
+        assert await storage.list_watched_channels(GUILD_A) == []
+        assert await storage.list_generator_bots(GUILD_A) == []
+        assert not await storage.remove_watched_channel(GUILD_A, 2)
+        assert not await storage.remove_generator_bot(GUILD_A, 3)
+        # B's rows are untouched by A's attempts.
+        assert [w.channel_id for w in await storage.list_watched_channels(GUILD_B)] == [2]
+        assert await storage.get_incident(GUILD_B, incident_b) is not None
+
+
+async def test_meta_and_closed_storage(tmp_path: Path) -> None:
+    storage = await open_storage(tmp_path / "pw.db")
+    assert await storage.get_meta("command_sync") is None
+    await storage.set_meta("command_sync", "abc")
+    await storage.set_meta("command_sync", "def")
+    assert await storage.get_meta("command_sync") == "def"
+    await storage.close()
+    await storage.close()  # idempotent
+    with pytest.raises(StorageError, match="closed"):
+        await storage.get_meta("command_sync")
+
+
+async def test_naive_timestamps_are_rejected(tmp_path: Path) -> None:
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        with pytest.raises(ValueError, match="timezone-aware"):
+            await add_incident(storage, GUILD_A, created_at=datetime(2026, 1, 1))
