@@ -24,15 +24,17 @@ class SecretRedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = self._redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self._redact(record.exc_text)
+        # Tracebacks are folded into the message, redacted: some formatters (discord.py's
+        # colour one) re-render `exc_info` themselves and would bypass a redacted exc_text.
+        if record.exc_info:
+            message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+            record.exc_info = None
+        elif record.exc_text:
+            message = f"{message}\n{record.exc_text}"
+        record.exc_text = None
         if record.stack_info:
             record.stack_info = self._redact(record.stack_info)
+        record.msg, record.args = self._redact(message), None
         return True
 
 

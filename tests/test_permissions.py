@@ -1,0 +1,34 @@
+"""The permission integer in the README is the one the code asks for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import discord
+
+from promptwarden.permissions import NEEDED_PERMISSIONS, PERMISSIONS_INTEGER, invite_url
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_bits_match_discord_py() -> None:
+    for permission in NEEDED_PERMISSIONS:
+        assert discord.Permissions(**{permission.attr: True}).value == permission.bit
+    assert discord.Permissions(PERMISSIONS_INTEGER) == discord.Permissions(
+        **{p.attr: True for p in NEEDED_PERMISSIONS}
+    )
+
+
+def test_readme_states_the_exact_integer_and_explains_each_permission() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert set(re.findall(r"permissions=(\d+)", text)) == {str(PERMISSIONS_INTEGER)}
+    for permission in NEEDED_PERMISSIONS:
+        assert f"**{permission.label}**" in text, permission.label
+
+
+def test_invite_url_asks_for_bot_and_slash_command_scopes() -> None:
+    assert invite_url(123) == (
+        "https://discord.com/oauth2/authorize?client_id=123"
+        f"&scope=bot+applications.commands&permissions={PERMISSIONS_INTEGER}"
+    )
