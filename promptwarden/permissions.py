@@ -41,7 +41,7 @@ NEEDED_PERMISSIONS: tuple[NeededPermission, ...] = (
         "embed_links",
         "Embed Links",
         1 << 14,
-        "mod-log entries and warnings are embeds",
+        "post mod-log entries and warnings as embeds",
     ),
     NeededPermission(
         "attach_files",
