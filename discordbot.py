@@ -6,11 +6,13 @@ testable; cogs in `cogs/` are thin layers that call into the core and into `bot.
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import importlib
+import importlib.util
 import json
 import logging
 import pkgutil
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -46,14 +48,24 @@ def required_intents() -> discord.Intents:
 
 
 def extension_names() -> list[str]:
-    """Every module in cogs/ that defines `setup`; `_`-prefixed modules are helpers."""
+    """Every module in cogs/ that defines `setup`; `_`-prefixed modules are helpers.
+
+    Found by reading the source rather than importing it: `load_extension` executes the
+    module itself, and executing it twice would leave two copies of its classes.
+    """
     names = []
     for info in sorted(pkgutil.iter_modules(cogs.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or info.ispkg:
             continue
-        name = f"{cogs.__name__}.{info.name}"
-        if hasattr(importlib.import_module(name), "setup"):
-            names.append(name)
+        spec = importlib.util.find_spec(f"{cogs.__name__}.{info.name}")
+        if spec is None or spec.origin is None:
+            continue
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+        if any(
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "setup"
+            for node in tree.body
+        ):
+            names.append(spec.name)
     return names
 
 
