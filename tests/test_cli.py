@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import stat
@@ -136,16 +137,21 @@ def test_dotenv_file_is_read_and_real_environment_wins(tmp_path: Path) -> None:
 
 
 def test_relative_database_path_is_anchored_at_the_project_root(tmp_path: Path) -> None:
+    target = tmp_path / "db" / "pw.db"
+    relative = os.path.relpath(target, ROOT)  # "../../tmp/...": relative, but outside the repo
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     result = subprocess.run(
         [sys.executable, str(ROOT / "bot.py"), "check"],
-        cwd=tmp_path,  # a different working directory must not matter
-        env={**clean_env(), "DISCORD_TOKEN": VALID_TOKEN, "DATABASE_PATH": "data/promptwarden.db"},
+        cwd=elsewhere,  # the current directory must not matter
+        env={**clean_env(), "DISCORD_TOKEN": VALID_TOKEN, "DATABASE_PATH": relative},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert f"DATABASE_PATH  {ROOT / 'data' / 'promptwarden.db'}" in result.stdout
+    assert target.exists()
+    assert not (elsewhere / relative).resolve().exists()
 
 
 def test_help_lists_the_subcommands() -> None:
