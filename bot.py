@@ -25,7 +25,8 @@ from promptwarden.redaction import install_secret_redaction
 from promptwarden.storage import LATEST_VERSION, StorageError, open_storage
 
 ROOT = Path(__file__).resolve().parent
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # the admin must change something (settings, token, portal)
+EXIT_FAILURE = 1  # something outside the admin's settings failed
 
 log = logging.getLogger("promptwarden")
 
@@ -63,6 +64,7 @@ def configure_logging(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings) -> int:
+    import aiohttp
     import discord
 
     from discordbot import PromptWardenBot
@@ -94,6 +96,17 @@ async def _serve(settings: Settings) -> int:
         return _fail(
             "Discord rejected DISCORD_TOKEN (reset or mistyped): copy a new one from the "
             "Developer Portal > your application > Bot > Reset Token into .env."
+        )
+    except (aiohttp.ClientError, OSError) as error:
+        return _fail(
+            f"cannot reach Discord ({type(error).__name__}: {error}); check this machine's "
+            "network connection, then start the bot again.",
+            status=EXIT_FAILURE,
+        )
+    except discord.HTTPException as error:
+        return _fail(
+            f"Discord answered {error.status} while logging in; try again in a few minutes.",
+            status=EXIT_FAILURE,
         )
     finally:
         await storage.close()
@@ -164,9 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, *, status: int = EXIT_USAGE) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return EXIT_USAGE
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

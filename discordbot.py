@@ -95,10 +95,13 @@ class PromptWardenTree(app_commands.CommandTree["PromptWardenBot"]):
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("command /%s failed", command, exc_info=error)
             text = "Something went wrong; the error has been logged for the bot's operator."
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException as reply_error:  # e.g. the interaction expired
+            log.warning("could not tell the user about an error: %s", reply_error)
 
 
 class PromptWardenBot(commands.Bot):

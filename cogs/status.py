@@ -15,6 +15,9 @@ from cogs._checks import MANAGE_GUILD, guild_permissions_check
 from discordbot import PromptWardenBot
 from promptwarden.permissions import NEEDED_PERMISSIONS, NeededPermission
 
+# Keeps the reply within Discord's 2,000 characters however many channels are watched.
+LIST_LIMIT = 20
+
 
 def missing_permissions(permissions: discord.Permissions) -> list[NeededPermission]:
     return [p for p in NEEDED_PERMISSIONS if not getattr(permissions, p.attr)]
@@ -62,7 +65,7 @@ class Status(commands.Cog):
             lines.append("Watched channels: none")
         else:
             lines.append("Watched channels:")
-            for entry in watched:
+            for entry in watched[:LIST_LIMIT]:
                 channel = guild.get_channel(entry.channel_id)
                 if channel is None:
                     lines.append(f"- deleted {entry.kind} ({entry.channel_id})")
@@ -70,6 +73,8 @@ class Status(commands.Cog):
                 label = channel.mention if entry.kind == "channel" else f"category {channel.name}"
                 lines.append(f"- {label}")
                 channels_to_check.append(channel)
+            if len(watched) > LIST_LIMIT:
+                lines.append(f"- and {len(watched) - LIST_LIMIT} more")
 
         missing = missing_permissions(me.guild_permissions)
         if missing:

@@ -26,7 +26,7 @@ APP_ID = "1052345678901234567"
 GOOD_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.loopback-good-token_0123456789abcdef"
 BAD_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.loopback-revoked-token_0123456789abc"
 
-_BOOT = (
+BOOT = (
     "import runpy, sys, discord.http, discord.gateway, yarl;"
     "discord.http.Route.BASE = sys.argv[1];"
     "discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(sys.argv[2]);"
@@ -164,7 +164,7 @@ class LoopbackDiscord:
             [
                 sys.executable,
                 "-c",
-                _BOOT,
+                BOOT,
                 f"http://127.0.0.1:{self.port}/api/v10",
                 f"ws://127.0.0.1:{self.port}/gateway",
                 *args,

@@ -9,6 +9,7 @@ import pytest
 import simcord
 from discord import app_commands
 
+from cogs.status import LIST_LIMIT
 from discordbot import PromptWardenBot, extension_names, required_intents
 
 
@@ -116,6 +117,22 @@ async def test_status_reports_permissions_the_bot_lacks_in_a_watched_channel(
     result = await admin.slash(locked, "promptwarden status")
 
     assert f"Missing in <#{locked.id}>: Manage Messages" in result.response.content
+
+
+async def test_status_stays_short_with_many_watched_channels(simcord_env: simcord.Env) -> None:
+    guild, channel, admin, _ = admin_and_member(simcord_env)
+    bot = simcord_env.bot
+    assert isinstance(bot, PromptWardenBot)
+    for number in range(LIST_LIMIT + 5):
+        watched = guild.create_text_channel(f"gen-{number}")
+        await bot.storage.add_watched_channel(guild.id, watched.id)
+
+    result = await admin.slash(channel, "promptwarden status")
+
+    text = result.response.content
+    assert text.count("\n- <#") == LIST_LIMIT
+    assert "- and 5 more" in text
+    assert len(text) <= 2000
 
 
 async def test_status_is_hidden_from_members_without_manage_server(

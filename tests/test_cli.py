@@ -14,7 +14,15 @@ import pytest
 
 from promptwarden.permissions import invite_url
 from promptwarden.storage import LATEST_VERSION
-from tests.loopback import APP_ID, BAD_TOKEN, GOOD_TOKEN, ROOT, LoopbackDiscord, clean_env
+from tests.loopback import (
+    APP_ID,
+    BAD_TOKEN,
+    BOOT,
+    GOOD_TOKEN,
+    ROOT,
+    LoopbackDiscord,
+    clean_env,
+)
 
 VALID_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.cli-test-token_0123456789abcdefghij"
 
@@ -210,3 +218,27 @@ def test_sigterm_shuts_down_cleanly_and_closes_the_database(tmp_path: Path) -> N
     with sqlite3.connect(db) as conn:
         stored = conn.execute("SELECT key FROM meta WHERE key LIKE 'command_sync:%'").fetchall()
     assert stored == [(f"command_sync:{APP_ID}:global",)]
+
+
+def test_unreachable_discord_is_one_line(tmp_path: Path) -> None:
+    with LoopbackDiscord() as discord_api:
+        port = discord_api.port
+    # The emulator is gone: nothing listens on its port any more.
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BOOT,
+            f"http://127.0.0.1:{port}/api/v10",
+            f"ws://127.0.0.1:{port}/gateway",
+        ],
+        cwd=ROOT,
+        env={**clean_env(), "DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode == 1
+    assert "Traceback" not in process.stderr and GOOD_TOKEN not in process.stderr
+    last = process.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot reach Discord")
