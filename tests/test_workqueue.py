@@ -1,0 +1,87 @@
+import asyncio
+
+import pytest
+
+from promptwarden.dedupe import SeenCache, job_key
+from promptwarden.workqueue import KeyedWorkQueue
+
+
+async def test_order_is_kept_per_channel_across_workers() -> None:
+    seen: dict[int, list[int]] = {}
+
+    async def handle(item: tuple[int, int]) -> None:
+        channel, n = item
+        await asyncio.sleep(0 if n % 3 else 0.001)  # uneven work must not reorder a channel
+        seen.setdefault(channel, []).append(n)
+
+    q: KeyedWorkQueue[tuple[int, int]] = KeyedWorkQueue(handle, workers=3, capacity=30)
+    q.start()
+    for n in range(60):
+        for channel in (1, 2, 3, 4):
+            await q.put(channel, (channel, n))
+    await q.close()
+    assert seen == {c: list(range(60)) for c in (1, 2, 3, 4)}
+    assert q.handled == 240
+
+
+async def test_put_waits_when_full_so_memory_stays_bounded() -> None:
+    gate = asyncio.Event()
+
+    async def handle(item: int) -> None:
+        await gate.wait()
+
+    q: KeyedWorkQueue[int] = KeyedWorkQueue(handle, workers=1, capacity=2)
+    q.start()
+    for i in range(3):  # one in the worker's hands, two queued
+        await q.put("c", i)
+    await asyncio.sleep(0)
+    blocked = asyncio.create_task(q.put("c", 99))
+    await asyncio.sleep(0.01)
+    assert not blocked.done()
+    assert q.pending() == 2
+    gate.set()
+    await blocked
+    await q.close()
+    assert q.handled == 4
+
+
+async def test_a_failing_message_does_not_stop_its_channel() -> None:
+    done: list[int] = []
+
+    async def handle(item: int) -> None:
+        if item == 1:
+            raise RuntimeError("boom")
+        done.append(item)
+
+    q: KeyedWorkQueue[int] = KeyedWorkQueue(handle, workers=1, capacity=4)
+    q.start()
+    for i in range(3):
+        await q.put("c", i)
+    await q.close()
+    assert done == [0, 2]
+    assert q.failed == 1
+
+
+def test_invalid_sizes_are_refused() -> None:
+    with pytest.raises(ValueError):
+        KeyedWorkQueue(lambda _: asyncio.sleep(0), workers=0)
+
+
+def test_repeats_of_a_job_are_recognised_within_ttl() -> None:
+    now = [0.0]
+    cache = SeenCache(ttl=60, clock=lambda: now[0])
+    key = job_key(1, 42, "A  Cat  --ar 3:2")
+    assert cache.mark(key) is True
+    assert cache.mark(job_key(1, 42, "a cat --ar 3:2")) is False  # same job, other spacing/case
+    assert cache.mark(job_key(1, 43, "a cat --ar 3:2")) is True  # someone else's job
+    assert cache.mark(job_key(2, 42, "a cat --ar 3:2")) is True  # another guild
+    now[0] = 61 + 60
+    assert cache.mark(key) is True  # expired
+
+
+def test_seen_cache_is_bounded() -> None:
+    cache = SeenCache(max_items=100)
+    for i in range(1000):
+        cache.mark(i)
+    assert len(cache) == 100
+    assert cache.seen(999) and not cache.seen(0)
