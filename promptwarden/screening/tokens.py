@@ -1,17 +1,23 @@
 """The word tokenization shared by the rules and the learned tier.
 
-The learned tier is trained on exactly these tokens, so any change here means retraining
-(`python -m benchmarks.train_model`). Offsets index the *original* text so that both
-tiers can point at the words that fired.
+The learned tier is trained on exactly these tokens, so any change here means retraining.
+Tokens are read through the screening normalizer, so an obfuscated word ("n.a.k.e.d",
+fullwidth letters, "p0rn") gives the model the same token as the plain word, and offsets index the
+*original* text so that both tiers can point at the words that fired.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
+from .normalize import LEET, WORD_CHARS, normalize
+
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# letters around inner leet digits: "p0rn", "s3x", "h3ll" (not "1girl", "4k", "mp4")
+_INNER_LEET = re.compile(r"[a-z][a-z0-9]*[0-9][a-z0-9]*[a-z]")
+# three or more single letters split by spaces, dots or dashes: "n a k e d", "s.e.x"
+_SPLIT = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-]{1,3}){2,}[a-z](?![a-z0-9])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,28 +27,28 @@ class Token:
     end: int
 
 
-def basic_fold(text: str) -> str:
-    """Length-preserving fold: lowercase, accents and compatibility forms removed."""
-    out = []
-    for ch in text:
-        folded = unicodedata.normalize("NFKD", ch)
-        base = "".join(c for c in folded if not unicodedata.combining(c)).lower()
-        out.append(
-            base[0]
-            if len(base) == 1 and base.isascii()
-            else (ch.lower() if len(ch.lower()) == 1 else ch)
-        )
-    return "".join(out)
-
-
 def prompt_tokens(text: str) -> list[Token]:
-    """Words of a prompt with their spans in `text`.
-
-    Placeholder implementation; the screening engine replaces the folding with its full
-    normalizer while keeping this signature.
-    """
-    folded = basic_fold(text)
-    return [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(folded)]
+    """Words of a prompt, normalized, with their spans in `text`."""
+    norm = normalize(text)
+    s = norm.text
+    splits = [(m.start(), m.end()) for m in _SPLIT.finditer(s)] if " " in s or "." in s else []
+    out: list[Token] = []
+    split_i = 0
+    for m in _WORD.finditer(s):
+        start, end = m.start(), m.end()
+        while split_i < len(splits) and splits[split_i][1] <= start:
+            split_i += 1
+        if split_i < len(splits) and splits[split_i][0] <= start < splits[split_i][1]:
+            a, b = splits[split_i]
+            if start == a:
+                joined = "".join(c for c in s[a:b] if c in WORD_CHARS)
+                out.append(Token(joined, *norm.span(a, b)))
+            continue
+        word = m.group()
+        if _INNER_LEET.fullmatch(word):
+            word = word.translate(LEET)
+        out.append(Token(word, *norm.span(start, end)))
+    return out
 
 
 def prompt_words(text: str) -> list[str]:

@@ -1,0 +1,330 @@
+"""The screener: message in, Decision out.
+
+Order of work: find the prompt and its regions, normalize once, run the guild's automaton,
+read each hit by region (`--no` words mean the opposite), combine context terms (a minor with
+anything sexual; a public figure in a sexual, violent or arrest scene), apply the guild's
+severities and actions, and only when the rules found nothing to warn or block, ask the
+learned tier, whose hits go to moderators for review.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+from .decision import Decision, Match, Severity, Verdict
+from .extract import ExtractedPrompt, JobKind, Region, extract
+from .guidelines import CATEGORIES, CLOTHING, CONTEXT, Guidelines, default_guidelines
+from .matcher import ALLOW, Hit, Matcher, Term
+from .normalize import normalize
+from .pii import find_pii
+from .rules import CUSTOM, GuildRules
+from .tokens import Token, prompt_tokens
+
+
+class _Contribution(Protocol):
+    feature: str
+    weight: float
+    first: int
+    last: int
+
+
+class _Model(Protocol):
+    threshold: float
+
+    def score(self, words: Sequence[str]) -> tuple[float, Sequence[_Contribution]]: ...
+
+
+def _load_model() -> _Model | None:
+    try:
+        from .model import default_model  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    model: _Model | None = default_model()
+    return model
+
+
+_DEFAULT_ACTION = {
+    Severity.CRITICAL: Verdict.BLOCK,
+    Severity.HIGH: Verdict.BLOCK,
+    Severity.MEDIUM: Verdict.WARN,
+    Severity.LOW: Verdict.ALLOW,
+    Severity.NONE: Verdict.ALLOW,
+}
+_ACTION_VERDICT = {
+    "block": Verdict.BLOCK,
+    "warn": Verdict.WARN,
+    "review": Verdict.REVIEW,
+    "remind": Verdict.REMIND,
+    "allow": Verdict.ALLOW,
+}
+# "12 year old", "12yo", "12-year-old": ages under 18 are minor terms
+_MINOR_AGE = re.compile(
+    r"(?<![0-9.])(?:[1-9]|1[0-7])\s*-?\s*(?:yo|y/o|yrs?|years?)(?:\s*-?\s*old)?(?![a-z])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A hit read in context: the category and severity it stands for."""
+
+    category: str
+    term: str
+    start: int
+    end: int
+    source: str
+    severity: Severity
+
+
+@lru_cache(maxsize=64)
+def _matcher(
+    guidelines: Guidelines, custom: tuple[tuple[str, str, Severity], ...], allow: tuple[str, ...]
+) -> Matcher:
+    terms = list(guidelines.terms)
+    terms += [Term(t, c, s, "custom") for t, c, s in custom]
+    terms += [Term(t, ALLOW, Severity.NONE, "custom") for t in allow]
+    return Matcher(terms)
+
+
+class Screener:
+    def __init__(
+        self,
+        rules: GuildRules | None = None,
+        *,
+        guidelines: Guidelines | None = None,
+        model: _Model | bool | None = True,
+    ) -> None:
+        """`model=True` loads the shipped model if there is one; None or False disables it."""
+        self.rules = rules or GuildRules()
+        self.guidelines = guidelines or default_guidelines()
+        custom = tuple((t.term, t.category, t.severity) for t in self.rules.custom_terms)
+        self.matcher = _matcher(self.guidelines, custom, self.rules.allow_terms)
+        self.model: _Model | None = None
+        if self.rules.learned:
+            self.model = _load_model() if model is True else (model or None)
+        self._word_category = {
+            t.term.lower(): t.category
+            for t in self.guidelines.terms
+            if t.category in CATEGORIES and " " not in t.term
+        }
+
+    def screen(self, content: str, *, author_is_bot: bool = False) -> Decision:
+        """Screen one message; spans in the Decision index `content`."""
+        prompt = extract(content, author_is_bot=author_is_bot)
+        found = self._read_hits(prompt, self._hits(prompt))
+        found += self._pii(prompt)
+        matches = self._apply_rules(content, found)
+        verdict = Verdict.harshest([self._action(m) for m in matches])
+        flagged = [m for m in matches if self._action(m) is not Verdict.ALLOW]
+        extra: dict[str, Any] = {}
+        if prompt.kind not in (JobKind.MESSAGE, JobKind.UNKNOWN):
+            extra = {"job": prompt.kind.value, "requester_id": prompt.requester_id}
+        score: float | None = None
+        if self.model is not None and verdict.rank < Verdict.REVIEW.rank:
+            score, model_matches = self._learned(prompt)
+            if model_matches:
+                verdict = Verdict.REVIEW
+                flagged += model_matches
+                matches += model_matches
+        severity = max((m.severity for m in flagged), default=Severity.NONE)
+        categories: list[str] = []
+        for m in sorted(flagged, key=lambda m: -m.severity):
+            if m.category not in categories:
+                categories.append(m.category)
+        return Decision(
+            prompt=content,
+            verdict=verdict,
+            severity=severity,
+            categories=tuple(categories),
+            matches=tuple(matches),
+            score=score,
+            extra=extra,
+        )
+
+    # ---- rules tier ----------------------------------------------------------------------
+
+    def _hits(self, prompt: ExtractedPrompt) -> list[Hit]:
+        content = prompt.content
+        hits = self.matcher.find(normalize(content))
+        seen = {(h.term, h.start, h.end) for h in hits}
+        for spans in prompt.permutations:
+            text = "".join(content[a:b] for a, b in spans)
+            starts = []
+            pos = 0
+            for a, b in spans:
+                if b > a:
+                    starts.append((pos, a))
+                pos += b - a
+
+            def back(i: int, starts: list[tuple[int, int]] = starts) -> int:
+                base, orig = max((s for s in starts if s[0] <= i), key=lambda s: s[0])
+                return orig + i - base
+
+            for h in self.matcher.find(normalize(text)):
+                mapped = Hit(h.term, back(h.start), back(h.end - 1) + 1)
+                if (mapped.term, mapped.start, mapped.end) not in seen:
+                    seen.add((mapped.term, mapped.start, mapped.end))
+                    hits.append(mapped)
+        return hits
+
+    def _read_hits(self, prompt: ExtractedPrompt, hits: list[Hit]) -> list[_Found]:
+        content = prompt.content
+        plain: list[_Found] = []
+        minors: list[_Found] = []
+        figures: list[_Found] = []
+        scenes: list[_Found] = []
+        for h in hits:
+            region = prompt.region_at(h.start)
+            t = h.term
+            if region is Region.SKIP:
+                continue
+            if region is Region.NEGATIVE:
+                # "--no blood" asks for less gore; "--no clothes" asks for nudity
+                if t.category == CLOTHING:
+                    plain.append(
+                        _Found(
+                            "sexual",
+                            f"--no {t.term}",
+                            h.start,
+                            h.end,
+                            "rule:negative",
+                            Severity.HIGH,
+                        )
+                    )
+                continue
+            found = _Found(t.category, t.term, h.start, h.end, t.source, t.severity)
+            if t.category == "minors" and t.severity == Severity.NONE:
+                minors.append(found)
+            elif t.category == "real_person" and t.severity == Severity.NONE:
+                figures.append(found)
+            elif t.category == CONTEXT:
+                scenes.append(found)
+            elif t.severity > Severity.NONE and t.category in (*CATEGORIES, CUSTOM):
+                plain.append(found)
+        if not plain and not figures and not scenes:
+            return plain
+        norm = normalize(content) if plain else None
+        if norm is not None:
+            for m in _MINOR_AGE.finditer(norm.text):
+                start, end = norm.span(m.start(), m.end())
+                if prompt.region_at(start) is Region.PROMPT:
+                    minors.append(
+                        _Found("minors", m.group(), start, end, "rule:minors", Severity.NONE)
+                    )
+        sexual = [f for f in plain if f.category == "sexual"]
+        out = list(plain)
+        if sexual and minors:
+            out += [
+                _Found("minors", f.term, f.start, f.end, "rule:minors+sexual", Severity.CRITICAL)
+                for f in minors
+            ]
+        if figures:
+            scene = [f for f in plain if f.category in ("sexual", "violence")]
+            if scenes or scene:
+                strong = bool(scenes) or any(f.severity >= Severity.MEDIUM for f in scene)
+                sev = Severity.HIGH if strong else Severity.MEDIUM
+                out += [
+                    _Found("real_person", f.term, f.start, f.end, "rule:real_person", sev)
+                    for f in (*figures, *scenes)
+                ]
+        return out
+
+    def _pii(self, prompt: ExtractedPrompt) -> list[_Found]:
+        out = []
+        for p in find_pii(prompt.content):
+            if prompt.region_at(p.start) is not Region.SKIP:
+                out.append(
+                    _Found("personal_info", p.kind, p.start, p.end, f"pii:{p.kind}", p.severity)
+                )
+        return out
+
+    def _apply_rules(self, content: str, found: list[_Found]) -> list[Match]:
+        rules = self.rules
+        content_matches: list[Match] = []
+        for f in found:
+            if rules.actions.get(f.category) == "off":
+                continue
+            severity = rules.severity.get(f.category, f.severity)
+            content_matches.append(
+                Match(
+                    category=f.category,
+                    term=f.term,
+                    start=f.start,
+                    end=f.end,
+                    text=content[f.start : f.end],
+                    source=f.source,
+                    severity=severity,
+                )
+            )
+        return content_matches
+
+    def _action(self, m: Match) -> Verdict:
+        action = self.rules.actions.get(m.category)
+        if action is not None:
+            return _ACTION_VERDICT.get(action, Verdict.ALLOW)
+        if m.category == "personal_info":
+            return Verdict.REMIND
+        return _DEFAULT_ACTION[m.severity]
+
+    # ---- learned tier --------------------------------------------------------------------
+
+    def _learned(self, prompt: ExtractedPrompt) -> tuple[float | None, list[Match]]:
+        model = self.model
+        if model is None:
+            return None, []
+        lo, hi = prompt.offset, prompt.offset + len(prompt.text)
+        tokens: list[Token] = [t for t in prompt_tokens(prompt.content) if lo <= t.start < hi]
+        if not tokens:
+            return None, []
+        score, contributions = model.score([t.text for t in tokens])
+        if score < model.threshold:
+            return score, []
+        category = "model"
+        for c in contributions:
+            for word in c.feature.split():
+                if word in self._word_category:
+                    category = self._word_category[word]
+                    break
+            if category != "model":
+                break
+        if self.rules.actions.get(category) == "off":
+            return score, []
+        matches = []
+        for c in contributions:
+            first = max(0, min(c.first, len(tokens) - 1))
+            last = max(first, min(c.last, len(tokens) - 1))
+            matches.append(
+                Match(
+                    category=category,
+                    term=c.feature,
+                    start=tokens[first].start,
+                    end=tokens[last].end,
+                    text=prompt.content[tokens[first].start : tokens[last].end],
+                    source="model",
+                    severity=Severity.MEDIUM,
+                    weight=c.weight,
+                )
+            )
+        return score, matches
+
+
+class ScreenerCache:
+    """Compiled screeners per guild, rebuilt when the guild's rules change."""
+
+    def __init__(self, *, model: _Model | bool | None = True) -> None:
+        self._model = model
+        self._entries: dict[int, tuple[str, Screener]] = {}
+
+    def get(self, guild_id: int, rules: GuildRules) -> Screener:
+        fingerprint = rules.fingerprint()
+        entry = self._entries.get(guild_id)
+        if entry is None or entry[0] != fingerprint:
+            entry = (fingerprint, Screener(rules, model=self._model))
+            self._entries[guild_id] = entry
+        return entry[1]
+
+    def forget(self, guild_id: int) -> None:
+        self._entries.pop(guild_id, None)

@@ -1,0 +1,242 @@
+# ruff: noqa: RUF001  (the homoglyph table is made of lookalike letters on purpose)
+"""Normalization against filter evasion, with every character traceable to the original text.
+
+Folding is one-to-one where it can be (a character becomes one ASCII letter, or a NUL marker
+when it should vanish), so the common case needs no per-character Python loop: `str.translate`
+does the work in C and spans map back by counting the markers. Only characters whose
+compatibility form is longer than one letter (ligatures, "½") force the slow path that builds
+an explicit index.
+
+Evasions that change word shape (leetspeak, spaced letters, repeated letters) are not folded
+into the text, because real prompts are full of "8k", "1 9 5 0" and "sheep": they become
+*candidate* words beside the raw ones (see `candidates`), and only a lexicon hit makes them count.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+GONE = "\x00"  # marks a character that normalization removes
+
+# Discord markdown that can be wedged inside a word: **bold**, __underline__, ~~strike~~,
+# ||spoiler||, `code`. Removing them (rather than reading them as spaces) rejoins the word.
+_MARKDOWN = "*_~|`"
+
+_INVISIBLE = (
+    set(range(0x200B, 0x2010))  # zero-width space/joiners, LRM/RLM
+    | set(range(0x2028, 0x202F))  # separators and bidi embeddings
+    | set(range(0x2060, 0x2070))  # word joiner, invisible operators, bidi isolates
+    | set(range(0xFE00, 0xFE10))  # variation selectors
+    | set(range(0xE0000, 0xE0080))  # tag characters
+    | {0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180E, 0x3164, 0xFEFF, 0xFFA0}
+)
+
+# Lookalikes that NFKD leaves alone (they are letters of other scripts), lowercase only:
+# text is lowercased before this table is consulted.
+HOMOGLYPHS = {
+    # Cyrillic
+    "а": "a", "б": "b", "в": "b", "г": "r", "д": "d", "е": "e", "ё": "e", "ж": "x", "з": "3",
+    "и": "u", "й": "u", "к": "k", "л": "n", "м": "m", "н": "h", "о": "o", "п": "n", "р": "p",
+    "с": "c", "т": "t", "у": "y", "ф": "f", "х": "x", "ц": "u", "ч": "4", "ш": "w", "щ": "w",
+    "ъ": "b", "ы": "bi", "ь": "b", "э": "e", "ю": "io", "я": "r", "є": "e", "ѕ": "s", "і": "i",
+    "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h", "ӏ": "l", "ո": "n", "ս": "u",
+    "օ": "o", "ɡ": "g", "ɑ": "a", "ı": "i", "ȷ": "j", "ʏ": "y", "ɪ": "i", "ᴀ": "a", "ʙ": "b",
+    "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ғ": "f", "ʜ": "h", "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m",
+    "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r", "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w",
+    "ᴢ": "z",
+    # Greek
+    "α": "a", "β": "b", "γ": "y", "δ": "d", "ε": "e", "ζ": "z", "η": "n", "θ": "o", "ι": "i",
+    "κ": "k", "λ": "l", "μ": "u", "ν": "v", "ξ": "e", "ο": "o", "π": "n", "ρ": "p", "σ": "o",
+    "ς": "s", "τ": "t", "υ": "u", "φ": "f", "χ": "x", "ψ": "w", "ω": "w", "ϲ": "c", "ϳ": "j",
+    # Latin extras NFKD keeps whole
+    "ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th",
+    "ð": "d", "ƒ": "f", "ŋ": "n",
+}  # fmt: skip
+
+LEET = str.maketrans({"4": "a", "@": "a", "3": "e", "1": "i", "!": "i", "0": "o", "5": "s",
+                      "$": "s", "7": "t", "+": "t", "8": "b", "9": "g", "|": "l"})  # fmt: skip
+LEET_L = str.maketrans({"1": "l"})  # "1" reads as i or as l: "k1ll", "b1tch"
+LEET_CHARS = "4@31!05$7+89|"
+
+WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _fold_char(ch: str) -> str:
+    """The folded form of one character: usually one ASCII char, GONE, or itself."""
+    cp = ord(ch)
+    if ch in _MARKDOWN or cp in _INVISIBLE:
+        return GONE
+    if cp < 128:
+        return ch.lower()
+    low = ch.lower()
+    if len(low) == 1 and low in HOMOGLYPHS:
+        return HOMOGLYPHS[low]
+    if unicodedata.category(ch) in ("Mn", "Me", "Cf", "Cc"):
+        return GONE
+    decomposed = unicodedata.normalize("NFKD", low)
+    base = "".join(c for c in decomposed if not unicodedata.combining(c))
+    if not base:
+        return GONE
+    base = "".join(HOMOGLYPHS.get(c, c) for c in base.lower())
+    if base.isascii():
+        # NFKD maps fancy spaces to " " and some letters to multi-letter strings ("ﬁ" -> "fi")
+        return base if base.strip() else " "
+    return low if len(low) == 1 else ch
+
+
+class _FoldTable(dict[int, str]):
+    """`str.translate` table that learns each new code point once; bounded by use."""
+
+    def __missing__(self, cp: int) -> str:
+        folded = _fold_char(chr(cp))
+        if len(self) < 200_000:
+            self[cp] = folded
+        return folded
+
+
+_TABLE = _FoldTable()
+for _cp in range(128):
+    _TABLE[_cp] = _fold_char(chr(_cp))
+
+
+@dataclass(slots=True)
+class Normalized:
+    """Normalized text plus the way back to the original.
+
+    `text` is lowercase, homoglyph/fullwidth/diacritic-free, with invisible characters,
+    combining marks and markdown removed. `orig(i)` is the original index of `text[i]`.
+    """
+
+    original: str
+    text: str
+    _folded: str | None = None  # same length as `original`, GONE where removed
+    _index: list[int] | None = None  # explicit map, slow path only
+    _prefix: list[int] = field(default_factory=list)
+
+    def orig(self, i: int) -> int:
+        """Original index of normalized index `i` (`len(text)` maps to `len(original)`)."""
+        if i >= len(self.text):
+            return len(self.original)
+        if self._index is not None:
+            return self._index[i]
+        folded = self._folded
+        if folded is None:
+            return i
+        # position j whose kept-character count reaches i + 1
+        return bisect_left(
+            range(len(folded)), i + 1, key=lambda j: j + 1 - folded.count(GONE, 0, j + 1)
+        )
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Original span of normalized span [start, end)."""
+        if end <= start:
+            o = self.orig(start)
+            return o, o
+        return self.orig(start), self.orig(end - 1) + 1
+
+    @property
+    def index(self) -> list[int]:
+        """The full normalized-to-original index (built on demand)."""
+        return [self.orig(i) for i in range(len(self.text))]
+
+
+def normalize(text: str) -> Normalized:
+    folded = text.translate(_TABLE)
+    if len(folded) == len(text):
+        if GONE not in folded:
+            return Normalized(text, folded)
+        return Normalized(text, folded.replace(GONE, ""), folded)
+    # Slow path: some character expanded to several; build the index explicitly.
+    out: list[str] = []
+    index: list[int] = []
+    for i, ch in enumerate(text):
+        f = _TABLE[ord(ch)]
+        if f == GONE:
+            continue
+        out.append(f)
+        index.extend([i] * len(f))
+    return Normalized(text, "".join(out), None, index)
+
+
+# ---- candidate words for shape-changing evasions -------------------------------------------
+
+# A token that mixes letters with leet digits/symbols: "s3x", "p0rn", "$lut", "k1ll".
+_LEET_TOKEN = re.compile(
+    r"(?<![a-z0-9@$!+|])(?=[a-z0-9@$!+|]*[a-z])(?=[a-z0-9@$!+|]*[4@31!05$7+89|])[a-z0-9@$!+|]{2,}"
+)
+# Three or more single characters separated by spaces, dots, dashes...: "n a k e d", "s.e.x".
+_SPLIT_RUN = re.compile(
+    r"(?<![a-z0-9@$])(?:[a-z0-9@$!][ .\-,/\\:+·•]{1,3}){2,}[a-z0-9@$!](?![a-z0-9@$])"
+)
+_SPLIT_SEP = re.compile(r"[ .\-,/\\:+·•]+")
+_TRIPLE = re.compile(r"([a-z])\1\1+")
+_DOUBLE_WORD = re.compile(r"[a-z]*([a-z])\1[a-z]*")
+_RUN = re.compile(r"([a-z])\1+")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An alternative reading of part of the normalized text.
+
+    `positions[k]` is the normalized index of `text[k]`; `substring` says that any part of
+    `text` may match (spaced letters carry no word boundaries), otherwise only whole words.
+    `strict` marks readings that guess (doubled letters squeezed): only serious terms count.
+    """
+
+    text: str
+    positions: tuple[int, ...]
+    substring: bool = False
+    strict: bool = False
+
+
+def candidates(norm: str) -> Iterator[Candidate]:
+    """Alternative readings of evasive words in normalized text `norm`."""
+    for m in _LEET_TOKEN.finditer(norm):
+        tok = m.group()
+        pos = tuple(range(m.start(), m.end()))
+        yield Candidate(tok.translate(LEET), pos)
+        if "1" in tok:
+            yield Candidate(tok.translate(LEET_L).translate(LEET), pos)
+    if " " in norm or "." in norm or "-" in norm:
+        for m in _SPLIT_RUN.finditer(norm):
+            run = m.group()
+            letters = []
+            pos_list = []
+            for k, ch in enumerate(run):
+                if ch in WORD_CHARS or ch in LEET_CHARS:
+                    letters.append(ch)
+                    pos_list.append(m.start() + k)
+            joined = "".join(letters)
+            pos = tuple(pos_list)
+            yield Candidate(joined, pos, substring=True)
+            decoded = joined.translate(LEET)
+            if decoded != joined:
+                yield Candidate(decoded, pos, substring=True)
+    if _TRIPLE.search(norm):
+        for m in re.finditer(r"[a-z]*([a-z])\1\1[a-z]*", norm):
+            word = m.group()
+            span = m.start(), m.end()
+            for repl in (r"\1", r"\1\1"):
+                squeezed = _TRIPLE.sub(repl, word)
+                yield Candidate(squeezed, _spread(span, len(squeezed)))
+    for m in _DOUBLE_WORD.finditer(norm):
+        word = m.group()
+        squeezed = _RUN.sub(r"\1", word)
+        yield Candidate(squeezed, _spread((m.start(), m.end()), len(squeezed)), strict=True)
+
+
+def _spread(span: tuple[int, int], length: int) -> tuple[int, ...]:
+    """Positions for a reading of a word with a different length: first and last line up."""
+    start, end = span
+    if length <= 1:
+        return (start,) * length
+    return (*tuple(min(start + k, end - 1) for k in range(length - 1)), end - 1)
+
+
+def squeeze(word: str) -> str:
+    """Collapse every run of a repeated letter to one letter."""
+    return _RUN.sub(r"\1", word)

@@ -1,0 +1,118 @@
+"""Personal information in prompts: a privacy reminder, not a violation.
+
+Prompts are public, so a member who pastes an email, a card number or a bot token should be
+told privately. Every pattern is checked beyond the regex where it can be (Luhn for cards,
+`ipaddress` for IPs) because prompts are full of numbers: seeds, sizes, versions, weights.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from .decision import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class PiiHit:
+    kind: str  # email, phone, card, ip, token, address
+    start: int
+    end: int
+    severity: Severity
+
+
+_PREFILTER = re.compile(r"@|\d[\d\s().-]{5,}\d|\d\.\d|::|[A-Za-z0-9_+/=.-]{20}|\d+\s+[A-Za-z]")
+
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"
+)
+_PHONE = re.compile(
+    r"(?<![\w+])(?:"
+    r"\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}"  # +44 20 7946 0958
+    r"|\(\d{3}\)\s?\d{3}[\s.-]\d{4}"  # (555) 123-4567
+    r"|\d{3}[\s.-]\d{3}[\s.-]\d{4}"  # 555-123-4567
+    r"|0\d{1,4}[\s.-]\d{3,4}[\s.-]\d{3,4}"  # 020 7946 0958
+    r")(?![\w])"
+)
+_CARD = re.compile(r"(?<![\d-])(?:[2-6]\d{3})(?:[ -]?\d{2,4}){3,5}(?![\d])")
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\.\d)")
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_TOKENS = re.compile(
+    r"(?<![\w-])(?:"
+    r"[MNO][A-Za-z\d_-]{23,27}\.[\w-]{6,7}\.[\w-]{27,40}"  # Discord bot token
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key id
+    r"|gh[pousr]_[A-Za-z0-9]{36,}"  # GitHub
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|sk-[A-Za-z0-9_-]{20,}"  # OpenAI-style secret keys
+    r"|AIza[0-9A-Za-z_-]{35}"  # Google API key
+    r"|[0-9a-fA-F]{32,}"  # long hex secret
+    r"|(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[A-Z])[A-Za-z0-9+/]{40,}={0,2}"
+    r")(?![\w-])"
+)
+_ADDRESS = re.compile(
+    r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\s+){1,3}"
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Terrace|"
+    r"Place|Pl|Square|Sq|Way|Close|Crescent|Strasse|Straße)\b\.?"
+    r"(?:,?\s+(?:Apt|Suite|Unit|Flat)\.?\s*\w+)?"
+)
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _digits(s: str) -> str:
+    return "".join(c for c in s if c.isdigit())
+
+
+def find_pii(text: str) -> list[PiiHit]:
+    """Personal information in `text`, spans in `text`."""
+    if not _PREFILTER.search(text):
+        return []
+    hits: list[PiiHit] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(kind: str, start: int, end: int, severity: Severity) -> None:
+        if any(a < end and start < b for a, b in taken):
+            return
+        taken.append((start, end))
+        hits.append(PiiHit(kind, start, end, severity))
+
+    for m in _TOKENS.finditer(text):
+        add("token", m.start(), m.end(), Severity.MEDIUM)
+    for m in _EMAIL.finditer(text):
+        add("email", m.start(), m.end(), Severity.LOW)
+    for m in _CARD.finditer(text):
+        digits = _digits(m.group())
+        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            add("card", m.start(), m.end(), Severity.MEDIUM)
+    for m in _IPV4.finditer(text):
+        if all(int(p) <= 255 for p in m.group().split(".")):
+            add("ip", m.start(), m.end(), Severity.LOW)
+    if "::" in text or text.count(":") >= 7:
+        for m in _IPV6.finditer(text):
+            candidate = m.group()
+            groups = [g for g in candidate.split(":") if g]
+            if len(groups) < 4:  # "a::2" is a prompt weight, not an address
+                continue
+            try:
+                ipaddress.IPv6Address(candidate)
+            except ValueError:
+                continue
+            add("ip", m.start(), m.end(), Severity.LOW)
+    for m in _PHONE.finditer(text):
+        if 7 <= len(_digits(m.group())) <= 15:
+            add("phone", m.start(), m.end(), Severity.LOW)
+    for m in _ADDRESS.finditer(text):
+        add("address", m.start(), m.end(), Severity.LOW)
+    hits.sort(key=lambda h: h.start)
+    return hits
