@@ -158,9 +158,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         check_command,
     ),
     # ---- Subcommands from other modules: add one line each, here. ----
-    # "screen": Subcommand.from_module(
-    #     "promptwarden.screening.cli", "screen prompts offline against the guidelines"
-    # ),
+    "screen": Subcommand.from_module(
+        "promptwarden.screening.cli", "screen prompts offline against the guidelines"
+    ),
 }
 
 

@@ -44,16 +44,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 async def _stored_rules_async(db_path: str, guild_id: int) -> dict[str, Any] | None:
-    from promptwarden.storage import Storage  # type: ignore[import-not-found, unused-ignore]
+    from promptwarden.storage import open_storage
 
-    storage = await Storage.open(db_path)
-    try:
-        rules: dict[str, Any] | None = await storage.get_screening_rules(guild_id)
-    finally:
-        close = getattr(storage, "close", None)
-        if close is not None:
-            await close()
-    return rules
+    async with await open_storage(db_path) as storage:
+        return await storage.get_screening_rules(guild_id)
 
 
 def load_guild_rules(db_path: str, guild_id: int) -> dict[str, Any] | None:
