@@ -19,10 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from promptwarden.config import ConfigError, Settings, application_id_from_token, load_settings
+from promptwarden.config import (
+    ConfigError,
+    Settings,
+    application_id_from_token,
+    format_shard_ids,
+    load_settings,
+)
 from promptwarden.permissions import invite_url
 from promptwarden.redaction import install_secret_redaction
-from promptwarden.storage import LATEST_VERSION, StorageError, open_storage
+from promptwarden.storage import LATEST_VERSION, StorageError, open_storage, redact_url
 
 ROOT = Path(__file__).resolve().parent
 EXIT_USAGE = 2  # the admin must change something (settings, token, portal)
@@ -60,7 +66,17 @@ def configure_logging(settings: Settings) -> None:
     import discord.utils
 
     discord.utils.setup_logging(level=settings.log_level_number, root=True)
-    install_secret_redaction(settings.discord_token)
+    install_secret_redaction(settings.discord_token, *database_secrets(settings))
+
+
+def database_secrets(settings: Settings) -> list[str]:
+    """The password in DATABASE_URL, kept out of logs like the token."""
+    if settings.database_url is None:
+        return []
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(settings.database_url).password
+    return [p for p in {password, unquote(password or "")} if p]
 
 
 async def _serve(settings: Settings) -> int:
@@ -70,7 +86,7 @@ async def _serve(settings: Settings) -> int:
     from discordbot import PromptWardenBot
 
     # Opened before connecting, so a database problem is reported without touching Discord.
-    storage = await open_storage(settings.database_path)
+    storage = await open_storage(settings.database)
     bot = PromptWardenBot(settings, storage=storage)
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
@@ -108,6 +124,12 @@ async def _serve(settings: Settings) -> int:
             f"Discord answered {error.status} while logging in; try again in a few minutes.",
             status=EXIT_FAILURE,
         )
+    except discord.GatewayNotFound:
+        return _fail(
+            "Discord did not say how many shards to use (GET /gateway/bot failed); try again "
+            "in a few minutes, or set SHARD_COUNT yourself.",
+            status=EXIT_FAILURE,
+        )
     finally:
         await storage.close()
         if stopping:
@@ -122,7 +144,15 @@ def check_command(args: argparse.Namespace) -> int:
     settings = load_settings(root=ROOT)
     print("Configuration")
     print("  DISCORD_TOKEN  set and shaped like a bot token (not verified: no connection made)")
-    print(f"  DATABASE_PATH  {settings.database_path}")
+    if settings.database_url is None:
+        print(f"  DATABASE_PATH  {settings.database_path} (SQLite)")
+    else:
+        print(f"  DATABASE_URL   {redact_url(settings.database_url)} (PostgreSQL)")
+    if settings.shard_count is None:
+        print("  SHARD_COUNT    not set: Discord recommends the count; this process runs all")
+    else:
+        ids = settings.shard_ids or tuple(range(settings.shard_count))
+        print(f"  SHARD_COUNT    {settings.shard_count}; SHARD_IDS {format_shard_ids(ids)} here")
     print(f"  LOG_LEVEL      {settings.log_level}")
     if settings.dev_guild_id is None:
         print("  DEV_GUILD_ID   not set: slash commands sync globally")
@@ -136,7 +166,10 @@ def check_command(args: argparse.Namespace) -> int:
         state = f"upgraded from schema {version}"
     else:
         state = "up to date"
-    print(f"  schema {LATEST_VERSION} ({state}), WAL journal, foreign keys on")
+    if settings.database_url is None:
+        print(f"  schema {LATEST_VERSION} ({state}), WAL journal, foreign keys on")
+    else:
+        print(f"  schema {LATEST_VERSION} ({state}), PostgreSQL, shared by every process")
     application_id = application_id_from_token(settings.discord_token)
     if application_id is not None:
         print(f"Invite URL\n  {invite_url(application_id)}")
@@ -145,7 +178,7 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 async def _check_database(settings: Settings) -> int:
-    storage = await open_storage(settings.database_path)
+    storage = await open_storage(settings.database)
     async with storage:
         return storage.version_at_open
 

@@ -13,14 +13,14 @@ import json
 import logging
 import pkgutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 import cogs
-from promptwarden.config import Settings
+from promptwarden.config import Settings, format_shard_ids
 from promptwarden.permissions import NEEDED_PERMISSIONS, invite_url
 from promptwarden.storage import Storage, open_storage
 
@@ -104,19 +104,49 @@ class PromptWardenTree(app_commands.CommandTree["PromptWardenBot"]):
             log.warning("could not tell the user about an error: %s", reply_error)
 
 
-class PromptWardenBot(commands.Bot):
-    """The bot. Pass `storage` to reuse a database opened (and checked) before connecting."""
+class GuildCache(Protocol):
+    """Anything holding per-guild configuration that must be dropped when it changes."""
+
+    def forget(self, guild_id: int) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class PromptWardenBot(commands.AutoShardedBot):
+    """The bot. Pass `storage` to reuse a database opened (and checked) before connecting.
+
+    Always an AutoShardedBot: with SHARD_COUNT unset Discord recommends the count and this
+    one process runs every shard; with SHARD_COUNT and SHARD_IDS, each process of a
+    cluster runs its own share over one PostgreSQL database.
+    """
 
     def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
+        sharding: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids is not None:
+            sharding["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
             intents=required_intents(),
             tree_cls=PromptWardenTree,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            **sharding,
         )
         self.settings = settings
         self._storage = storage
+        self._guild_caches: list[GuildCache] = []
+
+    def register_guild_cache(self, cache: GuildCache) -> None:
+        """Have `cache` forget a guild whenever any process changes that guild's settings."""
+        self._guild_caches.append(cache)
+
+    async def _on_settings_changed(self, guild_id: int | None) -> None:
+        for cache in self._guild_caches:
+            if guild_id is None:
+                cache.clear()
+            else:
+                cache.forget(guild_id)
+        self.dispatch("promptwarden_settings_changed", guild_id)
 
     @property
     def storage(self) -> Storage:
@@ -126,7 +156,8 @@ class PromptWardenBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         if self._storage is None:
-            self._storage = await open_storage(self.settings.database_path)
+            self._storage = await open_storage(self.settings.database)
+        await self._storage.subscribe_settings_changes(self._on_settings_changed)
         for name in extension_names():
             await self.load_extension(name)
             log.debug("loaded extension %s", name)
@@ -170,9 +201,11 @@ class PromptWardenBot(commands.Bot):
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info(
-            "ready as %s in %d server(s); invite URL: %s",
+            "ready as %s in %d server(s) on shard(s) %s of %s; invite URL: %s",
             self.user,
             len(self.guilds),
+            format_shard_ids(sorted(self.shards)),
+            self.shard_count,
             invite_url(self.application_id or self.user.id),
         )
 

@@ -10,15 +10,21 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_PATH = Path("data") / "promptwarden.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SQLITE_URL_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+# Discord's own ceiling is far lower in practice; this only catches typos like 40000.
+MAX_SHARD_COUNT = 16384
 
 # Three dot-separated URL-safe base64 parts: user id, timestamp, HMAC.
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -36,10 +42,19 @@ class Settings:
     database_path: Path = PROJECT_ROOT / DEFAULT_DATABASE_PATH
     log_level: str = "INFO"
     dev_guild_id: int | None = None
+    # A postgresql:// URL when PostgreSQL is chosen; SQLite lives in database_path.
+    database_url: str | None = field(default=None, repr=False)
+    shard_count: int | None = None  # None: ask Discord for its recommended count
+    shard_ids: tuple[int, ...] | None = None  # None: every shard of shard_count
 
     @property
     def log_level_number(self) -> int:
         return logging.getLevelNamesMapping()[self.log_level]
+
+    @property
+    def database(self) -> Path | str:
+        """What `open_storage` takes: the PostgreSQL URL, else the SQLite file."""
+        return self.database_url or self.database_path
 
 
 def load_settings(
@@ -63,11 +78,23 @@ def load_settings(
     def get(name: str) -> str:
         return values.get(name, "").strip()
 
+    token = _check_token(get("DISCORD_TOKEN"))
+    database_path = _check_database_path(get("DATABASE_PATH"), root)
+    database_url = None
+    url = get("DATABASE_URL")
+    if url:
+        database_url, sqlite_file = check_database_url(url, root)
+        if sqlite_file is not None:
+            database_path = sqlite_file
+    shard_count = _check_shard_count(get("SHARD_COUNT"))
     return Settings(
-        discord_token=_check_token(get("DISCORD_TOKEN")),
-        database_path=_check_database_path(get("DATABASE_PATH"), root),
+        discord_token=token,
+        database_path=database_path,
         log_level=_check_log_level(get("LOG_LEVEL")),
         dev_guild_id=_check_dev_guild_id(get("DEV_GUILD_ID")),
+        database_url=database_url,
+        shard_count=shard_count,
+        shard_ids=_check_shard_ids(get("SHARD_IDS"), shard_count),
     )
 
 
@@ -99,16 +126,125 @@ def _check_token(token: str) -> str:
     return token
 
 
-def _check_database_path(raw: str, root: Path) -> Path:
+def _check_database_path(raw: str, root: Path, *, setting: str = "DATABASE_PATH") -> Path:
     path = Path(raw).expanduser() if raw else DEFAULT_DATABASE_PATH
     if not path.is_absolute():
         path = root / path
     if path.is_dir():
         raise ConfigError(
-            f"DATABASE_PATH points to a directory ({path}): give a file path such as "
+            f"{setting} points to a directory ({path}): give a file path such as "
             "data/promptwarden.db, or leave it empty for that default."
         )
     return path
+
+
+def check_database_url(raw: str, root: Path) -> tuple[str | None, Path | None]:
+    """(PostgreSQL URL, None) or (None, SQLite file). Errors never repeat the password."""
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if raw.startswith(SQLITE_URL_PREFIX):
+        rest = raw[len(SQLITE_URL_PREFIX) :]
+        if not rest:
+            raise ConfigError(
+                "DATABASE_URL sqlite:/// names no file: write sqlite:///data/promptwarden.db "
+                "(relative to the project folder) or sqlite:////absolute/path.db."
+            )
+        return None, _check_database_path(rest, root, setting="DATABASE_URL")
+    if scheme == "sqlite":
+        raise ConfigError(
+            "DATABASE_URL for SQLite needs three slashes: sqlite:///data/promptwarden.db "
+            "(relative) or sqlite:////absolute/path.db."
+        )
+    if scheme not in POSTGRES_SCHEMES:
+        shown = f"{scheme}://" if scheme else "no scheme"
+        raise ConfigError(
+            f"DATABASE_URL must start with postgresql:// or sqlite:/// (got {shown}): e.g. "
+            "postgresql://promptwarden:PASSWORD@db.example:5432/promptwarden; leave it empty "
+            "to use DATABASE_PATH."
+        )
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as error:
+        raise ConfigError(
+            f"DATABASE_URL is not a valid URL ({_without_secret(str(error), raw)}): the form is "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE; percent-encode special characters "
+            "in the password (@ as %40, / as %2F)."
+        ) from None
+    if not parts.hostname and "host=" not in parts.query:
+        raise ConfigError(
+            "DATABASE_URL names no PostgreSQL host: the form is "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE."
+        )
+    if not parts.path.strip("/"):
+        raise ConfigError(
+            "DATABASE_URL names no database: add it after the host, as in "
+            f"postgresql://USER:PASSWORD@{parts.hostname or 'HOST'}:{port or 5432}/promptwarden."
+        )
+    return raw, None
+
+
+def _without_secret(text: str, url: str) -> str:
+    password = url.split("://", 1)[-1].rsplit("@", 1)[0].partition(":")[2]
+    return text.replace(password, "***") if password else text
+
+
+def _check_shard_count(raw: str) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_SHARD_COUNT:
+        raise ConfigError(
+            f"SHARD_COUNT must be a whole number of shards from 1 to {MAX_SHARD_COUNT} "
+            f"(got {raw!r}): the total over all processes, the same in each; leave it empty "
+            "to let Discord recommend one (single process)."
+        )
+    return int(raw)
+
+
+def _check_shard_ids(raw: str, count: int | None) -> tuple[int, ...] | None:
+    """Parse `0-3`, `0,1,2` or a mix like `0-3,8`; every id once, each below SHARD_COUNT."""
+    if not raw:
+        return None
+    if count is None:
+        raise ConfigError(
+            "SHARD_IDS needs SHARD_COUNT: set SHARD_COUNT to the total number of shards over "
+            "all processes (the same value in each), then SHARD_IDS to this process's share."
+        )
+    ids: list[int] = []
+    for piece in raw.replace(" ", "").split(","):
+        low, dash, high = piece.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ConfigError(
+                f"SHARD_IDS must list shard numbers and ranges such as 0-3 or 0,1,2 or 0-3,8 "
+                f"(got {raw!r})."
+            )
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ConfigError(f"SHARD_IDS range {piece} runs backwards: write {last}-{first}.")
+        ids.extend(range(first, last + 1))
+    too_big = sorted({i for i in ids if i >= count})
+    if too_big:
+        raise ConfigError(
+            f"SHARD_IDS {', '.join(map(str, too_big[:5]))} not below SHARD_COUNT={count}: "
+            f"shard ids run from 0 to {count - 1}."
+        )
+    repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if repeated:
+        raise ConfigError(
+            f"SHARD_IDS lists shard {', '.join(map(str, repeated[:5]))} more than once: "
+            "each shard must belong to exactly one process."
+        )
+    return tuple(ids)
+
+
+def format_shard_ids(ids: list[int] | tuple[int, ...]) -> str:
+    """`[0, 1, 2, 5]` as `0-2,5`, the way SHARD_IDS is written."""
+    runs: list[list[int]] = []
+    for shard in sorted(ids):
+        if runs and runs[-1][1] == shard - 1:
+            runs[-1][1] = shard
+        else:
+            runs.append([shard, shard])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "none"
 
 
 def _check_log_level(raw: str) -> str:

@@ -1,24 +1,39 @@
-"""Shared fixtures: the real bot, built on a temporary database, for SimCord.
+"""Shared fixtures: the real bot, built on a temporary database, for SimCord; storage on
+both backends.
 
-`simcord_env` (from the simcord pytest plugin) starts whatever `simcord_bot` returns
-against a simulated Discord; `make_bot` builds more bots on the same database, e.g. for
-`simcord_env.restart_bot(make_bot())`.
+`simcord_env` starts whatever `simcord_bot` returns against a simulated Discord; `make_bot`
+builds more bots on the same database, e.g. for `simcord_env.restart_bot(make_bot())`.
+`storage` yields a migrated Storage per backend: SQLite on a tmp file, and PostgreSQL on a
+fresh database when PROMPTWARDEN_TEST_POSTGRES_URL names a server (CI always sets it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
+import simcord
 
 from discordbot import PromptWardenBot
 from promptwarden.config import Settings
+from promptwarden.storage import Storage, open_storage
 
 # Shaped like a real token so settings validation would accept it; SimCord never checks it.
 FAKE_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.fake-token-for-tests-only_0123456789"
+
+POSTGRES_URL_VARIABLE = "PROMPTWARDEN_TEST_POSTGRES_URL"
+POSTGRES_URL = os.environ.get(POSTGRES_URL_VARIABLE, "")
+needs_postgres = pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason=f"{POSTGRES_URL_VARIABLE} is not set (scripts/ci_postgres.sh starts a server)",
+)
 
 
 @pytest.fixture
@@ -45,3 +60,80 @@ async def make_bot(bot_settings: Settings) -> AsyncIterator[Callable[..., Prompt
 @pytest.fixture
 def simcord_bot(make_bot: Callable[..., PromptWardenBot]) -> PromptWardenBot:
     return make_bot()
+
+
+@pytest_asyncio.fixture
+async def simcord_env(
+    simcord_bot: PromptWardenBot, request: pytest.FixtureRequest
+) -> AsyncIterator[simcord.Env]:
+    """SimCord's own fixture, with one shard unless the bot or the test asks for more.
+
+    PromptWardenBot is an AutoShardedBot; without SHARD_COUNT the real one asks Discord for
+    a count, which a simulated Discord cannot recommend, so tests default to a single shard.
+    """
+    marker = request.node.get_closest_marker("simcord")
+    options = dict(marker.kwargs) if marker else {}
+    if simcord_bot.shard_count is None:
+        options.setdefault("shard_count", 1)
+    env = simcord.Env(simcord_bot, **options)
+    await env.start()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+        if env.check_errors:
+            env._raise_errors_since(env._errors_acknowledged)
+
+
+# -- storage on both backends
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A URL to a brand-new, empty database on the test server, dropped afterwards."""
+    import asyncpg
+
+    name = f"pw_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest_asyncio.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    if not POSTGRES_URL:
+        pytest.skip(f"{POSTGRES_URL_VARIABLE} is not set (scripts/ci_postgres.sh starts a server)")
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=needs_postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest_asyncio.fixture
+async def database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """Where a test's database lives, as `open_storage` takes it (path or URL)."""
+    if backend == "sqlite":
+        yield str(tmp_path / "promptwarden.db")
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest_asyncio.fixture
+async def storage(database: str) -> AsyncIterator[Storage]:
+    async with await open_storage(database) as opened:
+        yield opened

@@ -44,6 +44,8 @@ class LoopbackDiscord:
     def __init__(self, *, refuse_privileged_intents: bool = False) -> None:
         self.refuse_privileged_intents = refuse_privileged_intents
         self.command_puts: list[Any] = []
+        self.gateway_bot_requests = 0
+        self.identify_shards: list[Any] = []
         self.identified = threading.Event()
         self.ready_sent = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -69,6 +71,7 @@ class LoopbackDiscord:
         app.router.add_get("/api/v10/users/@me", self._me)
         app.router.add_get("/api/v10/oauth2/applications/@me", self._application)
         app.router.add_put("/api/v10/applications/{app}/commands", self._put_commands)
+        app.router.add_get("/api/v10/gateway/bot", self._gateway_bot)
         app.router.add_get("/gateway", self._gateway)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -121,6 +124,20 @@ class LoopbackDiscord:
             ]
         )
 
+    async def _gateway_bot(self, request: web.Request) -> web.Response:
+        """What an AutoShardedBot without SHARD_COUNT asks first: how many shards, where."""
+        if not self._authorized(request):
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        self.gateway_bot_requests += 1
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return _json(
+            {
+                "url": f"ws://127.0.0.1:{self.port}/gateway",
+                "shards": 1,
+                "session_start_limit": limit,
+            }
+        )
+
     # -- gateway (plain-text JSON frames: discord.py only inflates binary ones)
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
@@ -134,11 +151,15 @@ class LoopbackDiscord:
             if frame["op"] == 1:
                 await ws.send_str(json.dumps({"op": 11}))
             elif frame["op"] == 2:
+                self.identify_shards.append(frame["d"].get("shard"))
                 self.identified.set()
                 if self.refuse_privileged_intents:
                     await ws.close(code=4014, message=b"Disallowed intent(s).")
                     break
-                await ws.send_str(json.dumps(self._ready(request)))
+                ready = self._ready(request)
+                # An AutoShardedBot reads its shard back from READY.
+                ready["d"]["shard"] = frame["d"].get("shard") or [0, 1]
+                await ws.send_str(json.dumps(ready))
                 self.ready_sent.set()
         return ws
 

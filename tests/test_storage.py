@@ -1,4 +1,7 @@
-"""Storage on a real SQLite file: migrations, guild scoping, file permissions."""
+"""Storage: SQLite file specifics first, then behaviour both backends share.
+
+Tests taking `database` run once on a SQLite file and once on a fresh PostgreSQL database.
+"""
 
 from __future__ import annotations
 
@@ -127,8 +130,8 @@ async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     assert path.read_text().startswith("not a database")
 
 
-async def test_guild_settings_round_trip(tmp_path: Path) -> None:
-    async with await open_storage(tmp_path / "pw.db") as storage:
+async def test_guild_settings_round_trip(database: str) -> None:
+    async with await open_storage(database) as storage:
         assert await storage.get_modlog_channel(GUILD_A) is None
         assert await storage.get_screening_rules(GUILD_A) is None
         rules = {"actions": {"sexual": "block"}, "custom_terms": [["héllo*", "hate", 2]]}
@@ -141,8 +144,8 @@ async def test_guild_settings_round_trip(tmp_path: Path) -> None:
         assert await storage.get_screening_rules(GUILD_A) == rules
 
 
-async def test_watched_channels_and_generator_bots(tmp_path: Path) -> None:
-    async with await open_storage(tmp_path / "pw.db") as storage:
+async def test_watched_channels_and_generator_bots(database: str) -> None:
+    async with await open_storage(database) as storage:
         assert await storage.add_watched_channel(GUILD_A, 5)
         assert not await storage.add_watched_channel(GUILD_A, 5, "category")
         assert await storage.add_watched_channel(GUILD_A, 6)
@@ -160,9 +163,9 @@ async def test_watched_channels_and_generator_bots(tmp_path: Path) -> None:
         assert await storage.list_generator_bots(GUILD_A) == []
 
 
-async def test_incidents_round_trip_and_filter(tmp_path: Path) -> None:
+async def test_incidents_round_trip_and_filter(database: str) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    async with await open_storage(tmp_path / "pw.db") as storage:
+    async with await open_storage(database) as storage:
         first = await add_incident(storage, GUILD_A, created_at=start)
         second = await add_incident(
             storage, GUILD_A, user_id=31, created_at=start + timedelta(days=1), status="upheld"
@@ -192,8 +195,8 @@ async def test_incidents_round_trip_and_filter(tmp_path: Path) -> None:
         assert [i.id for i in page] == [second]
 
 
-async def test_one_guild_cannot_read_another_guilds_rows(tmp_path: Path) -> None:
-    async with await open_storage(tmp_path / "pw.db") as storage:
+async def test_one_guild_cannot_read_another_guilds_rows(database: str) -> None:
+    async with await open_storage(database) as storage:
         incident_b = await add_incident(storage, GUILD_B)
         await storage.set_modlog_channel(GUILD_B, 1)
         await storage.set_screening_rules(GUILD_B, {"secret": True})
@@ -213,8 +216,8 @@ async def test_one_guild_cannot_read_another_guilds_rows(tmp_path: Path) -> None
         assert await storage.get_incident(GUILD_B, incident_b) is not None
 
 
-async def test_meta_and_closed_storage(tmp_path: Path) -> None:
-    storage = await open_storage(tmp_path / "pw.db")
+async def test_meta_and_closed_storage(database: str) -> None:
+    storage = await open_storage(database)
     assert await storage.get_meta("command_sync") is None
     await storage.set_meta("command_sync", "abc")
     await storage.set_meta("command_sync", "def")
@@ -225,7 +228,7 @@ async def test_meta_and_closed_storage(tmp_path: Path) -> None:
         await storage.get_meta("command_sync")
 
 
-async def test_naive_timestamps_are_rejected(tmp_path: Path) -> None:
-    async with await open_storage(tmp_path / "pw.db") as storage:
+async def test_naive_timestamps_are_rejected(database: str) -> None:
+    async with await open_storage(database) as storage:
         with pytest.raises(ValueError, match="timezone-aware"):
             await add_incident(storage, GUILD_A, created_at=datetime(2026, 1, 1))

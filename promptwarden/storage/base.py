@@ -8,8 +8,11 @@ change another's rows.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -17,12 +20,50 @@ from typing import Any
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage.models import Incident, IncidentStatus, WatchedChannel, WatchKind
 
+log = logging.getLogger(__name__)
+
+# Called with the guild whose settings changed, or None when any guild's may have (e.g.
+# after the notification channel reconnected and changes could have been missed).
+SettingsListener = Callable[[int | None], Awaitable[None] | None]
+SETTINGS_CHANNEL = "promptwarden_settings"
+
 
 class StorageError(Exception):
     """The database cannot be used as it is; the message says what to do, in one line."""
 
 
 class Storage(ABC):
+    _settings_listeners: list[SettingsListener]
+
+    async def subscribe_settings_changes(self, listener: SettingsListener) -> None:
+        """Call `listener(guild_id)` whenever a guild's settings change.
+
+        Processes cache per-guild configuration; this is how they learn to drop it. The
+        base class delivers changes made through this same object (enough for SQLite,
+        where one process owns the file); PostgreSQL also delivers other processes'
+        changes, within a second or so, through LISTEN/NOTIFY.
+        """
+        self._listeners().append(listener)
+
+    def _listeners(self) -> list[SettingsListener]:
+        try:
+            return self._settings_listeners
+        except AttributeError:
+            self._settings_listeners = []
+            return self._settings_listeners
+
+    async def _announce_settings_change(self, guild_id: int | None) -> None:
+        """Run every listener; one failing listener must not starve the others."""
+        for listener in list(self._listeners()):
+            try:
+                result = listener(guild_id)
+                if inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("a settings-change listener failed for guild %s", guild_id)
+
     @property
     @abstractmethod
     def version_at_open(self) -> int:
@@ -120,6 +161,26 @@ class Storage(ABC):
         limit: int = 50,
     ) -> list[Incident]:
         """Newest first; `before_id` pages backwards from an incident id."""
+
+    # -- state shared by every process of the bot (several may serve one guild's shards)
+    @abstractmethod
+    async def take_dm_token(
+        self, guild_id: int, per_minute: int, *, now: datetime | None = None
+    ) -> bool:
+        """Spend one DM from the guild's budget of `per_minute` DMs a minute; False when empty.
+
+        A token bucket refilled continuously, held in the database so processes share it:
+        two processes asking at once can never both take the last token.
+        """
+
+    @abstractmethod
+    async def mark_reminder_sent(
+        self, guild_id: int, user_id: int, kind: str, *, now: datetime | None = None
+    ) -> bool:
+        """True for the one caller that marks it first (and so sends it); False afterwards."""
+
+    @abstractmethod
+    async def reminder_sent_at(self, guild_id: int, user_id: int, kind: str) -> datetime | None: ...
 
     # -- bot-wide key/value (e.g. the hash of the last synced command tree)
     @abstractmethod

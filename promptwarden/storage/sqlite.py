@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,11 +43,22 @@ _INCIDENT_COLUMNS = (
     "verdict, matches, action, status, created_at"
 )
 
+# Token bucket: ?1 guild, ?2 bucket size (= DMs per minute), ?3 now in Unix seconds. A row
+# comes back only when a token was spent.
+_DM_TOKEN_SQL = """
+INSERT INTO dm_budget AS b (guild_id, tokens, updated_at) VALUES (?1, ?2 - 1, ?3)
+ON CONFLICT (guild_id) DO UPDATE SET
+    tokens = min(?2, b.tokens + max(0, ?3 - b.updated_at) * ?2 / 60.0) - 1,
+    updated_at = max(b.updated_at, ?3)
+WHERE min(?2, b.tokens + max(0, ?3 - b.updated_at) * ?2 / 60.0) >= 1
+RETURNING tokens
+"""
 
-def newer_schema_message(found: int, known: int) -> str:
+
+def newer_schema_message(found: int, known: int, setting: str = "DATABASE_PATH") -> str:
     return (
         f"this database was written by a newer PromptWarden (schema {found}); this version "
-        f"knows up to {known}; upgrade PromptWarden or point DATABASE_PATH elsewhere"
+        f"knows up to {known}; upgrade PromptWarden or point {setting} elsewhere"
     )
 
 
@@ -118,6 +130,7 @@ class SQLiteStorage(Storage):
             "modlog_channel_id = excluded.modlog_channel_id, updated_at = excluded.updated_at",
             (guild_id, channel_id, _now_text()),
         )
+        await self._announce_settings_change(guild_id)
 
     async def get_screening_rules(self, guild_id: int) -> dict[str, Any] | None:
         row = await self._one(
@@ -135,6 +148,7 @@ class SQLiteStorage(Storage):
             "screening_rules = excluded.screening_rules, updated_at = excluded.updated_at",
             (guild_id, blob, _now_text()),
         )
+        await self._announce_settings_change(guild_id)
 
     # -- watched channels
 
@@ -271,6 +285,35 @@ class SQLiteStorage(Storage):
             params,
         )
         return [_incident(r) for r in rows]
+
+    # -- shared state
+
+    async def take_dm_token(
+        self, guild_id: int, per_minute: int, *, now: datetime | None = None
+    ) -> bool:
+        if per_minute <= 0:
+            return False
+        moment = time.time() if now is None else now.timestamp()
+        # One statement, so the refill-check-spend cannot interleave with another writer.
+        row = await self._one(_DM_TOKEN_SQL, (guild_id, float(per_minute), moment))
+        return row is not None
+
+    async def mark_reminder_sent(
+        self, guild_id: int, user_id: int, kind: str, *, now: datetime | None = None
+    ) -> bool:
+        changed, _ = await self._write(
+            "INSERT INTO reminders_sent (guild_id, user_id, kind, sent_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (guild_id, user_id, kind, _time_text(now or datetime.now(UTC))),
+        )
+        return changed > 0
+
+    async def reminder_sent_at(self, guild_id: int, user_id: int, kind: str) -> datetime | None:
+        row = await self._one(
+            "SELECT sent_at FROM reminders_sent WHERE guild_id = ? AND user_id = ? AND kind = ?",
+            (guild_id, user_id, kind),
+        )
+        return None if row is None else datetime.fromisoformat(row[0])
 
     # -- meta
 

@@ -53,6 +53,22 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: state that several bot processes share: per-guild DM budgets, reminders sent.
+    """
+    CREATE TABLE dm_budget (
+        guild_id   INTEGER PRIMARY KEY,
+        tokens     REAL NOT NULL,   -- DMs still allowed now (a token bucket)
+        updated_at REAL NOT NULL    -- Unix time of the last refill
+    );
+
+    CREATE TABLE reminders_sent (
+        guild_id INTEGER NOT NULL,
+        user_id  INTEGER NOT NULL,
+        kind     TEXT NOT NULL,
+        sent_at  TEXT NOT NULL,
+        PRIMARY KEY (guild_id, user_id, kind)
+    );
+    """,
 )
 
 LATEST_VERSION = len(MIGRATIONS)

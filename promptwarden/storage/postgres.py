@@ -1,0 +1,489 @@
+"""The PostgreSQL backend: a connection pool shared by one process, many processes per database.
+
+Several bot processes (one per shard range, on several machines) write to the same
+database, so every read-modify-write here is either a single upsert or a transaction that
+locks what it reads. Settings changes are announced on the `promptwarden_settings` channel
+(LISTEN/NOTIFY) so other processes drop their cached per-guild configuration at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from promptwarden.screening.decision import Severity, Verdict
+from promptwarden.storage.base import SETTINGS_CHANNEL, SettingsListener, Storage, StorageError
+from promptwarden.storage.models import (
+    EXCERPT_LIMIT,
+    INCIDENT_STATUSES,
+    WATCH_KINDS,
+    Incident,
+    IncidentStatus,
+    WatchedChannel,
+    WatchKind,
+)
+from promptwarden.storage.postgres_migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    SCHEMA_VERSION_TABLE,
+)
+from promptwarden.storage.sqlite import MAX_PAGE, newer_schema_message
+
+log = logging.getLogger(__name__)
+
+# Any fixed number: every PromptWarden process migrating the same database takes it.
+MIGRATION_LOCK = 0x50574D49  # "PWMI"
+CONNECT_TIMEOUT = 10.0
+LISTEN_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
+
+_INCIDENT_COLUMNS = (
+    "id, guild_id, channel_id, message_id, user_id, prompt_excerpt, categories, severity, "
+    "verdict, matches, action, status, created_at"
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+class PostgresStorage(Storage):
+    def __init__(self, pool: asyncpg.Pool, url: str, version_at_open: int) -> None:
+        self._pool: asyncpg.Pool | None = pool
+        self.url = url
+        self._version_at_open = version_at_open
+        self._listen_conn: asyncpg.Connection | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._listen_lock = asyncio.Lock()
+        self._closing = False
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStorage:
+        """Connect and migrate; any failure is a StorageError naming the (redacted) URL."""
+        shown = redact_url(url)
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT
+            )
+        except (asyncpg.PostgresError, OSError, TimeoutError, ValueError) as error:
+            raise StorageError(_connect_message(shown, error)) from error
+        try:
+            found = await _migrate(pool, shown)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, url, found)
+
+    @property
+    def version_at_open(self) -> int:
+        return self._version_at_open
+
+    async def close(self) -> None:
+        self._closing = True
+        task, self._listen_task = self._listen_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for pending in list(self._pending):
+            pending.cancel()
+        await self._close_listen_connection()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StorageError("the database is closed")
+        return self._pool
+
+    async def schema_version(self) -> int:
+        return int(await self.pool.fetchval("SELECT version FROM schema_version"))
+
+    # -- settings-change notifications
+
+    async def subscribe_settings_changes(self, listener: SettingsListener) -> None:
+        await super().subscribe_settings_changes(listener)
+        async with self._listen_lock:
+            if self._listen_conn is None and self._listen_task is None:
+                await self._listen()  # the first subscription fails loudly if it cannot listen
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+        conn.add_termination_listener(self._on_listen_lost)
+        await conn.add_listener(SETTINGS_CHANNEL, self._on_notification)
+        self._listen_conn = conn
+
+    def _on_notification(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        del conn, pid, channel
+        try:
+            guild_id: int | None = int(str(payload))
+        except ValueError:
+            guild_id = None
+        self._spawn(self._announce_settings_change(guild_id))
+
+    def _on_listen_lost(self, conn: object) -> None:
+        del conn
+        self._listen_conn = None
+        if not self._closing and self._listen_task is None:
+            log.warning("lost the settings-change channel; reconnecting")
+            self._listen_task = asyncio.get_running_loop().create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        """Listen again; changes may have been missed meanwhile, so everyone forgets all."""
+        attempt = 0
+        try:
+            while not self._closing:
+                try:
+                    async with self._listen_lock:
+                        await self._listen()
+                except (asyncpg.PostgresError, OSError, TimeoutError) as error:
+                    delay = LISTEN_RETRY_SECONDS[min(attempt, len(LISTEN_RETRY_SECONDS) - 1)]
+                    attempt += 1
+                    log.warning("settings-change channel: %s; retrying in %.0f s", error, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                await self._announce_settings_change(None)
+                return
+        finally:
+            self._listen_task = None
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _close_listen_connection(self) -> None:
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is not None:
+            conn.remove_termination_listener(self._on_listen_lost)
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                await conn.close(timeout=5)
+
+    async def _save_setting(self, guild_id: int, sql: str, *args: Any) -> None:
+        """Write and announce in one transaction: NOTIFY is sent only if the write commits."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql, guild_id, *args)
+            await conn.execute("SELECT pg_notify($1, $2)", SETTINGS_CHANNEL, str(guild_id))
+
+    # -- guild settings
+
+    async def get_modlog_channel(self, guild_id: int) -> int | None:
+        value = await self.pool.fetchval(
+            "SELECT modlog_channel_id FROM guild_settings WHERE guild_id = $1", guild_id
+        )
+        return None if value is None else int(value)
+
+    async def set_modlog_channel(self, guild_id: int, channel_id: int | None) -> None:
+        await self._save_setting(
+            guild_id,
+            "INSERT INTO guild_settings (guild_id, modlog_channel_id, updated_at) "
+            "VALUES ($1, $2, now()) ON CONFLICT (guild_id) DO UPDATE SET "
+            "modlog_channel_id = excluded.modlog_channel_id, updated_at = excluded.updated_at",
+            channel_id,
+        )
+
+    async def get_screening_rules(self, guild_id: int) -> dict[str, Any] | None:
+        value = await self.pool.fetchval(
+            "SELECT screening_rules FROM guild_settings WHERE guild_id = $1", guild_id
+        )
+        return None if value is None else cast(dict[str, Any], json.loads(value))
+
+    async def set_screening_rules(self, guild_id: int, rules: Mapping[str, Any]) -> None:
+        await self._save_setting(
+            guild_id,
+            "INSERT INTO guild_settings (guild_id, screening_rules, updated_at) "
+            "VALUES ($1, $2::jsonb, now()) ON CONFLICT (guild_id) DO UPDATE SET "
+            "screening_rules = excluded.screening_rules, updated_at = excluded.updated_at",
+            _json(dict(rules)),
+        )
+
+    # -- watched channels
+
+    async def add_watched_channel(
+        self, guild_id: int, channel_id: int, kind: WatchKind = "channel"
+    ) -> bool:
+        if kind not in WATCH_KINDS:
+            raise ValueError(f"kind must be one of {WATCH_KINDS}, not {kind!r}")
+        # xmax = 0 only on a freshly inserted row: one statement tells new from updated.
+        inserted = await self.pool.fetchval(
+            "INSERT INTO watched_channels (guild_id, channel_id, kind) VALUES ($1, $2, $3) "
+            "ON CONFLICT (guild_id, channel_id) DO UPDATE SET kind = excluded.kind "
+            "RETURNING xmax = 0",
+            guild_id,
+            channel_id,
+            kind,
+        )
+        return bool(inserted)
+
+    async def remove_watched_channel(self, guild_id: int, channel_id: int) -> bool:
+        status = await self.pool.execute(
+            "DELETE FROM watched_channels WHERE guild_id = $1 AND channel_id = $2",
+            guild_id,
+            channel_id,
+        )
+        return _count(status) > 0
+
+    async def list_watched_channels(self, guild_id: int) -> list[WatchedChannel]:
+        rows = await self.pool.fetch(
+            "SELECT guild_id, channel_id, kind FROM watched_channels WHERE guild_id = $1 "
+            "ORDER BY kind, channel_id",
+            guild_id,
+        )
+        return [WatchedChannel(int(r[0]), int(r[1]), cast(WatchKind, r[2])) for r in rows]
+
+    # -- generator bots
+
+    async def add_generator_bot(self, guild_id: int, bot_id: int) -> bool:
+        status = await self.pool.execute(
+            "INSERT INTO generator_bots (guild_id, bot_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            guild_id,
+            bot_id,
+        )
+        return _count(status) > 0
+
+    async def remove_generator_bot(self, guild_id: int, bot_id: int) -> bool:
+        status = await self.pool.execute(
+            "DELETE FROM generator_bots WHERE guild_id = $1 AND bot_id = $2", guild_id, bot_id
+        )
+        return _count(status) > 0
+
+    async def list_generator_bots(self, guild_id: int) -> list[int]:
+        rows = await self.pool.fetch(
+            "SELECT bot_id FROM generator_bots WHERE guild_id = $1 ORDER BY bot_id", guild_id
+        )
+        return [int(r[0]) for r in rows]
+
+    # -- incidents
+
+    async def add_incident(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        message_id: int | None,
+        user_id: int,
+        prompt_excerpt: str,
+        categories: Sequence[str],
+        severity: Severity,
+        verdict: Verdict,
+        matches: Sequence[Mapping[str, Any]],
+        action: str,
+        status: IncidentStatus = "open",
+        created_at: datetime | None = None,
+    ) -> int:
+        if status not in INCIDENT_STATUSES:
+            raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
+        excerpt = prompt_excerpt
+        if len(excerpt) > EXCERPT_LIMIT:
+            excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
+        row_id = await self.pool.fetchval(
+            "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "
+            "categories, severity, verdict, matches, action, status, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::jsonb, $10, $11, $12) "
+            "RETURNING id",
+            guild_id,
+            channel_id,
+            message_id,
+            user_id,
+            _text(excerpt),
+            _json(list(categories)),
+            Severity(severity).name.lower(),
+            Verdict(verdict).value,
+            _json([dict(m) for m in matches]),
+            action,
+            status,
+            _aware(created_at or datetime.now(UTC)),
+        )
+        return int(row_id)
+
+    async def get_incident(self, guild_id: int, incident_id: int) -> Incident | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE guild_id = $1 AND id = $2",
+            guild_id,
+            incident_id,
+        )
+        return None if row is None else _incident(row)
+
+    async def list_incidents(
+        self,
+        guild_id: int,
+        *,
+        user_id: int | None = None,
+        status: IncidentStatus | None = None,
+        since: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Incident]:
+        where: list[str] = ["guild_id = $1"]
+        params: list[Any] = [guild_id]
+        for column, op, value in (
+            ("user_id", "=", user_id),
+            ("status", "=", status),
+            ("created_at", ">=", None if since is None else _aware(since)),
+            ("id", "<", before_id),
+        ):
+            if value is not None:
+                params.append(value)
+                where.append(f"{column} {op} ${len(params)}")
+        params.append(max(1, min(limit, MAX_PAGE)))
+        rows = await self.pool.fetch(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {' AND '.join(where)} "
+            f"ORDER BY id DESC LIMIT ${len(params)}",
+            *params,
+        )
+        return [_incident(r) for r in rows]
+
+    # -- shared state
+
+    async def take_dm_token(
+        self, guild_id: int, per_minute: int, *, now: datetime | None = None
+    ) -> bool:
+        if per_minute <= 0:
+            return False
+        moment = time.time() if now is None else now.timestamp()
+        # Refill, check and spend in one upsert, under the row's lock.
+        row = await self.pool.fetchrow(
+            "INSERT INTO dm_budget AS b (guild_id, tokens, updated_at) VALUES ($1, $2 - 1, $3) "
+            "ON CONFLICT (guild_id) DO UPDATE SET "
+            "tokens = LEAST($2, b.tokens + GREATEST(0, $3 - b.updated_at) * $2 / 60.0) - 1, "
+            "updated_at = GREATEST(b.updated_at, $3) "
+            "WHERE LEAST($2, b.tokens + GREATEST(0, $3 - b.updated_at) * $2 / 60.0) >= 1 "
+            "RETURNING tokens",
+            guild_id,
+            float(per_minute),
+            moment,
+        )
+        return row is not None
+
+    async def mark_reminder_sent(
+        self, guild_id: int, user_id: int, kind: str, *, now: datetime | None = None
+    ) -> bool:
+        status = await self.pool.execute(
+            "INSERT INTO reminders_sent (guild_id, user_id, kind, sent_at) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            guild_id,
+            user_id,
+            kind,
+            _aware(now or datetime.now(UTC)),
+        )
+        return _count(status) > 0
+
+    async def reminder_sent_at(self, guild_id: int, user_id: int, kind: str) -> datetime | None:
+        value = await self.pool.fetchval(
+            "SELECT sent_at FROM reminders_sent WHERE guild_id = $1 AND user_id = $2 AND kind = $3",
+            guild_id,
+            user_id,
+            kind,
+        )
+        return None if value is None else cast(datetime, value).astimezone(UTC)
+
+    # -- meta
+
+    async def get_meta(self, key: str) -> str | None:
+        value = await self.pool.fetchval("SELECT value FROM meta WHERE key = $1", key)
+        return None if value is None else str(value)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            key,
+            value,
+        )
+
+
+async def _migrate(pool: asyncpg.Pool, shown: str) -> int:
+    """Apply missing steps under an advisory lock, so processes starting together take turns."""
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                await conn.execute(SCHEMA_VERSION_TABLE)
+                found = int(await conn.fetchval("SELECT version FROM schema_version FOR UPDATE"))
+                if found > LATEST_VERSION:
+                    raise StorageError(newer_schema_message(found, LATEST_VERSION, "DATABASE_URL"))
+                for version in range(found, LATEST_VERSION):
+                    await conn.execute(MIGRATIONS[version])
+                    await conn.execute("UPDATE schema_version SET version = $1", version + 1)
+                    log.info("database %s migrated to schema %d", shown, version + 1)
+        except asyncpg.PostgresError as error:
+            raise StorageError(
+                f"could not prepare the database at {shown}: {error}; "
+                "the database was left unchanged"
+            ) from error
+    return found
+
+
+def _connect_message(shown: str, error: BaseException) -> str:
+    if isinstance(
+        error, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
+        hint = "check the user name and password in DATABASE_URL"
+    elif isinstance(error, asyncpg.InvalidCatalogNameError):
+        hint = "create the database first (createdb) or fix its name in DATABASE_URL"
+    elif isinstance(error, OSError | TimeoutError):
+        hint = "is the server running and reachable from this machine?"
+    else:
+        hint = "check DATABASE_URL"
+    detail = str(error).strip() or type(error).__name__
+    return f"cannot connect to PostgreSQL at {shown}: {detail}; {hint}"
+
+
+def _count(status: str) -> int:
+    """Rows affected, from a command tag such as 'INSERT 0 1' or 'DELETE 3'."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; SQLite can. Drop it rather than lose the incident.
+    return value.replace("\x00", "")
+
+
+def _json(value: Any) -> str:
+    # JSONB refuses the escaped NUL too.
+    return json.dumps(value, ensure_ascii=False).replace("\\u0000", "")
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment
+
+
+def _incident(row: asyncpg.Record) -> Incident:
+    return Incident(
+        id=int(row[0]),
+        guild_id=int(row[1]),
+        channel_id=int(row[2]),
+        message_id=None if row[3] is None else int(row[3]),
+        user_id=int(row[4]),
+        prompt_excerpt=row[5],
+        categories=tuple(json.loads(row[6])),
+        severity=Severity.parse(row[7]),
+        verdict=Verdict(row[8]),
+        matches=tuple(json.loads(row[9])),
+        action=row[10],
+        status=cast(IncidentStatus, row[11]),
+        created_at=row[12].astimezone(UTC),
+    )
