@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,15 @@ class LoopbackDiscord:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
         self.port = 0
+
+    def wait_for_identifies(self, count: int, timeout: float) -> bool:
+        """Wait until `count` shards identified and got READY (each shard connects alone)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.identify_shards) >= count and self.ready_sent.is_set():
+                return True
+            time.sleep(0.05)
+        return False
 
     # -- lifecycle
 

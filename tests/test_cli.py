@@ -14,6 +14,7 @@ import pytest
 
 from promptwarden.permissions import invite_url
 from promptwarden.storage import LATEST_VERSION
+from tests.cli_helpers import VALID_TOKEN, assert_one_line_error, bot
 from tests.loopback import (
     APP_ID,
     BAD_TOKEN,
@@ -23,33 +24,6 @@ from tests.loopback import (
     LoopbackDiscord,
     clean_env,
 )
-
-VALID_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.cli-test-token_0123456789abcdefghij"
-
-
-def bot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "bot.py", *args],
-        cwd=ROOT,
-        env={**clean_env(), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def assert_one_line_error(
-    result: subprocess.CompletedProcess[str], *fragments: str, secret: str = ""
-) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    if secret:
-        assert secret not in result.stdout + result.stderr
 
 
 def test_no_token_prints_the_discord_token_line(tmp_path: Path) -> None:
