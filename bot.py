@@ -194,6 +194,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "screen": Subcommand.from_module(
         "promptwarden.screening.cli", "screen prompts offline against the guidelines"
     ),
+    "migrate-db": Subcommand.from_module(
+        "promptwarden.migrate_db",
+        "copy the SQLite database into PostgreSQL (safe to repeat; verifies row counts)",
+    ),
 }
 
 
