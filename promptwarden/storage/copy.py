@@ -150,7 +150,8 @@ async def _dependency_order(conn: _Conn, tables: Sequence[str]) -> list[str]:
         )
     edges = await conn.fetch(
         "SELECT c.conrelid::regclass::text AS child, c.confrelid::regclass::text AS parent "
-        "FROM pg_constraint c WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace"
+        "FROM pg_constraint c "
+        "WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace"
     )
     parents: dict[str, set[str]] = {t: set() for t in tables}
     for edge in edges:
