@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from promptwarden.screening.decision import Severity, Verdict  # noqa: E402
-from promptwarden.storage import Storage, open_storage  # noqa: E402
+from promptwarden.screening.decision import Severity, Verdict
+from promptwarden.storage import Storage, open_storage
 
 GUILD = 111111111111111111
 MEMBERS = 8  # strikes land on few members: writers collide on the same rows
