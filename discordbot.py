@@ -141,12 +141,18 @@ class PromptWardenBot(commands.AutoShardedBot):
         self._guild_caches.append(cache)
 
     async def _on_settings_changed(self, guild_id: int | None) -> None:
+        """Storage says a guild's settings changed (here or in another process).
+
+        Cogs listen with `on_promptwarden_settings_changed(guild_id: int)`; None from
+        storage (changes may have been missed) becomes one event per guild served here.
+        """
         for cache in self._guild_caches:
             if guild_id is None:
                 cache.clear()
             else:
                 cache.forget(guild_id)
-        self.dispatch("promptwarden_settings_changed", guild_id)
+        for changed in [guild_id] if guild_id is not None else [g.id for g in self.guilds]:
+            self.dispatch("promptwarden_settings_changed", changed)
 
     @property
     def storage(self) -> Storage:

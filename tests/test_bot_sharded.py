@@ -71,12 +71,19 @@ async def test_a_settings_change_drops_the_guilds_cached_config(simcord_env: sim
     assert isinstance(bot, PromptWardenBot)
     cache = RecordingCache()
     bot.register_guild_cache(cache)
+    events: list[int] = []
+
+    async def on_promptwarden_settings_changed(guild_id: int) -> None:
+        events.append(guild_id)
+
+    bot.add_listener(on_promptwarden_settings_changed)
     guild = simcord_env.create_guild("Prompt Art", shard_id=1)
 
     await bot.storage.set_screening_rules(guild.id, {"actions": {"gore": "block"}})
     await simcord_env.settle()
 
     assert cache.forgotten == [guild.id]
+    assert events == [guild.id]  # what cogs listen to
 
 
 @needs_postgres
