@@ -85,6 +85,8 @@ async def _serve(settings: Settings) -> int:
 
     from discordbot import PromptWardenBot
 
+    if settings.shared_database_warning:
+        log.warning(settings.shared_database_warning)
     # Opened before connecting, so a database problem is reported without touching Discord.
     storage = await open_storage(settings.database)
     bot = PromptWardenBot(settings, storage=storage)
@@ -153,6 +155,8 @@ def check_command(args: argparse.Namespace) -> int:
     else:
         ids = settings.shard_ids or tuple(range(settings.shard_count))
         print(f"  SHARD_COUNT    {settings.shard_count}; SHARD_IDS {format_shard_ids(ids)} here")
+    if settings.shared_database_warning:
+        print(f"  warning: {settings.shared_database_warning}")
     print(f"  LOG_LEVEL      {settings.log_level}")
     if settings.dev_guild_id is None:
         print("  DEV_GUILD_ID   not set: slash commands sync globally")

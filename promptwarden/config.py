@@ -52,6 +52,19 @@ class Settings:
         return logging.getLevelNamesMapping()[self.log_level]
 
     @property
+    def shared_database_warning(self) -> str | None:
+        """Why this process's shard share wants PostgreSQL, or None when all is well."""
+        if self.shard_ids is None or self.database_url is not None:
+            return None
+        if self.shard_count is not None and len(self.shard_ids) == self.shard_count:
+            return None
+        return (
+            "SHARD_IDS gives this process only part of the shards, but the database is SQLite: "
+            "the other processes' settings changes will not reach this one. Use one PostgreSQL "
+            "database (DATABASE_URL) for all processes."
+        )
+
+    @property
     def database(self) -> Path | str:
         """What `open_storage` takes: the PostgreSQL URL, else the SQLite file."""
         return self.database_url or self.database_path
