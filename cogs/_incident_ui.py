@@ -62,15 +62,20 @@ async def attempt(
     detail: str = "",
 ) -> ActionOutcome:
     """Run one action and record its outcome; never raises, so one failing action cannot
-    skip the next one or lose what was recorded."""
+    skip the next one or lose what was recorded. A `call` returning text records it as the
+    detail (e.g. the id of the message it posted)."""
     try:
-        await call()
+        result = await call()
     except Exception as error:  # every failure is an outcome to record, not a crash
         outcome, why = outcome_of(error)
-        if outcome == "failed" and not isinstance(error, discord.HTTPException):
+        if isinstance(error, discord.HTTPException):
+            log.warning("incident %d: %s %s: %s", incident_id, action, outcome, why)
+        else:
             log.exception("incident %d: %s failed", incident_id, action)
         await _record(storage, guild_id, incident_id, action, outcome, why)
         return outcome
+    if isinstance(result, str):
+        detail = result
     await _record(storage, guild_id, incident_id, action, "done", detail)
     return "done"
 
@@ -387,15 +392,17 @@ async def delete_incident_message(
     *,
     action: str = "delete",
     message_id: int | None = None,
+    channel_id: int | None = None,
 ) -> ActionOutcome:
+    """Delete the incident's message, or another message of the same job (`message_id` in
+    `channel_id`), recording the outcome."""
     target = message_id or incident.message_id
     if target is None:
         await _record(bot.storage, guild.id, incident.id, action, "skipped", "no message id")
         return "skipped"
-    channel = guild.get_channel_or_thread(incident.channel_id)
-    messageable: Any = channel or bot.get_partial_messageable(
-        incident.channel_id, guild_id=guild.id
-    )
+    where = channel_id or incident.channel_id
+    channel = guild.get_channel_or_thread(where)
+    messageable: Any = channel or bot.get_partial_messageable(where, guild_id=guild.id)
 
     async def delete() -> None:
         await messageable.get_partial_message(target).delete()

@@ -179,7 +179,9 @@ class Screening(commands.Cog):
             # Another message of the same job (its result, a re-roll): remove it too,
             # without a second warning or strike.
             if plan.delete:
-                await delete_incident_message(self.bot, guild, incident, message_id=message.id)
+                await delete_incident_message(
+                    self.bot, guild, incident, message_id=message.id, channel_id=message.channel.id
+                )
         else:
             # Seen again after a restart, or edited: finish what was not done yet.
             done = {o.action for o in await storage.list_action_outcomes(guild.id, incident.id)}
@@ -242,7 +244,9 @@ class Screening(commands.Cog):
         timeout = None
 
         if plan.delete and "delete" not in done:
-            await delete_incident_message(self.bot, guild, incident, message_id=message.id)
+            await delete_incident_message(
+                self.bot, guild, incident, message_id=message.id, channel_id=message.channel.id
+            )
 
         if plan.strike_points and "strike" not in done:
             try:
@@ -360,8 +364,9 @@ class Screening(commands.Cog):
             return
         embed = modlog_embed(incident, jump_url=message.jump_url, points=points, score=score)
 
-        async def post() -> None:
-            await channel.send(embed=embed, view=incident_view(incident.id))
+        async def post() -> str:
+            entry = await channel.send(embed=embed, view=incident_view(incident.id))
+            return f"message {entry.id}"  # where later features find the entry
 
         await attempt(storage, guild.id, incident.id, "modlog", post)
 

@@ -240,12 +240,19 @@ async def test_a_blocked_job_loses_its_result_image_too(simcord_env: simcord.Env
     prompt = f"**{NUDE}** - <@{w.member.id}>"
     await w.job(f"{prompt} (Waiting to start)")
     await w.generator.send(w.channel, f"{prompt} (fast)")
+    # The same prompt re-rolled in another watched channel the same day: removed, not
+    # counted again.
+    again = w.guild.create_text_channel("imagine-2")
+    await w.bot.storage.add_watched_channel(w.guild.id, again.id)
+    screening(w.bot).states.invalidate(w.guild.id)
+    await w.generator.send(again, f"{prompt} (fast)")
 
-    assert w.messages() == []
+    assert w.messages() == [] and w.messages(again) == []
     [incident] = await w.incidents()
     assert len(w.dms()) == 1
     records = await w.bot.storage.list_action_outcomes(w.guild.id, incident.id)
-    assert [r.action for r in records].count("delete") == 2
+    deletes = [r for r in records if r.action == "delete"]
+    assert [r.outcome for r in deletes] == ["done", "done", "done"]
 
 
 async def test_other_bots_and_webhooks_are_ignored(simcord_env: simcord.Env) -> None:
@@ -454,3 +461,59 @@ async def test_prompts_posted_while_the_bot_was_away_are_screened_on_restart(
 
     await simcord_env.restart_bot(make_bot())  # nothing new: nothing happens
     assert len(await w.incidents()) == 2 and len(w.dms()) == 2
+
+
+async def test_threads_of_a_watched_channel_and_posts_of_a_watched_forum(
+    simcord_env: simcord.Env,
+) -> None:
+    w = await world(simcord_env)
+    forum = w.guild.create_forum_channel("showcase")
+    await w.bot.storage.add_watched_channel(w.guild.id, forum.id)
+    screening(w.bot).states.invalidate(w.guild.id)
+    backend = simcord_env.backend
+    backend.create_thread(w.channel.id, "variations", w.member.id)
+    backend.create_thread(forum.id, "my best", w.member.id)
+    await simcord_env.settle()
+    [thread] = w.channel.threads
+    [post] = forum.threads
+
+    await w.member.send(thread, NUDE)
+    await w.member.send(post, "a naked man")
+
+    print(
+        "DBG",
+        [(m.channel, type(m.channel)) for m in post.history()],
+        w.bot.get_channel(post.id),
+        w.bot.get_guild(w.guild.id).threads,
+    )
+    assert w.messages(thread) == [] and w.messages(post) == []
+    assert {i.channel_id for i in await w.incidents()} == {thread.id, post.id}
+
+
+async def test_moderators_can_be_screened_when_the_guild_says_so(
+    simcord_env: simcord.Env,
+) -> None:
+    w = await world(simcord_env)
+    await w.bot.storage.set_enforcement_config(w.guild.id, {"moderators_exempt": False})
+    screening(w.bot).states.invalidate(w.guild.id)
+
+    await w.moderator.send(w.channel, NUDE)
+
+    assert NUDE not in w.messages()
+    [incident] = await w.incidents()
+    assert incident.user_id == w.moderator.id
+
+
+async def test_catch_up_stays_within_its_window(
+    simcord_env: simcord.Env, make_bot: Callable[..., PromptWardenBot]
+) -> None:
+    w = await world(simcord_env)
+    backend = simcord_env.backend
+    backend.create_message(w.channel.id, w.member.id, NUDE, broadcast=False)
+    await simcord_env.advance_time(25 * 3600)  # older than the default 24 h window
+    backend.create_message(w.channel.id, w.member.id, GORE, broadcast=False)
+
+    await simcord_env.restart_bot(make_bot())
+
+    assert [i.verdict.value for i in await w.incidents()] == ["warn"]
+    assert NUDE in w.messages()
