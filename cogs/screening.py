@@ -48,6 +48,7 @@ from promptwarden.workqueue import KeyedWorkQueue
 log = logging.getLogger("promptwarden.enforcement")
 
 NOTICE_SECONDS = 30
+RETRYABLE = frozenset({"failed", "rate_limited"})
 CURSOR_FLUSH_EVERY = 100
 DM_CLOSED_NOTICE = (
     "{mention}, I could not send you a private message about your prompt because your "
@@ -183,8 +184,13 @@ class Screening(commands.Cog):
                     self.bot, guild, incident, message_id=message.id, channel_id=message.channel.id
                 )
         else:
-            # Seen again after a restart, or edited: finish what was not done yet.
-            done = {o.action for o in await storage.list_action_outcomes(guild.id, incident.id)}
+            # Seen again after a restart, or edited: finish what was not settled yet
+            # (failed and rate-limited actions are tried again; the rest are final).
+            done = {
+                o.action
+                for o in await storage.list_action_outcomes(guild.id, incident.id)
+                if o.outcome not in RETRYABLE
+            }
             await self.act(message, incident, plan, decision, state, done=done)
 
     async def exempt(self, message: discord.Message, user_id: int, state: GuildState) -> bool:

@@ -121,6 +121,20 @@ async def test_a_violating_prompt_is_deleted_then_the_member_warned(
         "dm_warning": "done",
         "modlog": "done",
     }
+    [entry] = w.modlog_entries()
+    log_embed = entry.embeds[0]
+    assert "Prompt blocked" in (log_embed.title or "")
+    assert "a **nude** woman on a beach" in (log_embed.description or "")
+    assert f"<@{w.member.id}>" in field(log_embed, "Member")
+    assert f"<#{w.channel.id}>" in field(log_embed, "Channel")
+    assert field(log_embed, "Categories") == "sexual"
+    assert field(log_embed, "Severity") == "high"
+    assert field(log_embed, "Fired") == "rule:sexual"
+    assert field(log_embed, "Strikes") == "2 active point(s)"
+    assert [c.custom_id for row in entry.components for c in row.children] == [  # type: ignore[union-attr]
+        f"pw:incident:{action}:{incident.id}"
+        for action in ("dismiss", "uphold", "timeout", "delete")
+    ]
     # Delete first, then the DM.
     calls = [(r.method, r.path) for r in w.env.http_requests]
     delete = calls.index(("DELETE", f"/channels/{w.channel.id}/messages/{incident.message_id}"))
@@ -517,3 +531,56 @@ async def test_catch_up_stays_within_its_window(
 
     assert [i.verdict.value for i in await w.incidents()] == ["warn"]
     assert NUDE in w.messages()
+
+
+async def test_actions_that_failed_are_retried_when_the_message_is_seen_again(
+    simcord_env: simcord.Env,
+) -> None:
+    w = await world(simcord_env)
+    w.env.inject_error("*", "*", status=500, times=None)
+    sent = await w.member.send(w.channel, NUDE)
+    w.env.backend.faults.clear()
+
+    await w.member.edit(sent, NUDE + " --s 250")  # seen again: the job is not new
+
+    assert w.messages() == []
+    [incident] = await w.incidents()
+    records = await w.bot.storage.list_action_outcomes(w.guild.id, incident.id)
+    assert [(r.action, r.outcome) for r in records if r.action == "delete"] == [
+        ("delete", "failed"),
+        ("delete", "done"),
+    ]
+    assert len(w.dms()) == 1 and len(w.modlog_entries()) == 1
+    assert await w.points() == 2  # the strike was not added twice
+
+
+async def test_a_burst_of_generator_messages_gets_one_incident_per_violating_job(
+    simcord_env: simcord.Env,
+) -> None:
+    """Hundreds of events delivered before the bot runs: the queue keeps up, nothing twice."""
+    w = await world(simcord_env)
+    channels = [w.channel]
+    for n in range(2):
+        extra = w.guild.create_text_channel(f"gen-{n}")
+        await w.bot.storage.add_watched_channel(w.guild.id, extra.id)
+        channels.append(extra)
+    screening(w.bot).states.invalidate(w.guild.id)
+    requesters = [w.guild.add_member(w.env.create_user(f"user{n}")) for n in range(10)]
+    backend = simcord_env.backend
+    violating = 0
+    for n in range(300):
+        who = requesters[n % len(requesters)]
+        bad = n % 50 == 7
+        violating += bad
+        text = f"a gruesome scene number {n}" if bad else f"a calm lake at dawn number {n}"
+        for status in ("(Waiting to start)", "(fast)"):  # start message and result
+            backend.create_message(
+                channels[n % 3].id, w.generator.id, f"**{text}** - <@{who.id}> {status}"
+            )
+    await simcord_env.settle(timeout=60)
+
+    incidents = await w.bot.storage.list_incidents(w.guild.id, limit=500)
+    assert len(incidents) == violating == 6
+    assert len({i.job_key for i in incidents}) == violating
+    assert len(w.modlog_entries()) == violating
+    assert sum(len(r.user.dm_channel.history()) for r in requesters) == violating
