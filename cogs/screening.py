@@ -115,6 +115,12 @@ class Screening(commands.Cog):
         await self.consider(payload.message)
 
     @commands.Cog.listener()
+    async def on_promptwarden_settings_changed(self, guild_id: int) -> None:
+        """Commands that change a guild's settings dispatch this to apply them at once:
+        `bot.dispatch("promptwarden_settings_changed", guild_id)`."""
+        self.states.invalidate(guild_id)
+
+    @commands.Cog.listener()
     async def on_ready(self) -> None:
         self.start_catch_up()
 

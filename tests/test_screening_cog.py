@@ -508,12 +508,15 @@ async def test_moderators_can_be_screened_when_the_guild_says_so(
     simcord_env: simcord.Env,
 ) -> None:
     w = await world(simcord_env)
+    await w.moderator.send(w.channel, NUDE)  # exempt under the settings read now
     await w.bot.storage.set_enforcement_config(w.guild.id, {"moderators_exempt": False})
-    screening(w.bot).states.invalidate(w.guild.id)
+    # What a settings command does after saving, so the change applies at once.
+    w.bot.dispatch("promptwarden_settings_changed", w.guild.id)
+    await simcord_env.settle()
 
-    await w.moderator.send(w.channel, NUDE)
+    await w.moderator.send(w.channel, "a naked man")
 
-    assert NUDE not in w.messages()
+    assert w.messages() == [NUDE]
     [incident] = await w.incidents()
     assert incident.user_id == w.moderator.id
 
