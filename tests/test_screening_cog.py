@@ -587,3 +587,22 @@ async def test_a_burst_of_generator_messages_gets_one_incident_per_violating_job
     assert len({i.job_key for i in incidents}) == violating
     assert len(w.modlog_entries()) == violating
     assert sum(len(r.user.dm_channel.history()) for r in requesters) == violating
+
+
+async def test_a_guild_can_have_prompts_with_personal_information_removed(
+    simcord_env: simcord.Env,
+) -> None:
+    w = await world(simcord_env)
+    await w.bot.storage.set_enforcement_config(w.guild.id, {"delete_personal_info": True})
+    screening(w.bot).states.invalidate(w.guild.id)
+
+    await w.member.send(w.channel, "my phone is 555-123-4567, paint it on a cake")
+
+    assert w.messages() == []
+    [dm] = w.dms()
+    assert "(phone)" in dm.content and "was removed" in dm.content
+    assert "555-123-4567" not in dm.content
+    [incident] = await w.incidents()
+    assert incident.action == "remind+delete"
+    assert incident.prompt_excerpt == "my phone is [phone], paint it on a cake"
+    assert await w.points() == 0
