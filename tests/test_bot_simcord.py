@@ -32,7 +32,7 @@ def admin_and_member(
 async def test_every_cog_loads_and_commands_are_synced_once(simcord_env: simcord.Env) -> None:
     bot = simcord_env.bot
     assert isinstance(bot, PromptWardenBot)
-    assert extension_names() == ["cogs.status"]
+    assert extension_names() == ["cogs.screening", "cogs.status"]
     assert set(bot.extensions) == set(extension_names())
     assert "promptwarden" in [c.name for c in bot.tree.get_commands()]
     syncs = command_syncs(simcord_env)

@@ -16,6 +16,7 @@ from tests.conftest import needs_postgres
 
 GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
 T0 = datetime(2026, 2, 1, 9, 30, 15, 123456, tzinfo=UTC)
+WINDOW = timedelta(days=3650)
 
 
 async def fill(storage: Storage) -> None:
@@ -27,7 +28,7 @@ async def fill(storage: Storage) -> None:
     await storage.add_generator_bot(GUILD_A, 936929561302675456)
     await storage.set_meta("command_sync:1:global", "abc")
     for n in range(30):
-        await storage.add_incident(
+        incident_id = await storage.add_incident(
             guild_id=GUILD_A if n % 3 else GUILD_B,
             channel_id=6,
             message_id=1000 + n,
@@ -40,7 +41,19 @@ async def fill(storage: Storage) -> None:
             action="block",
             status="upheld" if n % 5 == 0 else "open",
             created_at=T0 + timedelta(minutes=n),
+            job_key=f"job-{n}",
         )
+        if n % 3 == 1:
+            await storage.add_strike(
+                GUILD_A, 40 + n % 4, 2, incident_id=incident_id, window=WINDOW, now=T0
+            )
+            await storage.record_action_outcome(
+                GUILD_A, incident_id, "delete", "forbidden", "Missing Permissions", at=T0
+            )
+            await storage.record_modlog_press(GUILD_A, incident_id, 9, "uphold", at=T0)
+    await storage.revoke_strike_for_incident(GUILD_A, 1, now=T0)
+    await storage.set_enforcement_config(GUILD_A, {"dm_per_minute": 5, "window_days": 30})
+    await storage.set_catchup_cursor(GUILD_A, 6, 1029)
     for _ in range(10):  # the guild's whole DM budget for that minute
         await storage.take_dm_token(GUILD_A, 10, now=T0)
     await storage.mark_reminder_sent(GUILD_A, 41, "privacy", now=T0)
@@ -56,6 +69,17 @@ async def snapshot(storage: Storage) -> dict[str, object]:
         seen[f"{guild}:bots"] = await storage.list_generator_bots(guild)
         seen[f"{guild}:incidents"] = await storage.list_incidents(guild, limit=500)
         seen[f"{guild}:reminder"] = await storage.reminder_sent_at(guild, 41, "privacy")
+        seen[f"{guild}:enforcement"] = await storage.get_enforcement_config(guild)
+        seen[f"{guild}:cursor"] = await storage.get_catchup_cursor(guild, 6)
+        for member in range(40, 44):
+            seen[f"{guild}:{member}:strikes"] = await storage.list_strikes(guild, member)
+        for incident in await storage.list_incidents(guild, limit=500):
+            seen[f"{guild}:{incident.id}:actions"] = await storage.list_action_outcomes(
+                guild, incident.id
+            )
+            seen[f"{guild}:{incident.id}:presses"] = await storage.list_modlog_presses(
+                guild, incident.id
+            )
     seen["meta"] = await storage.get_meta("command_sync:1:global")
     return seen
 
@@ -91,7 +115,7 @@ async def test_copy_keeps_everything_and_a_second_run_changes_nothing(
     status, out, err = await asyncio.to_thread(migrate, source, postgres_url)
     assert status == 0, err
     assert "incidents                30 rows: 30 new, 0 updated, 0 unchanged; verified 30/30" in out
-    assert "OK: 37 rows in 7 tables verified" in out
+    assert "OK: 68 rows in 11 tables verified" in out
     assert ":***@" in out and "password" not in out.lower()
 
     async with await open_storage(postgres_url) as pg_side:
@@ -100,7 +124,7 @@ async def test_copy_keeps_everything_and_a_second_run_changes_nothing(
     counts = await table_counts(postgres_url)
     status, out, err = await asyncio.to_thread(migrate, source, postgres_url)
     assert status == 0, err
-    assert "0 written, 37 already there" in out
+    assert "0 written, 68 already there" in out
     assert "incidents                30 rows: 0 new, 0 updated, 30 unchanged" in out
     assert await table_counts(postgres_url) == counts
 

@@ -232,3 +232,66 @@ async def test_unreachable_server_asks_whether_it_runs() -> None:
     with pytest.raises(StorageError, match="is the server running") as refused:
         await open_storage(url)
     assert urlsplit(POSTGRES_URL).password not in str(refused.value)
+
+
+async def test_two_processes_striking_one_member_cross_each_threshold_once(
+    postgres_url: str,
+) -> None:
+    from datetime import timedelta
+
+    from promptwarden.policy import StrikePolicy
+
+    policy = StrikePolicy()  # timeouts at 3 points (1 h) and 5 points (1 day)
+    one = await PostgresStorage.open(postgres_url, max_size=10)
+    two = await PostgresStorage.open(postgres_url, max_size=10)
+    try:
+        pairs = await asyncio.gather(
+            *(
+                storage.add_strike(GUILD, 30, 1, incident_id=None, window=timedelta(days=30))
+                for _ in range(12)
+                for storage in (one, two)
+            )
+        )
+        total = await one.active_points(GUILD, 30, window=timedelta(days=30))
+    finally:
+        await one.close()
+        await two.close()
+    assert total == 24
+    assert sorted(pairs) == [(n, n + 1) for n in range(24)]  # each saw every earlier strike
+    earned = sorted(t for b, a in pairs if (t := policy.timeout_for(b, a)) is not None)
+    assert earned == [timedelta(hours=1), timedelta(days=1)]  # one timeout per threshold
+
+
+async def test_a_job_seen_by_two_processes_is_recorded_once(postgres_url: str) -> None:
+    """Progress edits and the result of one Midjourney job reach both processes at once."""
+    from promptwarden.screening.decision import Severity, Verdict
+
+    one = await PostgresStorage.open(postgres_url)
+    two = await PostgresStorage.open(postgres_url)
+
+    async def see(storage: PostgresStorage, message_id: int) -> tuple[int, bool]:
+        return await storage.record_incident(
+            guild_id=GUILD,
+            channel_id=1,
+            message_id=message_id,
+            user_id=3,
+            prompt_excerpt="a naked man",
+            categories=["sexual"],
+            severity=Severity.HIGH,
+            verdict=Verdict.BLOCK,
+            matches=[],
+            action="block",
+            job_key="job-1",
+        )
+
+    try:
+        results = await asyncio.gather(
+            *(see(storage, 100 + n) for n in range(6) for storage in (one, two))
+        )
+        incidents = await one.list_incidents(GUILD)
+    finally:
+        await one.close()
+        await two.close()
+    assert [new for _, new in results].count(True) == 1
+    assert len({incident_id for incident_id, _ in results}) == 1
+    assert len(incidents) == 1

@@ -11,9 +11,14 @@ from pathlib import Path
 
 from promptwarden.storage.base import SETTINGS_CHANNEL, SettingsListener, Storage, StorageError
 from promptwarden.storage.models import (
+    ACTION_OUTCOMES,
     EXCERPT_LIMIT,
+    ActionOutcome,
+    ActionRecord,
     Incident,
     IncidentStatus,
+    ModlogPress,
+    StrikeRecord,
     WatchedChannel,
     WatchKind,
 )
@@ -22,16 +27,21 @@ from promptwarden.storage.sqlite import SQLiteStorage
 from promptwarden.storage.sqlite_migrations import LATEST_VERSION
 
 __all__ = [
+    "ACTION_OUTCOMES",
     "EXCERPT_LIMIT",
     "LATEST_VERSION",
     "SETTINGS_CHANNEL",
+    "ActionOutcome",
+    "ActionRecord",
     "Incident",
     "IncidentStatus",
+    "ModlogPress",
     "PostgresStorage",
     "SQLiteStorage",
     "SettingsListener",
     "Storage",
     "StorageError",
+    "StrikeRecord",
     "WatchKind",
     "WatchedChannel",
     "is_postgres_url",

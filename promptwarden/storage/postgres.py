@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,11 +23,16 @@ import asyncpg
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage.base import SETTINGS_CHANNEL, SettingsListener, Storage, StorageError
 from promptwarden.storage.models import (
+    ACTION_OUTCOMES,
     EXCERPT_LIMIT,
     INCIDENT_STATUSES,
     WATCH_KINDS,
+    ActionOutcome,
+    ActionRecord,
     Incident,
     IncidentStatus,
+    ModlogPress,
+    StrikeRecord,
     WatchedChannel,
     WatchKind,
 )
@@ -42,12 +47,14 @@ log = logging.getLogger(__name__)
 
 # Any fixed number: every PromptWarden process migrating the same database takes it.
 MIGRATION_LOCK = 0x50574D49  # "PWMI"
+# Seeds the hash that turns (guild, member) into the advisory lock a strike takes.
+STRIKE_LOCK_SEED = 0x5057534B  # "PWSK"
 CONNECT_TIMEOUT = 10.0
 LISTEN_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
 
 _INCIDENT_COLUMNS = (
     "id, guild_id, channel_id, message_id, user_id, prompt_excerpt, categories, severity, "
-    "verdict, matches, action, status, created_at"
+    "verdict, matches, action, status, created_at, job_key"
 )
 
 
@@ -291,31 +298,275 @@ class PostgresStorage(Storage):
         action: str,
         status: IncidentStatus = "open",
         created_at: datetime | None = None,
+        job_key: str | None = None,
     ) -> int:
+        incident_id, _ = await self.record_incident(
+            guild_id=guild_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            user_id=user_id,
+            prompt_excerpt=prompt_excerpt,
+            categories=categories,
+            severity=severity,
+            verdict=verdict,
+            matches=matches,
+            action=action,
+            status=status,
+            created_at=created_at,
+            job_key=job_key,
+        )
+        return incident_id
+
+    async def record_incident(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        message_id: int | None,
+        user_id: int,
+        prompt_excerpt: str,
+        categories: Sequence[str],
+        severity: Severity,
+        verdict: Verdict,
+        matches: Sequence[Mapping[str, Any]],
+        action: str,
+        status: IncidentStatus = "open",
+        created_at: datetime | None = None,
+        job_key: str | None = None,
+    ) -> tuple[int, bool]:
         if status not in INCIDENT_STATUSES:
             raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
         excerpt = prompt_excerpt
         if len(excerpt) > EXCERPT_LIMIT:
             excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
-        row_id = await self.pool.fetchval(
-            "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "
-            "categories, severity, verdict, matches, action, status, created_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::jsonb, $10, $11, $12) "
-            "RETURNING id",
+        async with self.pool.acquire() as conn:
+            # ON CONFLICT DO NOTHING waits for a concurrent insert of the same message or
+            # job to commit, so the SELECT after it finds that row: one incident, ever.
+            row_id = await conn.fetchval(
+                "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, "
+                "prompt_excerpt, categories, severity, verdict, matches, action, status, "
+                "created_at, job_key) VALUES "
+                "($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::jsonb, $10, $11, $12, $13) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                guild_id,
+                channel_id,
+                message_id,
+                user_id,
+                _text(excerpt),
+                _json(list(categories)),
+                Severity(severity).name.lower(),
+                Verdict(verdict).value,
+                _json([dict(m) for m in matches]),
+                action,
+                status,
+                _aware(created_at or datetime.now(UTC)),
+                job_key,
+            )
+            if row_id is not None:
+                return int(row_id), True
+            existing = await conn.fetchval(
+                "SELECT id FROM incidents WHERE guild_id = $1 "
+                "AND (message_id = $2 OR job_key = $3) ORDER BY id LIMIT 1",
+                guild_id,
+                message_id,
+                job_key,
+            )
+        if existing is None:  # pragma: no cover - a conflict means such a row exists
+            raise StorageError("an incident conflicted with a row that then vanished; retry")
+        return int(existing), False
+
+    async def set_incident_status(
+        self, guild_id: int, incident_id: int, status: IncidentStatus
+    ) -> bool:
+        if status not in INCIDENT_STATUSES:
+            raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
+        result = await self.pool.execute(
+            "UPDATE incidents SET status = $1 WHERE guild_id = $2 AND id = $3",
+            status,
+            guild_id,
+            incident_id,
+        )
+        return _count(result) > 0
+
+    # -- incident actions and mod-log presses
+
+    async def record_action_outcome(
+        self,
+        guild_id: int,
+        incident_id: int,
+        action: str,
+        outcome: ActionOutcome,
+        detail: str = "",
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        if outcome not in ACTION_OUTCOMES:
+            raise ValueError(f"outcome must be one of {ACTION_OUTCOMES}, not {outcome!r}")
+        await self.pool.execute(
+            "INSERT INTO incident_actions (guild_id, incident_id, action, outcome, detail, at) "
+            "SELECT guild_id, id, $1, $2, $3, $4 FROM incidents WHERE guild_id = $5 AND id = $6",
+            action,
+            outcome,
+            _text(detail[:500]),
+            _aware(at or datetime.now(UTC)),
+            guild_id,
+            incident_id,
+        )
+
+    async def list_action_outcomes(self, guild_id: int, incident_id: int) -> list[ActionRecord]:
+        rows = await self.pool.fetch(
+            "SELECT incident_id, action, outcome, detail, at FROM incident_actions "
+            "WHERE guild_id = $1 AND incident_id = $2 ORDER BY id",
+            guild_id,
+            incident_id,
+        )
+        return [
+            ActionRecord(int(r[0]), r[1], cast(ActionOutcome, r[2]), r[3], _utc(r[4])) for r in rows
+        ]
+
+    async def record_modlog_press(
+        self,
+        guild_id: int,
+        incident_id: int,
+        moderator_id: int,
+        action: str,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        await self.pool.execute(
+            "INSERT INTO modlog_presses (guild_id, incident_id, moderator_id, action, at) "
+            "SELECT guild_id, id, $1, $2, $3 FROM incidents WHERE guild_id = $4 AND id = $5",
+            moderator_id,
+            action,
+            _aware(at or datetime.now(UTC)),
+            guild_id,
+            incident_id,
+        )
+
+    async def list_modlog_presses(self, guild_id: int, incident_id: int) -> list[ModlogPress]:
+        rows = await self.pool.fetch(
+            "SELECT incident_id, moderator_id, action, at FROM modlog_presses "
+            "WHERE guild_id = $1 AND incident_id = $2 ORDER BY id",
+            guild_id,
+            incident_id,
+        )
+        return [ModlogPress(int(r[0]), int(r[1]), r[2], _utc(r[3])) for r in rows]
+
+    # -- strikes
+
+    _ACTIVE_POINTS = (
+        "SELECT COALESCE(SUM(points), 0) FROM strikes WHERE guild_id = $1 AND user_id = $2 "
+        "AND revoked_at IS NULL AND created_at > $3"
+    )
+
+    async def add_strike(
+        self,
+        guild_id: int,
+        user_id: int,
+        points: int,
+        *,
+        incident_id: int | None,
+        window: timedelta,
+        now: datetime | None = None,
+    ) -> tuple[int, int]:
+        if points <= 0:
+            raise ValueError("a strike needs at least one point")
+        now = _aware(now or datetime.now(UTC))
+        cutoff = now - window
+        async with self.pool.acquire() as conn, conn.transaction():
+            # One member's strikes queue behind this lock until commit, whichever process
+            # adds them; each statement after it sees every strike committed before.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))",
+                f"strike:{guild_id}:{user_id}",
+                STRIKE_LOCK_SEED,
+            )
+            before = await conn.fetchval(self._ACTIVE_POINTS, guild_id, user_id, cutoff)
+            await conn.execute(
+                "INSERT INTO strikes (guild_id, user_id, incident_id, points, created_at) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                guild_id,
+                user_id,
+                incident_id,
+                points,
+                now,
+            )
+            after = await conn.fetchval(self._ACTIVE_POINTS, guild_id, user_id, cutoff)
+        return int(before), int(after)
+
+    async def revoke_strike_for_incident(
+        self, guild_id: int, incident_id: int, *, now: datetime | None = None
+    ) -> bool:
+        result = await self.pool.execute(
+            "UPDATE strikes SET revoked_at = $1 WHERE guild_id = $2 AND incident_id = $3 "
+            "AND revoked_at IS NULL",
+            _aware(now or datetime.now(UTC)),
+            guild_id,
+            incident_id,
+        )
+        return _count(result) > 0
+
+    async def active_points(
+        self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
+    ) -> int:
+        now = _aware(now or datetime.now(UTC))
+        value = await self.pool.fetchval(self._ACTIVE_POINTS, guild_id, user_id, now - window)
+        return int(value)
+
+    async def list_strikes(self, guild_id: int, user_id: int) -> list[StrikeRecord]:
+        rows = await self.pool.fetch(
+            "SELECT id, guild_id, user_id, incident_id, points, created_at, revoked_at "
+            "FROM strikes WHERE guild_id = $1 AND user_id = $2 ORDER BY id DESC",
+            guild_id,
+            user_id,
+        )
+        return [
+            StrikeRecord(
+                id=int(r[0]),
+                guild_id=int(r[1]),
+                user_id=int(r[2]),
+                incident_id=None if r[3] is None else int(r[3]),
+                points=int(r[4]),
+                created_at=_utc(r[5]),
+                revoked_at=None if r[6] is None else _utc(r[6]),
+            )
+            for r in rows
+        ]
+
+    # -- enforcement settings and catch-up
+
+    async def get_enforcement_config(self, guild_id: int) -> dict[str, Any] | None:
+        value = await self.pool.fetchval(
+            "SELECT enforcement FROM guild_settings WHERE guild_id = $1", guild_id
+        )
+        return None if value is None else cast(dict[str, Any], json.loads(value))
+
+    async def set_enforcement_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
+        await self._save_setting(
+            guild_id,
+            "INSERT INTO guild_settings (guild_id, enforcement, updated_at) "
+            "VALUES ($1, $2::jsonb, now()) ON CONFLICT (guild_id) DO UPDATE SET "
+            "enforcement = excluded.enforcement, updated_at = excluded.updated_at",
+            _json(dict(config)),
+        )
+
+    async def get_catchup_cursor(self, guild_id: int, channel_id: int) -> int | None:
+        value = await self.pool.fetchval(
+            "SELECT last_message_id FROM catchup_cursors WHERE guild_id = $1 AND channel_id = $2",
+            guild_id,
+            channel_id,
+        )
+        return None if value is None else int(value)
+
+    async def set_catchup_cursor(self, guild_id: int, channel_id: int, message_id: int) -> None:
+        await self.pool.execute(
+            "INSERT INTO catchup_cursors AS c (guild_id, channel_id, last_message_id) "
+            "VALUES ($1, $2, $3) ON CONFLICT (guild_id, channel_id) DO UPDATE SET "
+            "last_message_id = GREATEST(c.last_message_id, excluded.last_message_id)",
             guild_id,
             channel_id,
             message_id,
-            user_id,
-            _text(excerpt),
-            _json(list(categories)),
-            Severity(severity).name.lower(),
-            Verdict(verdict).value,
-            _json([dict(m) for m in matches]),
-            action,
-            status,
-            _aware(created_at or datetime.now(UTC)),
         )
-        return int(row_id)
 
     async def get_incident(self, guild_id: int, incident_id: int) -> Incident | None:
         row = await self.pool.fetchrow(
@@ -485,5 +736,10 @@ def _incident(row: asyncpg.Record) -> Incident:
         matches=tuple(json.loads(row[9])),
         action=row[10],
         status=cast(IncidentStatus, row[11]),
-        created_at=row[12].astimezone(UTC),
+        created_at=_utc(row[12]),
+        job_key=row[13],
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
