@@ -34,11 +34,26 @@ needs_postgres = pytest.mark.skipif(
     not POSTGRES_URL,
     reason=f"{POSTGRES_URL_VARIABLE} is not set (scripts/ci_postgres.sh starts a server)",
 )
+BOTH_BOT_BACKENDS = pytest.mark.parametrize(
+    "bot_backend", ["sqlite", pytest.param("postgres", marks=needs_postgres)], indirect=True
+)
 
 
 @pytest.fixture
-def bot_settings(tmp_path: Path) -> Settings:
-    return Settings(discord_token=FAKE_TOKEN, database_path=tmp_path / "promptwarden.db")
+def bot_backend(request: pytest.FixtureRequest) -> str:
+    """The bot's database in SimCord tests; a module runs on both with
+    `pytestmark = BOTH_BOT_BACKENDS`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest_asyncio.fixture
+async def bot_settings(bot_backend: str, tmp_path: Path) -> AsyncIterator[Settings]:
+    settings = Settings(discord_token=FAKE_TOKEN, database_path=tmp_path / "promptwarden.db")
+    if bot_backend == "sqlite":
+        yield settings
+        return
+    async with fresh_postgres_database() as url:
+        yield replace(settings, database_url=url)
 
 
 @pytest.fixture

@@ -18,6 +18,10 @@ import simcord
 from cogs.screening import Screening
 from discordbot import PromptWardenBot
 from promptwarden.storage import Incident
+from tests.conftest import BOTH_BOT_BACKENDS
+
+# The whole cog runs once on SQLite and once on PostgreSQL.
+pytestmark = BOTH_BOT_BACKENDS
 
 NUDE = "a nude woman on a beach --ar 2:3"
 GORE = "a gruesome battlefield painting"

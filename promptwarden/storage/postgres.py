@@ -88,8 +88,14 @@ class PostgresStorage(Storage):
         """Connect and migrate; any failure is a StorageError naming the (redacted) URL."""
         shown = redact_url(url)
         try:
+            # No idle-connection timer: a bot queries all the time, and a timer per
+            # released connection only crowds the event loop's schedule.
             pool = await asyncpg.create_pool(
-                url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=CONNECT_TIMEOUT,
+                max_inactive_connection_lifetime=0,
             )
         except (asyncpg.PostgresError, OSError, TimeoutError, ValueError) as error:
             raise StorageError(_connect_message(shown, error)) from error
