@@ -157,6 +157,19 @@ def fresh_target(backend: str, postgres_url: str | None) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+async def _server_settings(url: str) -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        version = await conn.fetchval("SHOW server_version")
+        fsync = await conn.fetchval("SHOW fsync")
+        commit = await conn.fetchval("SHOW synchronous_commit")
+    finally:
+        await conn.close()
+    return f"{version}, fsync={fsync}, synchronous_commit={commit}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres", default=os.environ.get("PROMPTWARDEN_TEST_POSTGRES_URL"))
@@ -167,6 +180,10 @@ def main() -> int:
     backends = ["sqlite"] + (["postgresql"] if args.postgres else [])
     if not args.postgres:
         print("(no --postgres URL: SQLite only)")
+
+    print(f"{os.cpu_count()} CPU(s); each writer is one process, {args.seconds:g} s per run")
+    if args.postgres:
+        print(f"PostgreSQL: {asyncio.run(_server_settings(args.postgres))}")
 
     rows: list[tuple[str, str, list[float]]] = []
     for backend in backends:

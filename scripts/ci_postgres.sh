@@ -5,6 +5,7 @@
 #
 #   eval "$(scripts/ci_postgres.sh start)"   # sets PROMPTWARDEN_TEST_POSTGRES_URL and PW_PG_DIR
 #   scripts/ci_postgres.sh stop "$PW_PG_DIR" # stops it and deletes the folder
+#   PW_PG_DURABLE=1 scripts/ci_postgres.sh start  # fsync on, as in production
 #
 # The server listens on loopback only and keeps its socket in its own folder, so it never
 # clashes with a system cluster. Root cannot run postgres, so as root it runs as the
@@ -56,11 +57,15 @@ start() {
         --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
     rm -f "$dir/pwfile"
-    # Tests open many short-lived databases and pools: allow plenty of connections;
-    # durability does not matter for a throwaway cluster, speed does.
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-        "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir \
-         -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    # Tests open many short-lived databases and pools: allow plenty of connections.
+    # Durability does not matter for a throwaway cluster, speed does; PW_PG_DURABLE=1
+    # keeps PostgreSQL's defaults (fsync on), e.g. for benchmarks/storage_scale.py.
+    local options="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir"
+    options="$options -c max_connections=300"
+    if [ "${PW_PG_DURABLE:-0}" != 1 ]; then
+        options="$options -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$options" \
         >&2 || { cat "$dir/server.log" >&2; exit 1; }
     echo "export PW_PG_DIR='$dir'"
     echo "export PROMPTWARDEN_TEST_POSTGRES_URL='postgresql://promptwarden:$password@127.0.0.1:$port/postgres'"

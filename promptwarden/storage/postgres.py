@@ -487,17 +487,26 @@ class PostgresStorage(Storage):
                 f"strike:{guild_id}:{user_id}",
                 STRIKE_LOCK_SEED,
             )
-            before = await conn.fetchval(self._ACTIVE_POINTS, guild_id, user_id, cutoff)
-            await conn.execute(
-                "INSERT INTO strikes (guild_id, user_id, incident_id, points, created_at) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            # A new statement, so a new snapshot: it sees every strike committed before
+            # the lock was granted. Reading and inserting in one statement saves round trips.
+            row = await conn.fetchrow(
+                "WITH before AS ("
+                "  SELECT COALESCE(SUM(points), 0) AS points FROM strikes WHERE guild_id = $1 "
+                "  AND user_id = $2 AND revoked_at IS NULL AND created_at > $3), "
+                "added AS ("
+                "  INSERT INTO strikes (guild_id, user_id, incident_id, points, created_at) "
+                "  VALUES ($1, $2, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING points) "
+                "SELECT before.points, before.points + COALESCE((SELECT SUM(points) FROM added), 0) "
+                "FROM before",
                 guild_id,
                 user_id,
+                cutoff,
                 incident_id,
                 points,
                 now,
             )
-            after = await conn.fetchval(self._ACTIVE_POINTS, guild_id, user_id, cutoff)
+        assert row is not None
+        before, after = row[0], row[1]
         return int(before), int(after)
 
     async def revoke_strike_for_incident(
