@@ -496,8 +496,8 @@ class PostgresStorage(Storage):
                 "added AS ("
                 "  INSERT INTO strikes (guild_id, user_id, incident_id, points, created_at) "
                 "  VALUES ($1, $2, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING points) "
-                "SELECT before.points, before.points + COALESCE((SELECT SUM(points) FROM added), 0) "
-                "FROM before",
+                "SELECT before.points, "
+                "before.points + COALESCE((SELECT SUM(points) FROM added), 0) FROM before",
                 guild_id,
                 user_id,
                 cutoff,
