@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -139,7 +139,13 @@ class PostgresStorage(Storage):
         await super().subscribe_settings_changes(listener)
         async with self._listen_lock:
             if self._listen_conn is None and self._listen_task is None:
-                await self._listen()  # the first subscription fails loudly if it cannot listen
+                try:
+                    await self._listen()  # the first subscription fails loudly
+                except (asyncpg.PostgresError, OSError, TimeoutError) as error:
+                    raise StorageError(
+                        f"cannot listen for settings changes on {redact_url(self.url)}: "
+                        f"{error}; other processes' changes would not reach this one"
+                    ) from error
 
     async def _listen(self) -> None:
         conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
@@ -181,7 +187,7 @@ class PostgresStorage(Storage):
         finally:
             self._listen_task = None
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
