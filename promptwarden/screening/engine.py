@@ -63,7 +63,7 @@ _ACTION_VERDICT = {
 }
 # "12 year old", "12yo", "12-year-old": ages under 18 are minor terms
 _MINOR_AGE = re.compile(
-    r"(?<![0-9.])(?:[1-9]|1[0-7])\s*-?\s*(?:yo|y/o|yrs?|years?)(?:\s*-?\s*old)?(?![a-z])"
+    r"(?<![0-9.])(?<![0-9] )(?:[1-9]|1[0-7])\s*-?\s*(?:yo|y/o|yrs?|years?)(?:\s*-?\s*old)?(?![a-z])"
 )
 
 

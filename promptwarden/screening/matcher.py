@@ -53,7 +53,9 @@ def word_forms(word: str) -> set[str]:
     """Common inflections of an English word (hack -> hacks, hacking, hacked, hacker)."""
     if len(word) < 3 or not word.isalpha():
         return set()
-    forms = {word + s for s in ("s", "es", "ed", "ing", "er", "ers", "ings")}
+    forms = {word + s for s in ("s", "ed", "ing", "er", "ers", "ings")}
+    if word.endswith(("s", "x", "z", "ch", "sh", "o")):  # not "spic" -> "spices"
+        forms.add(word + "es")
     if word.endswith("e"):
         stem = word[:-1]
         forms |= {word + "d", word + "r", word + "rs", stem + "ing", stem + "ings"}
@@ -155,16 +157,22 @@ class Matcher:
                 allows.append((ostart, oend))
                 return
             ident = (key.term.category, ostart, oend)  # one hit per category and span
-            if ident not in found:
+            old = found.get(ident)
+            if old is None or key.term.severity > old.term.severity:
                 found[ident] = Hit(key.term, ostart, oend)
 
         for start, end, key in self._scan(text):
             add(start, end, key)
         for cand in candidates(text):
-            if cand.strict and cand.text == text[cand.positions[0] : cand.positions[-1] + 1]:
+            pos = cand.positions
+            if pos is None:
+                for s, e, key in self._scan(cand.text):
+                    add(s, e, key)
+                continue
+            if cand.strict and cand.text == text[pos[0] : pos[-1] + 1]:
                 continue
             for s, e, key in self._scan(cand.text, substring=cand.substring, strict=cand.strict):
-                add(cand.positions[s], cand.positions[e - 1] + 1, key)
+                add(pos[s], pos[e - 1] + 1, key)
         hits = sorted(found.values(), key=lambda h: (h.start, h.end, h.term.term))
         if allows:
             hits = [h for h in hits if not any(a <= h.start and h.end <= b for a, b in allows)]

@@ -19,6 +19,7 @@ import unicodedata
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import product
 
 GONE = "\x00"  # marks a character that normalization removes
 
@@ -166,7 +167,7 @@ def normalize(text: str) -> Normalized:
 
 # A token that mixes letters with leet digits/symbols: "s3x", "p0rn", "$lut", "k1ll".
 _LEET_TOKEN = re.compile(
-    r"(?<![a-z0-9@$!+|])(?=[a-z0-9@$!+|]*[a-z])(?=[a-z0-9@$!+|]*[4@31!05$7+89|])[a-z0-9@$!+|]{2,}"
+    r"(?<![a-z0-9@$!+|])(?=[a-z0-9@$!+|]*[a-z])(?=[a-z0-9@$!+|]*[4@31!05$7+89|])[a-z0-9@$!+|]*[a-z0-9@$]"
 )
 # Three or more single characters separated by spaces, dots, dashes...: "n a k e d", "s.e.x".
 _SPLIT_RUN = re.compile(
@@ -188,19 +189,35 @@ class Candidate:
     """
 
     text: str
-    positions: tuple[int, ...]
+    positions: tuple[int, ...] | None  # None: same positions as the normalized text
     substring: bool = False
     strict: bool = False
 
 
 def candidates(norm: str) -> Iterator[Candidate]:
-    """Alternative readings of evasive words in normalized text `norm`."""
-    for m in _LEET_TOKEN.finditer(norm):
-        tok = m.group()
-        pos = tuple(range(m.start(), m.end()))
-        yield Candidate(tok.translate(LEET), pos)
-        if "1" in tok:
-            yield Candidate(tok.translate(LEET_L).translate(LEET), pos)
+    """Alternative readings of evasive words in normalized text `norm`.
+
+    Leetspeak and repeated letters are read over the whole text, so phrases still match
+    ("c0v3r3d 1n bl00d"); spaced letters are read run by run, as one word without boundaries.
+    """
+    if _LEET_TOKEN.search(norm):
+        decoded = _LEET_TOKEN.sub(lambda m: m.group().translate(LEET), norm)
+        yield Candidate(decoded, None)
+        if "1" in norm:
+            yield Candidate(
+                _LEET_TOKEN.sub(lambda m: m.group().translate(LEET_L).translate(LEET), norm),
+                None,
+            )
+            # "k1ll1ng": each "1" may be i or l; try every mix on words with a few of them
+            for m in _LEET_TOKEN.finditer(norm):
+                tok = m.group()
+                ones = tok.count("1")
+                if 2 <= ones <= 4:
+                    pos = tuple(range(m.start(), m.end()))
+                    for mix in product("il", repeat=ones):
+                        it = iter(mix)
+                        word = "".join(next(it) if c == "1" else c for c in tok)
+                        yield Candidate(word.translate(LEET), pos)
     if " " in norm or "." in norm or "-" in norm:
         for m in _SPLIT_RUN.finditer(norm):
             run = m.group()
@@ -217,16 +234,26 @@ def candidates(norm: str) -> Iterator[Candidate]:
             if decoded != joined:
                 yield Candidate(decoded, pos, substring=True)
     if _TRIPLE.search(norm):
-        for m in re.finditer(r"[a-z]*([a-z])\1\1[a-z]*", norm):
-            word = m.group()
-            span = m.start(), m.end()
-            for repl in (r"\1", r"\1\1"):
-                squeezed = _TRIPLE.sub(repl, word)
-                yield Candidate(squeezed, _spread(span, len(squeezed)))
+        for keep in (1, 2):
+            yield _collapse(norm, keep)
     for m in _DOUBLE_WORD.finditer(norm):
         word = m.group()
         squeezed = _RUN.sub(r"\1", word)
         yield Candidate(squeezed, _spread((m.start(), m.end()), len(squeezed)), strict=True)
+
+
+def _collapse(norm: str, keep: int) -> Candidate:
+    """`norm` with runs of 3+ equal letters cut to `keep`, positions kept."""
+    parts: list[str] = []
+    positions: list[int] = []
+    pos = 0
+    for m in _TRIPLE.finditer(norm):
+        parts.append(norm[pos : m.start() + keep])
+        positions.extend(range(pos, m.start() + keep))
+        pos = m.end()
+    parts.append(norm[pos:])
+    positions.extend(range(pos, len(norm)))
+    return Candidate("".join(parts), tuple(positions))
 
 
 def _spread(span: tuple[int, int], length: int) -> tuple[int, ...]:
