@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import ahocorasick
 
 from .decision import Severity
-from .normalize import WORD_CHARS, Normalized, candidates, normalize, squeeze
+from .normalize import WORD_CHARS, Normalized, candidates, doubled, normalize, squeeze
 
 ALLOW = "allow"
 
@@ -93,7 +93,6 @@ class Matcher:
         table: dict[str, list[_Key]] = {}
         explicit: set[str] = set()
         derived: list[tuple[str, _Key]] = []
-        self._strict_ok: set[str] = set()
         for term in terms:
             keys, lead, trail = term_keys(term.term)
             for key in keys:
@@ -104,8 +103,10 @@ class Matcher:
                     and term.category != ALLOW
                     and squeeze(key) == key
                     and len(key) >= 4
+                    and key.isalpha()
+                    and not (lead or trail)
                 ):
-                    self._strict_ok.add(key)
+                    derived += [(v, _Key(term, lead, trail, True)) for v in doubled(key)]
             if keys and not trail:
                 head, _, last = keys[0].rpartition(" ")
                 for form in word_forms(last):
@@ -121,9 +122,7 @@ class Matcher:
         if self.size:
             self._automaton.make_automaton()
 
-    def _scan(
-        self, text: str, *, substring: bool = False, strict: bool = False
-    ) -> list[tuple[int, int, _Key]]:
+    def _scan(self, text: str, *, substring: bool = False) -> list[tuple[int, int, _Key]]:
         """Hits [start, end) in `text` that respect word boundaries."""
         out: list[tuple[int, int, _Key]] = []
         if not self.size:
@@ -139,8 +138,6 @@ class Matcher:
                     if length < 3:
                         continue
                 elif not ((left or k.lead) and (right or k.trail)):
-                    continue
-                if strict and (k.derived or text[start:stop] not in self._strict_ok):
                     continue
                 out.append((start, stop, k))
         return out
@@ -169,9 +166,7 @@ class Matcher:
                 for s, e, key in self._scan(cand.text):
                     add(s, e, key)
                 continue
-            if cand.strict and cand.text == text[pos[0] : pos[-1] + 1]:
-                continue
-            for s, e, key in self._scan(cand.text, substring=cand.substring, strict=cand.strict):
+            for s, e, key in self._scan(cand.text, substring=cand.substring):
                 add(pos[s], pos[e - 1] + 1, key)
         hits = sorted(found.values(), key=lambda h: (h.start, h.end, h.term.term))
         if allows:
