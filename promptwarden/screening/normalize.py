@@ -155,8 +155,8 @@ class Normalized:
             # kept-character counts per block: C-level counts, no per-character loop
             blocks = [0]
             for k in range(0, len(folded), _BLOCK):
-                chunk = min(_BLOCK, len(folded) - k)
-                blocks.append(blocks[-1] + chunk - folded.count(GONE, k, k + chunk))
+                size = min(_BLOCK, len(folded) - k)
+                blocks.append(blocks[-1] + size - folded.count(GONE, k, k + size))
             self._blocks = blocks
         b = bisect_right(blocks, i) - 1
         kept = self._kept.get(b)
