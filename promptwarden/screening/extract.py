@@ -83,7 +83,7 @@ _PRE_KINDS = {
     "zooming": JobKind.ZOOM,
     "panning": JobKind.PAN,
 }
-_STATUS = re.compile(r"\((?!Open on website)([^()]*)\)")
+_STATUS = re.compile(r"\((?!Open on website|<)([^()]*)\)")
 _IMAGINE = re.compile(r"^\s*/imagine\s+(?:prompt\s*:\s*)?", re.I)
 _PARAM = re.compile(r"(?:^|(?<=[\s,]))(?:--|\u2014|\u2013)(?=[A-Za-z])")  # phones: em dash
 _URL = re.compile(r"<?https?://[^\s>]+>?")
@@ -110,7 +110,8 @@ def _parse_job(content: str) -> tuple[int, int, JobKind, int | None, str | None]
             if pattern.match(rest):
                 kind = k
                 break
-    statuses = _STATUS.findall(rest)
+    # statuses follow the mention; "(Max)", "(Strong)" before it name the job
+    statuses = _STATUS.findall(rest[rest.find(mention.group()) + len(mention.group()) :])
     status = statuses[0].strip() if statuses else None
     return m.start("prompt"), m.end("prompt"), kind, int(mention.group(1)), status
 

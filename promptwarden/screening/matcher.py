@@ -107,7 +107,7 @@ class Matcher:
                     and not (lead or trail)
                 ):
                     derived += [(v, _Key(term, lead, trail, True)) for v in doubled(key)]
-            if keys and not trail:
+            if keys and not trail and term.category != ALLOW:  # allow phrases as written
                 head, _, last = keys[0].rpartition(" ")
                 for form in word_forms(last):
                     full = f"{head} {form}" if head else form
