@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (evasion tests are made of lookalike characters on purpose)
 """Decisions on prompts: categories, evasions, word forms, allow-list, --no, combinations."""
 
 from __future__ import annotations
@@ -69,9 +70,7 @@ def test_context_terms_alone_do_not_fire(screener: Screener, prompt: str) -> Non
     assert not screener.screen(prompt).flagged
 
 
-@pytest.mark.parametrize(
-    "prompt", ["a 35 year old sexy man", "photo of a sexy man 3 5 years old"]
-)
+@pytest.mark.parametrize("prompt", ["a 35 year old sexy man", "photo of a sexy man 3 5 years old"])
 def test_adult_ages_are_not_minors(screener: Screener, prompt: str) -> None:
     d = screener.screen(prompt)
     assert d.categories == ("sexual",)  # "sexy" alone warns; no minor involved
@@ -97,6 +96,7 @@ def test_adult_ages_are_not_minors(screener: Screener, prompt: str) -> None:
         "a cat --no blood, gore",  # negative prompt asks for less gore
         "hissing cat, shallow depth of field",
         "the good shepherd and his sheep",  # "good" never reads as another word
+        "gore-tex jacket, seen with the naked eye, a naked mole rat",
     ],
 )
 def test_benign_prompts_pass(screener: Screener, prompt: str) -> None:
@@ -117,7 +117,7 @@ def test_low_severity_words_are_recorded_not_flagged(screener: Screener) -> None
     [
         "a ｎａｋｅｄ woman",
         "a 𝐧𝐚𝐤𝐞𝐝 woman",
-        "a nаkеd woman",  # noqa: RUF001
+        "a nаkеd woman",
         "a n\u0301a\u0316k\u0347e\u0300d woman",
         "a na\u200bk\u200ced woman",
         "a n4k3d woman",

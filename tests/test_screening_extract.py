@@ -85,7 +85,9 @@ def test_unknown_bot_message_is_screened_whole() -> None:
 
 @pytest.mark.parametrize("dash", ["--", "\u2014", "\u2013"])
 def test_parameters_and_em_dash(dash: str) -> None:
-    content = f"**a fox {dash}ar 16:9 {dash}v 6 {dash}no blood, gore {dash}stylize 250** - {M} (fast)"
+    content = (
+        f"**a fox {dash}ar 16:9 {dash}v 6 {dash}no blood, gore {dash}stylize 250** - {M} (fast)"
+    )
     p = extract(content, author_is_bot=True)
     assert p.parameters == {"ar": "16:9", "v": "6", "no": "blood, gore", "stylize": "250"}
     assert p.negative == "blood, gore"

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF003  (evasion tests are made of lookalike characters on purpose)
 """Normalization: each evasion technique, and spans that point back at the original text."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from promptwarden.screening.tokens import prompt_tokens, prompt_words
     [
         ("ＮＡＫＥＤ", "naked"),  # fullwidth, NFKC
         ("𝐧𝐚𝐤𝐞𝐝", "naked"),  # mathematical bold
-        ("nаkеd", "naked"),  # Cyrillic а and е  # noqa: RUF001
+        ("nаkеd", "naked"),  # Cyrillic а and е
         ("νακεδ", "vaked"),  # Greek reads as Greek where it is not a lookalike
         ("n\u0301a\u0316k\u0347e\u0300d", "naked"),  # zalgo / combining marks
         ("na\u200bk\u200ce\u2060d\ufeff", "naked"),  # zero-width and invisible
