@@ -26,14 +26,23 @@ from .tokens import Token, prompt_tokens
 
 
 class _Contribution(Protocol):
-    feature: str
-    weight: float
-    first: int
-    last: int
+    """What the learned tier reports per feature (promptwarden.screening.model.Contribution)."""
+
+    @property
+    def feature(self) -> str: ...
+    @property
+    def weight(self) -> float: ...
+    @property
+    def first(self) -> int: ...  # token indices into the scored words
+    @property
+    def last(self) -> int: ...
 
 
 class _Model(Protocol):
-    threshold: float
+    """The learned tier's interface (promptwarden.screening.model.LinearModel)."""
+
+    @property
+    def threshold(self) -> float: ...
 
     def score(self, words: Sequence[str]) -> tuple[float, Sequence[_Contribution]]: ...
 
