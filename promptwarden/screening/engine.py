@@ -22,7 +22,7 @@ from .matcher import ALLOW, Hit, Matcher, Term
 from .normalize import Normalized, normalize
 from .pii import find_pii
 from .rules import CUSTOM, GuildRules
-from .tokens import Token, prompt_tokens
+from .tokens import Token, tokens_of
 
 
 class _Contribution(Protocol):
@@ -135,7 +135,7 @@ class Screener:
             extra = {"job": prompt.kind.value, "requester_id": prompt.requester_id}
         score: float | None = None
         if self.model is not None and verdict.rank < Verdict.REVIEW.rank:
-            score, model_matches = self._learned(prompt)
+            score, model_matches = self._learned(prompt, norm)
             if model_matches:
                 verdict = Verdict.REVIEW
                 flagged += model_matches
@@ -282,12 +282,14 @@ class Screener:
 
     # ---- learned tier --------------------------------------------------------------------
 
-    def _learned(self, prompt: ExtractedPrompt) -> tuple[float | None, list[Match]]:
+    def _learned(
+        self, prompt: ExtractedPrompt, norm: Normalized
+    ) -> tuple[float | None, list[Match]]:
         model = self.model
         if model is None:
             return None, []
         lo, hi = prompt.offset, prompt.offset + len(prompt.text)
-        tokens: list[Token] = [t for t in prompt_tokens(prompt.content) if lo <= t.start < hi]
+        tokens: list[Token] = [t for t in tokens_of(norm) if lo <= t.start < hi]
         if not tokens:
             return None, []
         score, contributions = model.score([t.text for t in tokens])
