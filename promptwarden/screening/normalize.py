@@ -210,7 +210,6 @@ _NON_LEET = bytes(c for c in range(128) if chr(c) not in "4@31!05$7+89|")
 _SPLIT_RUN = re.compile(
     r"(?<![a-z0-9@$])(?:[a-z0-9@$!][ .\-,/\\:+·•]{1,3}){2,}[a-z0-9@$!](?![a-z0-9@$])"
 )
-_SPLIT_SEP = re.compile(r"[ .\-,/\\:+·•]+")
 _TRIPLE = re.compile(r"([a-z])\1\1+")
 _RUN = re.compile(r"([a-z])\1+")
 
