@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from promptwarden.screening import cli
+from promptwarden.storage import open_storage
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LINES = [
     "a red fox in the snow",
@@ -59,9 +63,11 @@ def test_text_format_brackets_when_not_a_terminal(
     assert "\x1b[" not in out
 
 
-def test_stdin_subprocess() -> None:
+def test_bot_py_screen_reads_stdin_without_a_token(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PROMPTWARDEN_ENV_FILE": str(tmp_path / "absent.env")}
     proc = subprocess.run(
-        [sys.executable, "-m", "promptwarden.screening.cli", "--format", "jsonl", "-"],
+        [sys.executable, str(ROOT / "bot.py"), "screen", "--format", "jsonl", "-"],
+        env=env,
         input="a cat\nkkk rally\n",
         capture_output=True,
         text=True,
@@ -82,28 +88,60 @@ def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert "no such file" in err
 
 
-def test_guild_rules_apply(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the storage lookup is the CLI's one seam to the bot's database (wired at merge)
-    stored = {"custom_terms": ["banana"], "actions": {"sexual": "warn"}}
-    monkeypatch.setattr(cli, "load_guild_rules", lambda db, guild: stored if guild == 7 else None)
+def _store_rules(db: Path, guild_id: int, rules: dict[str, object]) -> None:
+    async def write() -> None:
+        async with await open_storage(db) as storage:
+            await storage.set_screening_rules(guild_id, rules)
+
+    asyncio.run(write())
+
+
+def test_guild_rules_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "bot.db"
+    _store_rules(db, 7, {"custom_terms": ["banana"], "actions": {"sexual": "warn"}})
     src = tmp_path / "p.txt"
     src.write_text("a banana\na naked man\n", encoding="utf-8")
-    code, out, _ = run_main(capsys, "--guild", "7", str(src))
+    code, out, _ = run_main(capsys, "--guild", "7", "--db", str(db), str(src))
     assert code == 0
     assert [json.loads(x)["verdict"] for x in out.splitlines()] == ["block", "warn"]
-    code, out, _ = run_main(capsys, "--guild", "8", str(src))
+    # another guild has no stored rules: the shipped defaults apply
+    code, out, _ = run_main(capsys, "--guild", "8", "--db", str(db), str(src))
     assert [json.loads(x)["verdict"] for x in out.splitlines()] == ["allow", "block"]
 
 
-def test_bad_stored_rules_are_reported(
+def test_guild_database_comes_from_database_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "load_guild_rules", lambda db, guild: {"actions": {"sexual": "ban"}})
+    db = tmp_path / "configured.db"
+    _store_rules(db, 7, {"custom_terms": ["banana"]})
+    monkeypatch.setenv("DATABASE_PATH", str(db))
+    monkeypatch.setenv("PROMPTWARDEN_ENV_FILE", str(tmp_path / "absent.env"))
+    src = tmp_path / "p.txt"
+    src.write_text("a banana\n", encoding="utf-8")
+    code, out, _ = run_main(capsys, "--guild", "7", str(src))
+    assert code == 0
+    assert json.loads(out)["verdict"] == "block"
+
+
+def test_missing_database_is_reported_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "typo.db"
     src = tmp_path / "p.txt"
     src.write_text("a cat\n", encoding="utf-8")
-    code, out, err = run_main(capsys, "--guild", "7", str(src))
+    code, out, err = run_main(capsys, "--guild", "7", "--db", str(db), str(src))
+    assert code == 2
+    assert out == ""
+    assert f"no database at {db}" in err
+    assert not db.exists()
+
+
+def test_bad_stored_rules_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "bot.db"
+    _store_rules(db, 7, {"actions": {"sexual": "ban"}})
+    src = tmp_path / "p.txt"
+    src.write_text("a cat\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "--guild", "7", "--db", str(db), str(src))
     assert code == 2
     assert out == ""
     assert "unknown action 'ban'" in err
