@@ -127,3 +127,16 @@ def test_cache_reuses_and_rebuilds_on_change() -> None:
     assert b.screen("a banana").verdict is Verdict.ALLOW
     assert b.screen("an apple").verdict is Verdict.BLOCK
     assert cache.get(2, first) is not b  # guilds do not share entries
+
+
+def test_cached_never_builds_and_sees_equal_rules() -> None:
+    cache = ScreenerCache(model=None)
+    rules = GuildRules.from_dict({"custom_terms": ["banana"]})
+    assert cache.cached(1, rules) is None  # nothing built yet: the caller decides where to build
+    built = cache.get(1, rules)
+    assert cache.cached(1, rules) is built
+    # equal settings reloaded from storage are a new object, but the same screener
+    assert cache.cached(1, GuildRules.from_dict({"custom_terms": ["banana"]})) is built
+    assert cache.cached(1, GuildRules.from_dict({"custom_terms": ["kiwi"]})) is None
+    cache.forget(1)
+    assert cache.cached(1, rules) is None

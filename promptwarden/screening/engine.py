@@ -329,15 +329,31 @@ class ScreenerCache:
 
     def __init__(self, *, model: _Model | bool | None = True) -> None:
         self._model = model
-        self._entries: dict[int, tuple[str, Screener]] = {}
+        self._entries: dict[int, tuple[str, GuildRules, Screener]] = {}
+
+    def cached(self, guild_id: int, rules: GuildRules) -> Screener | None:
+        """The compiled screener for these rules if there is one; never builds.
+
+        The rules object itself is checked first, so the per-message path does not hash a
+        guild's (up to 1,000) custom terms while the settings are unchanged.
+        """
+        entry = self._entries.get(guild_id)
+        if entry is None:
+            return None
+        if entry[1] is rules:
+            return entry[2]
+        if entry[0] == rules.fingerprint():
+            self._entries[guild_id] = (entry[0], rules, entry[2])
+            return entry[2]
+        return None
 
     def get(self, guild_id: int, rules: GuildRules) -> Screener:
-        fingerprint = rules.fingerprint()
-        entry = self._entries.get(guild_id)
-        if entry is None or entry[0] != fingerprint:
-            entry = (fingerprint, Screener(rules, model=self._model))
-            self._entries[guild_id] = entry
-        return entry[1]
+        """The screener for these rules, building it (a fraction of a second) if needed."""
+        screener = self.cached(guild_id, rules)
+        if screener is None:
+            screener = Screener(rules, model=self._model)
+            self._entries[guild_id] = (rules.fingerprint(), rules, screener)
+        return screener
 
     def forget(self, guild_id: int) -> None:
         self._entries.pop(guild_id, None)
