@@ -88,11 +88,13 @@ class LinearModel:
     @classmethod
     def load(cls, path: Path) -> LinearModel:
         try:
-            raw = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except OSError as exc:
             raise ModelFileError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ModelFileError(f"model file {path} is not UTF-8 JSON (a pickle?): {exc}") from exc
         except json.JSONDecodeError as exc:
             raise ModelFileError(f"model file {path} is not valid JSON: {exc}") from exc
         try:
