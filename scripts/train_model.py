@@ -295,7 +295,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"learned tier: {len(model.weights)} features, threshold p >= {model.threshold}")
     report(f"out of fold ({FOLDS}-fold, grouped by prompt words):", oof_figs)
     report("hash split (train 80%, threshold by inner out-of-fold, judged on 20%):", held)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+    shown = (
+        args.out.resolve().relative_to(ROOT)
+        if args.out.resolve().is_relative_to(ROOT)
+        else args.out
+    )
+    print(f"wrote {shown} ({args.out.stat().st_size / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":

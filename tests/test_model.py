@@ -221,3 +221,15 @@ def test_valid_file_round_trips(tmp_path: Path) -> None:
 def test_prompt_text_drops_parameters_links_and_weights() -> None:
     line = "<https://s.mj.run/abc> a red door::2 by the sea \u2014ar 16:9 --no people"
     assert prompt_words(prompt_text(line)) == ["a", "red", "door", "by", "the", "sea"]
+
+
+def test_equal_weights_are_listed_in_word_order() -> None:
+    weights = {w: 1.0 for w in ["f", "e", "d", "c", "b", "a"]}
+    _, contributions = LinearModel(weights, 0.0, 0.5).score(["f", "e", "d", "c", "b", "a"])
+    assert [(c.feature, c.first) for c in contributions] == [
+        ("f", 0),
+        ("e", 1),
+        ("d", 2),
+        ("c", 3),
+        ("b", 4),
+    ]

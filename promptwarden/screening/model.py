@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,7 @@ class LinearModel:
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self.weights = weights
+        self._features = frozenset(weights)  # set operations iterate the smaller side
         self.bias = bias
         self.threshold = threshold
         self.max_n = max_n
@@ -150,30 +153,58 @@ class LinearModel:
             raise ModelFileError("'training' must be an object")
         return cls(weights, bias, threshold, max_n=ngram[1], binary=binary, metadata=metadata)
 
-    def decision(self, words: Sequence[str]) -> tuple[float, list[Contribution]]:
-        """The raw linear score (log-odds) and every feature that raised it."""
+    def _grams(self, words: Sequence[str]) -> list[Sequence[str]]:
+        """All 1-grams, then all 2-grams, ... in word order (the features of `ngram_features`)."""
+        grams: list[Sequence[str]] = [words]
+        for n in range(2, self.max_n + 1):
+            if n == 2:
+                grams.append([a + " " + b for a, b in pairwise(words)])
+            else:
+                grams.append([" ".join(words[i : i + n]) for i in range(len(words) - n + 1)])
+        return grams
+
+    def _scored(self, words: Sequence[str], limit: int | None) -> tuple[float, list[Contribution]]:
+        """Log-odds and the heaviest `limit` raising features (all of them when None).
+
+        Set and Counter operations run in C: this is called on every watched message. fsum
+        makes the total independent of set order, so a score never varies between runs.
+        """
         weights = self.weights
-        found: dict[str, Contribution] = {}
-        total = self.bias
-        for feature, first, last in ngram_features(words, self.max_n):
-            weight = weights.get(feature)
-            if weight is None:
-                continue
-            seen = found.get(feature)
-            if seen is None:
-                found[feature] = Contribution(feature, weight, first, last)
-                total += weight
-            elif not self.binary:
-                found[feature] = Contribution(feature, seen.weight + weight, seen.first, seen.last)
-                total += weight
-        raised = [c for c in found.values() if c.weight > 0]
-        raised.sort(key=lambda c: (-c.weight, c.first, c.last))
-        return total, raised
+        grams = self._grams(words)
+        every = [g for per_n in grams for g in per_n]
+        if self.binary:
+            times: Counter[str] | None = None
+            present = self._features.intersection(every)
+            total = self.bias + math.fsum(map(weights.__getitem__, present))
+        else:
+            times = Counter(every)
+            present = self._features.intersection(times)
+            total = self.bias + math.fsum(weights[f] * times[f] for f in present)
+        ranked = sorted(
+            (-weights[f] * (1 if times is None else times[f]), f) for f in present if weights[f] > 0
+        )
+        if limit is not None and len(ranked) > limit:
+            # keep ties with the last kept weight: position decides among them below
+            cut = ranked[limit - 1][0]
+            ranked = [r for r in ranked if r[0] <= cut]
+        placed = []
+        for neg_weight, f in ranked:
+            size = f.count(" ") + 1
+            first = grams[size - 1].index(f)
+            placed.append((neg_weight, first, first + size - 1, f))
+        placed.sort()
+        if limit is not None:
+            placed = placed[:limit]
+        return total, [Contribution(f, -w, first, last) for w, first, last, f in placed]
+
+    def decision(self, words: Sequence[str]) -> tuple[float, list[Contribution]]:
+        """The raw linear score (log-odds) and every feature that raised it, heaviest first."""
+        return self._scored(words, None)
 
     def score(self, words: Sequence[str]) -> tuple[float, list[Contribution]]:
         """Probability that the prompt is inappropriate, with its heaviest positive features."""
-        total, raised = self.decision(words)
-        return sigmoid(total), raised[:MAX_CONTRIBUTIONS]
+        total, raised = self._scored(words, MAX_CONTRIBUTIONS)
+        return sigmoid(total), raised
 
     def flags(self, probability: float) -> bool:
         return probability >= self.threshold
