@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from promptwarden.screening.model import DEFAULT_PATH, LinearModel  # noqa: E402
+from promptwarden.screening.model import DEFAULT_PATH, LinearModel, model_text  # noqa: E402
 from promptwarden.screening.tokens import prompt_words  # noqa: E402
 from scripts.train_model import (  # noqa: E402
     eval_dir,
@@ -31,7 +31,6 @@ from scripts.train_model import (  # noqa: E402
     figures,
     load,
     out_of_fold,
-    prompt_text,
     report,
     threshold_for,
 )
@@ -65,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report("learned tier, out of fold (recomputed):", figures(corpus, everything, oof, cut))
 
     def model_hits(t: str) -> bool:
-        return model.flags(model.score(prompt_words(prompt_text(t)))[0])
+        return model.flags(model.score(prompt_words(model_text(t)))[0])
 
     shipped = np.array([model_hits(t) for t in corpus.texts], dtype=np.float64)
     report(

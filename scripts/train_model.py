@@ -27,7 +27,6 @@ import argparse
 import csv
 import hashlib
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from promptwarden.screening.model import LinearModel, ngram_features  # noqa: E402
+from promptwarden.screening.model import LinearModel, model_text, ngram_features  # noqa: E402
 from promptwarden.screening.tokens import prompt_words  # noqa: E402
 
 MAX_N = 2
@@ -61,23 +60,9 @@ DDB_FILE = "diffusiondb_prompts.txt"
 I2P_FILE = "i2p.csv"
 I2P_COLUMNS = ("prompt", "inappropriate_percentage", "nudity_percentage")
 
-# Midjourney parameters come last and are not words of the prompt; left in, `--ar 16:9` would
-# teach the model that Midjourney syntax means "benign", since no I2P prompt carries any.
-_PARAMETERS = re.compile(r"(?:^|\s)(?:--|\u2014)[a-z]", re.IGNORECASE)
-_URL = re.compile(r"<?https?://\S+?>?(?=\s|$)")
-_PROMPT_WEIGHT = re.compile(r"::\s*-?\d*\.?\d*")
-
-
-def prompt_text(line: str) -> str:
-    """The words a person wrote: image links, `::` weights and trailing parameters removed."""
-    found = _PARAMETERS.search(line)
-    if found:
-        line = line[: found.start()]
-    return _PROMPT_WEIGHT.sub(" ", _URL.sub(" ", line))
-
 
 def features(line: str) -> list[str]:
-    return [f for f, _, _ in ngram_features(prompt_words(prompt_text(line)), MAX_N)]
+    return [f for f, _, _ in ngram_features(prompt_words(model_text(line)), MAX_N)]
 
 
 @dataclass

@@ -16,9 +16,10 @@ from promptwarden.screening.model import (
     LinearModel,
     ModelFileError,
     default_model,
+    model_text,
 )
 from promptwarden.screening.tokens import prompt_tokens, prompt_words
-from scripts.train_model import export, features, prompt_text, train
+from scripts.train_model import export, features, train
 
 BENIGN = [
     "castle",
@@ -77,7 +78,7 @@ def test_runtime_scores_equal_scikit_learn(tmp_path: Path, binary: bool) -> None
     expected_p = clf.predict_proba(x)[:, 1]
     expected_z = clf.decision_function(x)
     for text, p, z in zip(probe, expected_p, expected_z, strict=True):
-        words = prompt_words(prompt_text(text))
+        words = prompt_words(model_text(text))
         assert model.score(words)[0] == pytest.approx(p, abs=1e-9)
         assert model.decision(words)[0] == pytest.approx(z, abs=1e-9)
 
@@ -218,9 +219,25 @@ def test_valid_file_round_trips(tmp_path: Path) -> None:
     assert model.decision(["red", "door", "storm"])[0] == pytest.approx(0.5)
 
 
-def test_prompt_text_drops_parameters_links_and_weights() -> None:
+def test_model_text_drops_parameters_links_and_weights_in_place() -> None:
     line = "<https://s.mj.run/abc> a red door::2 by the sea \u2014ar 16:9 --no people"
-    assert prompt_words(prompt_text(line)) == ["a", "red", "door", "by", "the", "sea"]
+    assert prompt_words(model_text(line)) == ["a", "red", "door", "by", "the", "sea"]
+    assert len(model_text(line)) == len(line)
+
+
+def test_explain_names_the_words_in_the_original_message() -> None:
+    model = default_model()
+    assert model is not None
+    bare = "police mugshot of a screaming criminal"
+    posted = f"<https://s.mj.run/xyz> {bare}::1.5 --ar 16:9 --w 6000 --no blood"
+    probability, matches = model.explain(posted)
+
+    assert probability == model.score(prompt_words(bare))[0]  # parameters change nothing
+    assert model.flags(probability)
+    assert {m.text for m in matches} >= {"mugshot", "screaming", "police"}
+    for m in matches:
+        assert posted[m.start : m.end] == m.text
+        assert m.source == "model" and m.weight is not None and m.weight > 0
 
 
 def test_equal_weights_are_listed_in_word_order() -> None:

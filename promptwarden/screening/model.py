@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,12 +19,35 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from promptwarden.screening.decision import Match, Severity
+from promptwarden.screening.tokens import prompt_tokens
+
 FORMAT = "promptwarden-linear-model"
 FORMAT_VERSION = 1
 TOKENIZER = "promptwarden.screening.tokens.prompt_words"
 MAX_CONTRIBUTIONS = 5
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "model.json"
+
+
+# Midjourney parameters come last and are not words of the prompt; left in, `--ar 16:9` would
+# teach the model that Midjourney syntax means "benign", since no I2P prompt carries any.
+_PARAMETERS = re.compile(r"(?:^|\s)(?:--|\u2014)[a-z]", re.IGNORECASE)
+_URL = re.compile(r"<?https?://\S+?>?(?=\s|$)")
+_PROMPT_WEIGHT = re.compile(r"::\s*-?\d*\.?\d*")
+
+
+def model_text(text: str) -> str:
+    """The words a person wrote, as the model was trained on them, at the same offsets.
+
+    Image links, `::` weights and everything from the first parameter (`--ar`, `\u2014no`...) are
+    blanked with spaces, so spans found in the result are spans of `text`.
+    """
+    found = _PARAMETERS.search(text)
+    if found:
+        text = text[: found.start()] + " " * (len(text) - found.start())
+    text = _URL.sub(lambda m: " " * len(m.group()), text)
+    return _PROMPT_WEIGHT.sub(lambda m: " " * len(m.group()), text)
 
 
 class ModelFileError(ValueError):
@@ -205,6 +229,28 @@ class LinearModel:
         """Probability that the prompt is inappropriate, with its heaviest positive features."""
         total, raised = self._scored(words, MAX_CONTRIBUTIONS)
         return sigmoid(total), raised
+
+    def explain(self, text: str) -> tuple[float, list[Match]]:
+        """Score a prompt's text and name the heaviest words as matches with spans in `text`.
+
+        The caller turns a probability at or above `threshold` into a `review`, never more.
+        """
+        tokens = prompt_tokens(model_text(text))
+        probability, raised = self.score([t.text for t in tokens])
+        matches = [
+            Match(
+                category="learned",
+                term=c.feature,
+                start=tokens[c.first].start,
+                end=tokens[c.last].end,
+                text=text[tokens[c.first].start : tokens[c.last].end],
+                source="model",
+                severity=Severity.LOW,
+                weight=c.weight,
+            )
+            for c in raised
+        ]
+        return probability, matches
 
     def flags(self, probability: float) -> bool:
         return probability >= self.threshold
