@@ -182,6 +182,7 @@ def _valid() -> dict[str, object]:
         ({"weights": {"red  door": 1.0}}, "single spaces"),
         ({"weights": {"a b c": 1.0}}, "longer than ngram_range"),
         ({"training": []}, "'training' must be an object"),
+        ({"tokenizer_probe": ["other", "words"]}, "another tokenization.*retrain"),
     ],
 )
 def test_malformed_model_file_is_refused_clearly(

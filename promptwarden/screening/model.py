@@ -2,7 +2,7 @@
 
 Word lists miss prompts whose words are each harmless but whose images are not; a linear model
 trained on ../shared/eval (see `scripts/train_model.py`) sees some of them. Its weights ship as
-plain JSON so no pickle is ever loaded, and scoring is a few dict lookups per word. Its hits
+plain JSON so no pickle is ever loaded, and scoring is one set intersection per prompt. Its hits
 only ever justify a `review`: a statistical guess must not warn or block a member.
 """
 
@@ -20,12 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from promptwarden.screening.decision import Match, Severity
-from promptwarden.screening.tokens import prompt_tokens
+from promptwarden.screening.tokens import prompt_tokens, prompt_words
 
 FORMAT = "promptwarden-linear-model"
 FORMAT_VERSION = 1
 TOKENIZER = "promptwarden.screening.tokens.prompt_words"
 MAX_CONTRIBUTIONS = 5
+# Tokenized into the file at training time and again at load: weights learned over other words
+# than the runtime produces would score silently wrong, so a mismatch refuses to load.
+TOKENIZER_PROBE = (
+    "\uff26\uff55\uff4c\uff4c Caf\u00e9 \u0441\u0430t n.a.k.e.d naaaked ||spoiler|| **bold** "
+    "l33t 4ss z\u200bero Pollock's ROCK-n-roll 1 9 8 4 --ar 16:9"
+)
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "model.json"
 
@@ -157,6 +163,13 @@ class LinearModel:
         binary = data.get("binary")
         if not isinstance(binary, bool):
             raise ModelFileError(f"'binary' must be true or false, found {binary!r}")
+        probe = data.get("tokenizer_probe")
+        if probe != probe_words():
+            raise ModelFileError(
+                "it was trained on another tokenization than promptwarden.screening.tokens "
+                f"gives now (tokenizer_probe {probe!r} != {probe_words()!r}); "
+                "retrain with scripts/train_model.py"
+            )
         bias = _finite(data.get("bias"), "bias")
         threshold = _finite(data.get("threshold"), "threshold")
         if not 0.0 < threshold < 1.0:
@@ -265,6 +278,7 @@ class LinearModel:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "tokenizer": TOKENIZER,
+            "tokenizer_probe": probe_words(),
             "ngram_range": [1, self.max_n],
             "binary": self.binary,
             "bias": rounded(self.bias),
@@ -276,6 +290,11 @@ class LinearModel:
     def dump(self, path: Path, *, digits: int | None = None) -> None:
         text = json.dumps(self.to_dict(digits=digits), sort_keys=True, ensure_ascii=False, indent=0)
         path.write_text(text + "\n", encoding="utf-8")
+
+
+def probe_words() -> list[str]:
+    """What the current tokenization makes of TOKENIZER_PROBE."""
+    return prompt_words(model_text(TOKENIZER_PROBE))
 
 
 def _finite(value: object, name: str) -> float:
