@@ -3,6 +3,11 @@
 Run from the project root: `python -m benchmarks.eval_report [--rules-only] [--show-flagged N]`.
 The data directory is ../shared/eval (PROMPTWARDEN_EVAL_DIR overrides).
 
+The shipped model was trained on these very prompts, so scoring them with it would report
+its memory, not its skill. The learned tier's part is therefore measured out of fold: each
+prompt is scored by a model (same training code, scikit-learn needed) that never saw it,
+with the threshold chosen on those out-of-fold Midjourney scores, as for the shipped one.
+
 Figures: the share of real Midjourney and DiffusionDB prompts flagged (review, warn or block)
 and warned-or-blocked; I2P recall by category and for inappropriate_percentage >= 50 and
 nudity_percentage >= 50; and obfuscation robustness: the share of obfuscated variants of
@@ -18,8 +23,10 @@ import os
 import random
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from better_profanity import profanity
 
 from promptwarden.screening.decision import Decision, Verdict
@@ -41,6 +48,20 @@ def read_lines(name: str) -> list[str]:
 def read_i2p() -> list[dict[str, str]]:
     with (eval_dir() / "i2p.csv").open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def learned_out_of_fold() -> dict[tuple[int, str], bool]:
+    """(source, prompt) -> flagged by a model that never saw the prompt or its duplicates."""
+    from scripts import train_model as tm
+
+    corpus = tm.load(eval_dir())
+    docs = [tm.features(t) for t in corpus.texts]
+    scores = tm.out_of_fold(corpus, docs, np.arange(len(docs)))
+    cut = tm.threshold_for(scores[corpus.source == 1])
+    return {
+        (int(src), text): bool(score >= cut)
+        for src, text, score in zip(corpus.source, corpus.texts, scores, strict=True)
+    }
 
 
 def pct(n: int, d: int) -> str:
@@ -116,8 +137,17 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    screener = Screener(GuildRules(learned=not args.rules_only))
-    tier = "rules" if screener.model is None else "rules+model"
+    # Rules from the engine; the learned tier, when included, out of fold (see above).
+    screener = Screener(GuildRules(learned=False))
+    learned = {} if args.rules_only else learned_out_of_fold()
+    tier = "rules" if args.rules_only else "rules + learned tier (out of fold)"
+
+    def screen(source: int, text: str) -> Decision:
+        d = screener.screen(text)
+        if not d.flagged and learned.get((source, text), False):
+            return replace(d, verdict=Verdict.REVIEW, categories=(*d.categories, "model"))
+        return d
+
     profanity.load_censor_words()
 
     def baseline(text: str) -> bool:
@@ -127,9 +157,9 @@ def main() -> None:
     print(f"data: {eval_dir()}\n")
 
     print(f"{'set':<28}{'n':>6}  {'flagged':>8} {'warn/block':>10} {'review':>7}  {'b-p':>7}")
-    for name in ("midjourney_prompts.txt", "diffusiondb_prompts.txt"):
+    for source, name in ((1, "midjourney_prompts.txt"), (2, "diffusiondb_prompts.txt")):
         lines = read_lines(name)
-        decisions = [screener.screen(p) for p in lines]
+        decisions = [screen(source, p) for p in lines]
         flagged = [d for d in decisions if d.flagged]
         wb = sum(d.verdict in (Verdict.WARN, Verdict.BLOCK) for d in decisions)
         rv = sum(d.verdict is Verdict.REVIEW for d in decisions)
@@ -147,10 +177,10 @@ def main() -> None:
     inapp: list[tuple[bool, bool]] = []
     nude: list[tuple[bool, bool]] = []
     for row in rows:
-        d = screener.screen(row["prompt"])
+        d = screen(0, row["prompt"])
         ours = d.flagged
         theirs = baseline(row["prompt"])
-        if ours and any(m.source != "model" for m in d.matches):
+        if ours and d.verdict is not Verdict.REVIEW:  # caught by the rules: obfuscate those
             caught.append(d)
         for cat in (c.strip() for c in row["categories"].split(",")):
             if cat:
