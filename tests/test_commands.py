@@ -6,7 +6,6 @@ and what the database then holds.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import discord
@@ -59,10 +58,18 @@ class Server:
             "severity": Severity.MEDIUM,
             "verdict": verdict,
             "matches": [
-                {"category": "violence", "term": "gruesome", "start": 16, "end": 24,
-                 "text": "gruesome", "source": "rule:violence", "severity": "medium"}
+                {
+                    "category": "violence",
+                    "term": "gruesome",
+                    "start": 16,
+                    "end": 24,
+                    "text": "gruesome",
+                    "source": "rule:violence",
+                    "severity": "medium",
+                }
             ],
             "action": verdict.value,
+            "created_at": self.env.now(),
         }
         fields.update(extra)
         incident_id, _ = await self.storage.record_incident(**fields)
@@ -75,11 +82,6 @@ class Server:
 def text(result: Any) -> str:
     assert result.response is not None
     return str(result.response.content)
-
-
-async def reply(result: Any) -> Any:
-    """The visible answer: the response, or the first followup after a deferral."""
-    return result.followups[0] if result.deferred and result.followups else result.response
 
 
 # ---------------------------------------------------------------- permissions
