@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ClassVar, Literal
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, cast
 
 import discord
 from discord import app_commands
@@ -25,7 +25,7 @@ from promptwarden import rule_edits
 from promptwarden.incident_export import incidents_csv
 from promptwarden.periods import parse_since
 from promptwarden.screening.decision import Verdict
-from promptwarden.storage import Incident, IncidentStatus
+from promptwarden.storage import INCIDENT_STATUSES, Incident, IncidentStatus
 
 Interaction = discord.Interaction[PromptWardenBot]
 MANAGE_MESSAGES = discord.Permissions(manage_messages=True)
@@ -199,16 +199,14 @@ class PageButton(
         match: re.Match[str],
         /,
     ) -> PageButton:
-        status = match["status"] or None
+        status = match["status"]
         query = ListQuery(
             invoker=int(match["inv"], 36),
             user_id=int(match["user"], 36) if match["user"] else None,
             category=match["cat"] or None,
-            status=status if status in ("open", "upheld", "dismissed") else None,  # type: ignore[arg-type]
+            status=cast(IncidentStatus, status) if status in INCIDENT_STATUSES else None,
             since=(
-                datetime.fromtimestamp(int(match["since"], 36)).astimezone()
-                if match["since"]
-                else None
+                datetime.fromtimestamp(int(match["since"], 36), tz=UTC) if match["since"] else None
             ),
         )
         return cls(query, match["dir"], int(match["cur"], 36), disabled=False)

@@ -15,6 +15,7 @@ from promptwarden.chart import incidents_per_day_png
 from promptwarden.stats import incident_stats
 
 Interaction = discord.Interaction[PromptWardenBot]
+RECENT_DAYS = 14  # days with incidents listed in text; the chart shows them all
 
 
 def _pairs(pairs: list[tuple[str, int]], limit: int = 10) -> str:
@@ -52,6 +53,8 @@ class Stats(commands.Cog):
             ]
             busiest = max(figures.by_day, key=lambda d: d[1])
             lines.append(f"Busiest day: {busiest[0]:%Y-%m-%d} ({busiest[1]})")
+            recent = [(d, n) for d, n in figures.by_day if n][-RECENT_DAYS:]
+            lines.append("By day (latest): " + ", ".join(f"{d:%m-%d} {n}" for d, n in recent))
         chart = incidents_per_day_png(
             figures.by_day, title=f"Incidents per day, last {days} day(s)"
         )

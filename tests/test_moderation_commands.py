@@ -257,8 +257,26 @@ async def test_stats_with_a_chart(simcord_env: simcord.Env) -> None:
     assert "`gruesome` 2, `nude` 1" in body
     assert "Dismissed as false positives: 1 of 3 (33%)" in body
     assert f"Busiest day: {now:%Y-%m-%d} (2)" in body
+    two_days_ago = now - timedelta(days=2)
+    assert f"By day (latest): {two_days_ago:%m-%d} 1, {now:%m-%d} 2" in body
     name, data = attachment_bytes(simcord_env, reply)
     assert name == "incidents-per-day.png" and data.startswith(PNG)
 
     short = (await s.slash(s.moderator, "stats", days=1)).response
     assert "Incidents in the last 1 day(s): 2" in short.content
+
+
+async def test_paging_keeps_the_filters(simcord_env: simcord.Env) -> None:
+    s = Server(simcord_env)
+    old = await s.incident(
+        0, categories=["sexual"], created_at=simcord_env.now() - timedelta(days=9)
+    )
+    sexual = [await s.incident(n, categories=["sexual"]) for n in range(1, 12)]
+    violence = await s.incident(50)
+
+    first = await s.slash(s.moderator, "incidents list", category="sexual", since="7d")
+    second = (await s.moderator.click(first.response.message, label="Next")).response
+
+    assert second.content.count("`#") == 1 and f"`#{sexual[0]}`" in second.content
+    for page in (first.response.content, second.content):
+        assert f"`#{violence}`" not in page and f"`#{old}`" not in page
