@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import discord
 
-from cogs._incident_ui import attempt, warning_embed
+from cogs._incident_ui import attempt, warning_embed, with_outcome
 from discordbot import PromptWardenBot
 from promptwarden.enforcement import EnforcementConfig
 from promptwarden.screening.decision import Verdict
@@ -62,6 +62,10 @@ async def resolve_incident(
             guild_id, incident_id, "note", "done", f"<@{moderator_id}>: {note[:NOTE_LIMIT]}"
         )
     updated = await storage.get_incident(guild_id, incident_id)
+    line = ("Dismissed as a false positive" if status == "dismissed" else "Upheld") + (
+        f" by <@{moderator_id}>" + ("; strike removed" if revoked else "")
+    )
+    await annotate_modlog(bot, guild_id, incident_id, line, status)
     return Resolution(updated or incident, revoked)
 
 
@@ -101,6 +105,7 @@ async def warn_for_incident(
 
     dm = await attempt(storage, guild.id, incident.id, "dm_warning", send)
     line = f"warned (DM: {dm}), {points} active point(s)"
+    await annotate_modlog(bot, guild.id, incident.id, f"Warned by <@{moderator_id}>", "upheld")
     if timeout is not None:
 
         async def time_out() -> None:
@@ -130,3 +135,35 @@ async def pardon(
                 guild_id, strike.incident_id, moderator_id, "pardon"
             )
     return revoked
+
+
+async def annotate_modlog(
+    bot: PromptWardenBot,
+    guild_id: int,
+    incident_id: int,
+    line: str,
+    status: IncidentStatus | None,
+) -> bool:
+    """Add what a moderator decided by command to the incident's mod-log entry, as its
+    buttons do, so the mod-log never shows an open incident that was settled elsewhere.
+    Best effort: False when there is no entry or it cannot be edited."""
+    storage = bot.storage
+    posted = [
+        o.detail
+        for o in await storage.list_action_outcomes(guild_id, incident_id)
+        if o.action == "modlog" and o.outcome == "done" and o.detail.startswith("message ")
+    ]
+    channel_id = await storage.get_modlog_channel(guild_id)
+    if not posted or channel_id is None:
+        return False
+    try:
+        message_id = int(posted[-1].removeprefix("message "))
+        channel = bot.get_partial_messageable(channel_id, guild_id=guild_id)
+        message = await channel.fetch_message(message_id)
+        if not message.embeds:
+            return False
+        await message.edit(embed=with_outcome(message.embeds[0], line, status))
+    except (ValueError, discord.HTTPException) as error:
+        log.info("incident %d: mod-log entry not updated: %s", incident_id, error)
+        return False
+    return True

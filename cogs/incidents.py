@@ -33,6 +33,8 @@ PAGE_SIZE = 10
 QUEUE_SIZE = 4  # one embed and one row of buttons each (Discord allows 5 rows)
 LIST_CATEGORIES = (*rule_edits.RULE_CATEGORIES, "model")
 EXCERPT_IN_LIST = 70
+# Lists name members and quote prompts: never notify anyone from them.
+NO_PINGS = discord.AllowedMentions.none()
 
 
 def jump_url(incident: Incident) -> str | None:
@@ -127,7 +129,7 @@ class QueueButton(
             line = f"Incident #{incident.id} {status}{revoked}."
         content, embeds, view = await queue_page(bot, guild.id)
         await interaction.response.edit_message(
-            content=f"{line}\n{content}", embeds=embeds, view=view
+            content=f"{line}\n{content}", embeds=embeds, view=view, allowed_mentions=NO_PINGS
         )
 
 
@@ -229,7 +231,9 @@ class PageButton(
             before=self.cursor if self.direction == "n" else None,
             after=self.cursor if self.direction == "p" else None,
         )
-        await interaction.response.edit_message(content=content, view=view)
+        await interaction.response.edit_message(
+            content=content, view=view, allowed_mentions=NO_PINGS
+        )
 
 
 def list_line(i: Incident) -> str:
@@ -312,7 +316,9 @@ class Incidents(commands.Cog):
     async def queue(self, interaction: Interaction) -> None:
         assert interaction.guild_id is not None
         content, embeds, view = await queue_page(self.bot, interaction.guild_id)
-        await interaction.response.send_message(content, embeds=embeds, view=view, ephemeral=True)
+        await interaction.response.send_message(
+            content, embeds=embeds, view=view, ephemeral=True, allowed_mentions=NO_PINGS
+        )
 
     @incidents.command(name="list", description="Incidents, newest first, with paging")
     @app_commands.describe(
@@ -345,7 +351,9 @@ class Incidents(commands.Cog):
             return
         query = ListQuery(interaction.user.id, user.id if user else None, category, status, start)
         content, view = await list_page(self.bot, interaction.guild_id, query)
-        await interaction.response.send_message(content, view=view, ephemeral=True)
+        await interaction.response.send_message(
+            content, view=view, ephemeral=True, allowed_mentions=NO_PINGS
+        )
 
     @incidents.command(name="show", description="One incident in full")
     @guild_permissions_check(manage_messages=True)

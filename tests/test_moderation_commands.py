@@ -74,6 +74,14 @@ async def test_queue_lists_review_incidents_oldest_first_and_warn_acts(
 
     await s.moderator.click(after.message, custom_id=f"pw:queue:dismiss:{second}")
     assert (await s.storage.get_incident(s.guild.id, second)).status == "dismissed"
+    # The mod-log entries say what was decided, and by whom, as their own buttons would.
+    entries = {m.embeds[0].title: m.embeds[0] for m in s.modlog.history() if m.embeds}
+    warned = entries[f"Incident #{first} · Needs review"]
+    assert warned.footer.text == "Status: upheld"
+    assert f"Warned by <@{s.moderator.id}>" in warned.fields[-1].value
+    dismissed = entries[f"Incident #{second} · Needs review"]
+    assert dismissed.footer.text == "Status: dismissed"
+    assert f"Dismissed as a false positive by <@{s.moderator.id}>" in dismissed.fields[-1].value
     final = await s.slash(s.moderator, "incidents queue")
     assert "The review queue is empty." in text(final)
 
