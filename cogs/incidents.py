@@ -417,6 +417,14 @@ class Incidents(commands.Cog):
             return
         incidents = await self.bot.storage.incidents_since(interaction.guild_id, start)
         data = incidents_csv(incidents)
+        limit = interaction.guild.filesize_limit if interaction.guild else 10 * 1024 * 1024
+        if len(data) > limit:
+            await interaction.response.send_message(
+                f"The export would be {len(data) // 1024} KiB, more than Discord accepts here "
+                f"({limit // 1024} KiB); ask for less with `since` (e.g. `7d`).",
+                ephemeral=True,
+            )
+            return
         name = f"incidents-{interaction.guild_id}-{now:%Y%m%d}.csv"
         await interaction.response.send_message(
             f"{len(incidents)} incident(s)"

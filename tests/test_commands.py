@@ -312,3 +312,13 @@ async def test_rule_test_never_shows_personal_information(simcord_env: simcord.E
     )
     assert "Verdict: remind" in tested and "[email]" in tested
     assert "bob@example.com" not in tested
+
+
+async def test_category_and_action_options_suggest_valid_values(simcord_env: simcord.Env) -> None:
+    s = Server(simcord_env)
+    offered = await s.admin.autocomplete(s.channel, "guideline-rules set-action", "category", "vio")
+    assert [c["value"] for c in offered] == ["violence"]
+    offered = await s.admin.autocomplete(
+        s.channel, "guideline-rules set-action", "action", "re", category="violence"
+    )
+    assert [c["value"] for c in offered] == ["review", "remind"]
