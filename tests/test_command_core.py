@@ -101,3 +101,22 @@ def test_chart_is_a_png_of_the_expected_size() -> None:
     image = Image.open(io.BytesIO(data))
     assert image.format == "PNG" and image.size == (WIDTH, HEIGHT)
     assert incidents_per_day_png([], title="empty").startswith(b"\x89PNG")
+
+
+async def test_the_pager_fits_its_state_in_a_discord_custom_id() -> None:
+    from cogs.incidents import ListQuery, PageButton
+
+    biggest = 2**64 - 1
+    query = ListQuery(
+        invoker=biggest,
+        user_id=biggest,
+        category="personal_info",
+        status="dismissed",
+        since=datetime(2099, 12, 31, tzinfo=UTC),
+    )
+    custom_id = query.encode("n", biggest)
+    assert len(custom_id) <= 100  # Discord's limit
+    match = PageButton.__discord_ui_compiled_template__.fullmatch(custom_id)  # type: ignore[attr-defined]
+    assert match is not None
+    button = await PageButton.from_custom_id(None, None, match)  # type: ignore[arg-type]
+    assert (button.query, button.direction, button.cursor) == (query, "n", biggest)
