@@ -165,7 +165,10 @@ class Screening(commands.Cog):
         identity = job_identity(guild.id, user_id, prompt.text, facts.created_at)
         if not self.handled.mark((guild.id, message.id, identity)):
             return  # a progress edit of a job screened here already
-        screener = self.screeners.get(guild.id, state.rules)
+        screener = self.screeners.cached(guild.id, state.rules)
+        if screener is None:
+            # Compiling a guild's automaton takes a fraction of a second: off the loop.
+            screener = await asyncio.to_thread(self.screeners.get, guild.id, state.rules)
         decision = screener.screen(facts.content, author_is_bot=facts.author_is_bot)
         config = state.config
         plan = plan_actions(
