@@ -6,6 +6,8 @@ also be a command, so members get `/guidelines` and the admin group is `/guideli
 
 from __future__ import annotations
 
+import asyncio
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -210,7 +212,11 @@ class Guidelines(commands.Cog):
     async def test(self, interaction: Interaction, prompt: str) -> None:
         assert interaction.guild_id is not None
         rules = await self.rules(interaction.guild_id)
-        decision = self.screeners.get(interaction.guild_id, rules).screen(prompt)
+        screener = self.screeners.cached(interaction.guild_id, rules)
+        if screener is None:
+            # Compiling the guild's automaton takes a fraction of a second: off the loop.
+            screener = await asyncio.to_thread(self.screeners.get, interaction.guild_id, rules)
+        decision = screener.screen(prompt)
         lines = [
             f"**Verdict: {decision.verdict.value}** · severity {decision.severity.name.lower()}"
             + (f" · categories: {', '.join(decision.categories)}" if decision.categories else "")
