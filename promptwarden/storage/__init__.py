@@ -12,6 +12,7 @@ from promptwarden.storage.base import Storage, StorageError
 from promptwarden.storage.models import (
     ACTION_OUTCOMES,
     EXCERPT_LIMIT,
+    INCIDENT_STATUSES,
     ActionOutcome,
     ActionRecord,
     Incident,
@@ -27,6 +28,7 @@ from promptwarden.storage.sqlite_migrations import LATEST_VERSION
 __all__ = [
     "ACTION_OUTCOMES",
     "EXCERPT_LIMIT",
+    "INCIDENT_STATUSES",
     "LATEST_VERSION",
     "ActionOutcome",
     "ActionRecord",

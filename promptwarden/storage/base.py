@@ -133,6 +133,34 @@ class Storage(ABC):
         """Newest first; `before_id` pages backwards from an incident id."""
 
     @abstractmethod
+    async def find_incidents(
+        self,
+        guild_id: int,
+        *,
+        user_id: int | None = None,
+        category: str | None = None,
+        status: IncidentStatus | None = None,
+        verdict: Verdict | None = None,
+        since: datetime | None = None,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        oldest_first: bool = False,
+        limit: int = 50,
+    ) -> list[Incident]:
+        """Incidents matching every filter given (`category`: one of its categories).
+
+        Newest first, or oldest first with `oldest_first`; `before_id`/`after_id` page
+        by incident id in either direction (keyset paging: stable while new ones arrive).
+        """
+
+    @abstractmethod
+    async def incidents_since(
+        self, guild_id: int, since: datetime | None, *, limit: int = 50_000
+    ) -> list[Incident]:
+        """Every incident created at or after `since` (all when None), oldest first, at
+        most `limit`: for exports and statistics."""
+
+    @abstractmethod
     async def record_incident(
         self,
         *,
@@ -222,6 +250,13 @@ class Storage(ABC):
     async def active_points(
         self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
     ) -> int: ...
+
+    @abstractmethod
+    async def revoke_active_strikes(
+        self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
+    ) -> list[StrikeRecord]:
+        """Revoke every strike of the member still counting (a pardon); returns them as
+        they were before revoking, so the caller can record who pardoned which incident."""
 
     @abstractmethod
     async def list_strikes(self, guild_id: int, user_id: int) -> list[StrikeRecord]:

@@ -356,6 +356,59 @@ class SQLiteStorage(Storage):
         )
         return [_incident(r) for r in rows]
 
+    async def find_incidents(
+        self,
+        guild_id: int,
+        *,
+        user_id: int | None = None,
+        category: str | None = None,
+        status: IncidentStatus | None = None,
+        verdict: Verdict | None = None,
+        since: datetime | None = None,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        oldest_first: bool = False,
+        limit: int = 50,
+    ) -> list[Incident]:
+        where: list[str] = ["guild_id = ?"]
+        params: list[Any] = [guild_id]
+        for clause, value in (
+            ("user_id = ?", user_id),
+            ("EXISTS (SELECT 1 FROM json_each(incidents.categories) WHERE value = ?)", category),
+            ("status = ?", status),
+            ("verdict = ?", None if verdict is None else Verdict(verdict).value),
+            ("created_at >= ?", None if since is None else _time_text(since)),
+            ("id < ?", before_id),
+            ("id > ?", after_id),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        params.append(max(1, min(limit, MAX_PAGE)))
+        order = "ASC" if oldest_first else "DESC"
+        rows = await self._all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {' AND '.join(where)} "
+            f"ORDER BY id {order} LIMIT ?",
+            params,
+        )
+        return [_incident(r) for r in rows]
+
+    async def incidents_since(
+        self, guild_id: int, since: datetime | None, *, limit: int = 50_000
+    ) -> list[Incident]:
+        params: list[Any] = [guild_id]
+        clause = ""
+        if since is not None:
+            clause = " AND created_at >= ?"
+            params.append(_time_text(since))
+        params.append(max(1, limit))
+        rows = await self._all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE guild_id = ?{clause} "
+            "ORDER BY created_at, id LIMIT ?",
+            params,
+        )
+        return [_incident(r) for r in rows]
+
     # -- incident actions and mod-log presses
 
     async def record_action_outcome(
@@ -468,24 +521,34 @@ class SQLiteStorage(Storage):
         row = await self._one(self._ACTIVE_POINTS, (guild_id, user_id, _time_text(now - window)))
         return 0 if row is None else int(row[0])
 
+    async def revoke_active_strikes(
+        self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
+    ) -> list[StrikeRecord]:
+        now = now or datetime.now(UTC)
+        active = (
+            "FROM strikes WHERE guild_id = ? AND user_id = ? AND revoked_at IS NULL "
+            "AND created_at > ?"
+        )
+        key = (guild_id, user_id, _time_text(now - window))
+        async with self._transaction():
+            rows = await self._all(
+                "SELECT id, guild_id, user_id, incident_id, points, created_at, revoked_at "
+                f"{active} ORDER BY id DESC",
+                key,
+            )
+            await self._execute(
+                f"UPDATE strikes SET revoked_at = ? WHERE id IN (SELECT id {active})",
+                (_time_text(now), *key),
+            )
+        return [_strike(r) for r in rows]
+
     async def list_strikes(self, guild_id: int, user_id: int) -> list[StrikeRecord]:
         rows = await self._all(
             "SELECT id, guild_id, user_id, incident_id, points, created_at, revoked_at "
             "FROM strikes WHERE guild_id = ? AND user_id = ? ORDER BY id DESC",
             (guild_id, user_id),
         )
-        return [
-            StrikeRecord(
-                id=int(r[0]),
-                guild_id=int(r[1]),
-                user_id=int(r[2]),
-                incident_id=None if r[3] is None else int(r[3]),
-                points=int(r[4]),
-                created_at=datetime.fromisoformat(r[5]),
-                revoked_at=None if r[6] is None else datetime.fromisoformat(r[6]),
-            )
-            for r in rows
-        ]
+        return [_strike(r) for r in rows]
 
     # -- enforcement settings and catch-up
 
@@ -623,4 +686,16 @@ def _incident(row: sqlite3.Row) -> Incident:
         status=cast(IncidentStatus, row[11]),
         created_at=datetime.fromisoformat(row[12]),
         job_key=row[13],
+    )
+
+
+def _strike(r: sqlite3.Row) -> StrikeRecord:
+    return StrikeRecord(
+        id=int(r[0]),
+        guild_id=int(r[1]),
+        user_id=int(r[2]),
+        incident_id=None if r[3] is None else int(r[3]),
+        points=int(r[4]),
+        created_at=datetime.fromisoformat(r[5]),
+        revoked_at=None if r[6] is None else datetime.fromisoformat(r[6]),
     )
