@@ -50,7 +50,9 @@ async def attempt(
         result = await call()
     except Exception as error:  # every failure is an outcome to record, not a crash
         outcome, why = outcome_of(error)
-        if isinstance(error, discord.HTTPException | DMBudgetExhausted):
+        if isinstance(error, DMBudgetExhausted):
+            log.info("incident %d: %s %s: %s", incident_id, action, outcome, why)
+        elif isinstance(error, discord.HTTPException):
             log.warning("incident %d: %s %s: %s", incident_id, action, outcome, why)
         else:
             log.exception("incident %d: %s failed", incident_id, action)
