@@ -169,7 +169,10 @@ class Screening(commands.Cog):
             return  # a progress edit of a job screened here already
         # The privacy cog reminds people, on their first prompt, that this channel is public.
         self.bot.dispatch("promptwarden_prompt", message, user_id)
-        screener = self.screeners.get(guild.id, state.rules)
+        screener = self.screeners.cached(guild.id, state.rules)
+        if screener is None:
+            # Compiling a guild's automaton takes a fraction of a second: off the loop.
+            screener = await asyncio.to_thread(self.screeners.get, guild.id, state.rules)
         decision = screener.screen(facts.content, author_is_bot=facts.author_is_bot)
         config = state.config
         plan = plan_actions(
