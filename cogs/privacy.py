@@ -319,6 +319,23 @@ class Privacy(commands.Cog):
             ephemeral=True,
         )
 
+    @reminders.command(name="show", description="Show this server's privacy settings")
+    @guild_permissions_check(manage_guild=True)
+    async def reminders_show(self, interaction: discord.Interaction[PromptWardenBot]) -> None:
+        guild = interaction.guild
+        assert guild is not None
+        config = await privacy_config(self.bot.storage, guild.id)
+        rules = guild.rules_channel
+        preview = reminder_message(config, guild.name, rules_channel_id=rules.id if rules else None)
+        await interaction.response.send_message(
+            f"Private-mode reminders: **{'on' if config.reminders_enabled else 'off'}**, at "
+            f"most one of each kind per member every {config.reminder_interval.days} days.\n"
+            f"DMs: at most {config.dm_per_minute} a minute. "
+            f"Incidents kept: {config.retention.days} days.\n"
+            f"Members read:\n>>> {preview}",
+            ephemeral=True,
+        )
+
     @app_commands.command(name="retention", description="Days incidents are kept in this server")
     @app_commands.describe(days="Incidents older than this are deleted by a daily job")
     @app_commands.guild_only()
@@ -347,14 +364,16 @@ class Privacy(commands.Cog):
         log.error("the retention job failed; it runs again tomorrow", exc_info=error)
 
     async def apply_retention(self, now: datetime | None = None) -> dict[int, int]:
-        """Delete each guild's incidents older than its retention; {guild: deleted}."""
+        """Delete each guild's incidents older than its retention, and reminder history
+        older than its interval (useless by then); returns {guild: incidents deleted}."""
         now = now or discord.utils.utcnow()
         storage = self.bot.storage
         deleted: dict[int, int] = {}
-        for guild_id in await storage.incident_guild_ids():
+        for guild_id in await storage.stored_guild_ids():
             config = await privacy_config(storage, guild_id)
             try:
                 count = await storage.delete_incidents_before(guild_id, now - config.retention)
+                await storage.delete_reminders_before(guild_id, now - config.reminder_interval)
             except Exception:
                 log.exception("retention: guild %d failed", guild_id)
                 continue

@@ -207,6 +207,9 @@ async def test_the_dm_budget_caps_a_burst_and_records_the_rest_as_skipped(
     assert ["channel_notice" in await w.outcomes(i) for i in incidents] == [False] * 5
     assert len(w.modlog_entries()) == 5  # the mod-log is not a DM: nothing held back
 
+    spent = await people[0].slash(w.channel, "privacy export")
+    assert spent.ephemeral and "try again in a minute" in spent.response.content
+
     await simcord_env.advance_time(60)
     await people[4].send(w.channel, f"{GORE} once more")
     assert len(people[4].user.dm_channel.history()) == 1
@@ -471,6 +474,9 @@ async def test_admins_turn_reminders_off_and_change_the_interval(
     await w.admin.slash(w.channel, "reminders on")
     result = await w.admin.slash(w.channel, "reminders interval", days=7)
     assert "every 7 days" in result.response.content
+    shown = await w.admin.slash(w.channel, "reminders show")
+    assert "**on**" in shown.response.content and "every 7 days" in shown.response.content
+    assert "Incidents kept: 180 days" in shown.response.content
     await w.member.send(w.channel, DOG)
     await simcord_env.advance_time(7 * DAY)
     await w.member.send(w.channel, "a fox in the snow")
@@ -481,6 +487,7 @@ async def test_admins_turn_reminders_off_and_change_the_interval(
     ("command", "options"),
     [
         ("reminders off", {}),
+        ("reminders show", {}),
         ("reminders text", {"text": "hi"}),
         ("reminders dm-limit", {"per_minute": 60}),
         ("retention", {"days": 1}),

@@ -181,7 +181,7 @@ async def test_retention_deletes_old_incidents_with_their_rows_in_that_guild_onl
     await storage.record_modlog_press(GUILD_A, old, 77, "uphold")
     await storage.create_appeal(GUILD_A, old, ME, "please")
 
-    assert await storage.incident_guild_ids() == [GUILD_A, GUILD_B]
+    assert await storage.stored_guild_ids() == [GUILD_A, GUILD_B]
     assert await storage.delete_incidents_before(GUILD_A, NOW - 180 * DAY) == 1
 
     assert await storage.get_incident(GUILD_A, old) is None
@@ -191,6 +191,18 @@ async def test_retention_deletes_old_incidents_with_their_rows_in_that_guild_onl
     assert await storage.list_action_outcomes(GUILD_A, old) == []
     assert await storage.list_modlog_presses(GUILD_A, old) == []
     assert await storage.list_appeals(GUILD_A, old) == []
+
+
+async def test_old_reminder_history_is_forgotten_per_guild(storage: Storage) -> None:
+    await storage.claim_reminder(GUILD_A, ME, "private_mode", interval=DAY, now=NOW - 40 * DAY)
+    await storage.claim_reminder(GUILD_A, ME, "personal_info:email", interval=DAY, now=NOW)
+    await storage.claim_reminder(GUILD_B, ME, "private_mode", interval=DAY, now=NOW - 40 * DAY)
+
+    assert await storage.stored_guild_ids() == [GUILD_A, GUILD_B]
+    assert await storage.delete_reminders_before(GUILD_A, NOW - 30 * DAY) == 1
+
+    kinds = {(r.guild_id, r.kind) for r in (await storage.export_member_data(ME)).reminders}
+    assert kinds == {(GUILD_A, "personal_info:email"), (GUILD_B, "private_mode")}
 
 
 async def test_database_file_is_owner_only_and_excerpts_are_capped(tmp_path: Path) -> None:

@@ -342,13 +342,18 @@ class Storage(ABC):
     # -- retention
 
     @abstractmethod
-    async def incident_guild_ids(self) -> list[int]:
-        """Guilds that have incidents stored (including guilds the bot has left)."""
+    async def stored_guild_ids(self) -> list[int]:
+        """Guilds with incidents or reminder history stored (including guilds the bot has
+        left, whose data must expire too)."""
 
     @abstractmethod
     async def delete_incidents_before(self, guild_id: int, cutoff: datetime) -> int:
         """Delete the guild's incidents created before `cutoff` with their actions, presses,
         strikes and appeals; returns how many incidents were deleted."""
+
+    @abstractmethod
+    async def delete_reminders_before(self, guild_id: int, cutoff: datetime) -> int:
+        """Forget reminders sent before `cutoff` (they no longer hold back the next one)."""
 
     # -- bot-wide key/value (e.g. the hash of the last synced command tree)
     @abstractmethod

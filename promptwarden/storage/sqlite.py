@@ -749,9 +749,19 @@ class SQLiteStorage(Storage):
 
     # -- retention
 
-    async def incident_guild_ids(self) -> list[int]:
-        rows = await self._all("SELECT DISTINCT guild_id FROM incidents ORDER BY guild_id")
+    async def stored_guild_ids(self) -> list[int]:
+        rows = await self._all(
+            "SELECT guild_id FROM incidents UNION SELECT guild_id FROM reminders_sent "
+            "ORDER BY guild_id"
+        )
         return [int(r[0]) for r in rows]
+
+    async def delete_reminders_before(self, guild_id: int, cutoff: datetime) -> int:
+        deleted, _ = await self._write(
+            "DELETE FROM reminders_sent WHERE guild_id = ? AND sent_at < ?",
+            (guild_id, _time_text(cutoff)),
+        )
+        return max(deleted, 0)
 
     async def delete_incidents_before(self, guild_id: int, cutoff: datetime) -> int:
         old = "SELECT id FROM incidents WHERE guild_id = ? AND created_at < ?"
