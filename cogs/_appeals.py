@@ -263,14 +263,14 @@ async def decide(
     storage = bot.storage
     now = discord.utils.utcnow()
     moderator = interaction.user
-    appeal = await storage.decide_appeal(
+    decision = await storage.decide_appeal(
         guild.id,
         appeal_id,
         "accepted" if action == "accept" else "rejected",
         moderator.id,
         now=now,
     )
-    if appeal is None:
+    if decision is None:
         existing = await storage.get_appeal(guild.id, appeal_id)
         await interaction.response.send_message(
             f"Appeal #{appeal_id} was already {existing.status}."
@@ -279,10 +279,10 @@ async def decide(
             ephemeral=True,
         )
         return
+    appeal = decision.appeal
     incident_id = appeal.incident_id
     if appeal.status == "accepted":
-        revoked = await storage.revoke_strike_for_incident(guild.id, incident_id, now=now)
-        await storage.set_incident_status(guild.id, incident_id, "dismissed")
+        revoked = decision.strike_revoked
         line = f"Accepted by {moderator.mention}: incident dismissed" + (
             ", strike removed" if revoked else ""
         )
@@ -291,7 +291,6 @@ async def decide(
             "warning was withdrawn" + (" and its strike removed." if revoked else ".")
         )
     else:
-        await storage.set_incident_status(guild.id, incident_id, "upheld")
         line = f"Rejected by {moderator.mention}: the decision stands"
         answer = (
             f"Your appeal of incident #{incident_id} in {guild.name} was rejected by the "

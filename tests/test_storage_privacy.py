@@ -111,10 +111,32 @@ async def test_one_open_appeal_per_incident_and_decided_once(storage: Storage) -
         await storage.create_appeal(GUILD_A, first, ME, "x" * 1001)
 
     assert await storage.get_appeal(GUILD_B, appeal.id) is None
+    assert await storage.decide_appeal(GUILD_B, appeal.id, "accepted", 77) is None
     decided = await storage.decide_appeal(GUILD_A, appeal.id, "rejected", 77, now=NOW + DAY)
-    assert decided is not None and (decided.status, decided.moderator_id) == ("rejected", 77)
+    assert decided is not None and not decided.strike_revoked
+    assert (decided.appeal.status, decided.appeal.moderator_id) == ("rejected", 77)
     assert await storage.decide_appeal(GUILD_A, appeal.id, "accepted", 78) is None
     assert [a.status for a in await storage.list_appeals(GUILD_A, first)] == ["rejected"]
+    stored = await storage.get_incident(GUILD_A, first)
+    assert stored is not None and stored.status == "upheld"
+
+
+async def test_accepting_an_appeal_revokes_the_strike_and_dismisses_at_once(
+    storage: Storage,
+) -> None:
+    first = await incident(storage)
+    await storage.add_strike(GUILD_A, ME, 2, incident_id=first, window=30 * DAY, now=NOW)
+    appeal = await storage.create_appeal(GUILD_A, first, ME, "it was a statue", now=NOW)
+    assert appeal is not None
+    decisions = await asyncio.gather(
+        storage.decide_appeal(GUILD_A, appeal.id, "accepted", 77, now=NOW),
+        storage.decide_appeal(GUILD_A, appeal.id, "rejected", 78, now=NOW),
+    )
+    [decided] = [d for d in decisions if d is not None]
+    assert decided.appeal.status == "accepted" and decided.strike_revoked
+    stored = await storage.get_incident(GUILD_A, first)
+    assert stored is not None and stored.status == "dismissed"
+    assert await storage.active_points(GUILD_A, ME, window=30 * DAY, now=NOW) == 0
 
 
 async def test_export_spans_guilds_and_holds_only_that_person(storage: Storage) -> None:

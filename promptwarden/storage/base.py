@@ -19,6 +19,7 @@ from promptwarden.storage.models import (
     ActionOutcome,
     ActionRecord,
     Appeal,
+    AppealDecision,
     AppealStatus,
     ErasureReport,
     Incident,
@@ -323,9 +324,10 @@ class Storage(ABC):
         moderator_id: int,
         *,
         now: datetime | None = None,
-    ) -> Appeal | None:
-        """Close an open appeal as accepted or rejected; None when it is not open (so two
-        moderators pressing at once decide it once)."""
+    ) -> AppealDecision | None:
+        """Close an open appeal, in one transaction with its effect: accepted revokes the
+        incident's strike and marks it dismissed; rejected marks an open incident upheld.
+        None when the appeal is not open (two moderators pressing at once decide once)."""
 
     # -- a person's own data, across guilds (their export and erasure rights)
 

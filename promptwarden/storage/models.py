@@ -97,6 +97,12 @@ class Appeal:
 
 
 @dataclass(frozen=True, slots=True)
+class AppealDecision:
+    appeal: Appeal
+    strike_revoked: bool  # accepting removed an active strike of the incident
+
+
+@dataclass(frozen=True, slots=True)
 class ReminderRecord:
     """When a person last got a reminder of one kind in one guild."""
 

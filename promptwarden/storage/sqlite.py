@@ -34,6 +34,7 @@ from promptwarden.storage.models import (
     ActionOutcome,
     ActionRecord,
     Appeal,
+    AppealDecision,
     AppealStatus,
     ErasureReport,
     Incident,
@@ -649,15 +650,41 @@ class SQLiteStorage(Storage):
         moderator_id: int,
         *,
         now: datetime | None = None,
-    ) -> Appeal | None:
+    ) -> AppealDecision | None:
         if status not in APPEAL_STATUSES or status == "open":
             raise ValueError(f"an appeal is decided as accepted or rejected, not {status!r}")
-        changed, _ = await self._write(
-            "UPDATE appeals SET status = ?, moderator_id = ?, decided_at = ? "
-            "WHERE guild_id = ? AND id = ? AND status = 'open'",
-            (status, moderator_id, _time_text(now or datetime.now(UTC)), guild_id, appeal_id),
-        )
-        return await self.get_appeal(guild_id, appeal_id) if changed else None
+        when = _time_text(now or datetime.now(UTC))
+        revoked = 0
+        async with self._transaction():
+            changed, _ = await self._execute(
+                "UPDATE appeals SET status = ?, moderator_id = ?, decided_at = ? "
+                "WHERE guild_id = ? AND id = ? AND status = 'open'",
+                (status, moderator_id, when, guild_id, appeal_id),
+            )
+            if changed:
+                incident = "(SELECT incident_id FROM appeals WHERE guild_id = ? AND id = ?)"
+                if status == "accepted":
+                    revoked, _ = await self._execute(
+                        "UPDATE strikes SET revoked_at = ? WHERE guild_id = ? "
+                        f"AND incident_id = {incident} AND revoked_at IS NULL",
+                        (when, guild_id, guild_id, appeal_id),
+                    )
+                    await self._execute(
+                        f"UPDATE incidents SET status = 'dismissed' WHERE guild_id = ? "
+                        f"AND id = {incident}",
+                        (guild_id, guild_id, appeal_id),
+                    )
+                else:
+                    await self._execute(
+                        f"UPDATE incidents SET status = 'upheld' WHERE guild_id = ? "
+                        f"AND id = {incident} AND status = 'open'",
+                        (guild_id, guild_id, appeal_id),
+                    )
+        if not changed:
+            return None
+        appeal = await self.get_appeal(guild_id, appeal_id)
+        assert appeal is not None
+        return AppealDecision(appeal, strike_revoked=revoked > 0)
 
     # -- a person's own data
 
