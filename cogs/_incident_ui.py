@@ -16,7 +16,7 @@ from typing import Any
 import discord
 
 from cogs._appeals import appeal_view
-from cogs._outcomes import _record, attempt, outcome_of
+from cogs._outcomes import attempt, outcome_of, record_outcome
 from discordbot import PromptWardenBot
 from promptwarden.enforcement import (
     EnforcementConfig,
@@ -343,7 +343,7 @@ async def delete_incident_message(
     `channel_id`), recording the outcome."""
     target = message_id or incident.message_id
     if target is None:
-        await _record(bot.storage, guild.id, incident.id, action, "skipped", "no message id")
+        await record_outcome(bot.storage, guild.id, incident.id, action, "skipped", "no message id")
         return "skipped"
     where = channel_id or incident.channel_id
     channel = guild.get_channel_or_thread(where)

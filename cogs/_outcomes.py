@@ -56,15 +56,15 @@ async def attempt(
             log.warning("incident %d: %s %s: %s", incident_id, action, outcome, why)
         else:
             log.exception("incident %d: %s failed", incident_id, action)
-        await _record(storage, guild_id, incident_id, action, outcome, why)
+        await record_outcome(storage, guild_id, incident_id, action, outcome, why)
         return outcome
     if isinstance(result, str):
         detail = result
-    await _record(storage, guild_id, incident_id, action, "done", detail)
+    await record_outcome(storage, guild_id, incident_id, action, "done", detail)
     return "done"
 
 
-async def _record(
+async def record_outcome(
     storage: Storage,
     guild_id: int,
     incident_id: int,
@@ -72,6 +72,7 @@ async def _record(
     outcome: ActionOutcome,
     detail: str,
 ) -> None:
+    """Record without raising: a database hiccup must not stop the next action."""
     try:
         await storage.record_action_outcome(guild_id, incident_id, action, outcome, detail)
     except Exception:
