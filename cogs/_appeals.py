@@ -151,17 +151,24 @@ class AppealForm(discord.ui.Modal):
             return
         guild = bot.get_guild(self.guild_id)
         guild_name = guild.name if guild else "the server"
-        await interaction.response.send_message(
-            f"Your appeal of incident #{incident.id} was sent to the moderators of "
-            f"{guild_name}. You will get their answer here."
-        )
-        await post_appeal(bot, guild, incident, appeal)
+        if await post_appeal(bot, guild, incident, appeal):
+            text = (
+                f"Your appeal of incident #{incident.id} was sent to the moderators of "
+                f"{guild_name}. You will get their answer here."
+            )
+        else:
+            text = (
+                f"Your appeal of incident #{incident.id} is recorded, but I could not show it "
+                f"to the moderators of {guild_name} (their mod-log channel is not set up or "
+                "not reachable); you may also contact them directly."
+            )
+        await interaction.response.send_message(text)
 
 
 async def post_appeal(
     bot: PromptWardenBot, guild: discord.Guild | None, incident: Incident, appeal: Appeal
-) -> None:
-    """The mod-log entry; recorded on the incident as `appeal_modlog`."""
+) -> bool:
+    """The mod-log entry, recorded on the incident as `appeal_modlog`; True when posted."""
     storage = bot.storage
     channel_id = await storage.get_modlog_channel(incident.guild_id)
     channel = guild.get_channel(channel_id) if guild and channel_id else None
@@ -173,14 +180,14 @@ async def post_appeal(
             "skipped" if channel_id is None else "not_found",
             f"appeal #{appeal.id}: no mod-log channel",
         )
-        return
+        return False
     embed = appeal_embed(incident, appeal)
 
     async def post() -> str:
         entry = await channel.send(embed=embed, view=decision_view(appeal.id))
         return f"appeal #{appeal.id}: message {entry.id}"
 
-    await attempt(storage, incident.guild_id, incident.id, "appeal_modlog", post)
+    return await attempt(storage, incident.guild_id, incident.id, "appeal_modlog", post) == "done"
 
 
 def appeal_embed(incident: Incident, appeal: Appeal) -> discord.Embed:

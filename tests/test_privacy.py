@@ -316,6 +316,21 @@ async def test_a_rejected_appeal_after_a_restart_and_one_open_appeal_at_a_time(
     assert "Rejected by" in field(w.modlog_entries()[-1].embeds[0], "Decision")
 
 
+async def test_an_appeal_without_a_mod_log_is_recorded_and_the_member_told(
+    simcord_env: simcord.Env,
+) -> None:
+    w = await world(simcord_env)
+    incident, dm = await warned(w)
+    await w.bot.storage.set_modlog_channel(w.guild.id, None)
+
+    sent = await appeal(w, dm, incident, "Please look again.")
+
+    assert "is recorded, but I could not show it" in sent.response.content
+    [stored] = await w.bot.storage.list_appeals(w.guild.id, incident.id)
+    assert stored.status == "open" and stored.reason == "Please look again."
+    assert (await w.outcomes(incident))["appeal_modlog"][0] == "skipped"
+
+
 # ---------------------------------------------------------------- export and erasure
 
 
