@@ -316,6 +316,23 @@ async def test_a_rejected_appeal_after_a_restart_and_one_open_appeal_at_a_time(
     assert "Rejected by" in field(w.modlog_entries()[-1].embeds[0], "Decision")
 
 
+async def test_the_appeal_button_works_after_a_restart(
+    simcord_env: simcord.Env, make_bot: Callable[..., PromptWardenBot]
+) -> None:
+    w = await world(simcord_env)
+    incident, dm = await warned(w)
+    await simcord_env.restart_bot(make_bot())
+    bot = simcord_env.bot
+    assert isinstance(bot, PromptWardenBot)
+    w.bot = bot
+
+    sent = await appeal(w, dm, incident, "After the restart.")
+
+    assert "sent to the moderators" in sent.response.content
+    [stored] = await bot.storage.list_appeals(w.guild.id, incident.id)
+    assert stored.reason == "After the restart."
+
+
 async def test_an_appeal_without_a_mod_log_is_recorded_and_the_member_told(
     simcord_env: simcord.Env,
 ) -> None:
