@@ -44,6 +44,8 @@ class Server:
     async def watch(self) -> None:
         await self.storage.add_watched_channel(self.guild.id, self.channel.id)
         await self.storage.set_modlog_channel(self.guild.id, self.modlog.id)
+        # These tests count enforcement DMs; private-mode reminders are tested in test_privacy.
+        await self.storage.set_privacy_config(self.guild.id, {"reminders_enabled": False})
         self.bot.dispatch("promptwarden_settings_changed", self.guild.id)
         await self.env.settle()
 
