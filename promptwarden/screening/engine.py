@@ -19,6 +19,7 @@ from .decision import Decision, Match, Severity, Verdict
 from .extract import ExtractedPrompt, JobKind, Region, extract
 from .guidelines import CATEGORIES, CLOTHING, CONTEXT, Guidelines, default_guidelines
 from .matcher import ALLOW, Hit, Matcher, Term
+from .model import model_text
 from .normalize import Normalized, normalize
 from .pii import find_pii
 from .rules import CUSTOM, GuildRules
@@ -289,7 +290,15 @@ class Screener:
         if model is None:
             return None, []
         lo, hi = prompt.offset, prompt.offset + len(prompt.text)
-        tokens: list[Token] = [t for t in tokens_of(norm) if lo <= t.start < hi]
+        # The words the model was trained on: parameters, links and ::weights blanked out
+        # exactly as `model_text` did at training time, so the features match.
+        content = prompt.content
+        visible = model_text(content)
+        tokens: list[Token] = [
+            t
+            for t in tokens_of(norm)
+            if lo <= t.start < hi and visible[t.start : t.end] == content[t.start : t.end]
+        ]
         if not tokens:
             return None, []
         score, contributions = model.score([t.text for t in tokens])
