@@ -23,6 +23,8 @@ import simcord
 
 from discordbot import PromptWardenBot
 from promptwarden.config import Settings
+from promptwarden.screening.engine import Screener
+from promptwarden.screening.rules import GuildRules
 from promptwarden.storage import Storage, open_storage
 
 # Shaped like a real token so settings validation would accept it; SimCord never checks it.
@@ -152,3 +154,9 @@ async def database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
 async def storage(database: str) -> AsyncIterator[Storage]:
     async with await open_storage(database) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def screener() -> Screener:
+    """One rules-only screener for the screening tests: building the automaton takes time."""
+    return Screener(GuildRules(learned=False))

@@ -55,8 +55,12 @@ async def fill(storage: Storage) -> None:
     await storage.set_enforcement_config(GUILD_A, {"dm_per_minute": 5, "window_days": 30})
     await storage.set_catchup_cursor(GUILD_A, 6, 1029)
     for _ in range(10):  # the guild's whole DM budget for that minute
-        await storage.take_dm_token(GUILD_A, 10, now=T0)
-    await storage.mark_reminder_sent(GUILD_A, 41, "privacy", now=T0)
+        await storage.take_dm_budget(GUILD_A, limit=10, now=T0)
+    await storage.claim_reminder(GUILD_A, 41, "privacy", interval=WINDOW, now=T0)
+    await storage.set_reminders_enabled(41, False, now=T0)
+    await storage.set_privacy_config(GUILD_A, {"reminders": "private-mode"})
+    appeal = await storage.create_appeal(GUILD_A, 2, 41, "it was a «joke»", now=T0)
+    assert appeal is not None
 
 
 async def snapshot(storage: Storage) -> dict[str, object]:
@@ -68,7 +72,8 @@ async def snapshot(storage: Storage) -> dict[str, object]:
         seen[f"{guild}:watched"] = await storage.list_watched_channels(guild)
         seen[f"{guild}:bots"] = await storage.list_generator_bots(guild)
         seen[f"{guild}:incidents"] = await storage.list_incidents(guild, limit=500)
-        seen[f"{guild}:reminder"] = await storage.reminder_sent_at(guild, 41, "privacy")
+        seen[f"{guild}:privacy"] = await storage.get_privacy_config(guild)
+        seen[f"{guild}:appeals"] = await storage.list_appeals(guild, 2)
         seen[f"{guild}:enforcement"] = await storage.get_enforcement_config(guild)
         seen[f"{guild}:cursor"] = await storage.get_catchup_cursor(guild, 6)
         for member in range(40, 44):
@@ -81,6 +86,8 @@ async def snapshot(storage: Storage) -> dict[str, object]:
                 guild, incident.id
             )
     seen["meta"] = await storage.get_meta("command_sync:1:global")
+    for member in range(40, 44):  # preferences and reminders, in every guild
+        seen[f"{member}:data"] = await storage.export_member_data(member)
     return seen
 
 
@@ -115,7 +122,7 @@ async def test_copy_keeps_everything_and_a_second_run_changes_nothing(
     status, out, err = await asyncio.to_thread(migrate, source, postgres_url)
     assert status == 0, err
     assert "incidents                30 rows: 30 new, 0 updated, 0 unchanged; verified 30/30" in out
-    assert "OK: 68 rows in 11 tables verified" in out
+    assert "OK: 70 rows in 13 tables verified" in out
     assert ":***@" in out and "password" not in out.lower()
 
     async with await open_storage(postgres_url) as pg_side:
@@ -124,7 +131,7 @@ async def test_copy_keeps_everything_and_a_second_run_changes_nothing(
     counts = await table_counts(postgres_url)
     status, out, err = await asyncio.to_thread(migrate, source, postgres_url)
     assert status == 0, err
-    assert "0 written, 68 already there" in out
+    assert "0 written, 70 already there" in out
     assert "incidents                30 rows: 0 new, 0 updated, 30 unchanged" in out
     assert await table_counts(postgres_url) == counts
 
@@ -144,7 +151,7 @@ async def test_copy_keeps_everything_and_a_second_run_changes_nothing(
         )
         assert new_id == 31
         # The DM budget moved too: spent before the move, still spent after it.
-        assert not await pg_side.take_dm_token(GUILD_A, 10, now=T0)
+        assert not await pg_side.take_dm_budget(GUILD_A, limit=10, now=T0)
 
 
 @needs_postgres

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -158,7 +158,7 @@ async def test_two_processes_share_one_dm_budget(postgres_url: str) -> None:
     two = await PostgresStorage.open(postgres_url)
     try:
         results = await asyncio.gather(
-            *(s.take_dm_token(GUILD, 5, now=T0) for _ in range(10) for s in (one, two))
+            *(s.take_dm_budget(GUILD, limit=5, now=T0) for _ in range(10) for s in (one, two))
         )
     finally:
         await one.close()
@@ -171,7 +171,11 @@ async def test_two_processes_racing_for_one_reminder_send_it_once(postgres_url: 
     two = await PostgresStorage.open(postgres_url)
     try:
         results = await asyncio.gather(
-            *(s.mark_reminder_sent(GUILD, 7, "privacy") for _ in range(5) for s in (one, two))
+            *(
+                s.claim_reminder(GUILD, 7, "privacy", interval=timedelta(days=30), now=T0)
+                for _ in range(5)
+                for s in (one, two)
+            )
         )
     finally:
         await one.close()

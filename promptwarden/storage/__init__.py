@@ -12,12 +12,23 @@ from pathlib import Path
 from promptwarden.storage.base import SETTINGS_CHANNEL, SettingsListener, Storage, StorageError
 from promptwarden.storage.models import (
     ACTION_OUTCOMES,
+    APPEAL_REASON_LIMIT,
+    APPEAL_STATUSES,
+    ERASED_TEXT,
     EXCERPT_LIMIT,
+    INCIDENT_STATUSES,
     ActionOutcome,
     ActionRecord,
+    Appeal,
+    AppealDecision,
+    AppealStatus,
+    ErasureReport,
     Incident,
     IncidentStatus,
+    MemberData,
+    MemberPreferences,
     ModlogPress,
+    ReminderRecord,
     StrikeRecord,
     WatchedChannel,
     WatchKind,
@@ -28,15 +39,26 @@ from promptwarden.storage.sqlite_migrations import LATEST_VERSION
 
 __all__ = [
     "ACTION_OUTCOMES",
+    "APPEAL_REASON_LIMIT",
+    "APPEAL_STATUSES",
+    "ERASED_TEXT",
     "EXCERPT_LIMIT",
+    "INCIDENT_STATUSES",
     "LATEST_VERSION",
     "SETTINGS_CHANNEL",
     "ActionOutcome",
     "ActionRecord",
+    "Appeal",
+    "AppealDecision",
+    "AppealStatus",
+    "ErasureReport",
     "Incident",
     "IncidentStatus",
+    "MemberData",
+    "MemberPreferences",
     "ModlogPress",
     "PostgresStorage",
+    "ReminderRecord",
     "SQLiteStorage",
     "SettingsListener",
     "Storage",
@@ -49,6 +71,7 @@ __all__ = [
     "redact_url",
     "sqlite_path",
 ]
+
 
 SQLITE_PREFIX = "sqlite:///"
 

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -24,14 +23,24 @@ from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage.base import SETTINGS_CHANNEL, SettingsListener, Storage, StorageError
 from promptwarden.storage.models import (
     ACTION_OUTCOMES,
+    APPEAL_REASON_LIMIT,
+    APPEAL_STATUSES,
+    ERASED_TEXT,
     EXCERPT_LIMIT,
     INCIDENT_STATUSES,
     WATCH_KINDS,
     ActionOutcome,
     ActionRecord,
+    Appeal,
+    AppealDecision,
+    AppealStatus,
+    ErasureReport,
     Incident,
     IncidentStatus,
+    MemberData,
+    MemberPreferences,
     ModlogPress,
+    ReminderRecord,
     StrikeRecord,
     WatchedChannel,
     WatchKind,
@@ -41,7 +50,13 @@ from promptwarden.storage.postgres_migrations import (
     MIGRATIONS,
     SCHEMA_VERSION_TABLE,
 )
-from promptwarden.storage.sqlite import MAX_PAGE, newer_schema_message
+from promptwarden.storage.sqlite import (
+    _APPEAL_COLUMNS,
+    _STRIKE_COLUMNS,
+    MAX_PAGE,
+    _matches_without_text,
+    newer_schema_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -626,49 +641,381 @@ class PostgresStorage(Storage):
         )
         return [_incident(r) for r in rows]
 
-    # -- shared state
-
-    async def take_dm_token(
-        self, guild_id: int, per_minute: int, *, now: datetime | None = None
-    ) -> bool:
-        if per_minute <= 0:
-            return False
-        moment = time.time() if now is None else now.timestamp()
-        # Refill, check and spend in one upsert, under the row's lock.
-        row = await self.pool.fetchrow(
-            "INSERT INTO dm_budget AS b (guild_id, tokens, updated_at) VALUES ($1, $2 - 1, $3) "
-            "ON CONFLICT (guild_id) DO UPDATE SET "
-            "tokens = LEAST($2, b.tokens + GREATEST(0, $3 - b.updated_at) * $2 / 60.0) - 1, "
-            "updated_at = GREATEST(b.updated_at, $3) "
-            "WHERE LEAST($2, b.tokens + GREATEST(0, $3 - b.updated_at) * $2 / 60.0) >= 1 "
-            "RETURNING tokens",
-            guild_id,
-            float(per_minute),
-            moment,
+    async def find_incidents(
+        self,
+        guild_id: int,
+        *,
+        user_id: int | None = None,
+        category: str | None = None,
+        status: IncidentStatus | None = None,
+        verdict: Verdict | None = None,
+        since: datetime | None = None,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        oldest_first: bool = False,
+        limit: int = 50,
+    ) -> list[Incident]:
+        where: list[str] = ["guild_id = $1"]
+        params: list[Any] = [guild_id]
+        for template, value in (
+            ("user_id = {}", user_id),
+            ("categories ? {}", category),  # JSONB: the array holds that string
+            ("status = {}", status),
+            ("verdict = {}", None if verdict is None else Verdict(verdict).value),
+            ("created_at >= {}", None if since is None else _aware(since)),
+            ("id < {}", before_id),
+            ("id > {}", after_id),
+        ):
+            if value is not None:
+                params.append(value)
+                where.append(template.format(f"${len(params)}"))
+        params.append(max(1, min(limit, MAX_PAGE)))
+        order = "ASC" if oldest_first else "DESC"
+        rows = await self.pool.fetch(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {' AND '.join(where)} "
+            f"ORDER BY id {order} LIMIT ${len(params)}",
+            *params,
         )
-        return row is not None
+        return [_incident(r) for r in rows]
 
-    async def mark_reminder_sent(
-        self, guild_id: int, user_id: int, kind: str, *, now: datetime | None = None
+    async def incidents_since(
+        self, guild_id: int, since: datetime | None, *, limit: int = 50_000
+    ) -> list[Incident]:
+        rows = await self.pool.fetch(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE guild_id = $1 "
+            "AND ($2::timestamptz IS NULL OR created_at >= $2) ORDER BY created_at, id LIMIT $3",
+            guild_id,
+            None if since is None else _aware(since),
+            max(1, limit),
+        )
+        return [_incident(r) for r in rows]
+
+    async def revoke_active_strikes(
+        self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
+    ) -> list[StrikeRecord]:
+        now = _aware(now or datetime.now(UTC))
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))",
+                f"strike:{guild_id}:{user_id}",
+                STRIKE_LOCK_SEED,
+            )
+            rows = await conn.fetch(
+                f"SELECT {_STRIKE_COLUMNS} FROM strikes WHERE guild_id = $1 AND user_id = $2 "
+                "AND revoked_at IS NULL AND created_at > $3 ORDER BY id DESC FOR UPDATE",
+                guild_id,
+                user_id,
+                now - window,
+            )
+            await conn.execute(
+                "UPDATE strikes SET revoked_at = $1 WHERE id = ANY($2::bigint[])",
+                now,
+                [r[0] for r in rows],
+            )
+        return [_strike(r) for r in rows]
+
+    # -- privacy
+
+    async def get_privacy_config(self, guild_id: int) -> dict[str, Any] | None:
+        value = await self.pool.fetchval(
+            "SELECT privacy FROM guild_settings WHERE guild_id = $1", guild_id
+        )
+        return None if value is None else cast(dict[str, Any], json.loads(value))
+
+    async def set_privacy_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
+        await self._save_setting(
+            guild_id,
+            "INSERT INTO guild_settings (guild_id, privacy, updated_at) "
+            "VALUES ($1, $2::jsonb, now()) ON CONFLICT (guild_id) DO UPDATE SET "
+            "privacy = excluded.privacy, updated_at = excluded.updated_at",
+            _json(dict(config)),
+        )
+
+    async def get_reminders_enabled(self, user_id: int) -> bool | None:
+        value = await self.pool.fetchval(
+            "SELECT reminders_enabled FROM member_preferences WHERE user_id = $1", user_id
+        )
+        return None if value is None else bool(value)
+
+    async def set_reminders_enabled(
+        self, user_id: int, enabled: bool, *, now: datetime | None = None
+    ) -> None:
+        await self.pool.execute(
+            "INSERT INTO member_preferences (user_id, reminders_enabled, updated_at) "
+            "VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET "
+            "reminders_enabled = excluded.reminders_enabled, updated_at = excluded.updated_at",
+            user_id,
+            enabled,
+            _aware(now or datetime.now(UTC)),
+        )
+
+    async def claim_reminder(
+        self,
+        guild_id: int,
+        user_id: int,
+        kind: str,
+        *,
+        interval: timedelta,
+        now: datetime | None = None,
     ) -> bool:
+        now = _aware(now or datetime.now(UTC))
+        # One upsert under the row's lock: two processes seeing the same prompt claim it once.
         status = await self.pool.execute(
-            "INSERT INTO reminders_sent (guild_id, user_id, kind, sent_at) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            "INSERT INTO reminders_sent AS r (guild_id, user_id, kind, sent_at) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (guild_id, user_id, kind) "
+            "DO UPDATE SET sent_at = excluded.sent_at WHERE r.sent_at <= $5",
             guild_id,
             user_id,
             kind,
-            _aware(now or datetime.now(UTC)),
+            now,
+            now - interval,
         )
         return _count(status) > 0
 
-    async def reminder_sent_at(self, guild_id: int, user_id: int, kind: str) -> datetime | None:
-        value = await self.pool.fetchval(
-            "SELECT sent_at FROM reminders_sent WHERE guild_id = $1 AND user_id = $2 AND kind = $3",
+    async def release_reminder(
+        self, guild_id: int, user_id: int, kind: str, *, sent_at: datetime
+    ) -> None:
+        await self.pool.execute(
+            "DELETE FROM reminders_sent WHERE guild_id = $1 AND user_id = $2 AND kind = $3 "
+            "AND sent_at = $4",
             guild_id,
             user_id,
             kind,
+            _aware(sent_at),
         )
-        return None if value is None else cast(datetime, value).astimezone(UTC)
+
+    async def take_dm_budget(
+        self, guild_id: int, *, limit: int, now: datetime | None = None
+    ) -> bool:
+        if limit <= 0:
+            return False
+        now = _aware(now or datetime.now(UTC)).astimezone(UTC)
+        window = now.replace(second=0, microsecond=0)
+        # Count, check and spend in one upsert under the row's lock: processes sharing a
+        # guild's budget never overspend it.
+        status = await self.pool.execute(
+            "INSERT INTO dm_budget AS b (guild_id, window_start, count) VALUES ($1, $2, 1) "
+            "ON CONFLICT (guild_id) DO UPDATE SET "
+            "count = CASE WHEN b.window_start = excluded.window_start "
+            "THEN b.count + 1 ELSE 1 END, window_start = excluded.window_start "
+            "WHERE b.window_start <> excluded.window_start OR b.count < $3",
+            guild_id,
+            window,
+            limit,
+        )
+        return _count(status) > 0
+
+    # -- appeals
+
+    async def create_appeal(
+        self,
+        guild_id: int,
+        incident_id: int,
+        user_id: int,
+        reason: str,
+        *,
+        now: datetime | None = None,
+    ) -> Appeal | None:
+        if len(reason) > APPEAL_REASON_LIMIT:
+            raise ValueError(f"an appeal's reason is at most {APPEAL_REASON_LIMIT} characters")
+        row = await self.pool.fetchrow(
+            "INSERT INTO appeals (guild_id, incident_id, user_id, reason, status, created_at) "
+            "SELECT guild_id, id, user_id, $1, 'open', $2 FROM incidents "
+            "WHERE guild_id = $3 AND id = $4 AND user_id = $5 "
+            f"ON CONFLICT DO NOTHING RETURNING {_APPEAL_COLUMNS}",
+            _text(reason),
+            _aware(now or datetime.now(UTC)),
+            guild_id,
+            incident_id,
+            user_id,
+        )
+        return None if row is None else _appeal(row)
+
+    async def get_appeal(self, guild_id: int, appeal_id: int) -> Appeal | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_APPEAL_COLUMNS} FROM appeals WHERE guild_id = $1 AND id = $2",
+            guild_id,
+            appeal_id,
+        )
+        return None if row is None else _appeal(row)
+
+    async def list_appeals(self, guild_id: int, incident_id: int) -> list[Appeal]:
+        rows = await self.pool.fetch(
+            f"SELECT {_APPEAL_COLUMNS} FROM appeals WHERE guild_id = $1 AND incident_id = $2 "
+            "ORDER BY id",
+            guild_id,
+            incident_id,
+        )
+        return [_appeal(r) for r in rows]
+
+    async def decide_appeal(
+        self,
+        guild_id: int,
+        appeal_id: int,
+        status: AppealStatus,
+        moderator_id: int,
+        *,
+        now: datetime | None = None,
+    ) -> AppealDecision | None:
+        if status not in APPEAL_STATUSES or status == "open":
+            raise ValueError(f"an appeal is decided as accepted or rejected, not {status!r}")
+        when = _aware(now or datetime.now(UTC))
+        revoked = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            # The row lock of this UPDATE makes a second moderator's press wait, then find
+            # the appeal no longer open: decided once.
+            row = await conn.fetchrow(
+                "UPDATE appeals SET status = $1, moderator_id = $2, decided_at = $3 "
+                f"WHERE guild_id = $4 AND id = $5 AND status = 'open' RETURNING {_APPEAL_COLUMNS}",
+                status,
+                moderator_id,
+                when,
+                guild_id,
+                appeal_id,
+            )
+            if row is None:
+                return None
+            incident_id = row[2]
+            if status == "accepted":
+                revoked = _count(
+                    await conn.execute(
+                        "UPDATE strikes SET revoked_at = $1 WHERE guild_id = $2 "
+                        "AND incident_id = $3 AND revoked_at IS NULL",
+                        when,
+                        guild_id,
+                        incident_id,
+                    )
+                )
+                await conn.execute(
+                    "UPDATE incidents SET status = 'dismissed' WHERE guild_id = $1 AND id = $2",
+                    guild_id,
+                    incident_id,
+                )
+            else:
+                await conn.execute(
+                    "UPDATE incidents SET status = 'upheld' WHERE guild_id = $1 AND id = $2 "
+                    "AND status = 'open'",
+                    guild_id,
+                    incident_id,
+                )
+        return AppealDecision(_appeal(row), strike_revoked=revoked > 0)
+
+    # -- a person's own data
+
+    async def export_member_data(self, user_id: int) -> MemberData:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            preferences = await conn.fetchrow(
+                "SELECT user_id, reminders_enabled, updated_at FROM member_preferences "
+                "WHERE user_id = $1",
+                user_id,
+            )
+            incidents = await conn.fetch(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE user_id = $1 ORDER BY id",
+                user_id,
+            )
+            actions = await conn.fetch(
+                "SELECT a.guild_id, a.incident_id, a.action, a.outcome, a.detail, a.at "
+                "FROM incident_actions a JOIN incidents i "
+                "ON i.id = a.incident_id AND i.guild_id = a.guild_id "
+                "WHERE i.user_id = $1 ORDER BY a.id",
+                user_id,
+            )
+            strikes = await conn.fetch(
+                f"SELECT {_STRIKE_COLUMNS} FROM strikes WHERE user_id = $1 ORDER BY id", user_id
+            )
+            appeals = await conn.fetch(
+                f"SELECT {_APPEAL_COLUMNS} FROM appeals WHERE user_id = $1 ORDER BY id", user_id
+            )
+            reminders = await conn.fetch(
+                "SELECT guild_id, user_id, kind, sent_at FROM reminders_sent WHERE user_id = $1 "
+                "ORDER BY guild_id, kind",
+                user_id,
+            )
+        return MemberData(
+            user_id=user_id,
+            preferences=None
+            if preferences is None
+            else MemberPreferences(int(preferences[0]), bool(preferences[1]), _utc(preferences[2])),
+            incidents=tuple(_incident(r) for r in incidents),
+            actions=tuple(
+                (
+                    int(r[0]),
+                    ActionRecord(int(r[1]), r[2], cast(ActionOutcome, r[3]), r[4], _utc(r[5])),
+                )
+                for r in actions
+            ),
+            strikes=tuple(_strike(r) for r in strikes),
+            appeals=tuple(_appeal(r) for r in appeals),
+            reminders=tuple(
+                ReminderRecord(int(r[0]), int(r[1]), r[2], _utc(r[3])) for r in reminders
+            ),
+        )
+
+    async def erase_member_data(self, user_id: int) -> ErasureReport:
+        async with self.pool.acquire() as conn, conn.transaction():
+            preferences = _count(
+                await conn.execute("DELETE FROM member_preferences WHERE user_id = $1", user_id)
+            )
+            reminders = _count(
+                await conn.execute("DELETE FROM reminders_sent WHERE user_id = $1", user_id)
+            )
+            rows = await conn.fetch(
+                "SELECT id, matches FROM incidents WHERE user_id = $1 AND prompt_excerpt <> $2 "
+                "FOR UPDATE",
+                user_id,
+                ERASED_TEXT,
+            )
+            await conn.executemany(
+                "UPDATE incidents SET prompt_excerpt = $1, matches = $2::jsonb WHERE id = $3",
+                [(ERASED_TEXT, _matches_without_text(r[1]), r[0]) for r in rows],
+            )
+            appeals = _count(
+                await conn.execute(
+                    "UPDATE appeals SET reason = $1 WHERE user_id = $2 AND reason <> $1",
+                    ERASED_TEXT,
+                    user_id,
+                )
+            )
+        return ErasureReport(
+            preferences=preferences,
+            reminders=reminders,
+            incidents_redacted=len(rows),
+            appeals_redacted=appeals,
+        )
+
+    # -- retention
+
+    async def stored_guild_ids(self) -> list[int]:
+        rows = await self.pool.fetch(
+            "SELECT guild_id FROM incidents UNION SELECT guild_id FROM reminders_sent "
+            "ORDER BY guild_id"
+        )
+        return [int(r[0]) for r in rows]
+
+    async def delete_reminders_before(self, guild_id: int, cutoff: datetime) -> int:
+        status = await self.pool.execute(
+            "DELETE FROM reminders_sent WHERE guild_id = $1 AND sent_at < $2",
+            guild_id,
+            _aware(cutoff),
+        )
+        return _count(status)
+
+    async def delete_incidents_before(self, guild_id: int, cutoff: datetime) -> int:
+        old = "SELECT id FROM incidents WHERE guild_id = $1 AND created_at < $2"
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Explicit rather than left to foreign keys, so every backend deletes the same.
+            for table in ("incident_actions", "modlog_presses", "appeals", "strikes"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE guild_id = $1 AND incident_id IN ({old})",
+                    guild_id,
+                    _aware(cutoff),
+                )
+            status = await conn.execute(
+                "DELETE FROM incidents WHERE guild_id = $1 AND created_at < $2",
+                guild_id,
+                _aware(cutoff),
+            )
+        return _count(status)
 
     # -- meta
 
@@ -764,3 +1111,29 @@ def _incident(row: asyncpg.Record) -> Incident:
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
+
+
+def _strike(row: asyncpg.Record) -> StrikeRecord:
+    return StrikeRecord(
+        id=int(row[0]),
+        guild_id=int(row[1]),
+        user_id=int(row[2]),
+        incident_id=None if row[3] is None else int(row[3]),
+        points=int(row[4]),
+        created_at=_utc(row[5]),
+        revoked_at=None if row[6] is None else _utc(row[6]),
+    )
+
+
+def _appeal(row: asyncpg.Record) -> Appeal:
+    return Appeal(
+        id=int(row[0]),
+        guild_id=int(row[1]),
+        incident_id=int(row[2]),
+        user_id=int(row[3]),
+        reason=row[4],
+        status=cast(AppealStatus, row[5]),
+        moderator_id=None if row[6] is None else int(row[6]),
+        created_at=_utc(row[7]),
+        decided_at=None if row[8] is None else _utc(row[8]),
+    )
