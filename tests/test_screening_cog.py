@@ -20,8 +20,10 @@ from discordbot import PromptWardenBot
 from promptwarden.storage import Incident
 from tests.conftest import BOTH_BOT_BACKENDS
 
-# The whole cog runs once on SQLite and once on PostgreSQL.
-pytestmark = BOTH_BOT_BACKENDS
+# Each test runs once on SQLite and once on PostgreSQL, but the burst: it measures the
+# queue, not storage, and SimCord's settling scans every pending timer per task, which
+# makes hundreds of real database round trips crawl.
+
 
 NUDE = "a nude woman on a beach --ar 2:3"
 GORE = "a gruesome battlefield painting"
@@ -103,6 +105,7 @@ def field(embed: discord.Embed, name: str) -> str:
 # ---------------------------------------------------------------- verdicts
 
 
+@BOTH_BOT_BACKENDS
 async def test_a_violating_prompt_is_deleted_then_the_member_warned(
     simcord_env: simcord.Env,
 ) -> None:
@@ -148,6 +151,7 @@ async def test_a_violating_prompt_is_deleted_then_the_member_warned(
     assert delete < calls.index(("POST", f"/channels/{dm_channel}/messages"))
 
 
+@BOTH_BOT_BACKENDS
 async def test_a_warn_level_prompt_is_dmed_but_kept(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     await w.member.send(w.channel, GORE)
@@ -162,6 +166,7 @@ async def test_a_warn_level_prompt_is_dmed_but_kept(simcord_env: simcord.Env) ->
     assert "delete" not in await w.outcomes(incident)
 
 
+@BOTH_BOT_BACKENDS
 async def test_an_allowed_prompt_leaves_no_trace(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     await w.member.send(w.channel, CAT)
@@ -172,6 +177,7 @@ async def test_an_allowed_prompt_leaves_no_trace(simcord_env: simcord.Env) -> No
     assert w.modlog_entries() == []
 
 
+@BOTH_BOT_BACKENDS
 async def test_review_goes_to_moderators_only_with_the_words_that_weighed(
     simcord_env: simcord.Env,
 ) -> None:
@@ -195,6 +201,7 @@ async def test_review_goes_to_moderators_only_with_the_words_that_weighed(
     )
 
 
+@BOTH_BOT_BACKENDS
 async def test_personal_information_gets_a_private_reminder_and_is_not_stored(
     simcord_env: simcord.Env,
 ) -> None:
@@ -211,6 +218,7 @@ async def test_personal_information_gets_a_private_reminder_and_is_not_stored(
     assert "bob@example.com" not in str(incident.matches)
 
 
+@BOTH_BOT_BACKENDS
 async def test_moderators_and_unwatched_channels_are_left_alone(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     elsewhere = w.guild.create_text_channel("general")
@@ -221,6 +229,7 @@ async def test_moderators_and_unwatched_channels_are_left_alone(simcord_env: sim
     assert await w.incidents() == []
 
 
+@BOTH_BOT_BACKENDS
 async def test_a_watched_category_covers_its_channels(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     category = w.guild.create_category("Generation")
@@ -237,6 +246,7 @@ async def test_a_watched_category_covers_its_channels(simcord_env: simcord.Env) 
 # ---------------------------------------------------------------- generator bots
 
 
+@BOTH_BOT_BACKENDS
 async def test_a_generator_job_blames_its_requester_and_counts_once(
     simcord_env: simcord.Env,
 ) -> None:
@@ -255,6 +265,7 @@ async def test_a_generator_job_blames_its_requester_and_counts_once(
     assert await w.points() == 1
 
 
+@BOTH_BOT_BACKENDS
 async def test_a_blocked_job_loses_its_result_image_too(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     prompt = f"**{NUDE}** - <@{w.member.id}>"
@@ -275,6 +286,7 @@ async def test_a_blocked_job_loses_its_result_image_too(simcord_env: simcord.Env
     assert [r.outcome for r in deletes] == ["done", "done", "done"]
 
 
+@BOTH_BOT_BACKENDS
 async def test_other_bots_and_webhooks_are_ignored(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     other = w.guild.add_member(w.env.create_user("Some Bot", bot=True))
@@ -289,6 +301,7 @@ async def test_other_bots_and_webhooks_are_ignored(simcord_env: simcord.Env) -> 
 # ---------------------------------------------------------------- failures
 
 
+@BOTH_BOT_BACKENDS
 async def test_closed_dms_get_a_short_notice_in_the_channel(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     dm_channel = w.member.user.dm_channel
@@ -312,6 +325,7 @@ async def test_closed_dms_get_a_short_notice_in_the_channel(simcord_env: simcord
     assert w.messages() == [GORE]  # the notice deleted itself
 
 
+@BOTH_BOT_BACKENDS
 async def test_a_message_already_gone_is_recorded_as_not_found(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     w.env.inject_error(
@@ -329,6 +343,7 @@ async def test_a_message_already_gone_is_recorded_as_not_found(simcord_env: simc
     assert outcomes["dm_warning"] == "done" and len(w.dms()) == 1
 
 
+@BOTH_BOT_BACKENDS
 async def test_a_missing_permission_is_recorded_and_the_rest_still_happens(
     simcord_env: simcord.Env,
 ) -> None:
@@ -349,6 +364,7 @@ async def test_a_missing_permission_is_recorded_and_the_rest_still_happens(
     assert outcomes["dm_warning"] == "done" and outcomes["modlog"] == "done"
 
 
+@BOTH_BOT_BACKENDS
 async def test_the_incident_is_written_before_discord_is_called(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     w.env.inject_error("*", "*", status=500, times=None)
@@ -365,6 +381,7 @@ async def test_the_incident_is_written_before_discord_is_called(simcord_env: sim
 # ---------------------------------------------------------------- strikes
 
 
+@BOTH_BOT_BACKENDS
 async def test_strikes_add_up_to_a_timeout(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     await w.member.send(w.channel, NUDE)  # block: 2 points
@@ -382,6 +399,7 @@ async def test_strikes_add_up_to_a_timeout(simcord_env: simcord.Env) -> None:
 # ---------------------------------------------------------------- mod-log buttons
 
 
+@BOTH_BOT_BACKENDS
 async def test_dismiss_removes_the_strike_and_shows_who_acted(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     await w.member.send(w.channel, GORE)
@@ -404,6 +422,7 @@ async def test_dismiss_removes_the_strike_and_shows_who_acted(simcord_env: simco
     assert (press.moderator_id, press.action) == (w.moderator.id, "dismiss")
 
 
+@BOTH_BOT_BACKENDS
 async def test_time_out_and_delete_buttons(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     await w.member.send(w.channel, GORE)
@@ -422,6 +441,7 @@ async def test_time_out_and_delete_buttons(simcord_env: simcord.Env) -> None:
     assert outcomes["manual_timeout"] == "done" and outcomes["manual_delete"] == "done"
 
 
+@BOTH_BOT_BACKENDS
 async def test_buttons_still_work_after_a_restart(
     simcord_env: simcord.Env, make_bot: Callable[..., PromptWardenBot]
 ) -> None:
@@ -441,6 +461,7 @@ async def test_buttons_still_work_after_a_restart(
     )
 
 
+@BOTH_BOT_BACKENDS
 async def test_members_without_manage_messages_cannot_press(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
     await w.member.send(w.channel, GORE)
@@ -460,6 +481,7 @@ async def test_members_without_manage_messages_cannot_press(simcord_env: simcord
 # ---------------------------------------------------------------- catch-up
 
 
+@BOTH_BOT_BACKENDS
 async def test_prompts_posted_while_the_bot_was_away_are_screened_on_restart(
     simcord_env: simcord.Env, make_bot: Callable[..., PromptWardenBot]
 ) -> None:
@@ -483,6 +505,7 @@ async def test_prompts_posted_while_the_bot_was_away_are_screened_on_restart(
     assert len(await w.incidents()) == 2 and len(w.dms()) == 2
 
 
+@BOTH_BOT_BACKENDS
 async def test_threads_of_a_watched_channel_and_posts_of_a_watched_forum(
     simcord_env: simcord.Env,
 ) -> None:
@@ -510,6 +533,7 @@ async def test_threads_of_a_watched_channel_and_posts_of_a_watched_forum(
     assert {i.channel_id for i in await w.incidents()} == {thread.id, post.id}
 
 
+@BOTH_BOT_BACKENDS
 async def test_moderators_can_be_screened_when_the_guild_says_so(
     simcord_env: simcord.Env,
 ) -> None:
@@ -527,6 +551,7 @@ async def test_moderators_can_be_screened_when_the_guild_says_so(
     assert incident.user_id == w.moderator.id
 
 
+@BOTH_BOT_BACKENDS
 async def test_catch_up_stays_within_its_window(
     simcord_env: simcord.Env, make_bot: Callable[..., PromptWardenBot]
 ) -> None:
@@ -542,6 +567,7 @@ async def test_catch_up_stays_within_its_window(
     assert NUDE in w.messages()
 
 
+@BOTH_BOT_BACKENDS
 async def test_actions_that_failed_are_retried_when_the_message_is_seen_again(
     simcord_env: simcord.Env,
 ) -> None:
@@ -595,6 +621,7 @@ async def test_a_burst_of_generator_messages_gets_one_incident_per_violating_job
     assert sum(len(r.user.dm_channel.history()) for r in requesters) == violating
 
 
+@BOTH_BOT_BACKENDS
 async def test_a_guild_can_have_prompts_with_personal_information_removed(
     simcord_env: simcord.Env,
 ) -> None:
