@@ -113,6 +113,7 @@ class Rest:
         self.gateway: Gateway | None = None
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.command_ids: dict[str, int] = {}  # name -> the id given when the bot synced
         self.changed = threading.Condition()  # notified after every recorded call
 
     def add_routes(self, app: web.Application) -> None:
@@ -122,7 +123,9 @@ class Rest:
         path = "/" + request.match_info["tail"]
         body = await _read_body(request)
         name, params, handler = _resolve(request.method, path)
-        if request.headers.get("Authorization") != f"Bot {self.token}":
+        # Interaction replies are authorised by the interaction's token, not the bot's.
+        token_free = name.startswith(("POST /interactions/", "PATCH /webhooks/", "POST /webhooks/"))
+        if not token_free and request.headers.get("Authorization") != f"Bot {self.token}":
             response = json_response(ERROR_BODIES[401], 401)
         elif (fault := self._fault(name, params)) is not None:
             response = fault.response()
@@ -229,10 +232,13 @@ async def _user(
 async def _put_commands(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    return 200, [
-        {**c, "id": str(rest.world.ids.next()), "application_id": params["app_id"], "version": "1"}
-        for c in body or []
-    ]
+    answer = []
+    for command in body or []:
+        command_id = rest.command_ids.setdefault(command["name"], rest.world.ids.next())
+        answer.append(
+            {**command, "id": str(command_id), "application_id": params["app_id"], "version": "1"}
+        )
+    return 200, answer
 
 
 route("PUT", "/applications/{app_id}/commands")(_put_commands)

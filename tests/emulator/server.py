@@ -22,7 +22,7 @@ from aiohttp import web
 
 from .gateway import Gateway
 from .rest import Call, Fault, Rest
-from .world import Channel, User, World
+from .world import BOT_PERMISSIONS, Channel, User, World
 
 T = TypeVar("T")
 
@@ -180,6 +180,67 @@ class Emulator:
             await self.gateway.dispatch("MESSAGE_UPDATE", dict(data))
 
         self._run(edit())
+
+    # -- interactions
+
+    def invoke(self, channel: Channel, user: User, command: str, *subcommand: str) -> int:
+        """A slash command as `user` typed it; returns the interaction id.
+
+        The command's id is the one this emulator gave it when the bot synced its tree.
+        """
+        command_id = self.in_loop(lambda: self.rest.command_ids[command])
+        options: list[dict[str, Any]] = []
+        for name in reversed(subcommand):
+            options = [{"name": name, "type": 1, "options": options}]
+        data = {"id": str(command_id), "name": command, "type": 1, "options": options}
+        return self._interact(channel, user, 2, data)
+
+    def press_button(self, channel: Channel, user: User, message_id: int, custom_id: str) -> int:
+        """A click on a button of one of the bot's messages; returns the interaction id."""
+        message = self.in_loop(lambda: dict(channel.messages[message_id]))
+        data = {"custom_id": custom_id, "component_type": 2}
+        return self._interact(channel, user, 3, data, message=message)
+
+    def _interact(
+        self,
+        channel: Channel,
+        user: User,
+        kind: int,
+        data: dict[str, Any],
+        *,
+        message: dict[str, Any] | None = None,
+    ) -> int:
+        async def send() -> int:
+            world = self.world
+            interaction_id = world.ids.next()
+            member = world.guild.members[user.id]
+            admin = world.guild.admin_role_id in member.roles
+            payload: dict[str, Any] = {
+                "id": str(interaction_id),
+                "application_id": str(world.app_id),
+                "type": kind,
+                "token": f"interaction-token-{interaction_id}",
+                "version": 1,
+                "guild_id": str(world.guild.id),
+                "channel_id": str(channel.id),
+                "channel": channel.payload(),
+                "member": {**member.payload(), "permissions": str((1 << 41) - 1 if admin else 0)},
+                "data": data,
+                "app_permissions": str(BOT_PERMISSIONS),
+                "locale": "en-US",
+                "guild_locale": "en-US",
+                "entitlements": [],
+                "authorizing_integration_owners": {"0": str(world.guild.id)},
+                "context": 0,
+                # discord.py 2.7 reads this unconditionally
+                "attachment_size_limit": 10 * 1024 * 1024,
+            }
+            if message is not None:
+                payload["message"] = message
+            await self.gateway.dispatch("INTERACTION_CREATE", payload)
+            return interaction_id
+
+        return self._run(send())
 
     def message_exists(self, channel: Channel, message_id: int) -> bool:
         return self.in_loop(lambda: message_id in channel.messages)
