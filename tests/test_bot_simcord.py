@@ -11,6 +11,7 @@ from discord import app_commands
 
 from cogs.status import LIST_LIMIT
 from discordbot import PromptWardenBot, extension_names, required_intents
+from promptwarden.storage import LATEST_VERSION
 
 
 def command_syncs(env: simcord.Env) -> list[simcord.HttpLogEntry]:
@@ -31,7 +32,7 @@ def admin_and_member(
 async def test_every_cog_loads_and_commands_are_synced_once(simcord_env: simcord.Env) -> None:
     bot = simcord_env.bot
     assert isinstance(bot, PromptWardenBot)
-    assert extension_names() == ["cogs.status"]
+    assert extension_names() == ["cogs.screening", "cogs.status"]
     assert set(bot.extensions) == set(extension_names())
     assert "promptwarden" in [c.name for c in bot.tree.get_commands()]
     syncs = command_syncs(simcord_env)
@@ -49,7 +50,7 @@ async def test_restart_with_unchanged_commands_does_not_sync_again(
     # And the commands synced by the first run still answer after the restart.
     _, channel, admin, _ = admin_and_member(simcord_env)
     result = await admin.slash(channel, "promptwarden status")
-    assert "Database schema: version 1" in result.response.content
+    assert f"Database schema: version {LATEST_VERSION}" in result.response.content
 
 
 async def test_restart_with_a_changed_tree_syncs(
@@ -78,7 +79,7 @@ async def test_dev_guild_id_syncs_to_that_server_only(
     assert [c["name"] for c in last.json] == ["promptwarden"]
     owner = dev.add_member(dev.owner)
     result = await owner.slash(dev.create_text_channel("test"), "promptwarden status")
-    assert "Database schema: version 1" in result.response.content
+    assert f"Database schema: version {LATEST_VERSION}" in result.response.content
 
 
 async def test_status_answers_an_admin_privately(simcord_env: simcord.Env) -> None:
@@ -95,7 +96,7 @@ async def test_status_answers_an_admin_privately(simcord_env: simcord.Env) -> No
 
     assert result.ephemeral
     text = result.response.content
-    assert "Database schema: version 1" in text
+    assert f"Database schema: version {LATEST_VERSION}" in text
     assert f"Mod-log channel: <#{modlog.id}>" in text
     assert f"- <#{channel.id}>" in text
     assert "- category Generation" in text

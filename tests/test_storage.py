@@ -165,10 +165,19 @@ async def test_incidents_round_trip_and_filter(tmp_path: Path) -> None:
     async with await open_storage(tmp_path / "pw.db") as storage:
         first = await add_incident(storage, GUILD_A, created_at=start)
         second = await add_incident(
-            storage, GUILD_A, user_id=31, created_at=start + timedelta(days=1), status="upheld"
+            storage,
+            GUILD_A,
+            message_id=21,
+            user_id=31,
+            created_at=start + timedelta(days=1),
+            status="upheld",
         )
         long_one = await add_incident(
-            storage, GUILD_A, prompt_excerpt="x" * 5000, created_at=start + timedelta(days=2)
+            storage,
+            GUILD_A,
+            message_id=22,
+            prompt_excerpt="x" * 5000,
+            created_at=start + timedelta(days=2),
         )
 
         incident = await storage.get_incident(GUILD_A, first)

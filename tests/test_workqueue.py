@@ -85,3 +85,22 @@ def test_seen_cache_is_bounded() -> None:
         cache.mark(i)
     assert len(cache) == 100
     assert cache.seen(999) and not cache.seen(0)
+
+
+async def test_workers_end_when_idle_and_restart_on_new_work() -> None:
+    done: list[int] = []
+
+    async def handle(item: int) -> None:
+        await asyncio.sleep(0)
+        done.append(item)
+
+    q: KeyedWorkQueue[int] = KeyedWorkQueue(handle, workers=2, capacity=4)
+    await q.put("a", 1)
+    await q.join()
+    await asyncio.sleep(0)
+    assert all(t is None or t.done() for t in q._tasks)  # nothing parked on an empty queue
+    await q.put("a", 2)
+    await q.close()
+    assert done == [1, 2]
+    with pytest.raises(RuntimeError, match="closed"):
+        await q.put("a", 3)

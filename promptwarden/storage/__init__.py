@@ -10,9 +10,14 @@ from pathlib import Path
 
 from promptwarden.storage.base import Storage, StorageError
 from promptwarden.storage.models import (
+    ACTION_OUTCOMES,
     EXCERPT_LIMIT,
+    ActionOutcome,
+    ActionRecord,
     Incident,
     IncidentStatus,
+    ModlogPress,
+    StrikeRecord,
     WatchedChannel,
     WatchKind,
 )
@@ -20,13 +25,18 @@ from promptwarden.storage.sqlite import SQLiteStorage
 from promptwarden.storage.sqlite_migrations import LATEST_VERSION
 
 __all__ = [
+    "ACTION_OUTCOMES",
     "EXCERPT_LIMIT",
     "LATEST_VERSION",
+    "ActionOutcome",
+    "ActionRecord",
     "Incident",
     "IncidentStatus",
+    "ModlogPress",
     "SQLiteStorage",
     "Storage",
     "StorageError",
+    "StrikeRecord",
     "WatchKind",
     "WatchedChannel",
     "open_storage",

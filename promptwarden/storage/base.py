@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage.models import Incident, IncidentStatus, WatchedChannel, WatchKind
+from promptwarden.storage.models import (
+    ActionOutcome,
+    ActionRecord,
+    Incident,
+    IncidentStatus,
+    ModlogPress,
+    StrikeRecord,
+    WatchedChannel,
+    WatchKind,
+)
 
 
 class StorageError(Exception):
@@ -102,8 +111,10 @@ class Storage(ABC):
         action: str,
         status: IncidentStatus = "open",
         created_at: datetime | None = None,
+        job_key: str | None = None,
     ) -> int:
-        """Record an incident and return its id. The excerpt is capped at EXCERPT_LIMIT."""
+        """Record an incident and return its id (the existing one for a duplicate message
+        or job, see `record_incident`). The excerpt is capped at EXCERPT_LIMIT."""
 
     @abstractmethod
     async def get_incident(self, guild_id: int, incident_id: int) -> Incident | None: ...
@@ -120,6 +131,117 @@ class Storage(ABC):
         limit: int = 50,
     ) -> list[Incident]:
         """Newest first; `before_id` pages backwards from an incident id."""
+
+    @abstractmethod
+    async def record_incident(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        message_id: int | None,
+        user_id: int,
+        prompt_excerpt: str,
+        categories: Sequence[str],
+        severity: Severity,
+        verdict: Verdict,
+        matches: Sequence[Mapping[str, Any]],
+        action: str,
+        status: IncidentStatus = "open",
+        created_at: datetime | None = None,
+        job_key: str | None = None,
+    ) -> tuple[int, bool]:
+        """Record an incident once: returns (id, True) when new, (existing id, False) when
+        the guild already has one for this message or this job key.
+
+        The check is the database's unique keys, so it holds across restarts and processes.
+        """
+
+    @abstractmethod
+    async def set_incident_status(
+        self, guild_id: int, incident_id: int, status: IncidentStatus
+    ) -> bool:
+        """True when the incident exists in this guild (whether or not the status changed)."""
+
+    # -- incident actions and mod-log presses
+    @abstractmethod
+    async def record_action_outcome(
+        self,
+        guild_id: int,
+        incident_id: int,
+        action: str,
+        outcome: ActionOutcome,
+        detail: str = "",
+        *,
+        at: datetime | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    async def list_action_outcomes(self, guild_id: int, incident_id: int) -> list[ActionRecord]:
+        """Oldest first."""
+
+    @abstractmethod
+    async def record_modlog_press(
+        self,
+        guild_id: int,
+        incident_id: int,
+        moderator_id: int,
+        action: str,
+        *,
+        at: datetime | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    async def list_modlog_presses(self, guild_id: int, incident_id: int) -> list[ModlogPress]:
+        """Oldest first."""
+
+    # -- strikes
+    @abstractmethod
+    async def add_strike(
+        self,
+        guild_id: int,
+        user_id: int,
+        points: int,
+        *,
+        incident_id: int | None,
+        window: timedelta,
+        now: datetime | None = None,
+    ) -> tuple[int, int]:
+        """Add a strike; returns the member's active points (before, after) read in the
+        same transaction as the insert, so concurrent strikes cross a threshold once.
+
+        At most one strike per incident: a repeat returns (total, total).
+        """
+
+    @abstractmethod
+    async def revoke_strike_for_incident(
+        self, guild_id: int, incident_id: int, *, now: datetime | None = None
+    ) -> bool:
+        """True when an active strike of that incident was revoked."""
+
+    @abstractmethod
+    async def active_points(
+        self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
+    ) -> int: ...
+
+    @abstractmethod
+    async def list_strikes(self, guild_id: int, user_id: int) -> list[StrikeRecord]:
+        """Every strike of the member, revoked and expired included, newest first."""
+
+    # -- enforcement settings and catch-up
+    @abstractmethod
+    async def get_enforcement_config(self, guild_id: int) -> dict[str, Any] | None:
+        """The guild's enforcement settings as saved (promptwarden.enforcement validates)."""
+
+    @abstractmethod
+    async def set_enforcement_config(self, guild_id: int, config: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def get_catchup_cursor(self, guild_id: int, channel_id: int) -> int | None:
+        """The newest message id screened in that channel, if any."""
+
+    @abstractmethod
+    async def set_catchup_cursor(self, guild_id: int, channel_id: int, message_id: int) -> None:
+        """Move the cursor forward; an older id never moves it back."""
 
     # -- bot-wide key/value (e.g. the hash of the last synced command tree)
     @abstractmethod

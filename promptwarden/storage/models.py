@@ -10,6 +10,10 @@ from promptwarden.screening.decision import Severity, Verdict
 
 WatchKind = Literal["channel", "category"]
 IncidentStatus = Literal["open", "upheld", "dismissed"]
+# What happened when the bot tried one action: the HTTP failure kinds are told apart because
+# moderators fix them differently (grant a permission, nothing to do, wait).
+ActionOutcome = Literal["done", "forbidden", "not_found", "rate_limited", "failed", "skipped"]
+ACTION_OUTCOMES: tuple[str, ...] = get_args(ActionOutcome)
 WATCH_KINDS: tuple[str, ...] = get_args(WatchKind)
 INCIDENT_STATUSES: tuple[str, ...] = get_args(IncidentStatus)
 
@@ -39,3 +43,34 @@ class Incident:
     action: str
     status: IncidentStatus
     created_at: datetime  # aware, UTC
+    job_key: str | None = None  # identity of the generation job, see promptwarden.dedupe
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One attempt at one action of an incident (delete, DM, timeout...)."""
+
+    incident_id: int
+    action: str
+    outcome: ActionOutcome
+    detail: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModlogPress:
+    incident_id: int
+    moderator_id: int
+    action: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StrikeRecord:
+    id: int
+    guild_id: int
+    user_id: int
+    incident_id: int | None
+    points: int
+    created_at: datetime
+    revoked_at: datetime | None

@@ -7,13 +7,15 @@ transaction, so a failed upgrade leaves the database exactly as it was.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,11 +24,16 @@ import aiosqlite
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage.base import Storage, StorageError
 from promptwarden.storage.models import (
+    ACTION_OUTCOMES,
     EXCERPT_LIMIT,
     INCIDENT_STATUSES,
     WATCH_KINDS,
+    ActionOutcome,
+    ActionRecord,
     Incident,
     IncidentStatus,
+    ModlogPress,
+    StrikeRecord,
     WatchedChannel,
     WatchKind,
 )
@@ -39,7 +46,7 @@ MAX_PAGE = 500
 
 _INCIDENT_COLUMNS = (
     "id, guild_id, channel_id, message_id, user_id, prompt_excerpt, categories, severity, "
-    "verdict, matches, action, status, created_at"
+    "verdict, matches, action, status, created_at, job_key"
 )
 
 
@@ -55,6 +62,9 @@ class SQLiteStorage(Storage):
         self._conn: aiosqlite.Connection | None = connection
         self.path = path
         self._version_at_open = version_at_open
+        # One connection serves every coroutine: a transaction spanning several awaits must
+        # not let another coroutine's statement slip into it, so writes take turns.
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str) -> SQLiteStorage:
@@ -96,8 +106,25 @@ class SQLiteStorage(Storage):
 
     async def _write(self, sql: str, params: Sequence[Any] = ()) -> tuple[int, int | None]:
         """Run one statement; returns (rows changed, last inserted row id)."""
+        async with self._write_lock:
+            return await self._execute(sql, params)
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[int, int | None]:
         async with self._db.execute(sql, params) as cursor:
             return cursor.rowcount, cursor.lastrowid
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """BEGIN IMMEDIATE .. COMMIT: takes SQLite's write lock at once, so a second process
+        on the same file waits (busy_timeout) instead of interleaving."""
+        async with self._write_lock:
+            await self._execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self._execute("ROLLBACK")
+                raise
+            await self._execute("COMMIT")
 
     async def schema_version(self) -> int:
         row = await self._one("PRAGMA user_version")
@@ -208,33 +235,90 @@ class SQLiteStorage(Storage):
         action: str,
         status: IncidentStatus = "open",
         created_at: datetime | None = None,
+        job_key: str | None = None,
     ) -> int:
+        incident_id, _ = await self.record_incident(
+            guild_id=guild_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            user_id=user_id,
+            prompt_excerpt=prompt_excerpt,
+            categories=categories,
+            severity=severity,
+            verdict=verdict,
+            matches=matches,
+            action=action,
+            status=status,
+            created_at=created_at,
+            job_key=job_key,
+        )
+        return incident_id
+
+    async def record_incident(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        message_id: int | None,
+        user_id: int,
+        prompt_excerpt: str,
+        categories: Sequence[str],
+        severity: Severity,
+        verdict: Verdict,
+        matches: Sequence[Mapping[str, Any]],
+        action: str,
+        status: IncidentStatus = "open",
+        created_at: datetime | None = None,
+        job_key: str | None = None,
+    ) -> tuple[int, bool]:
         if status not in INCIDENT_STATUSES:
             raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
         excerpt = prompt_excerpt
         if len(excerpt) > EXCERPT_LIMIT:
             excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
-        _, row_id = await self._write(
-            "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "
-            "categories, severity, verdict, matches, action, status, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                guild_id,
-                channel_id,
-                message_id,
-                user_id,
-                excerpt,
-                json.dumps(list(categories)),
-                Severity(severity).name.lower(),
-                Verdict(verdict).value,
-                json.dumps([dict(m) for m in matches], ensure_ascii=False),
-                action,
-                status,
-                _time_text(created_at or datetime.now(UTC)),
-            ),
+        params = (
+            guild_id,
+            channel_id,
+            message_id,
+            user_id,
+            excerpt,
+            json.dumps(list(categories)),
+            Severity(severity).name.lower(),
+            Verdict(verdict).value,
+            json.dumps([dict(m) for m in matches], ensure_ascii=False),
+            action,
+            status,
+            _time_text(created_at or datetime.now(UTC)),
+            job_key,
         )
-        assert row_id is not None
-        return row_id
+        async with self._transaction():
+            changed, row_id = await self._execute(
+                "INSERT OR IGNORE INTO incidents (guild_id, channel_id, message_id, user_id, "
+                "prompt_excerpt, categories, severity, verdict, matches, action, status, "
+                "created_at, job_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+            if changed:
+                assert row_id is not None
+                return row_id, True
+            row = await self._one(
+                "SELECT id FROM incidents WHERE guild_id = ? AND (message_id = ? OR job_key = ?) "
+                "ORDER BY id LIMIT 1",
+                (guild_id, message_id, job_key),
+            )
+        assert row is not None  # ignored only because such a row exists
+        return int(row[0]), False
+
+    async def set_incident_status(
+        self, guild_id: int, incident_id: int, status: IncidentStatus
+    ) -> bool:
+        if status not in INCIDENT_STATUSES:
+            raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
+        changed, _ = await self._write(
+            "UPDATE incidents SET status = ? WHERE guild_id = ? AND id = ?",
+            (status, guild_id, incident_id),
+        )
+        return changed > 0
 
     async def get_incident(self, guild_id: int, incident_id: int) -> Incident | None:
         row = await self._one(
@@ -271,6 +355,171 @@ class SQLiteStorage(Storage):
             params,
         )
         return [_incident(r) for r in rows]
+
+    # -- incident actions and mod-log presses
+
+    async def record_action_outcome(
+        self,
+        guild_id: int,
+        incident_id: int,
+        action: str,
+        outcome: ActionOutcome,
+        detail: str = "",
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        if outcome not in ACTION_OUTCOMES:
+            raise ValueError(f"outcome must be one of {ACTION_OUTCOMES}, not {outcome!r}")
+        await self._write(
+            "INSERT INTO incident_actions (guild_id, incident_id, action, outcome, detail, at) "
+            "SELECT guild_id, id, ?, ?, ?, ? FROM incidents WHERE guild_id = ? AND id = ?",
+            (
+                action,
+                outcome,
+                detail[:500],
+                _time_text(at or datetime.now(UTC)),
+                guild_id,
+                incident_id,
+            ),
+        )
+
+    async def list_action_outcomes(self, guild_id: int, incident_id: int) -> list[ActionRecord]:
+        rows = await self._all(
+            "SELECT incident_id, action, outcome, detail, at FROM incident_actions "
+            "WHERE guild_id = ? AND incident_id = ? ORDER BY id",
+            (guild_id, incident_id),
+        )
+        return [
+            ActionRecord(
+                int(r[0]), r[1], cast(ActionOutcome, r[2]), r[3], datetime.fromisoformat(r[4])
+            )
+            for r in rows
+        ]
+
+    async def record_modlog_press(
+        self,
+        guild_id: int,
+        incident_id: int,
+        moderator_id: int,
+        action: str,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        await self._write(
+            "INSERT INTO modlog_presses (guild_id, incident_id, moderator_id, action, at) "
+            "SELECT guild_id, id, ?, ?, ? FROM incidents WHERE guild_id = ? AND id = ?",
+            (moderator_id, action, _time_text(at or datetime.now(UTC)), guild_id, incident_id),
+        )
+
+    async def list_modlog_presses(self, guild_id: int, incident_id: int) -> list[ModlogPress]:
+        rows = await self._all(
+            "SELECT incident_id, moderator_id, action, at FROM modlog_presses "
+            "WHERE guild_id = ? AND incident_id = ? ORDER BY id",
+            (guild_id, incident_id),
+        )
+        return [ModlogPress(int(r[0]), int(r[1]), r[2], datetime.fromisoformat(r[3])) for r in rows]
+
+    # -- strikes
+
+    _ACTIVE_POINTS = (
+        "SELECT COALESCE(SUM(points), 0) FROM strikes WHERE guild_id = ? AND user_id = ? "
+        "AND revoked_at IS NULL AND created_at > ?"
+    )
+
+    async def add_strike(
+        self,
+        guild_id: int,
+        user_id: int,
+        points: int,
+        *,
+        incident_id: int | None,
+        window: timedelta,
+        now: datetime | None = None,
+    ) -> tuple[int, int]:
+        if points <= 0:
+            raise ValueError("a strike needs at least one point")
+        now = now or datetime.now(UTC)
+        cutoff = (guild_id, user_id, _time_text(now - window))
+        async with self._transaction():
+            before = await self._one(self._ACTIVE_POINTS, cutoff)
+            await self._execute(
+                "INSERT OR IGNORE INTO strikes (guild_id, user_id, incident_id, points, "
+                "created_at) VALUES (?, ?, ?, ?, ?)",
+                (guild_id, user_id, incident_id, points, _time_text(now)),
+            )
+            after = await self._one(self._ACTIVE_POINTS, cutoff)
+        assert before is not None and after is not None
+        return int(before[0]), int(after[0])
+
+    async def revoke_strike_for_incident(
+        self, guild_id: int, incident_id: int, *, now: datetime | None = None
+    ) -> bool:
+        changed, _ = await self._write(
+            "UPDATE strikes SET revoked_at = ? WHERE guild_id = ? AND incident_id = ? "
+            "AND revoked_at IS NULL",
+            (_time_text(now or datetime.now(UTC)), guild_id, incident_id),
+        )
+        return changed > 0
+
+    async def active_points(
+        self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
+    ) -> int:
+        now = now or datetime.now(UTC)
+        row = await self._one(self._ACTIVE_POINTS, (guild_id, user_id, _time_text(now - window)))
+        return 0 if row is None else int(row[0])
+
+    async def list_strikes(self, guild_id: int, user_id: int) -> list[StrikeRecord]:
+        rows = await self._all(
+            "SELECT id, guild_id, user_id, incident_id, points, created_at, revoked_at "
+            "FROM strikes WHERE guild_id = ? AND user_id = ? ORDER BY id DESC",
+            (guild_id, user_id),
+        )
+        return [
+            StrikeRecord(
+                id=int(r[0]),
+                guild_id=int(r[1]),
+                user_id=int(r[2]),
+                incident_id=None if r[3] is None else int(r[3]),
+                points=int(r[4]),
+                created_at=datetime.fromisoformat(r[5]),
+                revoked_at=None if r[6] is None else datetime.fromisoformat(r[6]),
+            )
+            for r in rows
+        ]
+
+    # -- enforcement settings and catch-up
+
+    async def get_enforcement_config(self, guild_id: int) -> dict[str, Any] | None:
+        row = await self._one(
+            "SELECT enforcement FROM guild_settings WHERE guild_id = ?", (guild_id,)
+        )
+        if row is None or row[0] is None:
+            return None
+        return cast(dict[str, Any], json.loads(row[0]))
+
+    async def set_enforcement_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
+        blob = json.dumps(dict(config), ensure_ascii=False, sort_keys=True)
+        await self._write(
+            "INSERT INTO guild_settings (guild_id, enforcement, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (guild_id) DO UPDATE SET "
+            "enforcement = excluded.enforcement, updated_at = excluded.updated_at",
+            (guild_id, blob, _now_text()),
+        )
+
+    async def get_catchup_cursor(self, guild_id: int, channel_id: int) -> int | None:
+        row = await self._one(
+            "SELECT last_message_id FROM catchup_cursors WHERE guild_id = ? AND channel_id = ?",
+            (guild_id, channel_id),
+        )
+        return None if row is None else int(row[0])
+
+    async def set_catchup_cursor(self, guild_id: int, channel_id: int, message_id: int) -> None:
+        await self._write(
+            "INSERT INTO catchup_cursors (guild_id, channel_id, last_message_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (guild_id, channel_id) DO UPDATE SET "
+            "last_message_id = MAX(last_message_id, excluded.last_message_id)",
+            (guild_id, channel_id, message_id),
+        )
 
     # -- meta
 
@@ -373,4 +622,5 @@ def _incident(row: sqlite3.Row) -> Incident:
         action=row[10],
         status=cast(IncidentStatus, row[11]),
         created_at=datetime.fromisoformat(row[12]),
+        job_key=row[13],
     )

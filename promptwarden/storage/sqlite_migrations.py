@@ -53,6 +53,57 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: enforcement. One incident per message and per generation job (unique keys, so a
+    # restart or a second process never doubles one), strikes, each action's outcome,
+    # mod-log button presses, per-guild enforcement settings, catch-up cursors.
+    """
+    ALTER TABLE incidents ADD COLUMN job_key TEXT;
+    CREATE UNIQUE INDEX incidents_guild_message ON incidents (guild_id, message_id);
+    CREATE UNIQUE INDEX incidents_guild_job ON incidents (guild_id, job_key);
+
+    ALTER TABLE guild_settings ADD COLUMN enforcement TEXT;  -- JSON object
+
+    CREATE TABLE strikes (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id    INTEGER NOT NULL,
+        user_id     INTEGER NOT NULL,
+        incident_id INTEGER REFERENCES incidents (id) ON DELETE SET NULL,
+        points      INTEGER NOT NULL CHECK (points > 0),
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    );
+    CREATE INDEX strikes_guild_user ON strikes (guild_id, user_id, created_at);
+    CREATE UNIQUE INDEX strikes_guild_incident ON strikes (guild_id, incident_id);
+
+    CREATE TABLE incident_actions (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id    INTEGER NOT NULL,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+        action      TEXT NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN
+                    ('done', 'forbidden', 'not_found', 'rate_limited', 'failed', 'skipped')),
+        detail      TEXT NOT NULL DEFAULT '',
+        at          TEXT NOT NULL
+    );
+    CREATE INDEX incident_actions_incident ON incident_actions (guild_id, incident_id);
+
+    CREATE TABLE modlog_presses (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id     INTEGER NOT NULL,
+        incident_id  INTEGER NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+        moderator_id INTEGER NOT NULL,
+        action       TEXT NOT NULL,
+        at           TEXT NOT NULL
+    );
+    CREATE INDEX modlog_presses_incident ON modlog_presses (guild_id, incident_id);
+
+    CREATE TABLE catchup_cursors (
+        guild_id        INTEGER NOT NULL,
+        channel_id      INTEGER NOT NULL,
+        last_message_id INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, channel_id)
+    );
+    """,
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,0 +1,454 @@
+"""Watch the image-generation channels and act on what screening finds.
+
+Listeners stay cheap: they decide whether a message is in scope and queue it per channel
+(order kept per channel, memory bounded). A worker screens it, writes the incident first,
+then acts, recording each action's outcome: delete, DM, strike and timeout, mod-log entry.
+On start and on reconnect, what was posted while the bot was away is read from history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from cogs._incident_ui import (
+    IncidentButton,
+    attempt,
+    delete_incident_message,
+    incident_view,
+    modlog_embed,
+    privacy_text,
+    warning_embed,
+    warning_view,
+)
+from discordbot import PromptWardenBot
+from promptwarden.dedupe import SeenCache
+from promptwarden.enforcement import (
+    GuildState,
+    GuildStateCache,
+    MessageFacts,
+    build_incident,
+    is_exempt,
+    job_identity,
+    pii_kinds,
+    responsible_user,
+    should_screen,
+)
+from promptwarden.policy import ActionPlan, plan_actions
+from promptwarden.screening.decision import Decision
+from promptwarden.screening.engine import ScreenerCache
+from promptwarden.screening.extract import extract
+from promptwarden.storage import ActionOutcome, Incident
+from promptwarden.workqueue import KeyedWorkQueue
+
+log = logging.getLogger("promptwarden.enforcement")
+
+NOTICE_SECONDS = 30
+RETRYABLE = frozenset({"failed", "rate_limited"})
+CURSOR_FLUSH_EVERY = 100
+DM_CLOSED_NOTICE = (
+    "{mention}, I could not send you a private message about your prompt because your "
+    "DMs are closed. Please read this server's guidelines before your next prompt."
+)
+
+
+def channel_chain(channel: Any) -> tuple[int | None, ...]:
+    """The channel, its parent (threads and forum posts) and the category above them."""
+    if isinstance(channel, discord.Thread):
+        parent = channel.parent
+        return (channel.id, channel.parent_id, getattr(parent, "category_id", None))
+    return (channel.id, None, getattr(channel, "category_id", None))
+
+
+def message_facts(message: discord.Message) -> MessageFacts | None:
+    if message.guild is None:
+        return None
+    return MessageFacts(
+        guild_id=message.guild.id,
+        channel_id=message.channel.id,
+        message_id=message.id,
+        author_id=message.author.id,
+        author_is_bot=message.author.bot,
+        content=message.content,
+        created_at=message.created_at,
+        channel_chain=channel_chain(message.channel),
+        webhook_id=message.webhook_id,
+    )
+
+
+class Screening(commands.Cog):
+    def __init__(self, bot: PromptWardenBot) -> None:
+        self.bot = bot
+        self.states = GuildStateCache(bot.storage)
+        self.screeners = ScreenerCache()
+        self.queue: KeyedWorkQueue[discord.Message] = KeyedWorkQueue(
+            self.handle, workers=4, capacity=1000
+        )
+        # (guild, message, job) already handled here: progress edits cost nothing.
+        self.handled = SeenCache(max_items=50_000, ttl=6 * 3600)
+        self._cursors: dict[tuple[int, int], int] = {}
+        self._unflushed = 0
+        self._catchup: asyncio.Task[int] | None = None
+
+    async def cog_unload(self) -> None:
+        await self.queue.close()
+        await self.flush_cursors()
+
+    # ------------------------------------------------------------ events
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        await self.consider(message)
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        # Raw, so edits of messages not in the cache (Midjourney progress) are seen too.
+        if "content" not in payload.data:
+            return  # an embed or link preview was added, not the text
+        before = payload.cached_message
+        if before is not None and before.content == payload.message.content:
+            return
+        await self.consider(payload.message)
+
+    @commands.Cog.listener()
+    async def on_promptwarden_settings_changed(self, guild_id: int) -> None:
+        """Commands that change a guild's settings dispatch this to apply them at once:
+        `bot.dispatch("promptwarden_settings_changed", guild_id)`."""
+        self.states.invalidate(guild_id)
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        self.start_catch_up()
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        self.start_catch_up()
+
+    async def consider(self, message: discord.Message) -> bool:
+        """Queue the message when it is in scope; True when queued."""
+        facts = message_facts(message)
+        me = self.bot.user
+        if facts is None or me is None:
+            return False
+        state = await self.states.get(facts.guild_id)
+        if not should_screen(facts, state, me.id):
+            return False
+        await self.queue.put(message.channel.id, message)
+        return True
+
+    # ------------------------------------------------------------ one message
+
+    async def handle(self, message: discord.Message) -> None:
+        facts = message_facts(message)
+        guild = message.guild
+        if facts is None or guild is None:
+            return
+        try:
+            await self.screen_and_act(message, facts, guild)
+        finally:
+            self._advance_cursor(facts)
+            if self.queue.pending() == 0 or self._unflushed >= CURSOR_FLUSH_EVERY:
+                await self.flush_cursors()
+
+    async def screen_and_act(
+        self, message: discord.Message, facts: MessageFacts, guild: discord.Guild
+    ) -> None:
+        state = await self.states.get(guild.id)
+        prompt = extract(facts.content, author_is_bot=facts.author_is_bot)
+        user_id = responsible_user(facts, state, prompt)
+        if user_id is None:
+            return
+        identity = job_identity(guild.id, user_id, prompt.text, facts.created_at)
+        if not self.handled.mark((guild.id, message.id, identity)):
+            return  # a progress edit of a job screened here already
+        screener = self.screeners.get(guild.id, state.rules)
+        decision = screener.screen(facts.content, author_is_bot=facts.author_is_bot)
+        config = state.config
+        plan = plan_actions(
+            decision, config.strike_policy, delete_personal_info=config.delete_personal_info
+        )
+        if not plan.record or await self.exempt(message, user_id, state):
+            return
+        draft = build_incident(facts, decision, plan, user_id=user_id, prompt=prompt)
+        # The incident is written before any Discord call: whatever fails next, it stays.
+        storage = self.bot.storage
+        incident_id, created = await storage.record_incident(**draft.as_kwargs())
+        incident = await storage.get_incident(guild.id, incident_id)
+        if incident is None:
+            return
+        if created:
+            await self.act(message, incident, plan, decision, state)
+        elif incident.message_id != message.id:
+            # Another message of the same job (its result, a re-roll): remove it too,
+            # without a second warning or strike.
+            if plan.delete:
+                await delete_incident_message(
+                    self.bot, guild, incident, message_id=message.id, channel_id=message.channel.id
+                )
+        else:
+            # Seen again after a restart, or edited: finish what was not settled yet
+            # (failed and rate-limited actions are tried again; the rest are final).
+            done = {
+                o.action
+                for o in await storage.list_action_outcomes(guild.id, incident.id)
+                if o.outcome not in RETRYABLE
+            }
+            await self.act(message, incident, plan, decision, state, done=done)
+
+    async def exempt(self, message: discord.Message, user_id: int, state: GuildState) -> bool:
+        config = state.config
+        if not config.moderators_exempt and not config.exempt_role_ids:
+            return False
+        member = await self._member(message, user_id)
+        if member is None:
+            return False  # left the server, or unknown: not exempt
+        channel = message.channel
+        if isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+            permissions = channel.permissions_for(member)
+        else:
+            permissions = member.guild_permissions
+        return is_exempt((r.id for r in member.roles), permissions.manage_messages, config)
+
+    async def _member(self, message: discord.Message, user_id: int) -> discord.Member | None:
+        guild = message.guild
+        assert guild is not None
+        candidates = [message.author, *message.mentions]
+        for user in candidates:
+            if user.id == user_id and isinstance(user, discord.Member):
+                return user
+        member = guild.get_member(user_id)
+        if member is not None:
+            return member
+        try:
+            return await guild.fetch_member(user_id)
+        except discord.HTTPException:
+            return None
+
+    async def _user(self, message: discord.Message, user_id: int) -> discord.User | discord.Member:
+        for user in (message.author, *message.mentions):
+            if user.id == user_id and isinstance(user, discord.User | discord.Member):
+                return user
+        return self.bot.get_user(user_id) or await self.bot.fetch_user(user_id)
+
+    async def act(
+        self,
+        message: discord.Message,
+        incident: Incident,
+        plan: ActionPlan,
+        decision: Decision,
+        state: GuildState,
+        *,
+        done: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
+        """Each action on its own: a failure is recorded and the next one still runs."""
+        guild = message.guild
+        assert guild is not None
+        storage = self.bot.storage
+        config = state.config
+        policy = config.strike_policy
+        now = discord.utils.utcnow()
+        user_id = incident.user_id
+        points: int | None = None
+        timeout = None
+
+        if plan.delete and "delete" not in done:
+            await delete_incident_message(
+                self.bot, guild, incident, message_id=message.id, channel_id=message.channel.id
+            )
+
+        if plan.strike_points and "strike" not in done:
+            try:
+                before, points = await storage.add_strike(
+                    guild.id,
+                    user_id,
+                    plan.strike_points,
+                    incident_id=incident.id,
+                    window=policy.window,
+                    now=now,
+                )
+            except Exception:
+                log.exception("incident %d: adding the strike failed", incident.id)
+                await storage.record_action_outcome(guild.id, incident.id, "strike", "failed")
+            else:
+                await storage.record_action_outcome(
+                    guild.id,
+                    incident.id,
+                    "strike",
+                    "done",
+                    f"+{plan.strike_points}: {before} -> {points}",
+                )
+                timeout = policy.timeout_for(before, points)
+        elif plan.warn_member or plan.modlog:
+            points = await storage.active_points(guild.id, user_id, window=policy.window, now=now)
+
+        if plan.warn_member and "dm_warning" not in done:
+            embed = warning_embed(incident, guild.name, points=points, config=config)
+            view = warning_view(incident)
+
+            async def send_warning() -> None:
+                user = await self._user(message, user_id)
+                if view is None:
+                    await user.send(embed=embed)
+                else:
+                    await user.send(embed=embed, view=view)
+
+            outcome = await attempt(storage, guild.id, incident.id, "dm_warning", send_warning)
+            if outcome == "forbidden":
+                await self.dm_closed_notice(message, incident, state)
+
+        if timeout is not None:
+            reason = f"PromptWarden: {points} strike points (incident #{incident.id})"
+
+            async def time_out() -> None:
+                member = await self._member(message, user_id)
+                if member is None:
+                    member = await guild.fetch_member(user_id)  # raises NotFound: recorded
+                await member.timeout(timeout, reason=reason)
+
+            await attempt(storage, guild.id, incident.id, "timeout", time_out, detail=str(timeout))
+
+        if plan.privacy_notice and "dm_privacy" not in done:
+            outcome = await self.send_privacy_reminder(message, incident, plan)
+            if outcome == "forbidden":
+                await self.dm_closed_notice(message, incident, state)
+
+        if plan.modlog and "modlog" not in done:
+            await self.post_modlog(message, incident, state, points, decision.score)
+
+    async def dm_closed_notice(
+        self, message: discord.Message, incident: Incident, state: GuildState
+    ) -> None:
+        guild = message.guild
+        if not state.config.dm_failure_notice or guild is None:
+            return
+        channel = message.channel
+
+        async def notice() -> None:
+            await channel.send(
+                DM_CLOSED_NOTICE.format(mention=f"<@{incident.user_id}>"),
+                delete_after=NOTICE_SECONDS,
+                allowed_mentions=discord.AllowedMentions(
+                    everyone=False, roles=False, users=[discord.Object(incident.user_id)]
+                ),
+            )
+
+        await attempt(self.bot.storage, guild.id, incident.id, "channel_notice", notice)
+
+    async def send_privacy_reminder(
+        self, message: discord.Message, incident: Incident, plan: ActionPlan
+    ) -> ActionOutcome:
+        """The privacy DM for personal information; the privacy features build on this."""
+        guild = message.guild
+        assert guild is not None
+        text = privacy_text(pii_kinds(incident.matches), guild.name, deleted=plan.delete)
+
+        async def send() -> None:
+            user = await self._user(message, incident.user_id)
+            await user.send(text)
+
+        return await attempt(self.bot.storage, guild.id, incident.id, "dm_privacy", send)
+
+    async def post_modlog(
+        self,
+        message: discord.Message,
+        incident: Incident,
+        state: GuildState,
+        points: int | None,
+        score: float | None,
+    ) -> None:
+        guild = message.guild
+        assert guild is not None
+        storage = self.bot.storage
+        if state.modlog_channel_id is None:
+            await storage.record_action_outcome(
+                guild.id, incident.id, "modlog", "skipped", "no mod-log channel set"
+            )
+            return
+        channel = guild.get_channel(state.modlog_channel_id)
+        if not isinstance(channel, discord.TextChannel | discord.Thread):
+            await storage.record_action_outcome(
+                guild.id, incident.id, "modlog", "not_found", "the mod-log channel is gone"
+            )
+            return
+        embed = modlog_embed(incident, jump_url=message.jump_url, points=points, score=score)
+
+        async def post() -> str:
+            entry = await channel.send(embed=embed, view=incident_view(incident.id))
+            return f"message {entry.id}"  # where later features find the entry
+
+        await attempt(storage, guild.id, incident.id, "modlog", post)
+
+    # ------------------------------------------------------------ catch-up
+
+    def start_catch_up(self) -> None:
+        if self._catchup is None or self._catchup.done():
+            self._catchup = asyncio.create_task(self.catch_up(), name="promptwarden-catch-up")
+
+    async def catch_up(self) -> int:
+        """Queue what was posted in watched channels after each channel's cursor (within
+        the guild's window); returns how many messages were queued. Idempotent: a message
+        already handled keeps its one incident."""
+        queued = 0
+        for guild in list(self.bot.guilds):
+            try:
+                queued += await self._catch_up_guild(guild)
+            except Exception:
+                log.exception("catch-up of guild %d failed", guild.id)
+        await self.queue.join()
+        await self.flush_cursors()
+        if queued:
+            log.info("catch-up: screened %d message(s) posted while away", queued)
+        return queued
+
+    async def _catch_up_guild(self, guild: discord.Guild) -> int:
+        self.states.invalidate(guild.id)
+        state = await self.states.get(guild.id)
+        if not state.watched:
+            return 0
+        window_start = discord.utils.utcnow() - state.config.catchup_window
+        floor = discord.utils.time_snowflake(window_start)
+        queued = 0
+        channels: list[discord.TextChannel | discord.Thread] = [
+            *guild.text_channels,
+            *guild.threads,
+        ]
+        for channel in channels:
+            if not state.in_scope(channel_chain(channel)):
+                continue
+            if not channel.permissions_for(guild.me).read_message_history:
+                log.warning("catch-up: no Read Message History in #%s", channel.name)
+                continue
+            cursor = await self.bot.storage.get_catchup_cursor(guild.id, channel.id)
+            after = discord.Object(max(cursor or 0, floor))
+            try:
+                async for message in channel.history(limit=None, after=after, oldest_first=True):
+                    queued += await self.consider(message)
+            except discord.HTTPException as error:
+                log.warning("catch-up: reading #%s failed: %s", channel.name, error)
+        return queued
+
+    def _advance_cursor(self, facts: MessageFacts) -> None:
+        key = (facts.guild_id, facts.channel_id)
+        if facts.message_id > self._cursors.get(key, 0):
+            self._cursors[key] = facts.message_id
+            self._unflushed += 1
+
+    async def flush_cursors(self) -> None:
+        """Cursor writes are batched: losing some on a crash only re-reads messages that
+        the unique keys then recognise, so batching loses nothing."""
+        pending, self._cursors = self._cursors, {}
+        self._unflushed = 0
+        for (guild_id, channel_id), message_id in pending.items():
+            try:
+                await self.bot.storage.set_catchup_cursor(guild_id, channel_id, message_id)
+            except Exception:
+                log.exception("saving the catch-up cursor of channel %d failed", channel_id)
+
+
+async def setup(bot: PromptWardenBot) -> None:
+    bot.add_dynamic_items(IncidentButton)
+    await bot.add_cog(Screening(bot))

@@ -1,0 +1,416 @@
+"""Enforcement without Discord: who answers for a message, whether it is in scope, what is
+stored about it, and each guild's enforcement settings.
+
+The cog only translates between discord.py objects and these plain values, so every rule
+here is tested without a gateway and behaves the same on every backend and process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from promptwarden.dedupe import job_key
+from promptwarden.policy import ActionPlan, StrikePolicy
+from promptwarden.screening.decision import Decision, Match, Severity, Verdict
+from promptwarden.screening.extract import GENERATOR_BOT_IDS, ExtractedPrompt
+from promptwarden.screening.rules import GuildRules
+from promptwarden.storage import EXCERPT_LIMIT, Storage, WatchedChannel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CATCHUP_WINDOW = timedelta(hours=24)
+MAX_CATCHUP_WINDOW = timedelta(days=14)
+PII_SOURCE_PREFIX = "pii:"
+
+# What each category means, in the words of the guidelines, for warnings and the mod-log.
+GUIDELINES: Mapping[str, str] = {
+    "sexual": "No adult content or nudity: content must stay PG-13.",
+    "minors": "No sexualisation of minors, ever.",
+    "violence": "No gore: no detached body parts, blood-soaked violence or severed limbs.",
+    "self_harm": "No depictions or promotion of self-harm or suicide.",
+    "hate": "No hate: no slurs, racist or homophobic content, or hate symbols.",
+    "drugs": "No content glorifying hard drugs.",
+    "profanity": "Keep prompts free of crude or aimed profanity.",
+    "real_person": (
+        "No imagery of real people that harasses, defames or deceives "
+        "(e.g. fake arrests of politicians)."
+    ),
+    "personal_info": "Keep personal information out of public prompts.",
+    "custom": "This server's own list of banned words.",
+    "model": "Prompts likely to produce content outside the guidelines.",
+}
+
+
+def guideline_for(category: str) -> str:
+    return GUIDELINES.get(category, f"The server's rules on {category.replace('_', ' ')}.")
+
+
+# ---------------------------------------------------------------- per-guild settings
+
+
+def _ids(value: object, name: str) -> frozenset[int]:
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise ValueError(f"{name} must be a list of ids")
+    out = set()
+    for item in value:
+        try:
+            out.add(int(item))
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: {item!r} is not an id") from None
+    return frozenset(out)
+
+
+def _flag(data: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = data.get(name, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcementConfig:
+    """A guild's enforcement settings, stored as JSON by storage."""
+
+    exempt_role_ids: frozenset[int] = frozenset()
+    exempt_channel_ids: frozenset[int] = frozenset()
+    moderators_exempt: bool = True  # members with Manage Messages in the channel
+    strike_policy: StrikePolicy = field(default_factory=StrikePolicy)
+    catchup_window: timedelta = DEFAULT_CATCHUP_WINDOW
+    dm_failure_notice: bool = True  # say so in the channel when a warning DM fails
+    delete_personal_info: bool = False  # delete prompts with personal information too
+
+    def __post_init__(self) -> None:
+        if not timedelta(0) <= self.catchup_window <= MAX_CATCHUP_WINDOW:
+            raise ValueError("catchup_hours must be between 0 and 336 (14 days)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exempt_role_ids": sorted(self.exempt_role_ids),
+            "exempt_channel_ids": sorted(self.exempt_channel_ids),
+            "moderators_exempt": self.moderators_exempt,
+            "strike_policy": self.strike_policy.to_dict(),
+            "catchup_hours": self.catchup_window.total_seconds() / 3600,
+            "dm_failure_notice": self.dm_failure_notice,
+            "delete_personal_info": self.delete_personal_info,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> EnforcementConfig:
+        """Validated settings; ValueError names the setting at fault."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ValueError("enforcement settings must be a JSON object")
+        known = set(cls().to_dict())
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(
+                f"unknown enforcement setting(s): {', '.join(sorted(unknown))}; expected "
+                f"{', '.join(sorted(known))}"
+            )
+        try:
+            hours = float(data.get("catchup_hours", DEFAULT_CATCHUP_WINDOW.total_seconds() / 3600))
+        except (TypeError, ValueError):
+            raise ValueError("catchup_hours must be a number of hours") from None
+        policy = data.get("strike_policy")
+        if policy is not None and not isinstance(policy, Mapping):
+            raise ValueError("strike_policy must be an object")
+        return cls(
+            exempt_role_ids=_ids(data.get("exempt_role_ids", []), "exempt_role_ids"),
+            exempt_channel_ids=_ids(data.get("exempt_channel_ids", []), "exempt_channel_ids"),
+            moderators_exempt=_flag(data, "moderators_exempt", True),
+            strike_policy=StrikePolicy.from_dict(policy or {}),
+            catchup_window=timedelta(hours=hours),
+            dm_failure_notice=_flag(data, "dm_failure_notice", True),
+            delete_personal_info=_flag(data, "delete_personal_info", False),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GuildState:
+    """Everything the watcher needs about one guild, read once and cached briefly."""
+
+    guild_id: int
+    watched: tuple[WatchedChannel, ...] = ()
+    generator_bots: frozenset[int] = GENERATOR_BOT_IDS
+    rules: GuildRules = field(default_factory=GuildRules)
+    config: EnforcementConfig = field(default_factory=EnforcementConfig)
+    modlog_channel_id: int | None = None
+
+    @property
+    def watched_ids(self) -> frozenset[int]:
+        return frozenset(w.channel_id for w in self.watched)
+
+    def in_scope(self, channel_chain: Iterable[int | None]) -> bool:
+        """`channel_chain`: the channel, its parent (for a thread or forum post) and the
+        category above them. A watched channel covers its threads; a category covers every
+        channel, thread and forum post inside it. Exempt channels win."""
+        chain = {c for c in channel_chain if c is not None}
+        if chain & self.config.exempt_channel_ids:
+            return False
+        return bool(chain & self.watched_ids)
+
+    def is_generator(self, user_id: int) -> bool:
+        return user_id in self.generator_bots
+
+
+class GuildStateCache:
+    """Per-guild state with a short time to live: a burst reads the database once per guild,
+    and a setting changed elsewhere (another process, a slash command) applies within `ttl`.
+    Commands that change settings call `invalidate` to apply at once."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        ttl: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._storage = storage
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[int, tuple[float, GuildState]] = {}
+
+    def invalidate(self, guild_id: int) -> None:
+        self._entries.pop(guild_id, None)
+
+    async def get(self, guild_id: int) -> GuildState:
+        entry = self._entries.get(guild_id)
+        now = self._clock()
+        if entry is not None and now - entry[0] < self._ttl:
+            return entry[1]
+        state = await self._load(guild_id)
+        self._entries[guild_id] = (now, state)
+        return state
+
+    async def _load(self, guild_id: int) -> GuildState:
+        storage = self._storage
+        try:
+            rules = GuildRules.from_dict(await storage.get_screening_rules(guild_id))
+        except ValueError as error:
+            # Screening must go on: fall back to the shipped guidelines and say why.
+            log.warning("guild %d: screening rules ignored, using defaults: %s", guild_id, error)
+            rules = GuildRules()
+        try:
+            config = EnforcementConfig.from_dict(await storage.get_enforcement_config(guild_id))
+        except ValueError as error:
+            log.warning(
+                "guild %d: enforcement settings ignored, using defaults: %s", guild_id, error
+            )
+            config = EnforcementConfig()
+        return GuildState(
+            guild_id=guild_id,
+            watched=tuple(await storage.list_watched_channels(guild_id)),
+            generator_bots=GENERATOR_BOT_IDS
+            | frozenset(await storage.list_generator_bots(guild_id)),
+            rules=rules,
+            config=config,
+            modlog_channel_id=await storage.get_modlog_channel(guild_id),
+        )
+
+
+# ---------------------------------------------------------------- one message
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """What the watcher knows about a message, without Discord types."""
+
+    guild_id: int
+    channel_id: int
+    message_id: int
+    author_id: int
+    author_is_bot: bool
+    content: str
+    created_at: datetime
+    channel_chain: tuple[int | None, ...] = ()  # channel, parent, category
+    webhook_id: int | None = None
+
+
+def should_screen(facts: MessageFacts, state: GuildState, own_id: int) -> bool:
+    """In a watched channel, from a person or a generator bot; never our own messages,
+    webhooks or other bots (AutoMod skips bots entirely; we read only generator bots)."""
+    if facts.author_id == own_id or facts.webhook_id is not None or not facts.content:
+        return False
+    if facts.author_is_bot and not state.is_generator(facts.author_id):
+        return False
+    return state.in_scope(facts.channel_chain or (facts.channel_id,))
+
+
+def responsible_user(facts: MessageFacts, state: GuildState, prompt: ExtractedPrompt) -> int | None:
+    """The author, or for a generator bot's job message the requester it mentions (None
+    when a bot message names nobody: an info or error message, nothing to act on)."""
+    if facts.author_is_bot:
+        return prompt.requester_id if state.is_generator(facts.author_id) else None
+    return facts.author_id
+
+
+def is_exempt(role_ids: Iterable[int], is_moderator: bool, config: EnforcementConfig) -> bool:
+    if is_moderator and config.moderators_exempt:
+        return True
+    return bool(set(role_ids) & config.exempt_role_ids)
+
+
+def job_identity(guild_id: int, requester_id: int, prompt_text: str, when: datetime) -> str:
+    """The stored job key: one requester's prompt on one (UTC) day.
+
+    A job's waiting, progress and result messages, and the same prompt re-rolled that
+    day, share it, so they make one incident; the same prompt tomorrow counts again."""
+    _, requester, digest = job_key(guild_id, requester_id, prompt_text)
+    return f"{requester}:{digest}:{when.date().isoformat()}"
+
+
+# ---------------------------------------------------------------- what is stored
+
+
+def _pii_kind(match: Match) -> str | None:
+    if match.source.startswith(PII_SOURCE_PREFIX):
+        return match.source[len(PII_SOURCE_PREFIX) :] or "personal info"
+    return None
+
+
+def redact(content: str, matches: Sequence[Match]) -> tuple[str, list[dict[str, Any]]]:
+    """The content with personal information replaced by `[email]`, `[phone]`...,
+    and the matches as stored: PII values removed, spans moved to the redacted text."""
+    pii = sorted(
+        ((m.start, m.end, f"[{kind}]") for m in matches if (kind := _pii_kind(m))),
+        key=lambda s: s[0],
+    )
+    merged: list[tuple[int, int, str]] = []
+    for start, end, label in pii:
+        if merged and start < merged[-1][1]:
+            prev = merged[-1]
+            merged[-1] = (prev[0], max(prev[1], end), prev[2])
+        else:
+            merged.append((start, end, label))
+    parts: list[str] = []
+    pos = 0
+    for start, end, label in merged:
+        parts += [content[pos:start], label]
+        pos = end
+    parts.append(content[pos:])
+
+    def moved(index: int) -> int:
+        delta = 0
+        for start, end, label in merged:
+            if index < start:
+                break
+            if index < end:
+                return start + delta  # inside a redacted span: where its label begins
+            delta += len(label) - (end - start)
+        return index + delta
+
+    stored: list[dict[str, Any]] = []
+    for m in matches:
+        data = m.to_dict()
+        start = moved(m.start)
+        end = moved(m.end - 1) + 1 if m.end > m.start else start
+        if kind := _pii_kind(m):
+            label = f"[{kind}]"
+            data["text"] = data["term"] = label
+            end = start + len(label)
+        data["start"], data["end"] = start, end
+        stored.append(data)
+    return "".join(parts), stored
+
+
+def matched_words(matches: Sequence[Mapping[str, Any]], limit: int = 10) -> list[str]:
+    """The words that fired, heaviest first for the learned tier, never PII values."""
+    ordered = sorted(
+        (m for m in matches if not str(m.get("source", "")).startswith(PII_SOURCE_PREFIX)),
+        key=lambda m: -abs(float(m.get("weight") or 0.0)),
+    )
+    words: list[str] = []
+    for m in ordered:
+        word = str(m.get("text") or m.get("term") or "").strip()
+        if word and word.casefold() not in (w.casefold() for w in words):
+            words.append(word)
+        if len(words) >= limit:
+            break
+    return words
+
+
+def pii_kinds(matches: Sequence[Mapping[str, Any]]) -> list[str]:
+    kinds: list[str] = []
+    for m in matches:
+        source = str(m.get("source", ""))
+        if source.startswith(PII_SOURCE_PREFIX):
+            kind = source[len(PII_SOURCE_PREFIX) :]
+            if kind not in kinds:
+                kinds.append(kind)
+    return kinds
+
+
+def action_name(plan: ActionPlan) -> str:
+    """The stored action: the verdict, plus `+delete` when a remind also deletes."""
+    name = plan.verdict.value
+    if plan.verdict is Verdict.REMIND and plan.delete:
+        name += "+delete"
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDraft:
+    """An incident as it will be written, before any Discord call is made."""
+
+    guild_id: int
+    channel_id: int
+    message_id: int
+    user_id: int
+    prompt_excerpt: str
+    categories: tuple[str, ...]
+    severity: Severity
+    verdict: Verdict
+    matches: tuple[dict[str, Any], ...]
+    action: str
+    created_at: datetime
+    job_key: str
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {
+            "guild_id": self.guild_id,
+            "channel_id": self.channel_id,
+            "message_id": self.message_id,
+            "user_id": self.user_id,
+            "prompt_excerpt": self.prompt_excerpt,
+            "categories": list(self.categories),
+            "severity": self.severity,
+            "verdict": self.verdict,
+            "matches": list(self.matches),
+            "action": self.action,
+            "created_at": self.created_at,
+            "job_key": self.job_key,
+        }
+
+
+def build_incident(
+    facts: MessageFacts,
+    decision: Decision,
+    plan: ActionPlan,
+    *,
+    user_id: int,
+    prompt: ExtractedPrompt,
+) -> IncidentDraft:
+    excerpt, stored = redact(facts.content, decision.matches)
+    if len(excerpt) > EXCERPT_LIMIT:
+        excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
+    categories = decision.categories or tuple(dict.fromkeys(m.category for m in decision.matches))
+    return IncidentDraft(
+        guild_id=facts.guild_id,
+        channel_id=facts.channel_id,
+        message_id=facts.message_id,
+        user_id=user_id,
+        prompt_excerpt=excerpt,
+        categories=categories,
+        severity=decision.severity,
+        verdict=decision.verdict,
+        matches=tuple(stored),
+        action=action_name(plan),
+        created_at=facts.created_at,
+        job_key=job_identity(facts.guild_id, user_id, prompt.text, facts.created_at),
+    )
