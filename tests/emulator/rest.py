@@ -37,8 +37,13 @@ ERROR_BODIES: dict[int, dict[str, Any]] = {
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """Exactly `application/json`: with a charset, discord.py reads the body as a string."""
-    body = b"" if data is None else json.dumps(data).encode()
+    """Exactly `application/json`: with a charset, discord.py reads the body as a string.
+
+    No body (204) means no content type either: discord.py parses any JSON-typed body.
+    """
+    if data is None:
+        return web.Response(status=status, headers=headers)
+    body = json.dumps(data).encode()
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
