@@ -92,5 +92,14 @@ def test_hostile_messages_do_not_stop_the_bot(
     status = answer.body["data"]["content"]
     assert f"Mod-log channel: <#{server.modlog.id}>" in status
     assert f"- <#{server.watched.id}>" in status
+    # and screening still works: a plain violation after all that is removed
+    violation = emu.post(server.watched, server.members[1], "hentai porn, after the storm")
+    emu.wait_until(
+        lambda: any(
+            c.ok and c.param("message_id") == violation
+            for c in emu.calls("DELETE /channels/{channel_id}/messages/{message_id}")
+        ),
+        what="the violation after the hostile messages to be deleted",
+    )
     assert bot.alive()
     assert "Traceback" not in bot.stderr(), bot.stderr()[-4000:]

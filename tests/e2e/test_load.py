@@ -170,18 +170,45 @@ def test_a_lost_session_is_caught_up_from_channel_history(
     emu = server.emulator
     start_bot()
     planned = make_burst(server, scaled(300))
-    third = len(planned) // 3
-    ids = push(emu, planned[:third])
+    half = len(planned) // 2
+    ids = push(emu, planned[:half])
     emu.drop_gateway(resumable=False)
-    ids += push(emu, planned[third : 2 * third])  # the gap: only in channel history
+    ids += push(emu, planned[half:])  # the gap: only in channel history
     emu.wait_until(lambda: emu.gateway.identifies == 2, timeout=60, what="a new IDENTIFY")
-    ids += push(emu, planned[2 * third :])  # live again
     wait_until_settled(server, violations(planned, ids))
 
-    gap = set(ids[third : 2 * third])
+    gap = set(ids[half:])
     assert any(i in gap for _, i in violations(planned, ids)), "the gap must hold violations"
     assert emu.calls("GET /channels/{channel_id}/messages"), "caught up through history"
     assert_exactly_once(server, planned, ids)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="enforcement gap: after a lost session, live messages handled before on_ready "
+    "advance and flush the catch-up cursor past the gap, so catch-up never reads it",
+)
+def test_live_messages_before_ready_do_not_hide_the_gap_from_catch_up(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    """Live traffic resumes at once after IDENTIFY; on_ready (and catch-up) comes later."""
+    emu = server.emulator
+    # A ready delay longer than handling the live part makes the order certain.
+    start_bot(DISCORD_GUILD_READY_TIMEOUT="3")
+    planned = make_burst(server, scaled(150))
+    third = len(planned) // 3
+    gap_violation = next(p for p in planned[third : 2 * third] if p.violating)
+    ids = push(emu, planned[:third])
+    emu.drop_gateway(resumable=False)
+    ids += push(emu, planned[third : 2 * third])  # the gap
+    emu.wait_until(lambda: emu.gateway.identifies == 2, timeout=60, what="a new IDENTIFY")
+    ids += push(emu, planned[2 * third :])  # live again, before on_ready
+    gap_id = ids[planned.index(gap_violation)]
+    emu.wait_until(
+        lambda: "dm_warning" in outcomes(server.database).get(gap_id, {}),
+        timeout=8,
+        what=f"the violation posted in the gap ({gap_violation.tag}) to be caught up",
+    )
 
 
 def test_rest_faults_are_retried_or_recorded_and_no_incident_is_lost(

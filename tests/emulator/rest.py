@@ -118,6 +118,7 @@ class Rest:
         self.gateway: Gateway | None = None
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.interaction_channels: dict[int, Channel] = {}  # where each interaction happened
         self.command_ids: dict[str, int] = {}  # name -> the id given when the bot synced
         self.changed = threading.Condition()  # notified after every recorded call
 
@@ -406,7 +407,30 @@ async def _edit_member(
 async def _interaction_callback(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    return 204, None
+    """discord.py 2.7 asks for the callback response (`with_response`) and parses it."""
+    interaction_id = int(params["interaction_id"])
+    channel = rest.interaction_channels.get(interaction_id) or next(
+        iter(rest.world.guild.channels.values())
+    )
+    body = body or {}
+    kind = int(body.get("type", 4))
+    data = body.get("data") or {}
+    answer: dict[str, Any] = {
+        "interaction": {
+            "id": str(interaction_id),
+            "type": 2,
+            "response_message_loading": kind == 5,
+            "response_message_ephemeral": bool(int(data.get("flags") or 0) & 64),
+        },
+        "resource": {"type": kind},
+    }
+    if kind in (4, 7):
+        message = rest.world.message_payload(
+            channel, rest.world.bot, data.get("content") or "", embeds=data.get("embeds")
+        )
+        answer["interaction"]["response_message_id"] = message["id"]
+        answer["resource"]["message"] = message
+    return 200, answer
 
 
 @route("PATCH", "/webhooks/{app_id}/{token}/messages/@original")

@@ -213,6 +213,7 @@ class Emulator:
         async def send() -> int:
             world = self.world
             interaction_id = world.ids.next()
+            self.rest.interaction_channels[interaction_id] = channel
             member = world.guild.members[user.id]
             admin = world.guild.admin_role_id in member.roles
             payload: dict[str, Any] = {
