@@ -265,12 +265,29 @@ def test_rest_faults_are_retried_or_recorded_and_no_incident_is_lost(
     assert statuses[429] == 5 and statuses[500] == 1, statuses
 
 
+@pytest.mark.parametrize(
+    "count",
+    [
+        pytest.param(600, id="within-queue"),
+        pytest.param(
+            3000,
+            id="under-backpressure",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="enforcement gap: when the work queue is full, on_message tasks "
+                "blocked in queue.put are overtaken by newer messages (asyncio.Queue is not "
+                "FIFO for waiting putters), so the catch-up cursor passes messages still "
+                "waiting in memory; a SIGKILL then loses them for good",
+            ),
+        ),
+    ],
+)
 def test_killed_mid_burst_and_restarted_every_violation_has_one_incident(
-    server: Server, start_bot: Callable[..., BotProcess]
+    server: Server, start_bot: Callable[..., BotProcess], count: int
 ) -> None:
     emu = server.emulator
     bot = start_bot()
-    planned = make_burst(server, scaled(600))
+    planned = make_burst(server, scaled(count))
     half = len(planned) // 2
     ids = push(emu, planned[:half])
     first_half = violations(planned[:half], ids)
@@ -283,11 +300,9 @@ def test_killed_mid_burst_and_restarted_every_violation_has_one_incident(
     start_bot()
     expected = violations(planned, ids)
     closing = ids[-1]
+    # The closing message is the last in the channel: once it is settled, catch-up is done.
     emu.wait_until(
-        lambda: (
-            set(incidents_by_message(server.database)) >= {i for _, i in expected}
-            and {"delete", "dm_warning"} <= outcomes(server.database).get(closing, {}).keys()
-        ),
+        lambda: {"delete", "dm_warning"} <= outcomes(server.database).get(closing, {}).keys(),
         timeout=60,
         what="catch-up to reach the end of the burst",
     )
