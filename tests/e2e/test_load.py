@@ -9,16 +9,15 @@ Counts are CI-sized; PROMPTWARDEN_E2E_SCALE multiplies them.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import open_storage
 from tests.e2e.conftest import Server, scaled
+from tests.e2e.records import incidents_by_message, outcomes
 from tests.emulator import MIDJOURNEY_BOT_ID, BotProcess, Emulator
 from tests.emulator.traffic import DELETE_MESSAGE, ActionLog, Planned, burst
 
@@ -49,28 +48,6 @@ def make_burst(server: Server, count: int, *, first_tag: int = 0) -> list[Planne
 
 def push(emu: Emulator, planned: list[Planned]) -> list[int]:
     return emu.post_many(p.post for p in planned)
-
-
-def read_db(database: Path, query: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as conn:
-        return conn.execute(query).fetchall()
-
-
-def incidents_by_message(database: Path) -> Counter[int]:
-    return Counter(int(m) for (m,) in read_db(database, "SELECT message_id FROM incidents"))
-
-
-def outcomes(database: Path) -> dict[int, dict[str, str]]:
-    """message id -> action -> its latest outcome."""
-    rows = read_db(
-        database,
-        "SELECT i.message_id, a.action, a.outcome FROM incident_actions a "
-        "JOIN incidents i ON i.id = a.incident_id ORDER BY a.id",
-    )
-    found: dict[int, dict[str, str]] = {}
-    for message_id, action, outcome in rows:
-        found.setdefault(int(str(message_id)), {})[str(action)] = str(outcome)
-    return found
 
 
 def violations(planned: list[Planned], ids: list[int]) -> list[tuple[Planned, int]]:
