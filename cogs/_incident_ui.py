@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import discord
 
+from cogs._appeals import appeal_view
+from cogs._outcomes import attempt, outcome_of, record_outcome
 from discordbot import PromptWardenBot
 from promptwarden.enforcement import (
     EnforcementConfig,
@@ -22,7 +24,10 @@ from promptwarden.enforcement import (
     matched_words,
     pii_kinds,
 )
-from promptwarden.storage import ActionOutcome, Incident, IncidentStatus, Storage
+from promptwarden.privacy import personal_info_message
+from promptwarden.storage import ActionOutcome, Incident, IncidentStatus
+
+__all__ = ["attempt", "outcome_of"]  # re-exported: callers import them from here
 
 log = logging.getLogger("promptwarden.enforcement")
 
@@ -36,62 +41,6 @@ VERDICT_COLOURS = {
 FIELD_LIMIT = 1024
 DESCRIPTION_LIMIT = 4000
 ACTIONS_FIELD = "Moderator actions"
-
-
-def outcome_of(error: BaseException) -> tuple[ActionOutcome, str]:
-    """How a failed Discord call is recorded: moderators fix each kind differently."""
-    if isinstance(error, discord.HTTPException):
-        detail = f"HTTP {error.status} (code {error.code}): {error.text}"[:300]
-        if isinstance(error, discord.Forbidden):
-            return "forbidden", detail
-        if isinstance(error, discord.NotFound):
-            return "not_found", detail
-        if error.status == 429:
-            return "rate_limited", detail
-        return "failed", detail
-    return "failed", f"{type(error).__name__}: {error}"[:300]
-
-
-async def attempt(
-    storage: Storage,
-    guild_id: int,
-    incident_id: int,
-    action: str,
-    call: Callable[[], Awaitable[Any]],
-    *,
-    detail: str = "",
-) -> ActionOutcome:
-    """Run one action and record its outcome; never raises, so one failing action cannot
-    skip the next one or lose what was recorded. A `call` returning text records it as the
-    detail (e.g. the id of the message it posted)."""
-    try:
-        result = await call()
-    except Exception as error:  # every failure is an outcome to record, not a crash
-        outcome, why = outcome_of(error)
-        if isinstance(error, discord.HTTPException):
-            log.warning("incident %d: %s %s: %s", incident_id, action, outcome, why)
-        else:
-            log.exception("incident %d: %s failed", incident_id, action)
-        await _record(storage, guild_id, incident_id, action, outcome, why)
-        return outcome
-    if isinstance(result, str):
-        detail = result
-    await _record(storage, guild_id, incident_id, action, "done", detail)
-    return "done"
-
-
-async def _record(
-    storage: Storage,
-    guild_id: int,
-    incident_id: int,
-    action: str,
-    outcome: ActionOutcome,
-    detail: str,
-) -> None:
-    try:
-        await storage.record_action_outcome(guild_id, incident_id, action, outcome, detail)
-    except Exception:
-        log.exception("incident %d: could not record %s=%s", incident_id, action, outcome)
 
 
 def _words(incident: Incident) -> str:
@@ -157,21 +106,17 @@ def warning_embed(
 
 
 def warning_view(incident: Incident) -> discord.ui.View | None:
-    """Buttons under the warning DM. None for now: the appeal flow adds its button here."""
-    return None
+    """Buttons under the warning DM: Appeal (persistent, works after a restart)."""
+    return appeal_view(incident)
 
 
-def privacy_text(kinds: Sequence[str], guild_name: str, *, deleted: bool) -> str:
+def privacy_text(
+    kinds: Sequence[str], guild_name: str, *, deleted: bool, guidelines_url: str | None = None
+) -> str:
     """The privacy DM for personal information in a prompt (the value is never repeated)."""
-    found = ", ".join(kinds) or "personal information"
-    text = (
-        f"Heads-up from {guild_name}: your prompt contained personal information ({found}). "
-        "Prompts in this channel are public and may appear in public galleries; keep "
-        "personal details out of them."
+    return personal_info_message(
+        list(kinds), guild_name, deleted=deleted, guidelines_url=guidelines_url
     )
-    if deleted:
-        text += " The message was removed to protect you."
-    return text
 
 
 def bold_excerpt(incident: Incident) -> str:
@@ -398,7 +343,7 @@ async def delete_incident_message(
     `channel_id`), recording the outcome."""
     target = message_id or incident.message_id
     if target is None:
-        await _record(bot.storage, guild.id, incident.id, action, "skipped", "no message id")
+        await record_outcome(bot.storage, guild.id, incident.id, action, "skipped", "no message id")
         return "skipped"
     where = channel_id or incident.channel_id
     channel = guild.get_channel_or_thread(where)

@@ -15,6 +15,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from cogs._dm import privacy_config, send_dm
 from cogs._incident_ui import (
     IncidentButton,
     attempt,
@@ -39,6 +40,7 @@ from promptwarden.enforcement import (
     should_screen,
 )
 from promptwarden.policy import ActionPlan, plan_actions
+from promptwarden.privacy import personal_info_kind
 from promptwarden.screening.decision import Decision
 from promptwarden.screening.engine import ScreenerCache
 from promptwarden.screening.extract import extract
@@ -165,7 +167,12 @@ class Screening(commands.Cog):
         identity = job_identity(guild.id, user_id, prompt.text, facts.created_at)
         if not self.handled.mark((guild.id, message.id, identity)):
             return  # a progress edit of a job screened here already
-        screener = self.screeners.get(guild.id, state.rules)
+        # The privacy cog reminds people, on their first prompt, that this channel is public.
+        self.bot.dispatch("promptwarden_prompt", message, user_id)
+        screener = self.screeners.cached(guild.id, state.rules)
+        if screener is None:
+            # Compiling a guild's automaton takes a fraction of a second: off the loop.
+            screener = await asyncio.to_thread(self.screeners.get, guild.id, state.rules)
         decision = screener.screen(facts.content, author_is_bot=facts.author_is_bot)
         config = state.config
         plan = plan_actions(
@@ -292,9 +299,9 @@ class Screening(commands.Cog):
             async def send_warning() -> None:
                 user = await self._user(message, user_id)
                 if view is None:
-                    await user.send(embed=embed)
+                    await send_dm(storage, guild.id, user, embed=embed)
                 else:
-                    await user.send(embed=embed, view=view)
+                    await send_dm(storage, guild.id, user, embed=embed, view=view)
 
             outcome = await attempt(storage, guild.id, incident.id, "dm_warning", send_warning)
             if outcome == "forbidden":
@@ -341,16 +348,50 @@ class Screening(commands.Cog):
     async def send_privacy_reminder(
         self, message: discord.Message, incident: Incident, plan: ActionPlan
     ) -> ActionOutcome:
-        """The privacy DM for personal information; the privacy features build on this."""
+        """The privacy DM for personal information: at most one per kind of data per
+        person per interval, unless the message was deleted (they must learn why)."""
         guild = message.guild
         assert guild is not None
-        text = privacy_text(pii_kinds(incident.matches), guild.name, deleted=plan.delete)
+        storage = self.bot.storage
+        config = await privacy_config(storage, guild.id)
+        kinds = pii_kinds(incident.matches)
+        now = discord.utils.utcnow()
+        claimed = [
+            kind
+            for kind in kinds
+            if await storage.claim_reminder(
+                guild.id,
+                incident.user_id,
+                personal_info_kind(kind),
+                interval=config.reminder_interval,
+                now=now,
+            )
+        ]
+        if kinds and not claimed and not plan.delete:
+            days = config.reminder_interval.days
+            await storage.record_action_outcome(
+                guild.id,
+                incident.id,
+                "dm_privacy",
+                "skipped",
+                f"warned about {', '.join(kinds)} within the last {days} days",
+            )
+            return "skipped"
+        text = privacy_text(
+            kinds, guild.name, deleted=plan.delete, guidelines_url=config.guidelines_url
+        )
 
         async def send() -> None:
             user = await self._user(message, incident.user_id)
-            await user.send(text)
+            await send_dm(storage, guild.id, user, config=config, content=text)
 
-        return await attempt(self.bot.storage, guild.id, incident.id, "dm_privacy", send)
+        outcome = await attempt(storage, guild.id, incident.id, "dm_privacy", send)
+        if outcome in ("skipped", "failed", "rate_limited"):
+            for kind in claimed:  # never sent: the next prompt may warn again
+                await storage.release_reminder(
+                    guild.id, incident.user_id, personal_info_kind(kind), sent_at=now
+                )
+        return outcome
 
     async def post_modlog(
         self,

@@ -12,15 +12,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
+from cogs._permission_report import channel_gaps, missing_permissions
 from discordbot import PromptWardenBot
-from promptwarden.permissions import NEEDED_PERMISSIONS, NeededPermission
 
 # Keeps the reply within Discord's 2,000 characters however many channels are watched.
 LIST_LIMIT = 20
 
 
-def missing_permissions(permissions: discord.Permissions) -> list[NeededPermission]:
-    return [p for p in NEEDED_PERMISSIONS if not getattr(permissions, p.attr)]
+__all__ = ["LIST_LIMIT", "Status", "missing_permissions", "setup"]
 
 
 class Status(commands.Cog):
@@ -76,19 +75,15 @@ class Status(commands.Cog):
             if len(watched) > LIST_LIMIT:
                 lines.append(f"- and {len(watched) - LIST_LIMIT} more")
 
-        missing = missing_permissions(me.guild_permissions)
+        missing, per_channel = channel_gaps(me, channels_to_check)
         if missing:
             lines.append("Missing server permissions:")
             lines.extend(f"- {p.label}: needed to {p.reason}" for p in missing)
         else:
             lines.append("Server permissions: all granted")
-        for target in channels_to_check:
-            in_channel = [
-                p for p in missing_permissions(target.permissions_for(me)) if p not in missing
-            ]
-            if in_channel:
-                names = ", ".join(p.label for p in in_channel)
-                lines.append(f"Missing in {target.mention}: {names}")
+        for target, in_channel in per_channel:
+            names = ", ".join(p.label for p in in_channel)
+            lines.append(f"Missing in {target.mention}: {names}")
         return "\n".join(lines)
 
 

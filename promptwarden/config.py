@@ -63,11 +63,7 @@ def load_settings(
     PROMPTWARDEN_ENV_FILE names another file), so the bot behaves the same whatever the
     current directory is.
     """
-    real = os.environ if environ is None else environ
-    if env_file is None:
-        env_file = Path(real.get("PROMPTWARDEN_ENV_FILE") or root / ".env")
-    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-    values = {**from_file, **real}
+    values = _environment(environ, root, env_file)
 
     def get(name: str) -> str:
         return values.get(name, "").strip()
@@ -81,6 +77,24 @@ def load_settings(
         discord_gateway_url=_check_gateway_url(get("DISCORD_GATEWAY_URL")),
         guild_ready_timeout=_check_guild_ready_timeout(get("DISCORD_GUILD_READY_TIMEOUT")),
     )
+
+
+def database_path_setting(
+    environ: Mapping[str, str] | None = None, *, root: Path = PROJECT_ROOT
+) -> Path:
+    """DATABASE_PATH alone, for offline tools that never need the token."""
+    values = _environment(environ, root, None)
+    return _check_database_path(values.get("DATABASE_PATH", "").strip(), root)
+
+
+def _environment(
+    environ: Mapping[str, str] | None, root: Path, env_file: Path | None
+) -> dict[str, str]:
+    real = os.environ if environ is None else environ
+    if env_file is None:
+        env_file = Path(real.get("PROMPTWARDEN_ENV_FILE") or root / ".env")
+    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    return {**from_file, **real}
 
 
 def _check_token(token: str) -> str:

@@ -16,6 +16,8 @@ import pytest
 
 from discordbot import PromptWardenBot
 from promptwarden.config import Settings
+from promptwarden.screening.engine import Screener
+from promptwarden.screening.rules import GuildRules
 
 # Shaped like a real token so settings validation would accept it; SimCord never checks it.
 FAKE_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.fake-token-for-tests-only_0123456789"
@@ -45,3 +47,9 @@ async def make_bot(bot_settings: Settings) -> AsyncIterator[Callable[..., Prompt
 @pytest.fixture
 def simcord_bot(make_bot: Callable[..., PromptWardenBot]) -> PromptWardenBot:
     return make_bot()
+
+
+@pytest.fixture(scope="session")
+def screener() -> Screener:
+    """One rules-only screener for the screening tests: building the automaton takes time."""
+    return Screener(GuildRules(learned=False))

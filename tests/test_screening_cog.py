@@ -78,6 +78,8 @@ async def world(env: simcord.Env) -> World:
     await bot.storage.add_watched_channel(guild.id, channel.id)
     await bot.storage.set_modlog_channel(guild.id, modlog.id)
     await bot.storage.add_generator_bot(guild.id, generator.id)
+    # These tests count enforcement DMs; private-mode reminders are tested in test_privacy.
+    await bot.storage.set_privacy_config(guild.id, {"reminders_enabled": False})
     screening(bot).states.invalidate(guild.id)
     return World(env, bot, guild, channel, modlog, member, moderator, generator)
 

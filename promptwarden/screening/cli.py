@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+from promptwarden.config import ConfigError, database_path_setting
+from promptwarden.storage import StorageError
 
 from .decision import Decision, Verdict
 from .engine import Screener
@@ -38,23 +41,29 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--db",
-        default=os.environ.get("PROMPTWARDEN_DB", "data/promptwarden.db"),
-        help="the bot's database, for --guild (default: data/promptwarden.db)",
+        type=Path,
+        help="the bot's database, for --guild (default: DATABASE_PATH from the environment "
+        "or .env, else data/promptwarden.db)",
     )
 
 
-async def _stored_rules_async(db_path: str, guild_id: int) -> dict[str, Any] | None:
+async def _stored_rules_async(db_path: Path, guild_id: int) -> dict[str, Any] | None:
     from promptwarden.storage import open_storage
 
     async with await open_storage(db_path) as storage:
         return await storage.get_screening_rules(guild_id)
 
 
-def load_guild_rules(db_path: str, guild_id: int) -> dict[str, Any] | None:
+def load_guild_rules(db_path: Path, guild_id: int) -> dict[str, Any] | None:
     """The guild's stored screening settings, or None when it has none.
 
-    The one place the CLI touches storage.
+    The one place the CLI touches storage. A missing database is an error rather than a
+    new empty one: the admin most likely pointed at the wrong file.
     """
+    if not db_path.is_file():
+        raise ValueError(
+            f"no database at {db_path}: pass --db or set DATABASE_PATH to the bot's database"
+        )
     return asyncio.run(_stored_rules_async(db_path, guild_id))
 
 
@@ -103,9 +112,10 @@ def main(args: argparse.Namespace) -> int:
     rules = GuildRules()
     if args.guild is not None:
         try:
-            stored = load_guild_rules(args.db, args.guild)
+            db_path = args.db if args.db is not None else database_path_setting()
+            stored = load_guild_rules(db_path, args.guild)
             rules = GuildRules.from_dict(stored)
-        except (ValueError, OSError, ImportError) as exc:
+        except (ValueError, OSError, ConfigError, StorageError) as exc:
             print(f"screen: cannot use the rules of guild {args.guild}: {exc}", file=sys.stderr)
             return 2
     screener = Screener(rules)

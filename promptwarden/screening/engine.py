@@ -19,21 +19,31 @@ from .decision import Decision, Match, Severity, Verdict
 from .extract import ExtractedPrompt, JobKind, Region, extract
 from .guidelines import CATEGORIES, CLOTHING, CONTEXT, Guidelines, default_guidelines
 from .matcher import ALLOW, Hit, Matcher, Term
-from .normalize import normalize
+from .model import model_text
+from .normalize import Normalized, normalize
 from .pii import find_pii
 from .rules import CUSTOM, GuildRules
-from .tokens import Token, prompt_tokens
+from .tokens import Token, tokens_of
 
 
 class _Contribution(Protocol):
-    feature: str
-    weight: float
-    first: int
-    last: int
+    """What the learned tier reports per feature (promptwarden.screening.model.Contribution)."""
+
+    @property
+    def feature(self) -> str: ...
+    @property
+    def weight(self) -> float: ...
+    @property
+    def first(self) -> int: ...  # token indices into the scored words
+    @property
+    def last(self) -> int: ...
 
 
 class _Model(Protocol):
-    threshold: float
+    """The learned tier's interface (promptwarden.screening.model.LinearModel)."""
+
+    @property
+    def threshold(self) -> float: ...
 
     def score(self, words: Sequence[str]) -> tuple[float, Sequence[_Contribution]]: ...
 
@@ -61,9 +71,10 @@ _ACTION_VERDICT = {
     "remind": Verdict.REMIND,
     "allow": Verdict.ALLOW,
 }
+_DIGIT = re.compile(r"[0-9]")
 # "12 year old", "12yo", "12-year-old": ages under 18 are minor terms
 _MINOR_AGE = re.compile(
-    r"(?<![0-9.])(?:[1-9]|1[0-7])\s*-?\s*(?:yo|y/o|yrs?|years?)(?:\s*-?\s*old)?(?![a-z])"
+    r"(?<![0-9.])(?<![0-9] )(?:[1-9]|1[0-7])\s*-?\s*(?:yo|y/o|yrs?|years?)(?:\s*-?\s*old)?(?![a-z])"
 )
 
 
@@ -114,7 +125,8 @@ class Screener:
     def screen(self, content: str, *, author_is_bot: bool = False) -> Decision:
         """Screen one message; spans in the Decision index `content`."""
         prompt = extract(content, author_is_bot=author_is_bot)
-        found = self._read_hits(prompt, self._hits(prompt))
+        norm = normalize(content)
+        found = self._read_hits(prompt, norm, self._hits(prompt, norm))
         found += self._pii(prompt)
         matches = self._apply_rules(content, found)
         verdict = Verdict.harshest([self._action(m) for m in matches])
@@ -124,7 +136,7 @@ class Screener:
             extra = {"job": prompt.kind.value, "requester_id": prompt.requester_id}
         score: float | None = None
         if self.model is not None and verdict.rank < Verdict.REVIEW.rank:
-            score, model_matches = self._learned(prompt)
+            score, model_matches = self._learned(prompt, norm)
             if model_matches:
                 verdict = Verdict.REVIEW
                 flagged += model_matches
@@ -146,9 +158,9 @@ class Screener:
 
     # ---- rules tier ----------------------------------------------------------------------
 
-    def _hits(self, prompt: ExtractedPrompt) -> list[Hit]:
+    def _hits(self, prompt: ExtractedPrompt, norm: Normalized) -> list[Hit]:
         content = prompt.content
-        hits = self.matcher.find(normalize(content))
+        hits = self.matcher.find(norm)
         seen = {(h.term, h.start, h.end) for h in hits}
         for spans in prompt.permutations:
             text = "".join(content[a:b] for a, b in spans)
@@ -170,8 +182,9 @@ class Screener:
                     hits.append(mapped)
         return hits
 
-    def _read_hits(self, prompt: ExtractedPrompt, hits: list[Hit]) -> list[_Found]:
-        content = prompt.content
+    def _read_hits(
+        self, prompt: ExtractedPrompt, norm: Normalized, hits: list[Hit]
+    ) -> list[_Found]:
         plain: list[_Found] = []
         minors: list[_Found] = []
         figures: list[_Found] = []
@@ -206,8 +219,7 @@ class Screener:
                 plain.append(found)
         if not plain and not figures and not scenes:
             return plain
-        norm = normalize(content) if plain else None
-        if norm is not None:
+        if plain and _DIGIT.search(norm.text):
             for m in _MINOR_AGE.finditer(norm.text):
                 start, end = norm.span(m.start(), m.end())
                 if prompt.region_at(start) is Region.PROMPT:
@@ -271,12 +283,22 @@ class Screener:
 
     # ---- learned tier --------------------------------------------------------------------
 
-    def _learned(self, prompt: ExtractedPrompt) -> tuple[float | None, list[Match]]:
+    def _learned(
+        self, prompt: ExtractedPrompt, norm: Normalized
+    ) -> tuple[float | None, list[Match]]:
         model = self.model
         if model is None:
             return None, []
         lo, hi = prompt.offset, prompt.offset + len(prompt.text)
-        tokens: list[Token] = [t for t in prompt_tokens(prompt.content) if lo <= t.start < hi]
+        # The words the model was trained on: parameters, links and ::weights blanked out
+        # exactly as `model_text` did at training time, so the features match.
+        content = prompt.content
+        visible = model_text(content)
+        tokens: list[Token] = [
+            t
+            for t in tokens_of(norm)
+            if lo <= t.start < hi and visible[t.start : t.end] == content[t.start : t.end]
+        ]
         if not tokens:
             return None, []
         score, contributions = model.score([t.text for t in tokens])
@@ -316,15 +338,31 @@ class ScreenerCache:
 
     def __init__(self, *, model: _Model | bool | None = True) -> None:
         self._model = model
-        self._entries: dict[int, tuple[str, Screener]] = {}
+        self._entries: dict[int, tuple[str, GuildRules, Screener]] = {}
+
+    def cached(self, guild_id: int, rules: GuildRules) -> Screener | None:
+        """The compiled screener for these rules if there is one; never builds.
+
+        The rules object itself is checked first, so the per-message path does not hash a
+        guild's (up to 1,000) custom terms while the settings are unchanged.
+        """
+        entry = self._entries.get(guild_id)
+        if entry is None:
+            return None
+        if entry[1] is rules:
+            return entry[2]
+        if entry[0] == rules.fingerprint():
+            self._entries[guild_id] = (entry[0], rules, entry[2])
+            return entry[2]
+        return None
 
     def get(self, guild_id: int, rules: GuildRules) -> Screener:
-        fingerprint = rules.fingerprint()
-        entry = self._entries.get(guild_id)
-        if entry is None or entry[0] != fingerprint:
-            entry = (fingerprint, Screener(rules, model=self._model))
-            self._entries[guild_id] = entry
-        return entry[1]
+        """The screener for these rules, building it (a fraction of a second) if needed."""
+        screener = self.cached(guild_id, rules)
+        if screener is None:
+            screener = Screener(rules, model=self._model)
+            self._entries[guild_id] = (rules.fingerprint(), rules, screener)
+        return screener
 
     def forget(self, guild_id: int) -> None:
         self._entries.pop(guild_id, None)

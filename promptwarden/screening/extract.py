@@ -83,15 +83,17 @@ _PRE_KINDS = {
     "zooming": JobKind.ZOOM,
     "panning": JobKind.PAN,
 }
-_STATUS = re.compile(r"\((?!Open on website)([^()]*)\)")
+_STATUS = re.compile(r"\((?!Open on website|<)([^()]*)\)")
 _IMAGINE = re.compile(r"^\s*/imagine\s+(?:prompt\s*:\s*)?", re.I)
-_PARAM = re.compile(r"(?:(?<=\s)|^|(?<=,))(?:--|\u2014|\u2013)(?=[A-Za-z])")  # phones: em dash
+_PARAM = re.compile(r"(?:^|(?<=[\s,]))(?:--|\u2014|\u2013)(?=[A-Za-z])")  # phones: em dash
 _URL = re.compile(r"<?https?://[^\s>]+>?")
 _WEIGHT = re.compile(r"::\s*(-?\d*\.?\d+)?")
 _BRACES = re.compile(r"\{([^{}]*)\}")
 
 
 def _parse_job(content: str) -> tuple[int, int, JobKind, int | None, str | None] | None:
+    if "**" not in content or "<@" not in content:
+        return None
     m = _JOB.match(content)
     if not m:
         return None
@@ -108,7 +110,8 @@ def _parse_job(content: str) -> tuple[int, int, JobKind, int | None, str | None]
             if pattern.match(rest):
                 kind = k
                 break
-    statuses = _STATUS.findall(rest)
+    # statuses follow the mention; "(Max)", "(Strong)" before it name the job
+    statuses = _STATUS.findall(rest[rest.find(mention.group()) + len(mention.group()) :])
     status = statuses[0].strip() if statuses else None
     return m.start("prompt"), m.end("prompt"), kind, int(mention.group(1)), status
 
@@ -148,7 +151,7 @@ def _split_prompt(
     params: dict[str, str] = {}
     negative = ""
     # parameters: everything from the first --flag on
-    pm = _PARAM.search(text)
+    pm = _PARAM.search(text) if ("--" in text or "\u2014" in text or "\u2013" in text) else None
     body_end = start + (pm.start() if pm else len(text))
     if pm:
         ptext = text[pm.start() :]
@@ -170,7 +173,7 @@ def _split_prompt(
                 params[name] = value
     # body: URLs skipped, parts weighted below zero are negative
     pos = start
-    for m in _URL.finditer(content, start, body_end):
+    for m in _URL.finditer(content, start, body_end) if "http" in text else ():
         urls.append(m.group().strip("<>"))
         if m.start() > pos:
             regions.append((pos, m.start(), Region.PROMPT))
@@ -214,6 +217,8 @@ def _weights(content: str, regions: list[tuple[int, int, Region]]) -> list[tuple
 
 def _permutations(content: str, start: int, end: int) -> tuple[tuple[tuple[int, int], ...], ...]:
     """`{red, blue} car` -> the spans of "red car" and "blue car" (nested braces not expanded)."""
+    if "{" not in content:
+        return ()
     groups = list(_BRACES.finditer(content, start, end))
     if not groups:
         return ()

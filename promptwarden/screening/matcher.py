@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import ahocorasick
 
 from .decision import Severity
-from .normalize import WORD_CHARS, Normalized, candidates, normalize, squeeze
+from .normalize import WORD_CHARS, Normalized, candidates, doubled, normalize, squeeze
 
 ALLOW = "allow"
 
@@ -53,7 +53,9 @@ def word_forms(word: str) -> set[str]:
     """Common inflections of an English word (hack -> hacks, hacking, hacked, hacker)."""
     if len(word) < 3 or not word.isalpha():
         return set()
-    forms = {word + s for s in ("s", "es", "ed", "ing", "er", "ers", "ings")}
+    forms = {word + s for s in ("s", "ed", "ing", "er", "ers", "ings")}
+    if word.endswith(("s", "x", "z", "ch", "sh", "o")):  # not "spic" -> "spices"
+        forms.add(word + "es")
     if word.endswith("e"):
         stem = word[:-1]
         forms |= {word + "d", word + "r", word + "rs", stem + "ing", stem + "ings"}
@@ -91,7 +93,6 @@ class Matcher:
         table: dict[str, list[_Key]] = {}
         explicit: set[str] = set()
         derived: list[tuple[str, _Key]] = []
-        self._strict_ok: set[str] = set()
         for term in terms:
             keys, lead, trail = term_keys(term.term)
             for key in keys:
@@ -102,9 +103,11 @@ class Matcher:
                     and term.category != ALLOW
                     and squeeze(key) == key
                     and len(key) >= 4
+                    and key.isalpha()
+                    and not (lead or trail)
                 ):
-                    self._strict_ok.add(key)
-            if keys and not trail:
+                    derived += [(v, _Key(term, lead, trail, True)) for v in doubled(key)]
+            if keys and not trail and term.category != ALLOW:  # allow phrases as written
                 head, _, last = keys[0].rpartition(" ")
                 for form in word_forms(last):
                     full = f"{head} {form}" if head else form
@@ -119,9 +122,7 @@ class Matcher:
         if self.size:
             self._automaton.make_automaton()
 
-    def _scan(
-        self, text: str, *, substring: bool = False, strict: bool = False
-    ) -> list[tuple[int, int, _Key]]:
+    def _scan(self, text: str, *, substring: bool = False) -> list[tuple[int, int, _Key]]:
         """Hits [start, end) in `text` that respect word boundaries."""
         out: list[tuple[int, int, _Key]] = []
         if not self.size:
@@ -138,8 +139,6 @@ class Matcher:
                         continue
                 elif not ((left or k.lead) and (right or k.trail)):
                     continue
-                if strict and (k.derived or text[start:stop] not in self._strict_ok):
-                    continue
                 out.append((start, stop, k))
         return out
 
@@ -155,16 +154,20 @@ class Matcher:
                 allows.append((ostart, oend))
                 return
             ident = (key.term.category, ostart, oend)  # one hit per category and span
-            if ident not in found:
+            old = found.get(ident)
+            if old is None or key.term.severity > old.term.severity:
                 found[ident] = Hit(key.term, ostart, oend)
 
         for start, end, key in self._scan(text):
             add(start, end, key)
         for cand in candidates(text):
-            if cand.strict and cand.text == text[cand.positions[0] : cand.positions[-1] + 1]:
+            pos = cand.positions
+            if pos is None:
+                for s, e, key in self._scan(cand.text):
+                    add(s, e, key)
                 continue
-            for s, e, key in self._scan(cand.text, substring=cand.substring, strict=cand.strict):
-                add(cand.positions[s], cand.positions[e - 1] + 1, key)
+            for s, e, key in self._scan(cand.text, substring=cand.substring):
+                add(pos[s], pos[e - 1] + 1, key)
         hits = sorted(found.values(), key=lambda h: (h.start, h.end, h.term.term))
         if allows:
             hits = [h for h in hits if not any(a <= h.start and h.end <= b for a, b in allows)]

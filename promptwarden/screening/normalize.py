@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import product
 
 GONE = "\x00"  # marks a character that normalization removes
 
@@ -89,18 +90,40 @@ def _fold_char(ch: str) -> str:
 
 
 class _FoldTable(dict[int, str]):
-    """`str.translate` table that learns each new code point once; bounded by use."""
+    """`str.translate` table for astral code points, learning each one once."""
 
     def __missing__(self, cp: int) -> str:
         folded = _fold_char(chr(cp))
-        if len(self) < 200_000:
+        if len(self) < 100_000:
             self[cp] = folded
         return folded
 
 
 _TABLE = _FoldTable()
+_UNKNOWN = "\x01"  # a control character: folds to GONE, so it can mark "not learned yet"
+# The Basic Multilingual Plane as a list: translate indexes it without hashing.
+_BMP: list[str] = [_UNKNOWN] * 0x10000
 for _cp in range(128):
-    _TABLE[_cp] = _fold_char(chr(_cp))
+    _BMP[_cp] = _fold_char(chr(_cp))
+_BMP[1] = GONE
+
+
+def _fold(text: str) -> str:
+    """`text` folded character by character (see `_fold_char`)."""
+    if text.isascii():
+        return text.translate(_BMP)
+    if len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text):
+        return text.translate(_TABLE)  # astral characters: math letters, emoji
+    folded = text.translate(_BMP)
+    if _UNKNOWN in folded:
+        for ch in set(text):
+            if _BMP[ord(ch)] == _UNKNOWN:
+                _BMP[ord(ch)] = _fold_char(ch)
+        folded = text.translate(_BMP)
+    return folded
+
+
+_BLOCK = 64
 
 
 @dataclass(slots=True)
@@ -115,7 +138,8 @@ class Normalized:
     text: str
     _folded: str | None = None  # same length as `original`, GONE where removed
     _index: list[int] | None = None  # explicit map, slow path only
-    _prefix: list[int] = field(default_factory=list)
+    _blocks: list[int] | None = None  # kept characters before each block of _folded
+    _kept: dict[int, list[int]] = field(default_factory=dict)  # block -> kept positions
 
     def orig(self, i: int) -> int:
         """Original index of normalized index `i` (`len(text)` maps to `len(original)`)."""
@@ -126,10 +150,22 @@ class Normalized:
         folded = self._folded
         if folded is None:
             return i
-        # position j whose kept-character count reaches i + 1
-        return bisect_left(
-            range(len(folded)), i + 1, key=lambda j: j + 1 - folded.count(GONE, 0, j + 1)
-        )
+        blocks = self._blocks
+        if blocks is None:
+            # kept-character counts per block: C-level counts, no per-character loop
+            blocks = [0]
+            for k in range(0, len(folded), _BLOCK):
+                size = min(_BLOCK, len(folded) - k)
+                blocks.append(blocks[-1] + size - folded.count(GONE, k, k + size))
+            self._blocks = blocks
+        b = bisect_right(blocks, i) - 1
+        kept = self._kept.get(b)
+        if kept is None:
+            base = b * _BLOCK
+            chunk = folded[base : base + _BLOCK]
+            kept = [base + k for k, c in enumerate(chunk) if c != GONE]
+            self._kept[b] = kept
+        return kept[i - blocks[b]]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original span of normalized span [start, end)."""
@@ -145,7 +181,7 @@ class Normalized:
 
 
 def normalize(text: str) -> Normalized:
-    folded = text.translate(_TABLE)
+    folded = _fold(text)
     if len(folded) == len(text):
         if GONE not in folded:
             return Normalized(text, folded)
@@ -154,7 +190,7 @@ def normalize(text: str) -> Normalized:
     out: list[str] = []
     index: list[int] = []
     for i, ch in enumerate(text):
-        f = _TABLE[ord(ch)]
+        f = _TABLE[ord(ch)] if ord(ch) > 0xFFFF else _BMP[ord(ch)]
         if f == GONE:
             continue
         out.append(f)
@@ -166,15 +202,15 @@ def normalize(text: str) -> Normalized:
 
 # A token that mixes letters with leet digits/symbols: "s3x", "p0rn", "$lut", "k1ll".
 _LEET_TOKEN = re.compile(
-    r"(?<![a-z0-9@$!+|])(?=[a-z0-9@$!+|]*[a-z])(?=[a-z0-9@$!+|]*[4@31!05$7+89|])[a-z0-9@$!+|]{2,}"
+    r"(?<![a-z0-9@$!+|])(?=[a-z0-9@$!+|]*[a-z])(?=[a-z0-9@$!+|]*[4@31!05$7+89|])[a-z0-9@$!+|]*[a-z0-9@$]"
 )
+_LEET_HINT = re.compile(r"[a-z][4@31!05$7+89|]|[4@31!05$7+89|][a-z]")
+_NON_LEET = bytes(c for c in range(128) if chr(c) not in "4@31!05$7+89|")
 # Three or more single characters separated by spaces, dots, dashes...: "n a k e d", "s.e.x".
 _SPLIT_RUN = re.compile(
     r"(?<![a-z0-9@$])(?:[a-z0-9@$!][ .\-,/\\:+·•]{1,3}){2,}[a-z0-9@$!](?![a-z0-9@$])"
 )
-_SPLIT_SEP = re.compile(r"[ .\-,/\\:+·•]+")
 _TRIPLE = re.compile(r"([a-z])\1\1+")
-_DOUBLE_WORD = re.compile(r"[a-z]*([a-z])\1[a-z]*")
 _RUN = re.compile(r"([a-z])\1+")
 
 
@@ -184,23 +220,38 @@ class Candidate:
 
     `positions[k]` is the normalized index of `text[k]`; `substring` says that any part of
     `text` may match (spaced letters carry no word boundaries), otherwise only whole words.
-    `strict` marks readings that guess (doubled letters squeezed): only serious terms count.
     """
 
     text: str
-    positions: tuple[int, ...]
+    positions: tuple[int, ...] | None  # None: same positions as the normalized text
     substring: bool = False
-    strict: bool = False
 
 
 def candidates(norm: str) -> Iterator[Candidate]:
-    """Alternative readings of evasive words in normalized text `norm`."""
-    for m in _LEET_TOKEN.finditer(norm):
-        tok = m.group()
-        pos = tuple(range(m.start(), m.end()))
-        yield Candidate(tok.translate(LEET), pos)
-        if "1" in tok:
-            yield Candidate(tok.translate(LEET_L).translate(LEET), pos)
+    """Alternative readings of evasive words in normalized text `norm`.
+
+    Leetspeak and repeated letters are read over the whole text, so phrases still match
+    ("c0v3r3d 1n bl00d"); spaced letters are read run by run, as one word without boundaries.
+    """
+    has_leet = bool(norm.encode("ascii", "ignore").translate(None, _NON_LEET))
+    if has_leet and _LEET_HINT.search(norm) and _LEET_TOKEN.search(norm):
+        decoded = _LEET_TOKEN.sub(lambda m: m.group().translate(LEET), norm)
+        yield Candidate(decoded, None)
+        if "1" in norm:
+            yield Candidate(
+                _LEET_TOKEN.sub(lambda m: m.group().translate(LEET_L).translate(LEET), norm),
+                None,
+            )
+            # "k1ll1ng": each "1" may be i or l; try every mix on words with a few of them
+            for m in _LEET_TOKEN.finditer(norm):
+                tok = m.group()
+                ones = tok.count("1")
+                if 2 <= ones <= 4:
+                    pos = tuple(range(m.start(), m.end()))
+                    for mix in product("il", repeat=ones):
+                        it = iter(mix)
+                        word = "".join(next(it) if c == "1" else c for c in tok)
+                        yield Candidate(word.translate(LEET), pos)
     if " " in norm or "." in norm or "-" in norm:
         for m in _SPLIT_RUN.finditer(norm):
             run = m.group()
@@ -217,26 +268,35 @@ def candidates(norm: str) -> Iterator[Candidate]:
             if decoded != joined:
                 yield Candidate(decoded, pos, substring=True)
     if _TRIPLE.search(norm):
-        for m in re.finditer(r"[a-z]*([a-z])\1\1[a-z]*", norm):
-            word = m.group()
-            span = m.start(), m.end()
-            for repl in (r"\1", r"\1\1"):
-                squeezed = _TRIPLE.sub(repl, word)
-                yield Candidate(squeezed, _spread(span, len(squeezed)))
-    for m in _DOUBLE_WORD.finditer(norm):
-        word = m.group()
-        squeezed = _RUN.sub(r"\1", word)
-        yield Candidate(squeezed, _spread((m.start(), m.end()), len(squeezed)), strict=True)
+        for keep in (1, 2):
+            yield _collapse(norm, keep)
 
 
-def _spread(span: tuple[int, int], length: int) -> tuple[int, ...]:
-    """Positions for a reading of a word with a different length: first and last line up."""
-    start, end = span
-    if length <= 1:
-        return (start,) * length
-    return (*tuple(min(start + k, end - 1) for k in range(length - 1)), end - 1)
+def _collapse(norm: str, keep: int) -> Candidate:
+    """`norm` with runs of 3+ equal letters cut to `keep`, positions kept."""
+    parts: list[str] = []
+    positions: list[int] = []
+    pos = 0
+    for m in _TRIPLE.finditer(norm):
+        parts.append(norm[pos : m.start() + keep])
+        positions.extend(range(pos, m.start() + keep))
+        pos = m.end()
+    parts.append(norm[pos:])
+    positions.extend(range(pos, len(norm)))
+    return Candidate("".join(parts), tuple(positions))
 
 
 def squeeze(word: str) -> str:
     """Collapse every run of a repeated letter to one letter."""
     return _RUN.sub(r"\1", word)
+
+
+def doubled(word: str) -> set[str]:
+    """`word` with one or two of its letters doubled ("naked" -> "nnaked", "naakedd").
+
+    Matching these as keys reads "nnaked" as "naked" at no run-time cost, where squeezing
+    every doubled letter of every prompt would cost a pass and misread "good" as "god".
+    """
+    ones = {word[: i + 1] + word[i:] for i in range(len(word)) if word[i].isalpha()}
+    twos = {w[: i + 1] + w[i:] for w in ones for i in range(len(w)) if w[i].isalpha()}
+    return {v for v in ones | twos if squeeze(v) == word}

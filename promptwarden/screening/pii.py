@@ -22,7 +22,10 @@ class PiiHit:
     severity: Severity
 
 
-_PREFILTER = re.compile(r"@|\d[\d\s().-]{5,}\d|\d\.\d|::|[A-Za-z0-9_+/=.-]{20}|\d+\s+[A-Za-z]")
+_NON_DIGITS = bytes(c for c in range(128) if not chr(c).isdigit())
+_LONG_WORD = re.compile(r"\S{20,}")
+_NUMBERS = re.compile(r"\d[\d\s().+-]{5,}\d|\d\.\d")
+_ADDRESS_HINT = re.compile(r"\d\s+[A-Z]")
 
 _EMAIL = re.compile(
     r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"
@@ -75,8 +78,23 @@ def _digits(s: str) -> str:
 
 
 def find_pii(text: str) -> list[PiiHit]:
-    """Personal information in `text`, spans in `text`."""
-    if not _PREFILTER.search(text):
+    """Personal information in `text`, spans in `text`.
+
+    Cheap C-level checks decide which patterns can apply, since most prompts hold none.
+    """
+    # every pattern is ASCII, and bytes checks are cheap on long zalgo text
+    ascii_text = text.encode("ascii", "ignore")
+    has_at = b"@" in ascii_text
+    has_digit = bool(ascii_text.translate(None, _NON_DIGITS))
+    numbers = has_digit and _NUMBERS.search(text) is not None
+    long_words = (
+        [m for m in _LONG_WORD.finditer(text) if m.group().isascii()]
+        if max(map(len, ascii_text.split()), default=0) >= 20
+        else []
+    )
+    ipv6 = "::" in text or text.count(":") >= 7
+    address = has_digit and _ADDRESS_HINT.search(text) is not None
+    if not (has_at or numbers or long_words or ipv6 or address):
         return []
     hits: list[PiiHit] = []
     taken: list[tuple[int, int]] = []
@@ -87,18 +105,21 @@ def find_pii(text: str) -> list[PiiHit]:
         taken.append((start, end))
         hits.append(PiiHit(kind, start, end, severity))
 
-    for m in _TOKENS.finditer(text):
-        add("token", m.start(), m.end(), Severity.MEDIUM)
-    for m in _EMAIL.finditer(text):
-        add("email", m.start(), m.end(), Severity.LOW)
-    for m in _CARD.finditer(text):
-        digits = _digits(m.group())
-        if 13 <= len(digits) <= 19 and luhn_ok(digits):
-            add("card", m.start(), m.end(), Severity.MEDIUM)
-    for m in _IPV4.finditer(text):
-        if all(int(p) <= 255 for p in m.group().split(".")):
-            add("ip", m.start(), m.end(), Severity.LOW)
-    if "::" in text or text.count(":") >= 7:
+    for word in long_words:  # secrets are ASCII: zalgo "words" are long but never keys
+        for m in _TOKENS.finditer(text, word.start(), word.end()):
+            add("token", m.start(), m.end(), Severity.MEDIUM)
+    if has_at:
+        for m in _EMAIL.finditer(text):
+            add("email", m.start(), m.end(), Severity.LOW)
+    if numbers:
+        for m in _CARD.finditer(text):
+            digits = _digits(m.group())
+            if 13 <= len(digits) <= 19 and luhn_ok(digits):
+                add("card", m.start(), m.end(), Severity.MEDIUM)
+        for m in _IPV4.finditer(text):
+            if all(int(p) <= 255 for p in m.group().split(".")):
+                add("ip", m.start(), m.end(), Severity.LOW)
+    if ipv6:
         for m in _IPV6.finditer(text):
             candidate = m.group()
             groups = [g for g in candidate.split(":") if g]
@@ -109,10 +130,12 @@ def find_pii(text: str) -> list[PiiHit]:
             except ValueError:
                 continue
             add("ip", m.start(), m.end(), Severity.LOW)
-    for m in _PHONE.finditer(text):
-        if 7 <= len(_digits(m.group())) <= 15:
-            add("phone", m.start(), m.end(), Severity.LOW)
-    for m in _ADDRESS.finditer(text):
-        add("address", m.start(), m.end(), Severity.LOW)
+    if numbers:
+        for m in _PHONE.finditer(text):
+            if 7 <= len(_digits(m.group())) <= 15:
+                add("phone", m.start(), m.end(), Severity.LOW)
+    if address:
+        for m in _ADDRESS.finditer(text):
+            add("address", m.start(), m.end(), Severity.LOW)
     hits.sort(key=lambda h: h.start)
     return hits

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .normalize import LEET, WORD_CHARS, normalize
+from .normalize import LEET, WORD_CHARS, Normalized, normalize
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # letters around inner leet digits: "p0rn", "s3x", "h3ll" (not "1girl", "4k", "mp4")
@@ -29,7 +29,11 @@ class Token:
 
 def prompt_tokens(text: str) -> list[Token]:
     """Words of a prompt, normalized, with their spans in `text`."""
-    norm = normalize(text)
+    return tokens_of(normalize(text))
+
+
+def tokens_of(norm: Normalized) -> list[Token]:
+    """`prompt_tokens` for text already normalized (the engine normalizes once)."""
     s = norm.text
     splits = [(m.start(), m.end()) for m in _SPLIT.finditer(s)] if " " in s or "." in s else []
     out: list[Token] = []

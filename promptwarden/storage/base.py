@@ -18,8 +18,13 @@ from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage.models import (
     ActionOutcome,
     ActionRecord,
+    Appeal,
+    AppealDecision,
+    AppealStatus,
+    ErasureReport,
     Incident,
     IncidentStatus,
+    MemberData,
     ModlogPress,
     StrikeRecord,
     WatchedChannel,
@@ -133,6 +138,34 @@ class Storage(ABC):
         """Newest first; `before_id` pages backwards from an incident id."""
 
     @abstractmethod
+    async def find_incidents(
+        self,
+        guild_id: int,
+        *,
+        user_id: int | None = None,
+        category: str | None = None,
+        status: IncidentStatus | None = None,
+        verdict: Verdict | None = None,
+        since: datetime | None = None,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        oldest_first: bool = False,
+        limit: int = 50,
+    ) -> list[Incident]:
+        """Incidents matching every filter given (`category`: one of its categories).
+
+        Newest first, or oldest first with `oldest_first`; `before_id`/`after_id` page
+        by incident id in either direction (keyset paging: stable while new ones arrive).
+        """
+
+    @abstractmethod
+    async def incidents_since(
+        self, guild_id: int, since: datetime | None, *, limit: int = 50_000
+    ) -> list[Incident]:
+        """Every incident created at or after `since` (all when None), oldest first, at
+        most `limit`: for exports and statistics."""
+
+    @abstractmethod
     async def record_incident(
         self,
         *,
@@ -224,6 +257,13 @@ class Storage(ABC):
     ) -> int: ...
 
     @abstractmethod
+    async def revoke_active_strikes(
+        self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
+    ) -> list[StrikeRecord]:
+        """Revoke every strike of the member still counting (a pardon); returns them as
+        they were before revoking, so the caller can record who pardoned which incident."""
+
+    @abstractmethod
     async def list_strikes(self, guild_id: int, user_id: int) -> list[StrikeRecord]:
         """Every strike of the member, revoked and expired included, newest first."""
 
@@ -242,6 +282,115 @@ class Storage(ABC):
     @abstractmethod
     async def set_catchup_cursor(self, guild_id: int, channel_id: int, message_id: int) -> None:
         """Move the cursor forward; an older id never moves it back."""
+
+    # -- privacy: guild settings, member preferences, reminders, DM budget
+
+    @abstractmethod
+    async def get_privacy_config(self, guild_id: int) -> dict[str, Any] | None:
+        """The guild's privacy settings as saved (promptwarden.privacy validates)."""
+
+    @abstractmethod
+    async def set_privacy_config(self, guild_id: int, config: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def get_reminders_enabled(self, user_id: int) -> bool | None:
+        """The person's own choice (for every guild), or None when they never made one."""
+
+    @abstractmethod
+    async def set_reminders_enabled(
+        self, user_id: int, enabled: bool, *, now: datetime | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    async def claim_reminder(
+        self,
+        guild_id: int,
+        user_id: int,
+        kind: str,
+        *,
+        interval: timedelta,
+        now: datetime | None = None,
+    ) -> bool:
+        """Atomically note a reminder as sent now, unless one of that kind went to that
+        person in that guild within `interval`; True when the caller may send it."""
+
+    @abstractmethod
+    async def release_reminder(
+        self, guild_id: int, user_id: int, kind: str, *, sent_at: datetime
+    ) -> None:
+        """Undo a claim whose reminder was never sent (e.g. the DM budget ran out)."""
+
+    @abstractmethod
+    async def take_dm_budget(
+        self, guild_id: int, *, limit: int, now: datetime | None = None
+    ) -> bool:
+        """Count one DM against the guild's budget for the current minute; False (and
+        nothing counted) when `limit` DMs were already sent in that minute."""
+
+    # -- appeals
+
+    @abstractmethod
+    async def create_appeal(
+        self,
+        guild_id: int,
+        incident_id: int,
+        user_id: int,
+        reason: str,
+        *,
+        now: datetime | None = None,
+    ) -> Appeal | None:
+        """A new open appeal; None when the incident (in this guild, of this user) does not
+        exist or already has an open appeal. Reasons longer than 1,000 characters raise
+        ValueError."""
+
+    @abstractmethod
+    async def get_appeal(self, guild_id: int, appeal_id: int) -> Appeal | None: ...
+
+    @abstractmethod
+    async def list_appeals(self, guild_id: int, incident_id: int) -> list[Appeal]:
+        """The incident's appeals, oldest first."""
+
+    @abstractmethod
+    async def decide_appeal(
+        self,
+        guild_id: int,
+        appeal_id: int,
+        status: AppealStatus,
+        moderator_id: int,
+        *,
+        now: datetime | None = None,
+    ) -> AppealDecision | None:
+        """Close an open appeal, in one transaction with its effect: accepted revokes the
+        incident's strike and marks it dismissed; rejected marks an open incident upheld.
+        None when the appeal is not open (two moderators pressing at once decide once)."""
+
+    # -- a person's own data, across guilds (their export and erasure rights)
+
+    @abstractmethod
+    async def export_member_data(self, user_id: int) -> MemberData:
+        """Everything stored about the person in every guild. Deliberately not scoped by
+        guild: it answers the person's own request, never a moderator's."""
+
+    @abstractmethod
+    async def erase_member_data(self, user_id: int) -> ErasureReport:
+        """Remove the person's preferences and reminder history and redact the prompt text
+        of their incidents and the reasons of their appeals, keeping the action records."""
+
+    # -- retention
+
+    @abstractmethod
+    async def stored_guild_ids(self) -> list[int]:
+        """Guilds with incidents or reminder history stored (including guilds the bot has
+        left, whose data must expire too)."""
+
+    @abstractmethod
+    async def delete_incidents_before(self, guild_id: int, cutoff: datetime) -> int:
+        """Delete the guild's incidents created before `cutoff` with their actions, presses,
+        strikes and appeals; returns how many incidents were deleted."""
+
+    @abstractmethod
+    async def delete_reminders_before(self, guild_id: int, cutoff: datetime) -> int:
+        """Forget reminders sent before `cutoff` (they no longer hold back the next one)."""
 
     # -- bot-wide key/value (e.g. the hash of the last synced command tree)
     @abstractmethod

@@ -16,6 +16,13 @@ ActionOutcome = Literal["done", "forbidden", "not_found", "rate_limited", "faile
 ACTION_OUTCOMES: tuple[str, ...] = get_args(ActionOutcome)
 WATCH_KINDS: tuple[str, ...] = get_args(WatchKind)
 INCIDENT_STATUSES: tuple[str, ...] = get_args(IncidentStatus)
+AppealStatus = Literal["open", "accepted", "rejected"]
+APPEAL_STATUSES: tuple[str, ...] = get_args(AppealStatus)
+
+# An appeal's reason, as the form allows it.
+APPEAL_REASON_LIMIT = 1000
+# What an erased prompt or appeal reason reads afterwards.
+ERASED_TEXT = "[erased at the member's request]"
 
 # Stored prompts are excerpts: enough for a moderator to judge, never a full archive.
 EXCERPT_LIMIT = 1000
@@ -74,3 +81,64 @@ class StrikeRecord:
     points: int
     created_at: datetime
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Appeal:
+    id: int
+    guild_id: int
+    incident_id: int
+    user_id: int
+    reason: str
+    status: AppealStatus
+    moderator_id: int | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppealDecision:
+    appeal: Appeal
+    strike_revoked: bool  # accepting removed an active strike of the incident
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderRecord:
+    """When a person last got a reminder of one kind in one guild."""
+
+    guild_id: int
+    user_id: int
+    kind: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPreferences:
+    """A person's own choices; they hold for every guild the bot shares with them."""
+
+    user_id: int
+    reminders_enabled: bool
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberData:
+    """Everything stored about one person, in every guild (for `/privacy export`)."""
+
+    user_id: int
+    preferences: MemberPreferences | None
+    incidents: tuple[Incident, ...]
+    actions: tuple[tuple[int, ActionRecord], ...]  # (guild id, action of their incident)
+    strikes: tuple[StrikeRecord, ...]
+    appeals: tuple[Appeal, ...]
+    reminders: tuple[ReminderRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """What `/privacy delete` removed or redacted."""
+
+    preferences: int
+    reminders: int
+    incidents_redacted: int
+    appeals_redacted: int

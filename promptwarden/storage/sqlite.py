@@ -25,14 +25,24 @@ from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage.base import Storage, StorageError
 from promptwarden.storage.models import (
     ACTION_OUTCOMES,
+    APPEAL_REASON_LIMIT,
+    APPEAL_STATUSES,
+    ERASED_TEXT,
     EXCERPT_LIMIT,
     INCIDENT_STATUSES,
     WATCH_KINDS,
     ActionOutcome,
     ActionRecord,
+    Appeal,
+    AppealDecision,
+    AppealStatus,
+    ErasureReport,
     Incident,
     IncidentStatus,
+    MemberData,
+    MemberPreferences,
     ModlogPress,
+    ReminderRecord,
     StrikeRecord,
     WatchedChannel,
     WatchKind,
@@ -44,6 +54,10 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5000
 MAX_PAGE = 500
 
+_APPEAL_COLUMNS = (
+    "id, guild_id, incident_id, user_id, reason, status, moderator_id, created_at, decided_at"
+)
+_STRIKE_COLUMNS = "id, guild_id, user_id, incident_id, points, created_at, revoked_at"
 _INCIDENT_COLUMNS = (
     "id, guild_id, channel_id, message_id, user_id, prompt_excerpt, categories, severity, "
     "verdict, matches, action, status, created_at, job_key"
@@ -356,6 +370,59 @@ class SQLiteStorage(Storage):
         )
         return [_incident(r) for r in rows]
 
+    async def find_incidents(
+        self,
+        guild_id: int,
+        *,
+        user_id: int | None = None,
+        category: str | None = None,
+        status: IncidentStatus | None = None,
+        verdict: Verdict | None = None,
+        since: datetime | None = None,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        oldest_first: bool = False,
+        limit: int = 50,
+    ) -> list[Incident]:
+        where: list[str] = ["guild_id = ?"]
+        params: list[Any] = [guild_id]
+        for clause, value in (
+            ("user_id = ?", user_id),
+            ("EXISTS (SELECT 1 FROM json_each(incidents.categories) WHERE value = ?)", category),
+            ("status = ?", status),
+            ("verdict = ?", None if verdict is None else Verdict(verdict).value),
+            ("created_at >= ?", None if since is None else _time_text(since)),
+            ("id < ?", before_id),
+            ("id > ?", after_id),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        params.append(max(1, min(limit, MAX_PAGE)))
+        order = "ASC" if oldest_first else "DESC"
+        rows = await self._all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {' AND '.join(where)} "
+            f"ORDER BY id {order} LIMIT ?",
+            params,
+        )
+        return [_incident(r) for r in rows]
+
+    async def incidents_since(
+        self, guild_id: int, since: datetime | None, *, limit: int = 50_000
+    ) -> list[Incident]:
+        params: list[Any] = [guild_id]
+        clause = ""
+        if since is not None:
+            clause = " AND created_at >= ?"
+            params.append(_time_text(since))
+        params.append(max(1, limit))
+        rows = await self._all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE guild_id = ?{clause} "
+            "ORDER BY created_at, id LIMIT ?",
+            params,
+        )
+        return [_incident(r) for r in rows]
+
     # -- incident actions and mod-log presses
 
     async def record_action_outcome(
@@ -468,24 +535,34 @@ class SQLiteStorage(Storage):
         row = await self._one(self._ACTIVE_POINTS, (guild_id, user_id, _time_text(now - window)))
         return 0 if row is None else int(row[0])
 
+    async def revoke_active_strikes(
+        self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
+    ) -> list[StrikeRecord]:
+        now = now or datetime.now(UTC)
+        active = (
+            "FROM strikes WHERE guild_id = ? AND user_id = ? AND revoked_at IS NULL "
+            "AND created_at > ?"
+        )
+        key = (guild_id, user_id, _time_text(now - window))
+        async with self._transaction():
+            rows = await self._all(
+                "SELECT id, guild_id, user_id, incident_id, points, created_at, revoked_at "
+                f"{active} ORDER BY id DESC",
+                key,
+            )
+            await self._execute(
+                f"UPDATE strikes SET revoked_at = ? WHERE id IN (SELECT id {active})",
+                (_time_text(now), *key),
+            )
+        return [_strike(r) for r in rows]
+
     async def list_strikes(self, guild_id: int, user_id: int) -> list[StrikeRecord]:
         rows = await self._all(
-            "SELECT id, guild_id, user_id, incident_id, points, created_at, revoked_at "
-            "FROM strikes WHERE guild_id = ? AND user_id = ? ORDER BY id DESC",
+            f"SELECT {_STRIKE_COLUMNS} FROM strikes WHERE guild_id = ? AND user_id = ? "
+            "ORDER BY id DESC",
             (guild_id, user_id),
         )
-        return [
-            StrikeRecord(
-                id=int(r[0]),
-                guild_id=int(r[1]),
-                user_id=int(r[2]),
-                incident_id=None if r[3] is None else int(r[3]),
-                points=int(r[4]),
-                created_at=datetime.fromisoformat(r[5]),
-                revoked_at=None if r[6] is None else datetime.fromisoformat(r[6]),
-            )
-            for r in rows
-        ]
+        return [_strike(r) for r in rows]
 
     # -- enforcement settings and catch-up
 
@@ -520,6 +597,287 @@ class SQLiteStorage(Storage):
             "last_message_id = MAX(last_message_id, excluded.last_message_id)",
             (guild_id, channel_id, message_id),
         )
+
+    # -- privacy
+
+    async def get_privacy_config(self, guild_id: int) -> dict[str, Any] | None:
+        row = await self._one("SELECT privacy FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        if row is None or row[0] is None:
+            return None
+        return cast(dict[str, Any], json.loads(row[0]))
+
+    async def set_privacy_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
+        blob = json.dumps(dict(config), ensure_ascii=False, sort_keys=True)
+        await self._write(
+            "INSERT INTO guild_settings (guild_id, privacy, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (guild_id) DO UPDATE SET "
+            "privacy = excluded.privacy, updated_at = excluded.updated_at",
+            (guild_id, blob, _now_text()),
+        )
+
+    async def get_reminders_enabled(self, user_id: int) -> bool | None:
+        row = await self._one(
+            "SELECT reminders_enabled FROM member_preferences WHERE user_id = ?", (user_id,)
+        )
+        return None if row is None else bool(row[0])
+
+    async def set_reminders_enabled(
+        self, user_id: int, enabled: bool, *, now: datetime | None = None
+    ) -> None:
+        await self._write(
+            "INSERT INTO member_preferences (user_id, reminders_enabled, updated_at) "
+            "VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+            "reminders_enabled = excluded.reminders_enabled, updated_at = excluded.updated_at",
+            (user_id, int(enabled), _time_text(now or datetime.now(UTC))),
+        )
+
+    async def claim_reminder(
+        self,
+        guild_id: int,
+        user_id: int,
+        kind: str,
+        *,
+        interval: timedelta,
+        now: datetime | None = None,
+    ) -> bool:
+        now = now or datetime.now(UTC)
+        # One statement: two processes seeing the same prompt claim it once.
+        changed, _ = await self._write(
+            "INSERT INTO reminders_sent (guild_id, user_id, kind, sent_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (guild_id, user_id, kind) DO UPDATE SET sent_at = excluded.sent_at "
+            "WHERE reminders_sent.sent_at <= ?",
+            (guild_id, user_id, kind, _time_text(now), _time_text(now - interval)),
+        )
+        return changed > 0
+
+    async def release_reminder(
+        self, guild_id: int, user_id: int, kind: str, *, sent_at: datetime
+    ) -> None:
+        await self._write(
+            "DELETE FROM reminders_sent WHERE guild_id = ? AND user_id = ? AND kind = ? "
+            "AND sent_at = ?",
+            (guild_id, user_id, kind, _time_text(sent_at)),
+        )
+
+    async def take_dm_budget(
+        self, guild_id: int, *, limit: int, now: datetime | None = None
+    ) -> bool:
+        if limit <= 0:
+            return False
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        window = _time_text(now.replace(second=0, microsecond=0))
+        # A new minute starts the count again; within the minute it counts up to `limit`.
+        # SET reads the old row, and the WHERE refuses the update once the limit is reached.
+        changed, _ = await self._write(
+            "INSERT INTO dm_budget (guild_id, window_start, count) VALUES (?, ?, 1) "
+            "ON CONFLICT (guild_id) DO UPDATE SET "
+            "count = CASE WHEN dm_budget.window_start = excluded.window_start "
+            "THEN dm_budget.count + 1 ELSE 1 END, window_start = excluded.window_start "
+            "WHERE dm_budget.window_start != excluded.window_start OR dm_budget.count < ?",
+            (guild_id, window, limit),
+        )
+        return changed > 0
+
+    # -- appeals
+
+    async def create_appeal(
+        self,
+        guild_id: int,
+        incident_id: int,
+        user_id: int,
+        reason: str,
+        *,
+        now: datetime | None = None,
+    ) -> Appeal | None:
+        if len(reason) > APPEAL_REASON_LIMIT:
+            raise ValueError(f"an appeal's reason is at most {APPEAL_REASON_LIMIT} characters")
+        changed, row_id = await self._write(
+            "INSERT OR IGNORE INTO appeals (guild_id, incident_id, user_id, reason, status, "
+            "created_at) SELECT guild_id, id, user_id, ?, 'open', ? FROM incidents "
+            "WHERE guild_id = ? AND id = ? AND user_id = ?",
+            (reason, _time_text(now or datetime.now(UTC)), guild_id, incident_id, user_id),
+        )
+        if not changed or row_id is None:
+            return None
+        return await self.get_appeal(guild_id, row_id)
+
+    async def get_appeal(self, guild_id: int, appeal_id: int) -> Appeal | None:
+        row = await self._one(
+            f"SELECT {_APPEAL_COLUMNS} FROM appeals WHERE guild_id = ? AND id = ?",
+            (guild_id, appeal_id),
+        )
+        return None if row is None else _appeal(row)
+
+    async def list_appeals(self, guild_id: int, incident_id: int) -> list[Appeal]:
+        rows = await self._all(
+            f"SELECT {_APPEAL_COLUMNS} FROM appeals WHERE guild_id = ? AND incident_id = ? "
+            "ORDER BY id",
+            (guild_id, incident_id),
+        )
+        return [_appeal(r) for r in rows]
+
+    async def decide_appeal(
+        self,
+        guild_id: int,
+        appeal_id: int,
+        status: AppealStatus,
+        moderator_id: int,
+        *,
+        now: datetime | None = None,
+    ) -> AppealDecision | None:
+        if status not in APPEAL_STATUSES or status == "open":
+            raise ValueError(f"an appeal is decided as accepted or rejected, not {status!r}")
+        when = _time_text(now or datetime.now(UTC))
+        revoked = 0
+        async with self._transaction():
+            changed, _ = await self._execute(
+                "UPDATE appeals SET status = ?, moderator_id = ?, decided_at = ? "
+                "WHERE guild_id = ? AND id = ? AND status = 'open'",
+                (status, moderator_id, when, guild_id, appeal_id),
+            )
+            if changed:
+                incident = "(SELECT incident_id FROM appeals WHERE guild_id = ? AND id = ?)"
+                if status == "accepted":
+                    revoked, _ = await self._execute(
+                        "UPDATE strikes SET revoked_at = ? WHERE guild_id = ? "
+                        f"AND incident_id = {incident} AND revoked_at IS NULL",
+                        (when, guild_id, guild_id, appeal_id),
+                    )
+                    await self._execute(
+                        f"UPDATE incidents SET status = 'dismissed' WHERE guild_id = ? "
+                        f"AND id = {incident}",
+                        (guild_id, guild_id, appeal_id),
+                    )
+                else:
+                    await self._execute(
+                        f"UPDATE incidents SET status = 'upheld' WHERE guild_id = ? "
+                        f"AND id = {incident} AND status = 'open'",
+                        (guild_id, guild_id, appeal_id),
+                    )
+        if not changed:
+            return None
+        appeal = await self.get_appeal(guild_id, appeal_id)
+        assert appeal is not None
+        return AppealDecision(appeal, strike_revoked=revoked > 0)
+
+    # -- a person's own data
+
+    async def export_member_data(self, user_id: int) -> MemberData:
+        preferences = await self._one(
+            "SELECT user_id, reminders_enabled, updated_at FROM member_preferences "
+            "WHERE user_id = ?",
+            (user_id,),
+        )
+        incidents = await self._all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE user_id = ? ORDER BY id", (user_id,)
+        )
+        actions = await self._all(
+            "SELECT a.guild_id, a.incident_id, a.action, a.outcome, a.detail, a.at "
+            "FROM incident_actions a JOIN incidents i "
+            "ON i.id = a.incident_id AND i.guild_id = a.guild_id "
+            "WHERE i.user_id = ? ORDER BY a.id",
+            (user_id,),
+        )
+        strikes = await self._all(
+            f"SELECT {_STRIKE_COLUMNS} FROM strikes WHERE user_id = ? ORDER BY id", (user_id,)
+        )
+        appeals = await self._all(
+            f"SELECT {_APPEAL_COLUMNS} FROM appeals WHERE user_id = ? ORDER BY id", (user_id,)
+        )
+        reminders = await self._all(
+            "SELECT guild_id, user_id, kind, sent_at FROM reminders_sent WHERE user_id = ? "
+            "ORDER BY guild_id, kind",
+            (user_id,),
+        )
+        return MemberData(
+            user_id=user_id,
+            preferences=None
+            if preferences is None
+            else MemberPreferences(
+                int(preferences[0]), bool(preferences[1]), datetime.fromisoformat(preferences[2])
+            ),
+            incidents=tuple(_incident(r) for r in incidents),
+            actions=tuple(
+                (
+                    int(r[0]),
+                    ActionRecord(
+                        int(r[1]),
+                        r[2],
+                        cast(ActionOutcome, r[3]),
+                        r[4],
+                        datetime.fromisoformat(r[5]),
+                    ),
+                )
+                for r in actions
+            ),
+            strikes=tuple(_strike(r) for r in strikes),
+            appeals=tuple(_appeal(r) for r in appeals),
+            reminders=tuple(
+                ReminderRecord(int(r[0]), int(r[1]), r[2], datetime.fromisoformat(r[3]))
+                for r in reminders
+            ),
+        )
+
+    async def erase_member_data(self, user_id: int) -> ErasureReport:
+        async with self._transaction():
+            preferences, _ = await self._execute(
+                "DELETE FROM member_preferences WHERE user_id = ?", (user_id,)
+            )
+            reminders, _ = await self._execute(
+                "DELETE FROM reminders_sent WHERE user_id = ?", (user_id,)
+            )
+            rows = list(
+                await self._all(
+                    "SELECT id, matches FROM incidents WHERE user_id = ? AND prompt_excerpt != ?",
+                    (user_id, ERASED_TEXT),
+                )
+            )
+            for row in rows:
+                await self._execute(
+                    "UPDATE incidents SET prompt_excerpt = ?, matches = ? WHERE id = ?",
+                    (ERASED_TEXT, _matches_without_text(row[1]), row[0]),
+                )
+            appeals, _ = await self._execute(
+                "UPDATE appeals SET reason = ? WHERE user_id = ? AND reason != ?",
+                (ERASED_TEXT, user_id, ERASED_TEXT),
+            )
+        return ErasureReport(
+            preferences=max(preferences, 0),
+            reminders=max(reminders, 0),
+            incidents_redacted=len(rows),
+            appeals_redacted=max(appeals, 0),
+        )
+
+    # -- retention
+
+    async def stored_guild_ids(self) -> list[int]:
+        rows = await self._all(
+            "SELECT guild_id FROM incidents UNION SELECT guild_id FROM reminders_sent "
+            "ORDER BY guild_id"
+        )
+        return [int(r[0]) for r in rows]
+
+    async def delete_reminders_before(self, guild_id: int, cutoff: datetime) -> int:
+        deleted, _ = await self._write(
+            "DELETE FROM reminders_sent WHERE guild_id = ? AND sent_at < ?",
+            (guild_id, _time_text(cutoff)),
+        )
+        return max(deleted, 0)
+
+    async def delete_incidents_before(self, guild_id: int, cutoff: datetime) -> int:
+        old = "SELECT id FROM incidents WHERE guild_id = ? AND created_at < ?"
+        params = (guild_id, _time_text(cutoff))
+        async with self._transaction():
+            # Explicit rather than left to foreign keys, so every backend deletes the same.
+            for table in ("incident_actions", "modlog_presses", "appeals", "strikes"):
+                await self._execute(
+                    f"DELETE FROM {table} WHERE guild_id = ? AND incident_id IN ({old})",
+                    (guild_id, *params),
+                )
+            deleted, _ = await self._execute(
+                "DELETE FROM incidents WHERE guild_id = ? AND created_at < ?", params
+            )
+        return max(deleted, 0)
 
     # -- meta
 
@@ -605,6 +963,43 @@ def _time_text(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _strike(row: sqlite3.Row) -> StrikeRecord:
+    return StrikeRecord(
+        id=int(row[0]),
+        guild_id=int(row[1]),
+        user_id=int(row[2]),
+        incident_id=None if row[3] is None else int(row[3]),
+        points=int(row[4]),
+        created_at=datetime.fromisoformat(row[5]),
+        revoked_at=None if row[6] is None else datetime.fromisoformat(row[6]),
+    )
+
+
+def _appeal(row: sqlite3.Row) -> Appeal:
+    return Appeal(
+        id=int(row[0]),
+        guild_id=int(row[1]),
+        incident_id=int(row[2]),
+        user_id=int(row[3]),
+        reason=row[4],
+        status=cast(AppealStatus, row[5]),
+        moderator_id=None if row[6] is None else int(row[6]),
+        created_at=datetime.fromisoformat(row[7]),
+        decided_at=None if row[8] is None else datetime.fromisoformat(row[8]),
+    )
+
+
+def _matches_without_text(blob: str) -> str:
+    """Stored matches minus the words quoted from the prompt; which rule fired stays."""
+    matches = json.loads(blob)
+    for match in matches:
+        if isinstance(match, dict):
+            match.pop("text", None)
+            if match.get("source") == "model":
+                match.pop("term", None)  # the learned tier's terms are the prompt's words
+    return json.dumps(matches, ensure_ascii=False)
 
 
 def _incident(row: sqlite3.Row) -> Incident:

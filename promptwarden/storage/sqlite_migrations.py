@@ -104,6 +104,53 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (guild_id, channel_id)
     );
     """,
+    # 3: privacy. Per-guild privacy settings (JSON), each member's own preferences (one
+    # row per person, for every guild), the last reminder of each kind per person and
+    # guild, appeals (at most one open per incident), and the per-guild DM budget.
+    # Export and erasure look rows up by user across guilds, hence the user indexes.
+    """
+    ALTER TABLE guild_settings ADD COLUMN privacy TEXT;  -- JSON object
+
+    CREATE TABLE member_preferences (
+        user_id           INTEGER PRIMARY KEY,
+        reminders_enabled INTEGER NOT NULL CHECK (reminders_enabled IN (0, 1)),
+        updated_at        TEXT NOT NULL
+    );
+
+    CREATE TABLE reminders_sent (
+        guild_id INTEGER NOT NULL,
+        user_id  INTEGER NOT NULL,
+        kind     TEXT NOT NULL,
+        sent_at  TEXT NOT NULL,
+        PRIMARY KEY (guild_id, user_id, kind)
+    );
+    CREATE INDEX reminders_sent_user ON reminders_sent (user_id);
+
+    CREATE TABLE appeals (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id     INTEGER NOT NULL,
+        incident_id  INTEGER NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+        user_id      INTEGER NOT NULL,
+        reason       TEXT NOT NULL CHECK (length(reason) <= 1000),
+        status       TEXT NOT NULL DEFAULT 'open'
+                     CHECK (status IN ('open', 'accepted', 'rejected')),
+        moderator_id INTEGER,
+        created_at   TEXT NOT NULL,
+        decided_at   TEXT
+    );
+    CREATE UNIQUE INDEX appeals_one_open ON appeals (guild_id, incident_id) WHERE status = 'open';
+    CREATE INDEX appeals_incident ON appeals (guild_id, incident_id);
+    CREATE INDEX appeals_user ON appeals (user_id);
+
+    CREATE TABLE dm_budget (
+        guild_id     INTEGER PRIMARY KEY,
+        window_start TEXT NOT NULL,
+        count        INTEGER NOT NULL
+    );
+
+    CREATE INDEX incidents_user ON incidents (user_id);
+    CREATE INDEX strikes_user ON strikes (user_id);
+    """,
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,0 +1,388 @@
+"""Privacy: private-mode reminders, members' data rights, appeals, retention.
+
+Everything posted in a public generation channel is public and may reach a public
+gallery; people forget. So a person's first prompt in a watched public channel (and one
+every interval after) earns a short DM on how to keep prompts private. Members control
+their reminders and their data (`/privacy`), admins the guild's settings (`/reminders`,
+`/retention`), and a daily job forgets incidents older than the guild's retention.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands, tasks
+
+from cogs._appeals import AppealButton, AppealDecisionButton
+from cogs._checks import MANAGE_GUILD, guild_permissions_check
+from cogs._dm import DMBudgetExhausted, privacy_config, send_dm
+from discordbot import PromptWardenBot
+from promptwarden.privacy import (
+    MAX_DM_PER_MINUTE,
+    MAX_INTERVAL_DAYS,
+    MAX_RETENTION_DAYS,
+    PRIVATE_MODE,
+    REMINDER_TEXT_LIMIT,
+    PrivacyConfig,
+    check_reminder_text,
+    check_url,
+    export_document,
+    reminder_message,
+)
+
+log = logging.getLogger("promptwarden.privacy")
+
+CONFIRM_SECONDS = 120
+DMS_CLOSED = (
+    "I could not send you a DM: your direct messages are closed. In this server's "
+    "Privacy Settings, allow direct messages, then run the command again."
+)
+BUDGET_SPENT = "I am sending many messages right now; please try again in a minute."
+
+
+def is_public(channel: Any) -> bool:
+    """Whether everyone in the guild can read the channel (for a thread: its parent, and
+    the thread is not private). Prompts in private channels get no reminder."""
+    guild = getattr(channel, "guild", None)
+    if guild is None:
+        return False
+    if isinstance(channel, discord.Thread):
+        if channel.is_private() or channel.parent is None:
+            return False
+        channel = channel.parent
+    if not isinstance(channel, discord.abc.GuildChannel):
+        return False
+    return channel.permissions_for(guild.default_role).view_channel
+
+
+class ConfirmDelete(discord.ui.View):
+    """The confirmation under `/privacy delete`; only the person who asked can press it."""
+
+    def __init__(self, cog: Privacy, owner_id: int) -> None:
+        super().__init__(timeout=CONFIRM_SECONDS)
+        self.cog = cog
+        self.owner_id = owner_id
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message(
+                "This button belongs to someone else's request.", ephemeral=True
+            )
+            return False
+        return True
+
+    @discord.ui.button(label="Delete my data", style=discord.ButtonStyle.danger)
+    async def confirm(
+        self, interaction: discord.Interaction[Any], button: discord.ui.Button[ConfirmDelete]
+    ) -> None:
+        self.stop()
+        report = await self.cog.bot.storage.erase_member_data(self.owner_id)
+        await interaction.response.edit_message(
+            content=(
+                "Done. Your preferences and reminder history are deleted, and the prompt "
+                f"text of your {report.incidents_redacted} incident(s) and the reasons of "
+                f"your {report.appeals_redacted} appeal(s) are erased. The record of what "
+                "moderators did stays, as moderation needs it."
+            ),
+            view=None,
+        )
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(
+        self, interaction: discord.Interaction[Any], button: discord.ui.Button[ConfirmDelete]
+    ) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Cancelled; nothing deleted.", view=None)
+
+
+class Privacy(commands.Cog):
+    privacy = app_commands.Group(
+        name="privacy", description="Your privacy reminders and your data", guild_only=True
+    )
+    reminders = app_commands.Group(
+        name="reminders",
+        description="Private-mode reminders in this server",
+        guild_only=True,
+        default_permissions=MANAGE_GUILD,
+    )
+
+    def __init__(self, bot: PromptWardenBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.retention_job.start()
+
+    async def cog_unload(self) -> None:
+        self.retention_job.cancel()
+
+    # ------------------------------------------------------------ reminders
+
+    @commands.Cog.listener()
+    async def on_promptwarden_prompt(self, message: discord.Message, user_id: int) -> None:
+        """Dispatched by the watcher for each new prompt it screens."""
+        try:
+            await self.remind(message, user_id)
+        except Exception:
+            log.exception("privacy reminder for a prompt in channel %d failed", message.channel.id)
+
+    async def remind(self, message: discord.Message, user_id: int) -> str:
+        """Send the private-mode reminder if due; returns why not, or "sent"."""
+        guild = message.guild
+        if guild is None:
+            return "no guild"
+        storage = self.bot.storage
+        config = await privacy_config(storage, guild.id)
+        if not config.reminders_enabled:
+            return "off in this guild"
+        if await storage.get_reminders_enabled(user_id) is False:
+            return "opted out"
+        if not is_public(message.channel):
+            return "private channel"
+        now = discord.utils.utcnow()
+        if not await storage.claim_reminder(
+            guild.id, user_id, PRIVATE_MODE, interval=config.reminder_interval, now=now
+        ):
+            return "reminded recently"
+        rules = guild.rules_channel
+        text = reminder_message(config, guild.name, rules_channel_id=rules.id if rules else None)
+        try:
+            user = await self._user(message, user_id)
+            await send_dm(storage, guild.id, user, config=config, content=text)
+        except discord.Forbidden:
+            return "DMs closed"  # the claim stays: no retry on every prompt
+        except (DMBudgetExhausted, discord.HTTPException) as error:
+            # Not sent: release the claim so the next prompt tries again.
+            log.info("privacy reminder to %d skipped: %s", user_id, error)
+            await storage.release_reminder(guild.id, user_id, PRIVATE_MODE, sent_at=now)
+            return "skipped"
+        return "sent"
+
+    async def _user(self, message: discord.Message, user_id: int) -> discord.User | discord.Member:
+        for user in (message.author, *message.mentions):
+            if user.id == user_id and isinstance(user, discord.User | discord.Member):
+                return user
+        return self.bot.get_user(user_id) or await self.bot.fetch_user(user_id)
+
+    # ------------------------------------------------------------ /privacy (members)
+
+    @privacy.command(name="reminders", description="Turn your private-mode reminders on or off")
+    @app_commands.describe(setting="on or off; applies in every server")
+    async def my_reminders(
+        self, interaction: discord.Interaction[PromptWardenBot], setting: Literal["on", "off"]
+    ) -> None:
+        enabled = setting == "on"
+        await self.bot.storage.set_reminders_enabled(
+            interaction.user.id, enabled, now=discord.utils.utcnow()
+        )
+        text = (
+            "Private-mode reminders are **on** for you again."
+            if enabled
+            else "Private-mode reminders are **off** for you, in every server I share with you. "
+            "Warnings about personal information in a prompt still come."
+        )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @privacy.command(name="export", description="Get everything stored about you, by DM")
+    async def export(self, interaction: discord.Interaction[PromptWardenBot]) -> None:
+        guild = interaction.guild
+        assert guild is not None  # guild_only
+        user = interaction.user
+        storage = self.bot.storage
+        data = await storage.export_member_data(user.id)
+        document = export_document(data, generated_at=discord.utils.utcnow())
+        blob = json.dumps(document, ensure_ascii=False, indent=2).encode()
+        file = discord.File(io.BytesIO(blob), filename=f"promptwarden-data-{user.id}.json")
+        try:
+            await send_dm(
+                storage,
+                guild.id,
+                user,
+                content="Everything PromptWarden stores about you, in every server.",
+                file=file,
+            )
+        except discord.Forbidden:
+            await interaction.response.send_message(DMS_CLOSED, ephemeral=True)
+            return
+        except DMBudgetExhausted:
+            await interaction.response.send_message(BUDGET_SPENT, ephemeral=True)
+            return
+        await interaction.response.send_message(
+            f"I sent you a DM with your data: {len(data.incidents)} incident(s), "
+            f"{len(data.strikes)} strike(s), {len(data.appeals)} appeal(s).",
+            ephemeral=True,
+        )
+
+    @privacy.command(
+        name="delete",
+        description="Delete your preferences and reminders, and erase your prompts' text",
+    )
+    async def delete(self, interaction: discord.Interaction[PromptWardenBot]) -> None:
+        await interaction.response.send_message(
+            "This deletes your privacy preferences and reminder history and erases the "
+            "prompt text stored with your incidents and your appeals' reasons, in every "
+            "server. The record of moderation actions (warnings, strikes) stays. Continue?",
+            view=ConfirmDelete(self, interaction.user.id),
+            ephemeral=True,
+        )
+
+    # ------------------------------------------------------------ /reminders (admins)
+
+    async def _update(self, guild_id: int, **changes: Any) -> PrivacyConfig:
+        config = replace(await privacy_config(self.bot.storage, guild_id), **changes)
+        await self.bot.storage.set_privacy_config(guild_id, config.to_dict())
+        return config
+
+    @reminders.command(name="on", description="Send private-mode reminders in this server")
+    @guild_permissions_check(manage_guild=True)
+    async def reminders_on(self, interaction: discord.Interaction[PromptWardenBot]) -> None:
+        assert interaction.guild is not None
+        config = await self._update(interaction.guild.id, reminders_enabled=True)
+        days = config.reminder_interval.days
+        await interaction.response.send_message(
+            f"Private-mode reminders are on: each member gets one on their first prompt in a "
+            f"watched public channel, then at most one every {days} days.",
+            ephemeral=True,
+        )
+
+    @reminders.command(name="off", description="Stop private-mode reminders in this server")
+    @guild_permissions_check(manage_guild=True)
+    async def reminders_off(self, interaction: discord.Interaction[PromptWardenBot]) -> None:
+        assert interaction.guild is not None
+        await self._update(interaction.guild.id, reminders_enabled=False)
+        await interaction.response.send_message(
+            "Private-mode reminders are off in this server. Warnings about personal "
+            "information in prompts still go out.",
+            ephemeral=True,
+        )
+
+    @reminders.command(name="text", description="Set the reminder's text and guidelines link")
+    @app_commands.describe(
+        text="What the reminder says (the guidelines link and opt-out line are added)",
+        link="Web address of the server's guidelines (optional)",
+    )
+    @guild_permissions_check(manage_guild=True)
+    async def reminders_text(
+        self,
+        interaction: discord.Interaction[PromptWardenBot],
+        text: app_commands.Range[str, 1, REMINDER_TEXT_LIMIT],
+        link: str | None = None,
+    ) -> None:
+        guild = interaction.guild
+        assert guild is not None
+        try:
+            changes: dict[str, Any] = {"reminder_text": check_reminder_text(text)}
+            if link is not None:
+                changes["guidelines_url"] = check_url(link)
+        except ValueError as error:
+            await interaction.response.send_message(f"Not saved: {error}.", ephemeral=True)
+            return
+        config = await self._update(guild.id, **changes)
+        rules = guild.rules_channel
+        preview = reminder_message(config, guild.name, rules_channel_id=rules.id if rules else None)
+        await interaction.response.send_message(
+            f"Saved. Members will read:\n>>> {preview}", ephemeral=True
+        )
+
+    @reminders.command(name="interval", description="Days between two reminders to a member")
+    @guild_permissions_check(manage_guild=True)
+    async def reminders_interval(
+        self,
+        interaction: discord.Interaction[PromptWardenBot],
+        days: app_commands.Range[int, 1, MAX_INTERVAL_DAYS],
+    ) -> None:
+        assert interaction.guild is not None
+        await self._update(interaction.guild.id, reminder_interval=timedelta(days=days))
+        await interaction.response.send_message(
+            f"A member now gets at most one reminder of each kind every {days} days.",
+            ephemeral=True,
+        )
+
+    @reminders.command(name="dm-limit", description="Most DMs the bot sends here per minute")
+    @guild_permissions_check(manage_guild=True)
+    async def reminders_dm_limit(
+        self,
+        interaction: discord.Interaction[PromptWardenBot],
+        per_minute: app_commands.Range[int, 1, MAX_DM_PER_MINUTE],
+    ) -> None:
+        assert interaction.guild is not None
+        await self._update(interaction.guild.id, dm_per_minute=per_minute)
+        await interaction.response.send_message(
+            f"I now send at most {per_minute} DMs a minute for this server (warnings, "
+            "reminders, appeal answers); beyond that a DM is skipped and recorded.",
+            ephemeral=True,
+        )
+
+    @reminders.command(name="show", description="Show this server's privacy settings")
+    @guild_permissions_check(manage_guild=True)
+    async def reminders_show(self, interaction: discord.Interaction[PromptWardenBot]) -> None:
+        guild = interaction.guild
+        assert guild is not None
+        config = await privacy_config(self.bot.storage, guild.id)
+        rules = guild.rules_channel
+        preview = reminder_message(config, guild.name, rules_channel_id=rules.id if rules else None)
+        await interaction.response.send_message(
+            f"Private-mode reminders: **{'on' if config.reminders_enabled else 'off'}**, at "
+            f"most one of each kind per member every {config.reminder_interval.days} days.\n"
+            f"DMs: at most {config.dm_per_minute} a minute. "
+            f"Incidents kept: {config.retention.days} days.\n"
+            f"Members read:\n>>> {preview}",
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="retention", description="Days incidents are kept in this server")
+    @app_commands.describe(days="Incidents older than this are deleted by a daily job")
+    @app_commands.guild_only()
+    @guild_permissions_check(manage_guild=True)
+    async def retention(
+        self,
+        interaction: discord.Interaction[PromptWardenBot],
+        days: app_commands.Range[int, 1, MAX_RETENTION_DAYS],
+    ) -> None:
+        assert interaction.guild is not None
+        await self._update(interaction.guild.id, retention=timedelta(days=days))
+        await interaction.response.send_message(
+            f"Incidents are now kept for {days} days; older ones (with their strikes, "
+            "appeals and action records) are deleted by the daily clean-up.",
+            ephemeral=True,
+        )
+
+    # ------------------------------------------------------------ retention job
+
+    @tasks.loop(hours=24)
+    async def retention_job(self) -> None:
+        await self.apply_retention()
+
+    @retention_job.error
+    async def retention_job_error(self, error: BaseException) -> None:
+        log.error("the retention job failed; it runs again tomorrow", exc_info=error)
+
+    async def apply_retention(self, now: datetime | None = None) -> dict[int, int]:
+        """Delete each guild's incidents older than its retention, and reminder history
+        older than its interval (useless by then); returns {guild: incidents deleted}."""
+        now = now or discord.utils.utcnow()
+        storage = self.bot.storage
+        deleted: dict[int, int] = {}
+        for guild_id in await storage.stored_guild_ids():
+            config = await privacy_config(storage, guild_id)
+            try:
+                count = await storage.delete_incidents_before(guild_id, now - config.retention)
+                await storage.delete_reminders_before(guild_id, now - config.reminder_interval)
+            except Exception:
+                log.exception("retention: guild %d failed", guild_id)
+                continue
+            if count:
+                deleted[guild_id] = count
+                log.info("retention: deleted %d incident(s) of guild %d", count, guild_id)
+        return deleted
+
+
+async def setup(bot: PromptWardenBot) -> None:
+    bot.add_dynamic_items(AppealButton, AppealDecisionButton)
+    await bot.add_cog(Privacy(bot))

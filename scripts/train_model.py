@@ -1,0 +1,292 @@
+"""Train the learned screening tier and write its weights as plain JSON (data/model.json).
+
+    python scripts/train_model.py [--eval-dir DIR] [--out data/model.json]
+
+Trains only on the evaluation prompts in ../shared/eval (or PROMPTWARDEN_EVAL_DIR, or
+--eval-dir). scikit-learn is needed here only; the bot scores with
+`promptwarden.screening.model.LinearModel`, which reads the file this script writes.
+
+Labels. I2P labels describe the images a prompt produced, not the prompt, so every I2P prompt
+is a positive weighted by its inappropriate_percentage / 100 (at least WEIGHT_FLOOR: every I2P
+prompt was collected as a risky one): the clear cases dominate, and the many borderline ones
+still teach the vocabulary. A hard cut at 50% threw away half the positives and measured no
+better out of fold. Midjourney and
+DiffusionDB prompts are negatives, knowing that some of them are positives in truth.
+
+Honesty. Figures come from stratified 5-fold out-of-fold scores, grouped so that prompts with the
+same words never straddle a fold (the held-out half was split by a hash of the prompt, so
+duplicates share a side). The threshold is set on those out-of-fold scores so that about 0.9%
+of Midjourney prompts reach it: the product allows 2% flagged in total, rules included. A second
+estimate repeats the whole procedure on 80% of the data (split by a hash of the prompt, as the
+held-out half was) and reports on the other 20%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from promptwarden.screening.model import LinearModel, model_text, ngram_features  # noqa: E402
+from promptwarden.screening.tokens import prompt_words  # noqa: E402
+
+MAX_N = 2
+MIN_DF = 2  # a feature must occur in two training prompts: drops typos and one-off names
+C = 1.0
+FOLDS = 5
+SEED = 0
+TARGET_MJ_SHARE = 0.009  # of Midjourney prompts at or above the threshold, out of fold
+WEIGHT_DIGITS = 9
+WEIGHT_FLOOR = 0.05
+
+MJ_FILE = "midjourney_prompts.txt"
+DDB_FILE = "diffusiondb_prompts.txt"
+I2P_FILE = "i2p.csv"
+I2P_COLUMNS = ("prompt", "inappropriate_percentage", "nudity_percentage")
+
+
+def features(line: str) -> list[str]:
+    return [f for f, _, _ in ngram_features(prompt_words(model_text(line)), MAX_N)]
+
+
+@dataclass
+class Corpus:
+    texts: list[str]
+    source: NDArray[np.int_]  # 0 = I2P, 1 = Midjourney, 2 = DiffusionDB
+    inappropriate: NDArray[np.float64]  # I2P percentages; 0 for the other sources
+    nudity: NDArray[np.float64]
+    hashes: dict[str, str]
+
+
+def eval_dir(arg: str | None) -> Path:
+    chosen = arg or os.environ.get("PROMPTWARDEN_EVAL_DIR") or str(ROOT.parent / "shared" / "eval")
+    path = Path(chosen)
+    missing = [f for f in (MJ_FILE, DDB_FILE, I2P_FILE) if not (path / f).is_file()]
+    if missing:
+        sys.exit(
+            f"error: evaluation data not found in {path} (missing {', '.join(missing)}); "
+            "pass --eval-dir DIR or set PROMPTWARDEN_EVAL_DIR"
+        )
+    return path
+
+
+def load(path: Path) -> Corpus:
+    hashes = {
+        f: hashlib.sha256((path / f).read_bytes()).hexdigest()
+        for f in (I2P_FILE, MJ_FILE, DDB_FILE)
+    }
+    with (path / I2P_FILE).open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        absent = [c for c in I2P_COLUMNS if c not in (reader.fieldnames or [])]
+        if absent:
+            sys.exit(f"error: {path / I2P_FILE} lacks column(s) {', '.join(absent)}")
+        rows = list(reader)
+    texts, source, inappropriate, nudity = [], [], [], []
+    for line_no, row in enumerate(rows, start=2):
+        try:
+            ip, nu = float(row["inappropriate_percentage"]), float(row["nudity_percentage"])
+        except ValueError:
+            sys.exit(f"error: {path / I2P_FILE} line {line_no}: percentages must be numbers")
+        texts.append(row["prompt"])
+        source.append(0)
+        inappropriate.append(ip)
+        nudity.append(nu)
+    for code, name in ((1, MJ_FILE), (2, DDB_FILE)):
+        for line in (path / name).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                texts.append(line)
+                source.append(code)
+                inappropriate.append(0.0)
+                nudity.append(0.0)
+    return Corpus(texts, np.array(source), np.array(inappropriate), np.array(nudity), hashes)
+
+
+def _identity(doc: list[str]) -> list[str]:
+    return doc
+
+
+def train(
+    docs: Sequence[list[str]],
+    y: NDArray[np.float64],
+    w: NDArray[np.float64],
+    *,
+    min_df: int = MIN_DF,
+    binary: bool = True,
+) -> tuple[CountVectorizer, LogisticRegression]:
+    """The scikit-learn model; docs are feature lists from `features` (the runtime's n-grams)."""
+    vectorizer = CountVectorizer(analyzer=_identity, min_df=min_df, binary=binary)
+    x = vectorizer.fit_transform(docs)
+    clf = LogisticRegression(C=C, max_iter=5000, random_state=SEED).fit(x, y, sample_weight=w)
+    return vectorizer, clf
+
+
+def export(vectorizer: CountVectorizer, clf: LogisticRegression) -> LinearModel:
+    """The runtime form of a trained model (its threshold is set by the caller)."""
+    names = vectorizer.get_feature_names_out()
+    weights = {str(f): float(v) for f, v in zip(names, clf.coef_[0], strict=True) if v != 0.0}
+    return LinearModel(
+        weights, float(clf.intercept_[0]), 0.5, max_n=MAX_N, binary=bool(vectorizer.binary)
+    )
+
+
+def fit(docs: Sequence[list[str]], y: NDArray[np.float64], w: NDArray[np.float64]) -> LinearModel:
+    return export(*train(docs, y, w))
+
+
+def labels(corpus: Corpus) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    y = (corpus.source == 0).astype(np.float64)
+    w = np.where(corpus.source == 0, np.maximum(corpus.inappropriate / 100.0, WEIGHT_FLOOR), 1.0)
+    return y, w
+
+
+def decisions(model: LinearModel, docs: Sequence[list[str]]) -> NDArray[np.float64]:
+    """Log-odds from feature lists, the same sum the runtime computes from words."""
+    get = model.weights.get
+    return np.array([model.bias + sum(get(f, 0.0) for f in set(d)) for d in docs])
+
+
+def out_of_fold(
+    corpus: Corpus, docs: list[list[str]], index: NDArray[np.int_]
+) -> NDArray[np.float64]:
+    """Log-odds for each prompt in `index` from a model that never saw it (or its duplicates)."""
+    y, w = labels(corpus)
+    groups = np.unique(["\x00".join(docs[i]) for i in index], return_inverse=True)[1]
+    strata = corpus.source[index] * 2 + (corpus.inappropriate[index] >= 50)
+    scores = np.zeros(len(index))
+    splitter = StratifiedGroupKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
+    for train, test in splitter.split(index, strata, groups):
+        keep = train[w[index[train]] > 0]
+        model = fit([docs[i] for i in index[keep]], y[index[keep]], w[index[keep]])
+        scores[test] = decisions(model, [docs[i] for i in index[test]])
+    return scores
+
+
+def threshold_for(mj_scores: NDArray[np.float64]) -> float:
+    """Log-odds cut leaving TARGET_MJ_SHARE of Midjourney scores at or above it (midpoint)."""
+    ranked = np.sort(mj_scores)[::-1]
+    k = int(TARGET_MJ_SHARE * len(ranked))
+    return float((ranked[k - 1] + ranked[k]) / 2)
+
+
+def figures(
+    corpus: Corpus, index: NDArray[np.int_], scores: NDArray[np.float64], cut: float
+) -> dict[str, Any]:
+    src, ip, nu = corpus.source[index], corpus.inappropriate[index], corpus.nudity[index]
+    hit = scores >= cut
+
+    def share(mask: NDArray[np.bool_]) -> dict[str, Any]:
+        return {
+            "n": int(mask.sum()),
+            "flagged": int(hit[mask].sum()),
+            "share": round(float(hit[mask].mean()), 4),
+        }
+
+    i2p = src == 0
+    return {
+        "midjourney": share(src == 1),
+        "diffusiondb": share(src == 2),
+        "i2p_inappropriate_ge_50": share(i2p & (ip >= 50)),
+        "i2p_nudity_ge_50": share(i2p & (nu >= 50)),
+        "i2p_all": share(i2p),
+    }
+
+
+def held_out_estimate(corpus: Corpus, docs: list[list[str]]) -> dict[str, Any]:
+    """The whole procedure on 80% (by prompt hash, like the real held-out split), judged on 20%."""
+    bucket = np.array(
+        [int(hashlib.sha256(t.encode("utf-8")).hexdigest(), 16) % 5 for t in corpus.texts]
+    )
+    train, test = np.flatnonzero(bucket != 0), np.flatnonzero(bucket == 0)
+    cut = threshold_for(out_of_fold(corpus, docs, train)[corpus.source[train] == 1])
+    y, w = labels(corpus)
+    keep = train[w[train] > 0]
+    model = fit([docs[i] for i in keep], y[keep], w[keep])
+    return figures(corpus, test, decisions(model, [docs[i] for i in test]), cut)
+
+
+def report(title: str, figs: dict[str, Any]) -> None:
+    print(title)
+    for name, f in figs.items():
+        print(f"  {name:<26} {100 * f['share']:5.1f}%  ({f['flagged']}/{f['n']})")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--eval-dir", help="evaluation data (default ../shared/eval or PROMPTWARDEN_EVAL_DIR)"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "data" / "model.json")
+    args = parser.parse_args(argv)
+
+    corpus = load(eval_dir(args.eval_dir))
+    docs = [features(t) for t in corpus.texts]
+    everything = np.arange(len(docs))
+
+    oof = out_of_fold(corpus, docs, everything)
+    cut = threshold_for(oof[corpus.source == 1])
+    oof_figs = figures(corpus, everything, oof, cut)
+    held = held_out_estimate(corpus, docs)
+
+    y, w = labels(corpus)
+    keep = everything[w > 0]
+    model = fit([docs[i] for i in keep], y[keep], w[keep])
+    model.threshold = round(float(1.0 / (1.0 + np.exp(-cut))), 6)
+    model.metadata = {
+        "data": {
+            "files_sha256": corpus.hashes,
+            "counts": {
+                "i2p": int((corpus.source == 0).sum()),
+                "i2p_used": int(((corpus.source == 0) & (w > 0)).sum()),
+                "midjourney": int((corpus.source == 1).sum()),
+                "diffusiondb": int((corpus.source == 2).sum()),
+            },
+        },
+        "labels": "I2P prompts positive, weight inappropriate_percentage/100; "
+        "Midjourney and DiffusionDB prompts negative, weight 1",
+        "text_preprocessing": "Midjourney parameters (from the first --name or \u2014name), URLs "
+        "and ::weights removed before prompt_words",
+        "model": {
+            "kind": "logistic_regression",
+            "C": C,
+            "min_df": MIN_DF,
+            "binary": True,
+            "features": len(model.weights),
+            "seed": SEED,
+        },
+        "threshold_rule": f"{TARGET_MJ_SHARE:.1%} of Midjourney prompts at or above it, "
+        f"on {FOLDS}-fold out-of-fold scores",
+        "out_of_fold": oof_figs,
+        "hash_split_80_20": held,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    model.dump(args.out, digits=WEIGHT_DIGITS)
+
+    print(f"learned tier: {len(model.weights)} features, threshold p >= {model.threshold}")
+    report(f"out of fold ({FOLDS}-fold, grouped by prompt words):", oof_figs)
+    report("hash split (train 80%, threshold by inner out-of-fold, judged on 20%):", held)
+    shown = (
+        args.out.resolve().relative_to(ROOT)
+        if args.out.resolve().is_relative_to(ROOT)
+        else args.out
+    )
+    print(f"wrote {shown} ({args.out.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

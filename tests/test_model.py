@@ -1,0 +1,253 @@
+"""The learned tier at run time: faithful to scikit-learn, strict about its file, explainable."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+from pathlib import Path
+
+import pytest
+
+from promptwarden.screening.model import (
+    DEFAULT_PATH,
+    Contribution,
+    LinearModel,
+    ModelFileError,
+    default_model,
+    model_text,
+)
+from promptwarden.screening.tokens import prompt_tokens, prompt_words
+from scripts.train_model import export, features, train
+
+BENIGN = [
+    "castle",
+    "forest",
+    "river",
+    "mountain",
+    "portrait",
+    "golden",
+    "light",
+    "painting",
+    "by",
+    "artist",
+    "city",
+    "night",
+]
+RISKY = ["storm", "wreck", "ruin", "smoke", "ash"]
+
+
+def generated_corpus(seed: int) -> tuple[list[str], list[float]]:
+    """Prompts whose label hangs on words, a bigram and repeats, so every code path is used."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(400):
+        risky = i % 3 == 0
+        words = rng.choices(BENIGN, k=rng.randint(3, 12))
+        if risky:
+            words += rng.choices(RISKY, k=rng.randint(1, 3))
+            if rng.random() < 0.5:
+                words += ["red", "door"]
+        elif rng.random() < 0.3:
+            words += ["red", "car", "door"]  # "red" and "door", never "red door"
+        if rng.random() < 0.2:
+            rng.shuffle(words)
+        texts.append(", ".join(" ".join(words[j : j + 3]) for j in range(0, len(words), 3)))
+        labels.append(1.0 if risky else 0.0)
+    return texts, labels
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_runtime_scores_equal_scikit_learn(tmp_path: Path, binary: bool) -> None:
+    import numpy as np
+
+    texts, labels = generated_corpus(seed=3)
+    docs = [features(t) for t in texts]
+    weights = np.linspace(0.5, 1.5, len(texts))
+    vectorizer, clf = train(docs, np.array(labels), weights, min_df=1, binary=binary)
+    path = tmp_path / "model.json"
+    exported = export(vectorizer, clf)
+    exported.threshold = 0.5
+    exported.dump(path)
+    model = LinearModel.load(path)
+
+    probe, _ = generated_corpus(seed=99)  # unseen prompts, with words the model never saw
+    probe += ["storm storm storm red door red door", "nothing known here", ""]
+    x = vectorizer.transform([features(t) for t in probe])
+    expected_p = clf.predict_proba(x)[:, 1]
+    expected_z = clf.decision_function(x)
+    for text, p, z in zip(probe, expected_p, expected_z, strict=True):
+        words = prompt_words(model_text(text))
+        assert model.score(words)[0] == pytest.approx(p, abs=1e-9)
+        assert model.decision(words)[0] == pytest.approx(z, abs=1e-9)
+
+
+def test_repeated_feature_counts_as_the_vectorizer_counts_it() -> None:
+    weights = {"storm": 1.0}
+    once = LinearModel(weights, 0.0, 0.5, binary=True).decision(["storm", "storm"])
+    twice = LinearModel(weights, 0.0, 0.5, binary=False).decision(["storm", "storm"])
+    assert once == (1.0, [Contribution("storm", 1.0, 0, 0)])
+    assert twice == (2.0, [Contribution("storm", 2.0, 0, 0)])
+
+
+def test_contributions_point_at_the_words_including_bigrams() -> None:
+    model = LinearModel({"red door": 2.0, "storm": 1.5, "door": 0.5, "castle": -1.0}, -1.0, 0.5)
+    text = "A castle, a **Red  Door** in the STORM"
+    tokens = prompt_tokens(text)
+    probability, contributions = model.score([t.text for t in tokens])
+
+    assert probability == pytest.approx(1 / (1 + math.exp(-(2.0 + 1.5 + 0.5 - 1.0 - 1.0))))
+    assert [c.feature for c in contributions] == ["red door", "storm", "door"]  # heaviest first
+    spans = [text[tokens[c.first].start : tokens[c.last].end] for c in contributions]
+    assert spans == ["Red  Door", "STORM", "Door"]
+
+
+def test_at_most_five_contributions_and_only_positive_ones() -> None:
+    weights = {w: float(i + 1) for i, w in enumerate(["a", "b", "c", "d", "e", "f", "g"])} | {
+        "h": -3.0
+    }
+    _, contributions = LinearModel(weights, 0.0, 0.5).score(
+        ["h", "a", "b", "c", "d", "e", "f", "g"]
+    )
+    assert [c.feature for c in contributions] == ["g", "f", "e", "d", "c"]
+
+
+def test_shipped_model_is_plain_json_and_small() -> None:
+    raw = DEFAULT_PATH.read_bytes()
+    assert raw.lstrip().startswith(b"{")
+    data = json.loads(raw)
+    assert data["tokenizer"] == "promptwarden.screening.tokens.prompt_words"
+    assert data["ngram_range"] == [1, 2]
+    assert len(raw) < 2_000_000
+    oof = data["training"]["out_of_fold"]
+    assert oof["midjourney"]["share"] <= 0.01  # the threshold rule, on out-of-fold scores
+    assert list(data["weights"]) == sorted(data["weights"])  # stable diffs on retraining
+
+
+def _verdict(model: LinearModel, prompt: str) -> bool:
+    return model.flags(model.score(prompt_words(prompt))[0])
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "police mugshot of a screaming criminal covered in blood",
+        "crying depressed person, self harm, blood on hands",
+        "bloody fight in prison, screaming man with a gun",
+        "a meme of a politician being arrested by police",
+    ],
+)
+def test_shipped_model_flags_unmistakable_prompts(prompt: str) -> None:
+    model = default_model()
+    assert model is not None
+    assert _verdict(model, prompt)
+    _, contributions = model.score(prompt_words(prompt))
+    assert contributions and all(c.weight > 0 for c in contributions)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "photo of a beautiful mountain lake, landscape, golden hour",
+        "a cozy cabin in a snowy forest, matte painting",
+        "an astronaut riding a horse on the moon, digital art",
+        "futuristic city skyline at night, cyberpunk, neon lights, 8k",
+        "a watercolor painting of a lighthouse at sunset, trending on artstation",
+    ],
+)
+def test_shipped_model_leaves_ordinary_art_prompts_alone(prompt: str) -> None:
+    model = default_model()
+    assert model is not None
+    assert not _verdict(model, prompt)
+
+
+def _valid() -> dict[str, object]:
+    return LinearModel({"storm": 1.0, "red door": 0.5}, -1.0, 0.5).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format": "something-else"}, "'format' must be"),
+        ({"format_version": 99}, "unsupported format_version 99"),
+        ({"tokenizer": "str.split"}, "'tokenizer' must be"),
+        ({"ngram_range": [1, "2"]}, "'ngram_range' must be"),
+        ({"binary": "yes"}, "'binary' must be"),
+        ({"bias": None}, "'bias' must be a finite number"),
+        ({"threshold": 1.5}, "'threshold' is a probability"),
+        ({"weights": {}}, "'weights' must be a non-empty object"),
+        ({"weights": {"storm": "high"}}, "weight of 'storm'"),
+        ({"weights": {"storm": float("nan")}}, "weight of 'storm'"),
+        ({"weights": {"red  door": 1.0}}, "single spaces"),
+        ({"weights": {"a b c": 1.0}}, "longer than ngram_range"),
+        ({"training": []}, "'training' must be an object"),
+        ({"tokenizer_probe": ["other", "words"]}, "another tokenization.*retrain"),
+    ],
+)
+def test_malformed_model_file_is_refused_clearly(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(_valid() | change), encoding="utf-8")
+    with pytest.raises(ModelFileError, match=message) as caught:
+        LinearModel.load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_unreadable_or_non_json_files_are_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="cannot read model file"):
+        LinearModel.load(tmp_path / "absent.json")
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(pickle.dumps({"weights": {"storm": 1.0}}))
+    with pytest.raises(ModelFileError, match="not UTF-8 JSON"):
+        LinearModel.load(pickled)
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text('{"format": "promptwarden-linear-model", "weights": {', encoding="utf-8")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        LinearModel.load(truncated)
+    top_level_list = tmp_path / "list.json"
+    top_level_list.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ModelFileError, match="JSON object at the top level"):
+        LinearModel.load(top_level_list)
+
+
+def test_valid_file_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "model.json"
+    LinearModel.from_dict(_valid()).dump(path)
+    model = LinearModel.load(path)
+    assert model.weights == {"red door": 0.5, "storm": 1.0}
+    assert model.decision(["red", "door", "storm"])[0] == pytest.approx(0.5)
+
+
+def test_model_text_drops_parameters_links_and_weights_in_place() -> None:
+    line = "<https://s.mj.run/abc> a red door::2 by the sea \u2014ar 16:9 --no people"
+    assert prompt_words(model_text(line)) == ["a", "red", "door", "by", "the", "sea"]
+    assert len(model_text(line)) == len(line)
+
+
+def test_explain_names_the_words_in_the_original_message() -> None:
+    model = default_model()
+    assert model is not None
+    bare = "police mugshot of a screaming criminal"
+    posted = f"<https://s.mj.run/xyz> {bare}::1.5 --ar 16:9 --w 6000 --no blood"
+    probability, matches = model.explain(posted)
+
+    assert probability == model.score(prompt_words(bare))[0]  # parameters change nothing
+    assert model.flags(probability)
+    assert {m.text for m in matches} >= {"mugshot", "screaming", "police"}
+    for m in matches:
+        assert posted[m.start : m.end] == m.text
+        assert m.source == "model" and m.weight is not None and m.weight > 0
+
+
+def test_equal_weights_are_listed_in_word_order() -> None:
+    weights = {w: 1.0 for w in ["f", "e", "d", "c", "b", "a"]}
+    _, contributions = LinearModel(weights, 0.0, 0.5).score(["f", "e", "d", "c", "b", "a"])
+    assert [(c.feature, c.first) for c in contributions] == [
+        ("f", 0),
+        ("e", 1),
+        ("d", 2),
+        ("c", 3),
+        ("b", 4),
+    ]

@@ -1,0 +1,208 @@
+# ruff: noqa: RUF001  (evasion tests are made of lookalike characters on purpose)
+"""Decisions on prompts: categories, evasions, word forms, allow-list, --no, combinations."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptwarden.screening.decision import Severity, Verdict
+from promptwarden.screening.engine import Screener
+
+UID = "<@123456789012345678>"
+
+
+def flagged_categories(screener: Screener, prompt: str) -> tuple[Verdict, tuple[str, ...]]:
+    d = screener.screen(prompt)
+    return d.verdict, d.categories
+
+
+# ---- clear violations from the issue and DOMAIN.md, with the right category ---------------
+@pytest.mark.parametrize(
+    ("prompt", "verdict", "category"),
+    [
+        ("a naked woman on the beach", Verdict.BLOCK, "sexual"),
+        ("nude portrait, oil painting", Verdict.BLOCK, "sexual"),
+        ("woman in the shower, photo", Verdict.WARN, "sexual"),
+        ("a man sitting on the toilet", Verdict.WARN, "sexual"),
+        ("a knight, severed head in hand, gore", Verdict.BLOCK, "violence"),
+        ("cannibalism feast, hyperrealistic", Verdict.BLOCK, "violence"),
+        ("battlefield with dismembered soldiers", Verdict.BLOCK, "violence"),
+        ("a poster with a swastika", Verdict.BLOCK, "hate"),
+        ("kkk rally at night", Verdict.BLOCK, "hate"),
+        ("girl slitting wrists in a bathtub", Verdict.BLOCK, "self_harm"),
+        ("suicide note on a desk", Verdict.BLOCK, "self_harm"),
+        ("man snorting cocaine", Verdict.WARN, "drugs"),
+        ("donald trump mugshot, breaking news photo", Verdict.BLOCK, "real_person"),
+        ("joe biden being arrested by police", Verdict.BLOCK, "real_person"),
+        ("taylor swift nude", Verdict.BLOCK, "real_person"),
+        ("a woman --no clothes", Verdict.BLOCK, "sexual"),
+        ("beach photo --no swimsuit", Verdict.BLOCK, "sexual"),
+        ("portrait —no shirt", Verdict.BLOCK, "sexual"),
+        ("fuck this painting", Verdict.WARN, "profanity"),
+    ],
+)
+def test_violations(screener: Screener, prompt: str, verdict: Verdict, category: str) -> None:
+    d = screener.screen(prompt)
+    assert d.verdict is verdict, d.to_dict()
+    assert category in d.categories
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["a naked child", "nude teenage girl", "sexy 12 year old", "a 10yo in lingerie", "loli art"],
+)
+def test_minors_with_sexual_terms_are_critical(screener: Screener, prompt: str) -> None:
+    d = screener.screen(prompt)
+    assert d.verdict is Verdict.BLOCK
+    assert d.categories[0] == "minors"
+    assert d.severity is Severity.CRITICAL
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a child playing in the park",
+        "donald trump giving a speech, oil painting",  # public figure, no harmful scene
+        "mugshot of a cartoon raccoon",  # arrest scene, no public figure
+    ],
+)
+def test_context_terms_alone_do_not_fire(screener: Screener, prompt: str) -> None:
+    assert not screener.screen(prompt).flagged
+
+
+@pytest.mark.parametrize("prompt", ["a 35 year old sexy man", "photo of a sexy man 3 5 years old"])
+def test_adult_ages_are_not_minors(screener: Screener, prompt: str) -> None:
+    d = screener.screen(prompt)
+    assert d.categories == ("sexual",)  # "sexy" alone warns; no minor involved
+
+
+# ---- benign phrases and the Scunthorpe problem --------------------------------------------
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "pussy willow in a vase",
+        "graduated cum laude, portrait",
+        "grilled chicken breast, food photography",
+        "a bloody mary cocktail",
+        "a shooting star over the sea",
+        "Scunthorpe town centre",
+        "cocktail party",
+        "assassin in a hooded cloak",
+        "in the style of Jackson Pollock",
+        "god rays, hell gate, fat cat, comic strip, ugly duckling, facial expression",
+        "brush stroke, wide shot, virgin forest, cowgirl on a horse, queer art, sniper",
+        "uterus anatomy drawing, weed in the garden, maine coon cat",
+        "an orchestra, 1 9 5 0 sci - fi, 8 k, --ar 16:9",
+        "a cat --no blood, gore",  # negative prompt asks for less gore
+        "hissing cat, shallow depth of field",
+        "the good shepherd and his sheep",  # "good" never reads as another word
+        "gore-tex jacket, seen with the naked eye, a naked mole rat",
+    ],
+)
+def test_benign_prompts_pass(screener: Screener, prompt: str) -> None:
+    d = screener.screen(prompt)
+    assert not d.flagged, d.to_dict()
+
+
+def test_low_severity_words_are_recorded_not_flagged(screener: Screener) -> None:
+    d = screener.screen("a damn bloody battle")
+    assert d.verdict is Verdict.ALLOW
+    assert d.categories == ()
+    assert {m.text for m in d.matches} >= {"bloody"}
+
+
+# ---- evasion techniques, each caught, each span pointing at the original ------------------
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a ｎａｋｅｄ woman",
+        "a 𝐧𝐚𝐤𝐞𝐝 woman",
+        "a nаkеd woman",
+        "a n\u0301a\u0316k\u0347e\u0300d woman",
+        "a na\u200bk\u200ced woman",
+        "a n4k3d woman",
+        "a n@k3d woman",
+        "a n a k e d woman",
+        "a n.a.k.e.d woman",
+        "a n-a-k-e-d woman",
+        "a naaaked woman",
+        "a nnaked woman",
+        "a nakkedd woman",
+        "a ||naked|| woman",
+        "a **na**ked woman",
+        "a `naked` woman",
+        "a NaKeD woman",
+    ],
+)
+def test_evasions_are_caught(screener: Screener, prompt: str) -> None:
+    d = screener.screen(prompt)
+    assert d.verdict is Verdict.BLOCK, d.to_dict()
+    assert d.categories == ("sexual",)
+    m = next(m for m in d.matches if m.category == "sexual")
+    assert m.text == prompt[m.start : m.end]
+    assert m.text.strip() and "woman" not in m.text and not m.text.startswith("a ")
+
+
+@pytest.mark.parametrize(
+    "prompt", ["c0v3r3d 1n bl00d", "seeevered heeead", "s3v3r3d h3ad", "k1ll1ng myself"]
+)
+def test_evasions_inside_phrases(screener: Screener, prompt: str) -> None:
+    assert screener.screen(prompt).flagged
+
+
+# ---- word forms and whole words ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("prompt", "caught"),
+    [
+        ("decapitated statue", True),
+        ("mutilated doll", True),
+        ("the nazis marching", True),
+        ("two naked men", True),
+        ("a nudist beach", True),
+        ("a stripper pole", True),
+        ("strippers", True),
+        ("seizing spices at the airport", False),  # not a slur's word form
+        ("grapes on a table", False),
+        ("the therapist's office", False),
+        ("a classic class glass", False),
+        ("documentary", False),
+    ],
+)
+def test_word_forms_and_whole_words(screener: Screener, prompt: str, caught: bool) -> None:
+    assert screener.screen(prompt).flagged is caught, screener.screen(prompt).to_dict()
+
+
+# ---- permutations and generator messages ---------------------------------------------------
+def test_permutations_screen_each_option(screener: Screener) -> None:
+    d = screener.screen("{red, naked} woman")
+    assert d.verdict is Verdict.BLOCK
+    assert {m.text for m in d.matches if m.category == "sexual"} == {"naked"}
+
+
+def test_midjourney_message_spans_index_the_message(screener: Screener) -> None:
+    content = f"**a naked woman --ar 2:3** - {UID} (fast)"
+    d = screener.screen(content, author_is_bot=True)
+    assert d.verdict is Verdict.BLOCK
+    m = d.matches[0]
+    assert content[m.start : m.end] == "naked" == m.text
+    assert d.extra == {"job": "imagine", "requester_id": 123456789012345678}
+
+
+def test_words_in_urls_and_parameters_are_ignored(screener: Screener) -> None:
+    d = screener.screen("https://example.com/naked.png a fox --sref https://x.com/gore.png")
+    assert not d.flagged
+
+
+def test_decision_json_shape(screener: Screener) -> None:
+    out = screener.screen("a nude statue").to_dict()
+    assert set(out) >= {"prompt", "verdict", "severity", "categories", "matches"}
+    assert out["verdict"] == "block" and out["severity"] == "high"
+    assert out["matches"][0] == {
+        "category": "sexual",
+        "term": "nude",
+        "start": 2,
+        "end": 6,
+        "text": "nude",
+        "source": "rule:sexual",
+        "severity": "high",
+    }
