@@ -19,6 +19,9 @@ from promptwarden.storage import open_storage
 from tests.emulator import GOOD_TOKEN, BotProcess, Channel, Emulator, User
 
 HERE = Path(__file__).resolve().parent
+# The most DMs a guild may send a minute (the default is 10): warnings beyond it are
+# dropped by design, and CI-sized bursts stay within it.
+DM_BUDGET = 60
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -59,6 +62,7 @@ def configure(server: Server, *, generator_bots: tuple[int, ...] = ()) -> None:
             await storage.add_watched_channel(server.guild_id, server.watched.id)
             await storage.set_modlog_channel(server.guild_id, server.modlog.id)
             await storage.set_screening_rules(server.guild_id, server.rules)
+            await storage.set_privacy_config(server.guild_id, {"dm_per_minute": DM_BUDGET})
             for bot_id in generator_bots:
                 await storage.add_generator_bot(server.guild_id, bot_id)
 
