@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import discord
+import discord.gateway
+import discord.http
+import yarl
 from discord import app_commands
 from discord.ext import commands
 
@@ -45,6 +48,19 @@ def required_intents() -> discord.Intents:
     intents.message_content = True  # privileged: must be enabled in the Developer Portal
     intents.dm_messages = True
     return intents
+
+
+def use_discord_endpoints(api_base: str | None, gateway_url: str | None) -> None:
+    """Point discord.py's REST and gateway at a proxy or an emulator instead of Discord.
+
+    discord.py keeps both as class attributes, so this is process-wide; None keeps the
+    current value (Discord's own unless something already changed it). A plain Bot never
+    asks /gateway/bot for the gateway address: it connects to DEFAULT_GATEWAY directly.
+    """
+    if api_base is not None:
+        discord.http.Route.BASE = api_base
+    if gateway_url is not None:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 def extension_names() -> list[str]:
@@ -114,7 +130,9 @@ class PromptWardenBot(commands.Bot):
             intents=required_intents(),
             tree_cls=PromptWardenTree,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            guild_ready_timeout=settings.guild_ready_timeout,
         )
+        use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
         self.settings = settings
         self._storage = storage
 
