@@ -162,6 +162,10 @@ def check_command(args: argparse.Namespace) -> int:
         print("  DEV_GUILD_ID   not set: slash commands sync globally")
     else:
         print(f"  DEV_GUILD_ID   {settings.dev_guild_id}: slash commands sync to this server only")
+    if settings.discord_api_base is not None:
+        print(f"  DISCORD_API_BASE     {settings.discord_api_base} (instead of Discord's)")
+    if settings.discord_gateway_url is not None:
+        print(f"  DISCORD_GATEWAY_URL  {settings.discord_gateway_url} (instead of Discord's)")
     version = asyncio.run(_check_database(settings))
     print("Database")
     if version == 0:

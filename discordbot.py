@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import discord
+import discord.gateway
+import discord.http
+import yarl
 from discord import app_commands
 from discord.ext import commands
 
@@ -45,6 +48,19 @@ def required_intents() -> discord.Intents:
     intents.message_content = True  # privileged: must be enabled in the Developer Portal
     intents.dm_messages = True
     return intents
+
+
+def use_discord_endpoints(api_base: str | None, gateway_url: str | None) -> None:
+    """Point discord.py's REST and gateway at a proxy or an emulator instead of Discord.
+
+    discord.py keeps both as class attributes, so this is process-wide; None keeps the
+    current value (Discord's own unless something already changed it). A plain Bot never
+    asks /gateway/bot for the gateway address: it connects to DEFAULT_GATEWAY directly.
+    """
+    if api_base is not None:
+        discord.http.Route.BASE = api_base
+    if gateway_url is not None:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 def extension_names() -> list[str]:
@@ -121,7 +137,12 @@ class PromptWardenBot(commands.AutoShardedBot):
     """
 
     def __init__(self, settings: Settings, *, storage: Storage | None = None) -> None:
-        sharding: dict[str, Any] = {"shard_count": settings.shard_count}
+        shard_count = settings.shard_count
+        if shard_count is None and settings.discord_gateway_url is not None:
+            # Asking Discord for a count (GET /gateway/bot) would also hand back Discord's
+            # own gateway URL, bypassing DISCORD_GATEWAY_URL: one shard unless told more.
+            shard_count = 1
+        sharding: dict[str, Any] = {"shard_count": shard_count}
         if settings.shard_ids is not None:
             sharding["shard_ids"] = list(settings.shard_ids)
         super().__init__(
@@ -131,7 +152,9 @@ class PromptWardenBot(commands.AutoShardedBot):
             tree_cls=PromptWardenTree,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
             **sharding,
+            guild_ready_timeout=settings.guild_ready_timeout,
         )
+        use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
         self.settings = settings
         self._storage = storage
         self._guild_caches: list[GuildCache] = []

@@ -25,6 +25,9 @@ SQLITE_URL_PREFIX = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 # Discord's own ceiling is far lower in practice; this only catches typos like 40000.
 MAX_SHARD_COUNT = 16384
+API_VERSION_PATH = "/api/v10"  # the REST version discord.py 2.7 speaks
+DEFAULT_GUILD_READY_TIMEOUT = 2.0  # discord.py's own default
+MAX_GUILD_READY_TIMEOUT = 60.0
 
 # Three dot-separated URL-safe base64 parts: user id, timestamp, HMAC.
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -46,6 +49,11 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     shard_count: int | None = None  # None: ask Discord for its recommended count
     shard_ids: tuple[int, ...] | None = None  # None: every shard of shard_count
+    # None: Discord itself. Set for a REST rate-limit proxy, a gateway proxy or an emulator.
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    # How long to wait for more servers after the last one arrives before declaring ready.
+    guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT
 
     @property
     def log_level_number(self) -> int:
@@ -104,6 +112,9 @@ def load_settings(
         database_url=database_url,
         shard_count=shard_count,
         shard_ids=_check_shard_ids(get("SHARD_IDS"), shard_count),
+        discord_api_base=_check_api_base(get("DISCORD_API_BASE")),
+        discord_gateway_url=_check_gateway_url(get("DISCORD_GATEWAY_URL")),
+        guild_ready_timeout=_check_guild_ready_timeout(get("DISCORD_GUILD_READY_TIMEOUT")),
     )
 
 
@@ -296,6 +307,63 @@ def _check_dev_guild_id(raw: str) -> int | None:
             "it empty to sync commands globally."
         )
     return int(raw)
+
+
+def _check_url(name: str, raw: str, schemes: tuple[str, ...], example: str) -> str:
+    """Shared shape checks; the message always shows a working example."""
+    hint = f"e.g. {example}, or leave it empty to connect to Discord itself"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL: {hint}.") from None
+    del port
+    if parts.username or parts.password:  # checked first: never echo a password back
+        raise ConfigError(f"{name} must not contain a user name or password: {hint}.")
+    if parts.scheme.lower() not in schemes or not parts.hostname:
+        raise ConfigError(
+            f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL with a host "
+            f"(got {raw!r}): {hint}."
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name} must not have a ?query or #fragment (got {raw!r}): {hint}.")
+    return raw
+
+
+def _check_api_base(raw: str) -> str | None:
+    """Where REST calls go, e.g. a rate-limit proxy shared by several processes."""
+    if not raw:
+        return None
+    example = f"http://localhost:8080{API_VERSION_PATH}"
+    url = _check_url("DISCORD_API_BASE", raw, ("http", "https"), example).rstrip("/")
+    if not urlsplit(url).path.endswith(API_VERSION_PATH):
+        raise ConfigError(
+            f"DISCORD_API_BASE must end with {API_VERSION_PATH}, the API version this bot "
+            f"speaks (got {raw!r}): e.g. {example}."
+        )
+    return url
+
+
+def _check_gateway_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    return _check_url("DISCORD_GATEWAY_URL", raw, ("ws", "wss"), "wss://gateway.example.net/")
+
+
+def _check_guild_ready_timeout(raw: str) -> float:
+    if not raw:
+        return DEFAULT_GUILD_READY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_GUILD_READY_TIMEOUT:  # also rejects nan
+        raise ConfigError(
+            f"DISCORD_GUILD_READY_TIMEOUT must be a number of seconds from 0 to "
+            f"{MAX_GUILD_READY_TIMEOUT:g} (got {raw!r}); leave it empty for "
+            f"{DEFAULT_GUILD_READY_TIMEOUT:g}."
+        )
+    return value
 
 
 def application_id_from_token(token: str) -> int | None:

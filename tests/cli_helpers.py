@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.loopback import ROOT, clean_env
+from tests.emulator import ROOT, clean_env
 
 VALID_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.cli-test-token_0123456789abcdefghij"
 

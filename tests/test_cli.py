@@ -14,16 +14,46 @@ import pytest
 
 from promptwarden.permissions import invite_url
 from promptwarden.storage import LATEST_VERSION
-from tests.cli_helpers import VALID_TOKEN, assert_one_line_error, bot
-from tests.loopback import (
-    APP_ID,
-    BAD_TOKEN,
-    BOOT,
-    GOOD_TOKEN,
-    ROOT,
-    LoopbackDiscord,
-    clean_env,
-)
+from tests.emulator import APP_ID, BAD_TOKEN, GOOD_TOKEN, ROOT, Emulator, clean_env
+
+VALID_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.cli-test-token_0123456789abcdefghij"
+
+
+def bot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "bot.py", *args],
+        cwd=ROOT,
+        env={**clean_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def start_bot(emulator: Emulator, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The unmodified bot.py, pointed at the emulator by its own settings."""
+    return subprocess.Popen(
+        [sys.executable, "bot.py"],
+        cwd=ROOT,
+        env={**clean_env(), **emulator.env(), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], *fragments: str, secret: str = ""
+) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    if secret:
+        assert secret not in result.stdout + result.stderr
 
 
 def test_no_token_prints_the_discord_token_line(tmp_path: Path) -> None:
@@ -53,11 +83,42 @@ def test_malformed_tokens_are_explained_without_being_shown(token: str, fragment
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"),
         ("DEV_GUILD_ID", "my-server", "DEV_GUILD_ID must be a server ID"),
         ("DEV_GUILD_ID", "12", "DEV_GUILD_ID must be a server ID"),
+        ("DISCORD_API_BASE", "discord.com/api/v10", "must be a http:// or https:// URL"),
+        ("DISCORD_API_BASE", "http://localhost:8080", "must end with /api/v10"),
+        ("DISCORD_API_BASE", "http://localhost:80x/api/v10", "is not a valid URL"),
+        ("DISCORD_GATEWAY_URL", "https://gateway.example.net", "must be a ws:// or wss:// URL"),
+        ("DISCORD_GATEWAY_URL", "wss://gateway.example.net/?v=10", "must not have a ?query"),
+        ("DISCORD_GUILD_READY_TIMEOUT", "soon", "a number of seconds from 0 to 60"),
+        ("DISCORD_GUILD_READY_TIMEOUT", "-1", "a number of seconds from 0 to 60"),
     ],
 )
 def test_invalid_settings_name_the_variable(variable: str, value: str, fragment: str) -> None:
     result = bot("check", env={"DISCORD_TOKEN": VALID_TOKEN, variable: value})
-    assert_one_line_error(result, fragment, repr(value), secret=VALID_TOKEN)
+    assert_one_line_error(result, variable, fragment, secret=VALID_TOKEN)
+    if "not a valid URL" not in fragment:
+        assert repr(value) in result.stderr
+
+
+def test_a_url_with_a_password_is_refused_without_echoing_it() -> None:
+    url = "https://proxy-user:hunter2@proxy.example.net/api/v10"
+    result = bot("check", env={"DISCORD_TOKEN": VALID_TOKEN, "DISCORD_API_BASE": url})
+    assert_one_line_error(result, "DISCORD_API_BASE must not contain a user name or password")
+    assert "hunter2" not in result.stderr
+
+
+def test_check_shows_the_endpoints_used_instead_of_discord(tmp_path: Path) -> None:
+    result = bot(
+        "check",
+        env={
+            "DISCORD_TOKEN": VALID_TOKEN,
+            "DATABASE_PATH": str(tmp_path / "pw.db"),
+            "DISCORD_API_BASE": "http://ratelimit-proxy:8080/api/v10/",
+            "DISCORD_GATEWAY_URL": "wss://gateway.example.net/",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "DISCORD_API_BASE     http://ratelimit-proxy:8080/api/v10 (instead" in result.stdout
+    assert "DISCORD_GATEWAY_URL  wss://gateway.example.net/ (instead" in result.stdout
 
 
 def test_database_path_that_is_a_directory(tmp_path: Path) -> None:
@@ -145,9 +206,9 @@ def test_help_lists_the_subcommands() -> None:
 
 
 def test_rejected_token_is_one_line_without_the_token(tmp_path: Path) -> None:
-    with LoopbackDiscord() as discord_api:
-        process = discord_api.start_bot(
-            {"DISCORD_TOKEN": BAD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")}
+    with Emulator() as discord_api:
+        process = start_bot(
+            discord_api, {"DISCORD_TOKEN": BAD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")}
         )
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
@@ -161,12 +222,12 @@ def test_rejected_token_is_one_line_without_the_token(tmp_path: Path) -> None:
 def test_refused_message_content_intent_tells_the_admin_where_to_enable_it(
     tmp_path: Path,
 ) -> None:
-    with LoopbackDiscord(refuse_privileged_intents=True) as discord_api:
-        process = discord_api.start_bot(
-            {"DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")}
+    with Emulator(refuse_privileged_intents=True) as discord_api:
+        process = start_bot(
+            discord_api, {"DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")}
         )
         _, stderr = process.communicate(timeout=60)
-        assert discord_api.identified.is_set()
+        assert discord_api.gateway.identified.is_set()
     assert process.returncode == 2
     assert "Traceback" not in stderr and GOOD_TOKEN not in stderr
     last = stderr.strip().splitlines()[-1]
@@ -176,11 +237,12 @@ def test_refused_message_content_intent_tells_the_admin_where_to_enable_it(
 
 def test_sigterm_shuts_down_cleanly_and_closes_the_database(tmp_path: Path) -> None:
     db = tmp_path / "pw.db"
-    with LoopbackDiscord() as discord_api:
-        process = discord_api.start_bot(
-            {"DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(db), "LOG_LEVEL": "DEBUG"}
+    with Emulator() as discord_api:
+        process = start_bot(
+            discord_api,
+            {"DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(db), "LOG_LEVEL": "DEBUG"},
         )
-        assert discord_api.ready_sent.wait(60), process.communicate(timeout=5)
+        assert discord_api.gateway.ready_sent.wait(60), process.communicate(timeout=5)
         assert len(discord_api.command_puts) == 1
         assert "promptwarden" in [c["name"] for c in discord_api.command_puts[0]]
         process.send_signal(signal.SIGTERM)
@@ -195,19 +257,18 @@ def test_sigterm_shuts_down_cleanly_and_closes_the_database(tmp_path: Path) -> N
 
 
 def test_unreachable_discord_is_one_line(tmp_path: Path) -> None:
-    with LoopbackDiscord() as discord_api:
-        port = discord_api.port
+    with Emulator() as discord_api:
+        settings = discord_api.env()
     # The emulator is gone: nothing listens on its port any more.
     process = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            BOOT,
-            f"http://127.0.0.1:{port}/api/v10",
-            f"ws://127.0.0.1:{port}/gateway",
-        ],
+        [sys.executable, "bot.py"],
         cwd=ROOT,
-        env={**clean_env(), "DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")},
+        env={
+            **clean_env(),
+            **settings,
+            "DISCORD_TOKEN": GOOD_TOKEN,
+            "DATABASE_PATH": str(tmp_path / "pw.db"),
+        },
         capture_output=True,
         text=True,
         timeout=60,

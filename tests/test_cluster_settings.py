@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +14,7 @@ import pytest
 from promptwarden.config import ConfigError, format_shard_ids, load_settings
 from tests.cli_helpers import VALID_TOKEN, assert_one_line_error, bot
 from tests.conftest import POSTGRES_URL, needs_postgres
-from tests.loopback import GOOD_TOKEN, LoopbackDiscord
+from tests.emulator import GOOD_TOKEN, ROOT, Emulator, clean_env
 
 SECRET = "s3cret-pass"
 
@@ -157,32 +161,53 @@ def test_check_on_postgres_migrates_and_hides_the_password(postgres_url: str) ->
     assert password not in result.stdout + result.stderr
 
 
-def test_without_shard_count_discord_recommends_it(tmp_path: Path) -> None:
-    with LoopbackDiscord() as discord_api:
-        process = discord_api.start_bot(
-            {"DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")}
-        )
-        assert discord_api.ready_sent.wait(60), process.communicate(timeout=5)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
-    assert discord_api.gateway_bot_requests == 1
-    assert discord_api.identify_shards == [[0, 1]]
+def start_bot(emulator: Emulator, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "bot.py"],
+        cwd=ROOT,
+        env={**clean_env(), **emulator.env(), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_a_process_identifies_only_its_own_shards(tmp_path: Path) -> None:
-    with LoopbackDiscord() as discord_api:
-        process = discord_api.start_bot(
+    with Emulator() as emulator:
+        process = start_bot(
+            emulator,
             {
                 "DISCORD_TOKEN": GOOD_TOKEN,
                 "DATABASE_PATH": str(tmp_path / "pw.db"),
                 "SHARD_COUNT": "4",
                 "SHARD_IDS": "2-3",
-            }
+            },
         )
-        assert discord_api.wait_for_identifies(2, 60), process.communicate(timeout=5)
+        shards = emulator.gateway.identify_shards
+        assert wait_for(lambda: len(shards) >= 2, 60), process.communicate(timeout=5)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
-    assert discord_api.gateway_bot_requests == 0  # SHARD_COUNT given: nothing to ask
-    assert sorted(discord_api.identify_shards) == [[2, 4], [3, 4]]
+    assert sorted(shards) == [[2, 4], [3, 4]]
+
+
+def test_a_gateway_override_without_shard_count_runs_one_shard(tmp_path: Path) -> None:
+    """GET /gateway/bot would point the bot at Discord's own gateway, past the override."""
+    with Emulator() as emulator:
+        process = start_bot(
+            emulator, {"DISCORD_TOKEN": GOOD_TOKEN, "DATABASE_PATH": str(tmp_path / "pw.db")}
+        )
+        assert emulator.gateway.ready_sent.wait(60), process.communicate(timeout=5)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert emulator.gateway.identify_shards == [[0, 1]]

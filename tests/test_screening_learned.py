@@ -61,8 +61,7 @@ def test_learned_tier_off_for_the_guild(learned: Screener) -> None:
         "<https://s.mj.run/abc> a screaming prisoner::2 holding prison bars::-0.5 --stylize 900",
         "**a screaming prisoner holding prison bars —ar 16:9** - <@1052345678901234567> (fast)",
         "Upscaling image #2 with **a screaming prisoner, prison bars --w 6000** - "
-        "<@1052345678901234567> "
-        "(Waiting to start)",
+        "<@1052345678901234567> (Waiting to start)",
     ],
 )
 def test_the_model_sees_the_words_it_was_trained_on(learned: Screener, message: str) -> None:

@@ -1,0 +1,358 @@
+"""Bursts and faults over real sockets: every violation gets exactly one incident and its actions.
+
+A burst is pushed as fast as the emulator's socket takes it (about 2% violating, most of
+it Midjourney Bot job messages). What a moderator would check is read where they would
+see it: the incident log in the bot's database, and the deletes and DMs Discord received.
+Counts are CI-sized; PROMPTWARDEN_E2E_SCALE multiplies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from promptwarden.screening.decision import Severity, Verdict
+from promptwarden.storage import open_storage
+from tests.e2e.conftest import DM_BUDGET, Server, scaled
+from tests.e2e.records import incidents_by_message, outcomes
+from tests.emulator import MIDJOURNEY_BOT_ID, BotProcess, Emulator
+from tests.emulator.traffic import DELETE_MESSAGE, ActionLog, Planned, burst
+
+RSS_GROWTH_LIMIT_KB = 64 * 1024  # far above what a few thousand messages need; catches leaks
+
+
+def make_burst(server: Server, count: int, *, first_tag: int = 0) -> list[Planned]:
+    """`count` messages in the watched channel; the last one always violates, so that its
+    actions mean every message before it was handled (a channel is handled in order)."""
+    emu = server.emulator
+    planned = burst(
+        [server.watched],
+        server.members,
+        emu.user(MIDJOURNEY_BOT_ID),
+        count - 1,
+        first_tag=first_tag,
+    )
+    closing = burst(
+        [server.watched],
+        server.members,
+        emu.user(MIDJOURNEY_BOT_ID),
+        1,
+        violating_share=1.0,
+        first_tag=first_tag + count - 1,
+    )
+    return planned + closing
+
+
+def push(emu: Emulator, planned: list[Planned]) -> list[int]:
+    return emu.post_many(p.post for p in planned)
+
+
+def violations(planned: list[Planned], ids: list[int]) -> list[tuple[Planned, int]]:
+    return [(p, i) for p, i in zip(planned, ids, strict=True) if p.violating]
+
+
+def wait_until_settled(
+    server: Server, expected: list[tuple[Planned, int]], *, timeout: float = 90
+) -> None:
+    """Until every violating message has its incident and a recorded delete and DM outcome."""
+    wanted = {i for _, i in expected}
+
+    def settled() -> bool:
+        found = outcomes(server.database)
+        return all({"delete", "dm_warning"} <= found.get(i, {}).keys() for i in wanted)
+
+    server.emulator.wait_until(
+        settled, timeout=timeout, what=f"incidents and actions for {len(wanted)} violations"
+    )
+
+
+def assert_exactly_once(
+    server: Server, planned: list[Planned], ids: list[int], *, dm_at_least_once: bool = False
+) -> None:
+    expected = violations(planned, ids)
+    incidents = incidents_by_message(server.database)
+    assert {i for _, i in expected} == set(incidents), "incidents for exactly the violations"
+    assert all(n == 1 for n in incidents.values()), incidents.most_common(3)
+    actions = ActionLog(server.emulator).update()
+    found = outcomes(server.database)
+    for p, message_id in expected:
+        deletes = [c for c in actions.deletes.get(message_id, []) if c.ok]
+        dms = [c for c in actions.dm_posts(p.tag) if c.ok]
+        assert len(deletes) == 1, (p.tag, deletes)
+        assert found[message_id]["delete"] == "done"
+        if found[message_id]["dm_warning"] == "skipped":
+            # The guild's DM budget (DM_BUDGET a minute) is spent: dropped by design.
+            assert not dms and dm_total(actions) >= DM_BUDGET, p.tag
+            continue
+        assert found[message_id]["dm_warning"] == "done"
+        if dm_at_least_once:
+            assert dms, p.tag
+        else:
+            assert len(dms) == 1, (p.tag, dms)
+        dm_channel = server.emulator.world.dm_channels[p.responsible.id]
+        assert all(c.param("channel_id") == dm_channel.id for c in dms)
+    # nothing else was deleted: benign prompts stay
+    deleted = {c.param("message_id") for c in server.emulator.calls(DELETE_MESSAGE) if c.ok}
+    assert deleted <= {i for _, i in expected} | bot_messages(server.emulator)
+
+
+def dm_total(actions: ActionLog) -> int:
+    dm_ids = {c.id for c in actions.emulator.world.dm_channels.values()}
+    return sum(
+        c.ok and c.param("channel_id") in dm_ids
+        for c in actions.emulator.calls("POST /channels/{channel_id}/messages")
+    )
+
+
+def bot_messages(emu: Emulator) -> set[int]:
+    """The bot's own messages (e.g. a DMs-closed notice that deletes itself)."""
+    return {
+        int(m["id"])
+        for channel in emu.world.channels.values()
+        for m in channel.messages.values()
+        if int(m["author"]["id"]) == emu.world.app_id
+    }
+
+
+def test_a_burst_gets_one_incident_and_one_delete_and_dm_per_violation(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    emu = server.emulator
+    bot = start_bot()
+    rss_before = bot.rss_kb()
+    planned = make_burst(server, scaled(500))
+    ids = push(emu, planned)
+    wait_until_settled(server, violations(planned, ids))
+    rss_after = bot.rss_kb()
+
+    assert_exactly_once(server, planned, ids)
+    generator_violations = [p for p, _ in violations(planned, ids) if p.post.author.bot]
+    assert generator_violations, "the burst must include Midjourney Bot violations"
+    assert rss_after - rss_before < RSS_GROWTH_LIMIT_KB, (rss_before, rss_after)
+    assert "Traceback" not in bot.stderr()
+
+
+def test_a_dropped_gateway_is_resumed_and_the_missed_events_replayed(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    emu = server.emulator
+    start_bot()
+    planned = make_burst(server, scaled(300))
+    half = len(planned) // 2
+    ids = push(emu, planned[:half])
+    emu.drop_gateway(resumable=True)
+    ids += push(emu, planned[half:])  # kept by the session while the bot reconnects
+    emu.wait_until(lambda: emu.gateway.resumed.is_set(), what="the bot to RESUME")
+    wait_until_settled(server, violations(planned, ids))
+
+    assert emu.gateway.identifies == 1
+    assert_exactly_once(server, planned, ids)
+
+
+def test_a_lost_session_is_caught_up_from_channel_history(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    """Discord drops the session: what was posted meanwhile never arrives as an event."""
+    emu = server.emulator
+    start_bot()
+    planned = make_burst(server, scaled(300))
+    half = len(planned) // 2
+    ids = push(emu, planned[:half])
+    emu.drop_gateway(resumable=False)
+    ids += push(emu, planned[half:])  # the gap: only in channel history
+    emu.wait_until(lambda: emu.gateway.identifies == 2, timeout=60, what="a new IDENTIFY")
+    wait_until_settled(server, violations(planned, ids))
+
+    gap = set(ids[half:])
+    assert any(i in gap for _, i in violations(planned, ids)), "the gap must hold violations"
+    assert emu.calls("GET /channels/{channel_id}/messages"), "caught up through history"
+    assert_exactly_once(server, planned, ids)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="enforcement gap: after a lost session, live messages handled before on_ready "
+    "advance and flush the catch-up cursor past the gap, so catch-up never reads it",
+)
+def test_live_messages_before_ready_do_not_hide_the_gap_from_catch_up(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    """Live traffic resumes at once after IDENTIFY; on_ready (and catch-up) comes later."""
+    emu = server.emulator
+    # A ready delay longer than handling the live part makes the order certain.
+    start_bot(DISCORD_GUILD_READY_TIMEOUT="3")
+    planned = make_burst(server, scaled(150))
+    third = len(planned) // 3
+    gap_violation = next(p for p in planned[third : 2 * third] if p.violating)
+    ids = push(emu, planned[:third])
+    emu.drop_gateway(resumable=False)
+    ids += push(emu, planned[third : 2 * third])  # the gap
+    emu.wait_until(lambda: emu.gateway.identifies == 2, timeout=60, what="a new IDENTIFY")
+    ids += push(emu, planned[2 * third :])  # live again, before on_ready
+    gap_id = ids[planned.index(gap_violation)]
+    emu.wait_until(
+        lambda: "dm_warning" in outcomes(server.database).get(gap_id, {}),
+        timeout=8,
+        what=f"the violation posted in the gap ({gap_violation.tag}) to be caught up",
+    )
+
+
+def test_rest_faults_are_retried_or_recorded_and_no_incident_is_lost(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    emu = server.emulator
+    start_bot()
+    planned = make_burst(server, scaled(300))
+    bad = [p for p in planned if p.violating]
+    assert len(bad) >= 4
+    # Transient faults, retried by discord.py: 429s (retry_after in the body) and a 500.
+    emu.fail("DELETE /channels/{channel_id}/messages/{message_id}", 429, times=3)
+    emu.fail("POST /channels/{channel_id}/messages", 500, times=1)
+    emu.fail("POST /users/@me/channels", 429, times=2, retry_after=0.2)
+    first = planned.index(bad[1]) + 1
+    ids = push(emu, planned[:first])
+    wait_until_settled(server, violations(planned[:first], ids))
+
+    # The next two violations: one already deleted by someone (404), one not allowed (403).
+    rest = planned[first:]
+    later = [p for p in rest if p.violating]
+    gone_at, denied_at = rest.index(later[0]), rest.index(later[1])
+    # Ids are given when a message is posted, so each fault is armed just before the
+    # part of the burst that ends with the violation it is meant for.
+    emu.fail("DELETE /channels/{channel_id}/messages/{message_id}", 404, times=1)
+    ids += push(emu, rest[: gone_at + 1])
+    emu.wait_until(
+        lambda: outcomes(server.database).get(ids[-1], {}).get("delete") == "not_found",
+        what="the 404 delete to be recorded",
+    )
+    emu.fail("DELETE /channels/{channel_id}/messages/{message_id}", 403, times=1)
+    ids += push(emu, rest[gone_at + 1 : denied_at + 1])
+    emu.wait_until(
+        lambda: outcomes(server.database).get(ids[-1], {}).get("delete") == "forbidden",
+        what="the 403 delete to be recorded",
+    )
+    ids += push(emu, rest[denied_at + 1 :])
+    expected = violations(planned, ids)
+    gone, denied = ids[first + gone_at], ids[first + denied_at]
+    wait_until_settled(server, expected)
+
+    incidents = incidents_by_message(server.database)
+    assert set(incidents) == {i for _, i in expected}
+    assert all(n == 1 for n in incidents.values())
+    found = outcomes(server.database)
+    assert found[gone]["delete"] == "not_found"
+    assert found[denied]["delete"] == "forbidden"
+    assert emu.message_exists(server.watched, denied)  # still there for a moderator
+    for _, message_id in expected:
+        if message_id not in (gone, denied):
+            assert found[message_id]["delete"] == "done", found[message_id]
+        assert found[message_id]["dm_warning"] == "done", found[message_id]
+    statuses = Counter(c.status for c in emu.calls())
+    assert statuses[429] == 5 and statuses[500] == 1, statuses
+
+
+@pytest.mark.parametrize(
+    "count",
+    [
+        pytest.param(600, id="within-queue"),
+        pytest.param(
+            3000,
+            id="under-backpressure",
+            # Not strict: when the bot keeps up, the queue never fills and this passes.
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="enforcement gap: when the work queue is full, on_message tasks "
+                "blocked in queue.put are overtaken by newer messages (asyncio.Queue is not "
+                "FIFO for waiting putters), so the catch-up cursor passes messages still "
+                "waiting in memory; a SIGKILL then loses them for good",
+            ),
+        ),
+    ],
+)
+def test_killed_mid_burst_and_restarted_every_violation_has_one_incident(
+    server: Server, start_bot: Callable[..., BotProcess], count: int
+) -> None:
+    emu = server.emulator
+    bot = start_bot()
+    planned = make_burst(server, scaled(count))
+    half = len(planned) // 2
+    ids = push(emu, planned[:half])
+    first_half = violations(planned[:half], ids)
+    emu.wait_until(
+        lambda: len(incidents_by_message(server.database)) >= max(1, len(first_half) // 2),
+        what="some incidents before the kill",
+    )
+    bot.kill()
+    ids += push(emu, planned[half:])  # posted while the bot is down
+    start_bot()
+    expected = violations(planned, ids)
+    closing = ids[-1]
+    # The closing message is the last in the channel: once it is settled, catch-up is done.
+    emu.wait_until(
+        lambda: {"delete", "dm_warning"} <= outcomes(server.database).get(closing, {}).keys(),
+        timeout=60,
+        what="catch-up to reach the end of the burst",
+    )
+
+    incidents = incidents_by_message(server.database)
+    assert set(incidents) == {i for _, i in expected}, "incidents for exactly the violations"
+    assert all(n == 1 for n in incidents.values()), incidents.most_common(3)
+    actions = ActionLog(emu).update()
+    found = outcomes(server.database)
+    cut_short = []
+    for p, message_id in expected:
+        assert not emu.message_exists(server.watched, message_id), p.tag  # removed
+        assert len([c for c in actions.deletes.get(message_id, []) if c.ok]) == 1, p.tag
+        if "dm_warning" in found.get(message_id, {}):
+            assert found[message_id]["delete"] == "done", (p.tag, found[message_id])
+            assert found[message_id]["dm_warning"] == "done", (p.tag, found[message_id])
+            # a DM whose outcome the kill kept from being written is sent again: at least once
+            assert actions.dm_posts(p.tag), p.tag
+        else:
+            cut_short.append(p.tag)
+    # Killed between a delete and writing its outcome: the incident stays, but nothing
+    # resumes its other actions (see the xfail test below). At most one per worker.
+    assert len(cut_short) <= 4, cut_short
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="enforcement gap: an incident whose message was deleted just before the bot was "
+    "killed (no outcome written yet) never gets its warning DM, strike or mod-log entry, "
+    "because only messages seen again (history, edits) resume unsettled actions",
+)
+def test_an_incident_cut_short_by_a_kill_is_finished_after_restart(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    """The state a SIGKILL leaves between the delete and its outcome, built directly."""
+    emu = server.emulator
+    member = server.members[0]
+    gone = emu.in_loop(emu.world.ids.next)  # deleted on Discord, so not in history
+
+    async def record() -> None:
+        storage = await open_storage(server.database)
+        async with storage:
+            await storage.record_incident(
+                guild_id=server.guild_id,
+                channel_id=server.watched.id,
+                message_id=gone,
+                user_id=member.id,
+                prompt_excerpt="hentai porn #900000",
+                categories=["sexual"],
+                severity=Severity.HIGH,
+                verdict=Verdict.BLOCK,
+                matches=[],
+                action="block",
+            )
+
+    asyncio.run(record())
+    start_bot()
+    actions = ActionLog(emu)
+    emu.wait_until(
+        lambda: bool(actions.update().dm_posts("#900000")),
+        timeout=5,
+        what="the warning DM of the incident cut short",
+    )

@@ -1,0 +1,295 @@
+"""A Discord on 127.0.0.1 for the unmodified `python bot.py`, driven from synchronous tests.
+
+The server runs on its own thread and event loop; tests call the methods below from the
+test thread and wait on conditions (never fixed sleeps). The bot finds it through the
+DISCORD_API_BASE and DISCORD_GATEWAY_URL settings (`Emulator.env()`).
+
+Details that bite (and are handled here): JSON answers carry exactly `application/json`;
+READY has `resume_gateway_url`; GUILD_CREATE's `member_count` equals the members sent; a 429
+has `retry_after` in its body and a `Via` header; frames are text, never compressed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .gateway import Gateway
+from .rest import Call, Fault, Rest
+from .world import BOT_PERMISSIONS, Channel, User, World
+
+T = TypeVar("T")
+
+APP_ID = 1052345678901234567
+# Shaped like a real token; the first part is APP_ID in base64, as Discord builds them.
+GOOD_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.loopback-good-token_0123456789abcdef"
+BAD_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.loopback-revoked-token_0123456789abc"
+
+
+@dataclass
+class Post:
+    """A message for `Emulator.post_many`: who writes what where."""
+
+    channel: Channel
+    author: User
+    content: str
+    mentions: list[User] = field(default_factory=list)
+    embeds: list[dict[str, Any]] | None = None
+    attachments: list[dict[str, Any]] | None = None
+
+
+class Emulator:
+    def __init__(
+        self,
+        *,
+        token: str = GOOD_TOKEN,
+        refuse_privileged_intents: bool = False,
+        heartbeat_interval_ms: int = 41250,
+    ) -> None:
+        self.world = World(app_id=APP_ID)
+        self.rest = Rest(self.world, token)
+        self.gateway = Gateway(
+            self.world,
+            token,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            refuse_privileged_intents=refuse_privileged_intents,
+        )
+        self.rest.gateway = self.gateway
+        self.sent_at: dict[int, float] = {}  # message id -> monotonic time its event went out
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._run(self._start())
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self._run(self.gateway.close())
+            self._run(self._runner.cleanup())
+            self._runner = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.rest.add_routes(app)
+        self.gateway.add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.gateway.url = self.gateway_url
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def in_loop(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the emulator's loop: read the world without racing the server."""
+
+        async def call() -> T:
+            return fn()
+
+        return self._run(call())
+
+    # -- how the bot finds it
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def env(self) -> dict[str, str]:
+        """Settings that point `python bot.py` here and keep start-up fast."""
+        return {
+            "DISCORD_API_BASE": self.api_base,
+            "DISCORD_GATEWAY_URL": self.gateway_url,
+            "DISCORD_GUILD_READY_TIMEOUT": "0.2",
+        }
+
+    # -- the world
+
+    def add_channel(self, name: str) -> Channel:
+        return self.in_loop(lambda: self.world.add_channel(name))
+
+    def add_member(self, name: str | None = None, *, dms_closed: bool = False) -> User:
+        def add() -> User:
+            user = self.world.add_user(name)
+            user.dms_closed = dms_closed
+            return user
+
+        return self.in_loop(add)
+
+    def user(self, user_id: int) -> User:
+        return self.world.users[user_id]
+
+    # -- messages in
+
+    def post(self, channel: Channel, author: User, content: str, **kwargs: Any) -> int:
+        return self.post_many([Post(channel, author, content, **kwargs)])[0]
+
+    def post_many(self, posts: Iterable[Post]) -> list[int]:
+        """Create the messages and dispatch them as fast as the socket takes them."""
+        return self._run(self._post_many(list(posts)), timeout=600)
+
+    async def _post_many(self, posts: list[Post]) -> list[int]:
+        ids = []
+        for p in posts:
+            data = self.world.store(
+                self.world.message_payload(
+                    p.channel,
+                    p.author,
+                    p.content,
+                    mentions=p.mentions,
+                    embeds=p.embeds,
+                    attachments=p.attachments,
+                )
+            )
+            message_id = int(data["id"])
+            ids.append(message_id)
+            await self.gateway.dispatch("MESSAGE_CREATE", data)
+            self.sent_at[message_id] = time.monotonic()
+        return ids
+
+    def edit(self, channel: Channel, message_id: int, content: str) -> None:
+        async def edit() -> None:
+            data = channel.messages[message_id]
+            data["content"] = content
+            data["edited_timestamp"] = data["timestamp"]
+            await self.gateway.dispatch("MESSAGE_UPDATE", dict(data))
+
+        self._run(edit())
+
+    # -- interactions
+
+    def invoke(self, channel: Channel, user: User, command: str, *subcommand: str) -> int:
+        """A slash command as `user` typed it; returns the interaction id.
+
+        The command's id is the one this emulator gave it when the bot synced its tree.
+        """
+        command_id = self.in_loop(lambda: self.rest.command_ids[command])
+        options: list[dict[str, Any]] = []
+        for name in reversed(subcommand):
+            options = [{"name": name, "type": 1, "options": options}]
+        data = {"id": str(command_id), "name": command, "type": 1, "options": options}
+        return self._interact(channel, user, 2, data)
+
+    def press_button(self, channel: Channel, user: User, message_id: int, custom_id: str) -> int:
+        """A click on a button of one of the bot's messages; returns the interaction id."""
+        message = self.in_loop(lambda: dict(channel.messages[message_id]))
+        data = {"custom_id": custom_id, "component_type": 2}
+        return self._interact(channel, user, 3, data, message=message)
+
+    def _interact(
+        self,
+        channel: Channel,
+        user: User,
+        kind: int,
+        data: dict[str, Any],
+        *,
+        message: dict[str, Any] | None = None,
+    ) -> int:
+        async def send() -> int:
+            world = self.world
+            interaction_id = world.ids.next()
+            self.rest.interaction_channels[interaction_id] = channel
+            member = world.guild.members[user.id]
+            admin = world.guild.admin_role_id in member.roles
+            payload: dict[str, Any] = {
+                "id": str(interaction_id),
+                "application_id": str(world.app_id),
+                "type": kind,
+                "token": f"interaction-token-{interaction_id}",
+                "version": 1,
+                "guild_id": str(world.guild.id),
+                "channel_id": str(channel.id),
+                "channel": channel.payload(),
+                "member": {**member.payload(), "permissions": str((1 << 41) - 1 if admin else 0)},
+                "data": data,
+                "app_permissions": str(BOT_PERMISSIONS),
+                "locale": "en-US",
+                "guild_locale": "en-US",
+                "entitlements": [],
+                "authorizing_integration_owners": {"0": str(world.guild.id)},
+                "context": 0,
+                # discord.py 2.7 reads this unconditionally
+                "attachment_size_limit": 10 * 1024 * 1024,
+            }
+            if message is not None:
+                payload["message"] = message
+            await self.gateway.dispatch("INTERACTION_CREATE", payload)
+            return interaction_id
+
+        return self._run(send())
+
+    def message_exists(self, channel: Channel, message_id: int) -> bool:
+        return self.in_loop(lambda: message_id in channel.messages)
+
+    # -- faults
+
+    def drop_gateway(self, *, code: int = 4000, resumable: bool = True) -> None:
+        self._run(self.gateway.drop(code=code, resumable=resumable))
+
+    def fail(
+        self,
+        route: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float = 0.05,
+        **params: int | str,
+    ) -> Fault:
+        """Answer the next `times` calls of `route` (templated, e.g. "DELETE /channels/
+        {channel_id}/messages/{message_id}"), optionally only those with these params."""
+        fault = Fault(route, status, times, retry_after, {k: str(v) for k, v in params.items()})
+        with self.rest.changed:
+            self.rest.faults.append(fault)
+        return fault
+
+    # -- what the bot did
+
+    def calls(self, route: str | None = None) -> list[Call]:
+        with self.rest.changed:
+            return [c for c in self.rest.calls if route is None or c.route == route]
+
+    def wait_until(
+        self, predicate: Callable[[], bool], *, timeout: float = 30, what: str = "condition"
+    ) -> None:
+        """Block until `predicate()` holds, re-checking after every REST call (and 10x a second)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = len(self.rest.calls)
+            # Evaluated without the lock: a predicate may read the world through in_loop().
+            if predicate():
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+            with self.rest.changed:
+                if len(self.rest.calls) == seen:
+                    self.rest.changed.wait(min(left, 0.1))
+
+    @property
+    def command_puts(self) -> list[Any]:
+        return [c.body for c in self.calls("PUT /applications/{app_id}/commands")]
