@@ -14,7 +14,7 @@ import discord
 
 from cogs._incident_ui import attempt, warning_embed, with_outcome
 from cogs._settle import settle
-from cogs._timeouts import guild_config
+from cogs._timeouts import guild_config, lift_unearned_timeout
 from discordbot import PromptWardenBot
 from promptwarden.policy import strike_detail
 from promptwarden.screening.decision import Verdict
@@ -116,20 +116,31 @@ async def warn_for_incident(
     return line
 
 
-async def pardon(
-    bot: PromptWardenBot, guild_id: int, user_id: int, moderator_id: int
-) -> list[StrikeRecord]:
-    """Revoke every active strike of the member, recording the pardon on each incident."""
+@dataclass(frozen=True, slots=True)
+class Pardon:
+    revoked: list[StrikeRecord]
+    lifted: tuple[str, ...]  # what became of a timeout those strikes earned
+
+
+async def pardon(bot: PromptWardenBot, guild_id: int, user_id: int, moderator_id: int) -> Pardon:
+    """Revoke every active strike of the member, recording the pardon on each incident;
+    a timeout the strikes earned goes with them."""
     config = await guild_config(bot, guild_id)
-    revoked = await bot.storage.revoke_active_strikes(
-        guild_id, user_id, window=config.strike_policy.window
+    storage = bot.storage
+    revoked = await storage.revoke_active_strikes(
+        guild_id, user_id, window=config.strike_policy.window, now=discord.utils.utcnow()
     )
+    lifted: list[str] = []
     for strike in revoked:
-        if strike.incident_id is not None:
-            await bot.storage.record_modlog_press(
-                guild_id, strike.incident_id, moderator_id, "pardon"
-            )
-    return revoked
+        if strike.incident_id is None:
+            continue
+        await storage.record_modlog_press(guild_id, strike.incident_id, moderator_id, "pardon")
+        incident = await storage.get_incident(guild_id, strike.incident_id)
+        if incident is not None and not lifted:
+            line = await lift_unearned_timeout(bot, guild_id, incident, moderator_id)
+            if line:
+                lifted.append(line)
+    return Pardon(revoked, tuple(lifted))
 
 
 async def annotate_modlog(

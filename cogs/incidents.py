@@ -466,14 +466,15 @@ class Incidents(commands.Cog):
     @guild_permissions_check(manage_messages=True)
     async def strikes_pardon(self, interaction: Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
-        revoked = await pardon(self.bot, interaction.guild_id, user.id, interaction.user.id)
+        pardoned = await pardon(self.bot, interaction.guild_id, user.id, interaction.user.id)
+        revoked = pardoned.revoked
         if not revoked:
             text = f"{user.mention} has no active strikes."
         else:
             points = sum(s.points for s in revoked)
             text = (
                 f"Pardoned {user.mention}: {len(revoked)} strike(s), {points} point(s) revoked "
-                "(recorded)."
+                "(recorded)" + "".join(f"; {line}" for line in pardoned.lifted) + "."
             )
         await interaction.response.send_message(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()

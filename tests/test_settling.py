@@ -106,6 +106,19 @@ async def test_a_timeout_given_by_a_moderator_afterwards_is_not_lifted(
     assert "timeout_lifted" not in await w.outcomes(second)
 
 
+async def test_a_pardon_lifts_the_timeout_its_strikes_earned(simcord_env: simcord.Env) -> None:
+    w = await world(simcord_env)
+    await timed_out_twice_over(w)
+
+    result = await w.moderator.slash(w.channel, "strikes pardon", user=w.member)
+
+    assert result.response is not None
+    assert "2 strike(s), 3 point(s) revoked (recorded); timeout lifted." in (
+        result.response.content
+    )
+    assert w.timed_out_until(w.member) is None
+
+
 # ---------------------------------------------------------------- open appeals
 
 
