@@ -11,6 +11,7 @@ crash can lose, through the real bot and SimCord:
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from typing import Any
 
@@ -214,3 +215,33 @@ async def test_a_timeout_that_failed_is_applied_when_the_message_is_seen_again(
 
     await w.member.edit(sent, GORE + " at night")  # and never twice
     assert len(timeout_patches(w)) == 2  # the one that failed, the one that held
+
+
+async def test_a_strike_stored_without_its_record_still_earns_its_timeout(
+    simcord_env: simcord.Env,
+) -> None:
+    """The process stopped after the strike was stored and before anything else about it
+    was: re-adding it changes nothing, yet the step it made is known and acted on."""
+    w = await world(simcord_env)
+    await w.member.send(w.channel, NUDE)  # 2 points
+    w.env.inject_error("PATCH", f"/guilds/{w.guild.id}/members/{w.member.id}", status=500)
+    sent = await w.member.send(w.channel, GORE)
+    second = (await w.incidents())[-1]
+    # What a crash right after the strike's transaction leaves: no record of the strike.
+    path = w.bot.settings.database_path
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "DELETE FROM incident_actions WHERE incident_id = ? "
+            "AND action IN ('strike', 'timeout')",
+            (second.id,),
+        )
+    db.close()
+
+    await w.member.edit(sent, GORE + " at dusk")
+
+    assert w.timed_out_until(w.member) is not None
+    records = await w.bot.storage.list_action_outcomes(w.guild.id, second.id)
+    assert [(r.action, r.outcome, r.detail) for r in records if r.action == "strike"] == [
+        ("strike", "done", "+1: 2 -> 3")
+    ]
+    assert await w.points() == 3
