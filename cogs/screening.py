@@ -293,8 +293,16 @@ class Screening(commands.Cog):
                 timeout = policy.timeout_for(before, points)
         elif plan.warn_member or plan.modlog:
             points = await storage.active_points(guild.id, user_id, window=policy.window, now=now)
-        resumed = False
-        if timeout is None and step is not None and plan.strike_points and "timeout" not in done:
+        # Not when a moderator has since dismissed the incident or pardoned its strike.
+        resumed = bool(
+            timeout is None
+            and step is not None
+            and plan.strike_points
+            and "timeout" not in done
+            and incident.status != "dismissed"
+            and await self._stored_strike_points(guild.id, incident)
+        )
+        if resumed and step is not None:
             timeout = policy.timeout_for(*step)
             resumed = timeout is not None
 

@@ -245,3 +245,17 @@ async def test_a_strike_stored_without_its_record_still_earns_its_timeout(
         ("strike", "done", "+1: 2 -> 3")
     ]
     assert await w.points() == 3
+
+
+async def test_a_dismissed_incident_seen_again_gets_no_timeout(simcord_env: simcord.Env) -> None:
+    w = await world(simcord_env)
+    await w.member.send(w.channel, NUDE)
+    w.env.inject_error("PATCH", f"/guilds/{w.guild.id}/members/{w.member.id}", status=500)
+    sent = await w.member.send(w.channel, GORE)
+    second = (await w.incidents())[-1]
+    await w.moderator.click(w.modlog_entries()[-1], custom_id=f"pw:incident:dismiss:{second.id}")
+
+    await w.member.edit(sent, GORE + " at dusk")
+
+    assert w.timed_out_until(w.member) is None
+    assert len(timeout_patches(w)) == 1  # only the attempt that failed
