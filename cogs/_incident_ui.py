@@ -17,6 +17,7 @@ import discord
 
 from cogs._appeals import appeal_view
 from cogs._outcomes import attempt, outcome_of, record_outcome
+from cogs._settle import settle
 from discordbot import PromptWardenBot
 from promptwarden.enforcement import (
     EnforcementConfig,
@@ -286,17 +287,18 @@ async def handle_press(
     moderator = interaction.user
     await storage.record_modlog_press(guild.id, incident_id, moderator.id, action)
     status: IncidentStatus | None = None
-    if action == "dismiss":
-        status = "dismissed"
-        await storage.set_incident_status(guild.id, incident_id, status)
-        revoked = await storage.revoke_strike_for_incident(guild.id, incident_id)
-        line = f"Dismissed as a false positive by {moderator.mention}" + (
-            "; strike removed" if revoked else ""
+    if action in ("dismiss", "uphold"):
+        status = "dismissed" if action == "dismiss" else "upheld"
+        settled = await settle(bot, guild.id, incident, status, moderator.id)
+        line = (
+            f"Dismissed as a false positive by {moderator.mention}"
+            if status == "dismissed"
+            else f"Upheld by {moderator.mention}"
         )
-    elif action == "uphold":
-        status = "upheld"
-        await storage.set_incident_status(guild.id, incident_id, status)
-        line = f"Upheld by {moderator.mention}"
+        line += "".join(
+            f"; {note}"
+            for note in (("strike removed",) if settled.strike_revoked else ()) + settled.notes
+        )
     elif action == "timeout":
 
         async def time_out() -> None:

@@ -13,8 +13,10 @@ from dataclasses import dataclass, replace
 import discord
 
 from cogs._incident_ui import attempt, warning_embed, with_outcome
+from cogs._settle import settle
+from cogs._timeouts import guild_config, lift_unearned_timeout
 from discordbot import PromptWardenBot
-from promptwarden.enforcement import EnforcementConfig
+from promptwarden.policy import strike_detail
 from promptwarden.screening.decision import Verdict
 from promptwarden.storage import Incident, IncidentStatus, StrikeRecord
 
@@ -23,17 +25,11 @@ log = logging.getLogger("promptwarden.commands")
 NOTE_LIMIT = 400
 
 
-async def guild_config(bot: PromptWardenBot, guild_id: int) -> EnforcementConfig:
-    try:
-        return EnforcementConfig.from_dict(await bot.storage.get_enforcement_config(guild_id))
-    except ValueError:
-        return EnforcementConfig()
-
-
 @dataclass(frozen=True, slots=True)
 class Resolution:
     incident: Incident
     strike_revoked: bool
+    notes: tuple[str, ...] = ()  # the appeal decided with it, a timeout lifted
 
 
 async def resolve_incident(
@@ -53,20 +49,19 @@ async def resolve_incident(
     await storage.record_modlog_press(
         guild_id, incident_id, moderator_id, "dismiss" if status == "dismissed" else "uphold"
     )
-    await storage.set_incident_status(guild_id, incident_id, status)
-    revoked = False
-    if status == "dismissed":
-        revoked = await storage.revoke_strike_for_incident(guild_id, incident_id)
+    settled = await settle(bot, guild_id, incident, status, moderator_id)
+    revoked = settled.strike_revoked
     if note:
         await storage.record_action_outcome(
             guild_id, incident_id, "note", "done", f"<@{moderator_id}>: {note[:NOTE_LIMIT]}"
         )
     updated = await storage.get_incident(guild_id, incident_id)
     line = ("Dismissed as a false positive" if status == "dismissed" else "Upheld") + (
-        f" by <@{moderator_id}>" + ("; strike removed" if revoked else "")
+        f" by <@{moderator_id}>"
+        + "".join(f"; {n}" for n in (("strike removed",) if revoked else ()) + settled.notes)
     )
     await annotate_modlog(bot, guild_id, incident_id, line, status)
-    return Resolution(updated or incident, revoked)
+    return Resolution(updated or incident, revoked, settled.notes)
 
 
 async def warn_for_incident(
@@ -93,7 +88,7 @@ async def warn_for_incident(
             now=now,
         )
         await storage.record_action_outcome(
-            guild.id, incident.id, "strike", "done", f"+{points_to_add}: {before} -> {points}"
+            guild.id, incident.id, "strike", "done", strike_detail(points_to_add, before, points)
         )
         timeout = policy.timeout_for(before, points)
     warned = replace(incident, verdict=Verdict.WARN)
@@ -121,20 +116,31 @@ async def warn_for_incident(
     return line
 
 
-async def pardon(
-    bot: PromptWardenBot, guild_id: int, user_id: int, moderator_id: int
-) -> list[StrikeRecord]:
-    """Revoke every active strike of the member, recording the pardon on each incident."""
+@dataclass(frozen=True, slots=True)
+class Pardon:
+    revoked: list[StrikeRecord]
+    lifted: tuple[str, ...]  # what became of a timeout those strikes earned
+
+
+async def pardon(bot: PromptWardenBot, guild_id: int, user_id: int, moderator_id: int) -> Pardon:
+    """Revoke every active strike of the member, recording the pardon on each incident;
+    a timeout the strikes earned goes with them."""
     config = await guild_config(bot, guild_id)
-    revoked = await bot.storage.revoke_active_strikes(
-        guild_id, user_id, window=config.strike_policy.window
+    storage = bot.storage
+    revoked = await storage.revoke_active_strikes(
+        guild_id, user_id, window=config.strike_policy.window, now=discord.utils.utcnow()
     )
+    lifted: list[str] = []
     for strike in revoked:
-        if strike.incident_id is not None:
-            await bot.storage.record_modlog_press(
-                guild_id, strike.incident_id, moderator_id, "pardon"
-            )
-    return revoked
+        if strike.incident_id is None:
+            continue
+        await storage.record_modlog_press(guild_id, strike.incident_id, moderator_id, "pardon")
+        incident = await storage.get_incident(guild_id, strike.incident_id)
+        if incident is not None and not lifted:
+            line = await lift_unearned_timeout(bot, guild_id, incident, moderator_id)
+            if line:
+                lifted.append(line)
+    return Pardon(revoked, tuple(lifted))
 
 
 async def annotate_modlog(

@@ -7,6 +7,7 @@ also be a command, so members get `/guidelines` and the admin group is `/guideli
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -34,6 +35,10 @@ async def category_choices(_: Interaction, current: str) -> list[app_commands.Ch
 
 async def action_choices(_: Interaction, current: str) -> list[app_commands.Choice[str]]:
     return _choices(ACTIONS, current)
+
+
+async def severity_level_choices(_: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    return _choices((*rule_edits.SEVERITIES, rule_edits.DEFAULT_SEVERITY), current)
 
 
 async def severity_choices(_: Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -152,6 +157,54 @@ class Guidelines(commands.Cog):
             await self.refuse(interaction, error)
             return
         await self.save(interaction, rules, f"Saved: **{category}** now → **{action}**.")
+
+    @rules_group.command(
+        name="set-severity", description="How serious a category's matches are (picks the action)"
+    )
+    @app_commands.describe(
+        category="A guideline category, or custom",
+        severity="low (allowed), medium (warn), high (block), critical (block, more points), "
+        "or default",
+    )
+    @app_commands.autocomplete(category=category_choices, severity=severity_level_choices)
+    @guild_permissions_check(manage_guild=True)
+    async def set_severity(self, interaction: Interaction, category: str, severity: str) -> None:
+        assert interaction.guild_id is not None
+        try:
+            rules = rule_edits.set_severity(
+                await self.rules(interaction.guild_id), category.strip(), severity
+            )
+        except ValueError as error:
+            await self.refuse(interaction, error)
+            return
+        level = severity.strip().lower()
+        done = (
+            f"Saved: **{category.strip()}** matches keep each term's own severity."
+            if level == rule_edits.DEFAULT_SEVERITY
+            else f"Saved: **{category.strip()}** matches now count as **{level}**."
+        )
+        if category.strip() in rules.actions:
+            done += (
+                f" Its action stays **{rules.actions[category.strip()]}** "
+                "(set with `/guideline-rules set-action`)."
+            )
+        await self.save(interaction, rules, done)
+
+    @rules_group.command(
+        name="learned", description="The learned tier: prompts moderators should look at"
+    )
+    @app_commands.describe(setting="on: likely violations go to review (never to the member)")
+    @guild_permissions_check(manage_guild=True)
+    async def learned(self, interaction: Interaction, setting: Literal["on", "off"]) -> None:
+        assert interaction.guild_id is not None
+        rules = rule_edits.set_learned(await self.rules(interaction.guild_id), setting == "on")
+        await self.save(
+            interaction,
+            rules,
+            "Saved: the learned tier is on; its hits go to `/incidents queue` for review."
+            if rules.learned
+            else "Saved: the learned tier is off; only the word rules screen prompts.",
+        )
 
     @rules_group.command(name="add-term", description="Add a word or phrase to screen for")
     @app_commands.describe(

@@ -19,7 +19,8 @@ from discord.ext import commands
 
 from cogs._checks import guild_permissions_check
 from cogs._incident_ui import modlog_embed, strikes_line
-from cogs._moderation import guild_config, pardon, resolve_incident, warn_for_incident
+from cogs._moderation import pardon, resolve_incident, warn_for_incident
+from cogs._timeouts import guild_config
 from discordbot import PromptWardenBot
 from promptwarden import rule_edits
 from promptwarden.incident_export import incidents_csv
@@ -400,8 +401,9 @@ class Incidents(commands.Cog):
         if result is None:
             text = f"No incident #{incident_id} in this server."
         else:
-            text = f"Incident #{incident_id} marked {outcome}"
-            text += "; its strike was removed." if result.strike_revoked else "."
+            notes = (("its strike was removed",) if result.strike_revoked else ()) + result.notes
+            text = f"Incident #{incident_id} marked {outcome}" + "".join(f"; {n}" for n in notes)
+            text += "."
         await interaction.response.send_message(text, ephemeral=True)
 
     @incidents.command(name="export", description="Incidents as a CSV file (redacted excerpts)")
@@ -464,14 +466,15 @@ class Incidents(commands.Cog):
     @guild_permissions_check(manage_messages=True)
     async def strikes_pardon(self, interaction: Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
-        revoked = await pardon(self.bot, interaction.guild_id, user.id, interaction.user.id)
+        pardoned = await pardon(self.bot, interaction.guild_id, user.id, interaction.user.id)
+        revoked = pardoned.revoked
         if not revoked:
             text = f"{user.mention} has no active strikes."
         else:
             points = sum(s.points for s in revoked)
             text = (
                 f"Pardoned {user.mention}: {len(revoked)} strike(s), {points} point(s) revoked "
-                "(recorded)."
+                "(recorded)" + "".join(f"; {line}" for line in pardoned.lifted) + "."
             )
         await interaction.response.send_message(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()

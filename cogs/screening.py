@@ -26,6 +26,7 @@ from cogs._incident_ui import (
     warning_embed,
     warning_view,
 )
+from cogs._timeouts import already_timed_out, strike_step
 from discordbot import PromptWardenBot
 from promptwarden.dedupe import SeenCache
 from promptwarden.enforcement import (
@@ -39,7 +40,7 @@ from promptwarden.enforcement import (
     responsible_user,
     should_screen,
 )
-from promptwarden.policy import ActionPlan, plan_actions
+from promptwarden.policy import ActionPlan, plan_actions, strike_detail
 from promptwarden.privacy import personal_info_kind
 from promptwarden.screening.decision import Decision
 from promptwarden.screening.engine import ScreenerCache
@@ -199,12 +200,11 @@ class Screening(commands.Cog):
         else:
             # Seen again after a restart, or edited: finish what was not settled yet
             # (failed and rate-limited actions are tried again; the rest are final).
-            done = {
-                o.action
-                for o in await storage.list_action_outcomes(guild.id, incident.id)
-                if o.outcome not in RETRYABLE
-            }
-            await self.act(message, incident, plan, decision, state, done=done)
+            records = await storage.list_action_outcomes(guild.id, incident.id)
+            done = {o.action for o in records if o.outcome not in RETRYABLE}
+            await self.act(
+                message, incident, plan, decision, state, done=done, step=strike_step(records)
+            )
 
     async def exempt(self, message: discord.Message, user_id: int, state: GuildState) -> bool:
         config = state.config
@@ -250,8 +250,12 @@ class Screening(commands.Cog):
         state: GuildState,
         *,
         done: set[str] | frozenset[str] = frozenset(),
+        step: tuple[int, int] | None = None,
     ) -> None:
-        """Each action on its own: a failure is recorded and the next one still runs."""
+        """Each action on its own: a failure is recorded and the next one still runs.
+
+        On a resume (`done` and the stored strike's `step` known), a timeout the strike
+        earned but Discord never confirmed (a crash, a 5xx) is applied then, once."""
         guild = message.guild
         assert guild is not None
         storage = self.bot.storage
@@ -281,16 +285,26 @@ class Screening(commands.Cog):
                 log.exception("incident %d: adding the strike failed", incident.id)
                 await storage.record_action_outcome(guild.id, incident.id, "strike", "failed")
             else:
-                await storage.record_action_outcome(
-                    guild.id,
-                    incident.id,
-                    "strike",
-                    "done",
-                    f"+{plan.strike_points}: {before} -> {points}",
-                )
+                if before == points:
+                    # Stored before a crash that lost its record: the step it made.
+                    before = points - await self._stored_strike_points(guild.id, incident)
+                detail = strike_detail(plan.strike_points, before, points)
+                await storage.record_action_outcome(guild.id, incident.id, "strike", "done", detail)
                 timeout = policy.timeout_for(before, points)
         elif plan.warn_member or plan.modlog:
             points = await storage.active_points(guild.id, user_id, window=policy.window, now=now)
+        # Not when a moderator has since dismissed the incident or pardoned its strike.
+        resumed = bool(
+            timeout is None
+            and step is not None
+            and plan.strike_points
+            and "timeout" not in done
+            and incident.status != "dismissed"
+            and await self._stored_strike_points(guild.id, incident)
+        )
+        if resumed and step is not None:
+            timeout = policy.timeout_for(*step)
+            resumed = timeout is not None
 
         if plan.warn_member and "dm_warning" not in done:
             embed = warning_embed(incident, guild.name, points=points, config=config)
@@ -310,13 +324,17 @@ class Screening(commands.Cog):
         if timeout is not None:
             reason = f"PromptWarden: {points} strike points (incident #{incident.id})"
 
-            async def time_out() -> None:
-                member = await self._member(message, user_id)
+            async def time_out() -> str:
+                # On a resume, fresh from Discord: the cached member may predate the first try.
+                member = None if resumed else await self._member(message, user_id)
                 if member is None:
                     member = await guild.fetch_member(user_id)  # raises NotFound: recorded
+                if resumed and await already_timed_out(storage, incident, member, timeout):
+                    return f"{timeout} (already applied before a restart)"
                 await member.timeout(timeout, reason=reason)
+                return str(timeout)
 
-            await attempt(storage, guild.id, incident.id, "timeout", time_out, detail=str(timeout))
+            await attempt(storage, guild.id, incident.id, "timeout", time_out)
 
         if plan.privacy_notice and "dm_privacy" not in done:
             outcome = await self.send_privacy_reminder(message, incident, plan)
@@ -325,6 +343,13 @@ class Screening(commands.Cog):
 
         if plan.modlog and "modlog" not in done:
             await self.post_modlog(message, incident, state, points, decision.score)
+
+    async def _stored_strike_points(self, guild_id: int, incident: Incident) -> int:
+        strikes = await self.bot.storage.list_strikes(guild_id, incident.user_id)
+        return next(
+            (s.points for s in strikes if s.incident_id == incident.id and s.revoked_at is None),
+            0,
+        )
 
     async def dm_closed_notice(
         self, message: discord.Message, incident: Incident, state: GuildState

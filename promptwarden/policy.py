@@ -6,6 +6,7 @@ history; storage only has to add a strike and read back the active total atomica
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -98,6 +99,47 @@ class StrikePolicy:
         if any(p < 0 for p in points.values()):
             raise ValueError("strike points cannot be negative")
         return cls(points=points, critical_points=critical, window=window, thresholds=thresholds)
+
+
+def strike_detail(points: int, before: int, after: int) -> str:
+    """How a strike is recorded on its incident: `+2: 1 -> 3`."""
+    return f"+{points}: {before} -> {after}"
+
+
+_STRIKE_DETAIL = re.compile(r"\+(\d+): (\d+) -> (\d+)")
+
+
+def parse_strike_detail(detail: str) -> tuple[int, int] | None:
+    """(before, after) active points from a recorded strike, None if not one. A resumed
+    incident and a dismissal read the step from here: the strike row keeps no totals."""
+    found = _STRIKE_DETAIL.fullmatch(detail.strip())
+    return (int(found[2]), int(found[3])) if found else None
+
+
+def timeout_to_lift(
+    policy: StrikePolicy,
+    before: int,
+    after: int,
+    points_now: int,
+    *,
+    timed_out_until: datetime | None,
+    now: datetime,
+) -> bool:
+    """Whether dismissing an incident should end the timeout its strike earned.
+
+    The strike moved the member from `before` to `after` points; after revoking it they
+    have `points_now`. Lift only when the member is still timed out, the timeout does not
+    outlast what this step gave (a longer one came from elsewhere: a moderator, a later
+    incident), and `points_now` is below every threshold the step crossed, so no part of
+    that timeout is still earned. A policy changed since then is read as it is now.
+    """
+    if timed_out_until is None or timed_out_until <= now:
+        return False
+    duration = policy.timeout_for(before, after)
+    if duration is None or timed_out_until > now + duration:
+        return False
+    crossed = [points for points, _ in policy.thresholds if before < points <= after]
+    return points_now < min(crossed)
 
 
 @dataclass(frozen=True, slots=True)

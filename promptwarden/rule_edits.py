@@ -100,3 +100,30 @@ def enforced_guidelines(rules: GuildRules) -> list[tuple[str, str]]:
             continue
         out.append((category, guideline_for(category)))
     return out
+
+
+DEFAULT_SEVERITY = "default"
+
+
+def set_severity(rules: GuildRules, category: str, severity: str) -> GuildRules:
+    """Rate every match of `category` at `severity` (which picks its default action);
+    `default` goes back to each term's own severity."""
+    _check_category(category)
+    value = severity.strip().lower()
+    if value not in (*SEVERITIES, DEFAULT_SEVERITY):
+        raise ValueError(
+            f"unknown severity {severity!r}; expected one of {', '.join(SEVERITIES)} "
+            f"or {DEFAULT_SEVERITY}"
+        )
+    data = rules.to_dict()
+    if value == DEFAULT_SEVERITY:
+        data["severity"].pop(category, None)
+    else:
+        data["severity"][category] = value
+    return _rebuild(data)
+
+
+def set_learned(rules: GuildRules, enabled: bool) -> GuildRules:
+    data = rules.to_dict()
+    data["learned"] = enabled
+    return _rebuild(data)

@@ -2,7 +2,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from promptwarden.policy import ActionPlan, Strike, StrikePolicy, plan_actions
+from promptwarden.policy import (
+    ActionPlan,
+    Strike,
+    StrikePolicy,
+    parse_strike_detail,
+    plan_actions,
+    strike_detail,
+    timeout_to_lift,
+)
 from promptwarden.screening.decision import Decision, Severity, Verdict
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -106,3 +114,37 @@ def test_policy_round_trips_through_plain_data() -> None:
 def test_malformed_policy_gives_a_clear_error(data: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         StrikePolicy.from_dict(data)
+
+
+# ---------------------------------------------------------------- lifting a timeout on dismissal
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "points_now", "until", "lift"),
+    [
+        (2, 3, 2, NOW + timedelta(minutes=50), True),  # the dismissed strike crossed 3
+        (2, 3, 3, NOW + timedelta(minutes=50), False),  # other strikes still reach 3
+        (1, 5, 2, NOW + timedelta(hours=20), True),  # crossed 3 and 5; below both now
+        (1, 5, 4, NOW + timedelta(hours=20), False),  # still past 3: a timeout is earned
+        (0, 2, 0, NOW + timedelta(minutes=50), False),  # crossed nothing: not its timeout
+        (2, 3, 2, None, False),  # not timed out
+        (2, 3, 2, NOW - timedelta(minutes=1), False),  # already over
+        (2, 3, 2, NOW + timedelta(hours=5), False),  # longer than 1 h: given by someone else
+    ],
+)
+def test_a_dismissal_lifts_only_the_timeout_its_strike_alone_earned(
+    before: int, after: int, points_now: int, until: datetime | None, lift: bool
+) -> None:
+    policy = StrikePolicy()
+    assert (
+        timeout_to_lift(policy, before, after, points_now, timed_out_until=until, now=NOW) is lift
+    )
+
+
+def test_the_recorded_strike_step_reads_back() -> None:
+    assert parse_strike_detail(strike_detail(2, 1, 3)) == (1, 3)
+    assert parse_strike_detail("+1: 0 -> 1") == (0, 1)
+    assert parse_strike_detail("") is None
+    assert parse_strike_detail("pardoned") is None
