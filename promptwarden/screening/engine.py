@@ -23,7 +23,7 @@ from .model import model_text
 from .normalize import Normalized, normalize
 from .pii import find_pii
 from .rules import CUSTOM, GuildRules
-from .tokens import Token, tokens_of
+from .tokens import Token, plain_words, tokens_of
 
 
 class _Contribution(Protocol):
@@ -44,6 +44,8 @@ class _Model(Protocol):
 
     @property
     def threshold(self) -> float: ...
+
+    def probability(self, words: Sequence[str]) -> float: ...
 
     def score(self, words: Sequence[str]) -> tuple[float, Sequence[_Contribution]]: ...
 
@@ -292,6 +294,16 @@ class Screener:
         lo, hi = prompt.offset, prompt.offset + len(prompt.text)
         # The words the model was trained on: parameters, links and ::weights blanked out
         # exactly as `model_text` did at training time, so the features match.
+        if norm.identity:
+            # Most prompts: normalized and original positions coincide, so blank the
+            # normalized text directly and skip building tokens unless the model fires.
+            fast = plain_words(model_text(norm.text)[lo:hi])
+            if fast is not None:
+                if not fast:
+                    return None, []
+                score = model.probability(fast)
+                if score < model.threshold:
+                    return score, []
         content = prompt.content
         visible = model_text(content)
         tokens: list[Token] = [
@@ -301,9 +313,11 @@ class Screener:
         ]
         if not tokens:
             return None, []
-        score, contributions = model.score([t.text for t in tokens])
+        words = [t.text for t in tokens]
+        score = model.probability(words)
         if score < model.threshold:
             return score, []
+        score, contributions = model.score(words)
         category = "model"
         for c in contributions:
             for word in c.feature.split():

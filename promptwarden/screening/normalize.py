@@ -167,6 +167,11 @@ class Normalized:
             self._kept[b] = kept
         return kept[i - blocks[b]]
 
+    @property
+    def identity(self) -> bool:
+        """True when every normalized index equals its original index (most prompts)."""
+        return self._folded is None and self._index is None
+
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original span of normalized span [start, end)."""
         if end <= start:

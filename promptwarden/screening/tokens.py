@@ -9,7 +9,7 @@ fullwidth letters, "p0rn") gives the model the same token as the plain word, and
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .normalize import LEET, WORD_CHARS, Normalized, normalize
 
@@ -20,8 +20,9 @@ _INNER_LEET = re.compile(r"[a-z][a-z0-9]*[0-9][a-z0-9]*[a-z]")
 _SPLIT = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-]{1,3}){2,}[a-z](?![a-z0-9])")
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
+    """A word: a tuple, since one is made per word of every watched message."""
+
     text: str  # normalized form
     start: int  # span in the original text
     end: int
@@ -36,23 +37,45 @@ def tokens_of(norm: Normalized) -> list[Token]:
     """`prompt_tokens` for text already normalized (the engine normalizes once)."""
     s = norm.text
     splits = [(m.start(), m.end()) for m in _SPLIT.finditer(s)] if " " in s or "." in s else []
-    out: list[Token] = []
+    if not splits and norm.identity:
+        # Most prompts: no split letters and no index mapping, so one pass in C.
+        out = [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(s)]
+        for i, t in enumerate(out):
+            if not t.text.isalpha() and _INNER_LEET.fullmatch(t.text):
+                out[i] = t._replace(text=t.text.translate(LEET))
+        return out
+    span = (lambda a, b: (a, b)) if norm.identity else norm.span
+    out = []
     split_i = 0
     for m in _WORD.finditer(s):
-        start, end = m.start(), m.end()
-        while split_i < len(splits) and splits[split_i][1] <= start:
-            split_i += 1
-        if split_i < len(splits) and splits[split_i][0] <= start < splits[split_i][1]:
-            a, b = splits[split_i]
-            if start == a:
-                joined = "".join(c for c in s[a:b] if c in WORD_CHARS)
-                out.append(Token(joined, *norm.span(a, b)))
-            continue
+        start, end = m.span()
+        if splits:
+            while split_i < len(splits) and splits[split_i][1] <= start:
+                split_i += 1
+            if split_i < len(splits) and splits[split_i][0] <= start < splits[split_i][1]:
+                a, b = splits[split_i]
+                if start == a:
+                    joined = "".join(c for c in s[a:b] if c in WORD_CHARS)
+                    out.append(Token(joined, *span(a, b)))
+                continue
         word = m.group()
-        if _INNER_LEET.fullmatch(word):
+        if not word.isalpha() and _INNER_LEET.fullmatch(word):
             word = word.translate(LEET)
-        out.append(Token(word, *norm.span(start, end)))
+        out.append(Token(word, *span(start, end)))
     return out
+
+
+def plain_words(normalized: str) -> list[str] | None:
+    """The words of already-normalized text, or None when letters are split ("n a k e d").
+
+    The learned tier's fast path: no offsets, no objects; `tokens_of` handles the rest.
+    """
+    if ("." in normalized or " " in normalized) and _SPLIT.search(normalized):
+        return None
+    return [
+        w.translate(LEET) if not w.isalpha() and _INNER_LEET.fullmatch(w) else w
+        for w in _WORD.findall(normalized)
+    ]
 
 
 def prompt_words(text: str) -> list[str]:
