@@ -506,7 +506,9 @@ class Screening(commands.Cog):
         while True:
             self._catchup_again = False
             epoch = self.cursors.epoch
+            complete = True
             for guild in list(self.bot.guilds):
+                self.states.invalidate(guild.id)
                 try:
                     await self.resume_unsettled(guild)
                 except Exception:
@@ -514,8 +516,11 @@ class Screening(commands.Cog):
                 try:
                     queued += await self._catch_up_guild(guild, epoch)
                 except Exception:
+                    # Channels not read stay held until the next catch-up.
+                    complete = False
                     log.exception("catch-up of guild %d failed", guild.id)
-            self.cursors.catch_up_done(epoch)
+            if complete:
+                self.cursors.catch_up_done(epoch)
             if not self._catchup_again:
                 break
         await self.queue.join()
@@ -525,7 +530,6 @@ class Screening(commands.Cog):
         return queued
 
     async def _catch_up_guild(self, guild: discord.Guild, epoch: int) -> int:
-        self.states.invalidate(guild.id)
         state = await self.states.get(guild.id)
         if not state.watched:
             return 0

@@ -124,15 +124,15 @@ class CursorTracker(Generic[K]):
         if channel is None:
             return
         handled = channel.handled
+        limit = channel.oldest_in_flight()  # also forgets the finished ids below it
         if self.frozen(key):
             if len(handled) > 1:
                 channel.handled = [max(handled)]
-            return
-        limit = channel.oldest_in_flight()
-        newest: int | None = None
-        while handled and (limit is None or handled[0] < limit):
-            newest = heapq.heappop(handled)
-        if newest is not None and newest > self._advanced.get(key, 0):
-            self._advanced[key] = newest
+        else:
+            newest: int | None = None
+            while handled and (limit is None or handled[0] < limit):
+                newest = heapq.heappop(handled)
+            if newest is not None and newest > self._advanced.get(key, 0):
+                self._advanced[key] = newest
         if channel.idle():
             del self._channels[key]

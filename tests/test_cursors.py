@@ -114,3 +114,16 @@ def test_memory_stays_bounded_by_what_is_in_flight() -> None:
         tracker.begin(CHANNEL, message_id)
         tracker.finish(CHANNEL, message_id, handled=True)
     assert len(tracker._channels[CHANNEL].handled) == 1
+
+
+def test_a_held_channel_keeps_only_what_is_in_flight() -> None:
+    tracker = caught_up()
+    tracker.hold(CHANNEL)
+    for message_id in range(1, 5001):
+        tracker.begin(CHANNEL, message_id)
+        tracker.begin(OTHER, message_id)  # e.g. an unwatched channel while frozen
+        tracker.finish(OTHER, message_id, handled=False)
+        tracker.finish(CHANNEL, message_id, handled=True)
+    channel = tracker._channels[CHANNEL]
+    assert len(channel.handled) == 1 and len(channel.in_flight_heap) <= 1
+    assert OTHER not in tracker._channels
