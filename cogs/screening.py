@@ -3,7 +3,12 @@
 Listeners stay cheap: they decide whether a message is in scope and queue it per channel
 (order kept per channel, memory bounded). A worker screens it, writes the incident first,
 then acts, recording each action's outcome: delete, DM, strike and timeout, mod-log entry.
-On start and on reconnect, what was posted while the bot was away is read from history.
+On start and on reconnect, what was posted while the bot was away is read from history,
+and incidents a stop cut short (recorded, some actions never settled) are finished.
+
+The catch-up cursor of a channel only ever covers a contiguous prefix of handled messages
+(see promptwarden.cursors): a message still in flight, or history not yet read after a
+lost session, holds it back, so a crash never skips a message.
 """
 
 from __future__ import annotations
@@ -28,15 +33,18 @@ from cogs._incident_ui import (
 )
 from cogs._timeouts import already_timed_out, strike_step
 from discordbot import PromptWardenBot
+from promptwarden.cursors import CursorTracker
 from promptwarden.dedupe import SeenCache
 from promptwarden.enforcement import (
     GuildState,
     GuildStateCache,
     MessageFacts,
     build_incident,
+    incident_plan,
     is_exempt,
     job_identity,
     pii_kinds,
+    planned_by_kind,
     responsible_user,
     should_screen,
 )
@@ -45,13 +53,13 @@ from promptwarden.privacy import personal_info_kind
 from promptwarden.screening.decision import Decision
 from promptwarden.screening.engine import ScreenerCache
 from promptwarden.screening.extract import extract
-from promptwarden.storage import ActionOutcome, Incident
+from promptwarden.storage import RETRYABLE_OUTCOMES, ActionOutcome, Incident
 from promptwarden.workqueue import KeyedWorkQueue
 
 log = logging.getLogger("promptwarden.enforcement")
 
 NOTICE_SECONDS = 30
-RETRYABLE = frozenset({"failed", "rate_limited"})
+RETRYABLE = frozenset(RETRYABLE_OUTCOMES)
 CURSOR_FLUSH_EVERY = 100
 DM_CLOSED_NOTICE = (
     "{mention}, I could not send you a private message about your prompt because your "
@@ -88,14 +96,20 @@ class Screening(commands.Cog):
         self.bot = bot
         self.states = GuildStateCache(bot.storage)
         self.screeners = ScreenerCache()
-        self.queue: KeyedWorkQueue[discord.Message] = KeyedWorkQueue(
+        # (message, counts for the cursor): edits re-screen an old message, not a new one.
+        self.queue: KeyedWorkQueue[tuple[discord.Message, bool]] = KeyedWorkQueue(
             self.handle, workers=4, capacity=1000
         )
         # (guild, message, job) already handled here: progress edits cost nothing.
         self.handled = SeenCache(max_items=50_000, ttl=6 * 3600)
-        self._cursors: dict[tuple[int, int], int] = {}
+        self.cursors: CursorTracker[tuple[int, int]] = CursorTracker()
         self._unflushed = 0
         self._catchup: asyncio.Task[int] | None = None
+        self._catchup_again = False
+        # Messages being handled and incidents being acted on in this process: resuming
+        # an incident cut short never runs beside its own handling.
+        self._busy_messages: set[int] = set()
+        self._busy_incidents: set[int] = set()
 
     async def cog_unload(self) -> None:
         await self.queue.close()
@@ -105,7 +119,7 @@ class Screening(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        await self.consider(message)
+        await self.consider(message, counts=True)
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -124,6 +138,16 @@ class Screening(commands.Cog):
         self.states.invalidate(guild_id)
 
     @commands.Cog.listener()
+    async def on_connect(self) -> None:
+        # A new session (first start or a lost one): events may have been missed, so no
+        # cursor moves until catch-up has read each channel's history.
+        self.cursors.gap_opened()
+
+    @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        self.cursors.gap_opened()
+
+    @commands.Cog.listener()
     async def on_ready(self) -> None:
         self.start_catch_up()
 
@@ -131,8 +155,26 @@ class Screening(commands.Cog):
     async def on_resumed(self) -> None:
         self.start_catch_up()
 
-    async def consider(self, message: discord.Message) -> bool:
-        """Queue the message when it is in scope; True when queued."""
+    async def consider(self, message: discord.Message, *, counts: bool = False) -> bool:
+        """Queue the message when it is in scope; True when queued. `counts`: a new message
+        (live or from history) that the catch-up cursor must not pass until handled; it is
+        registered before the first await, so arrival order holds even under backpressure."""
+        key = (message.guild.id, message.channel.id) if message.guild else None
+        if counts and key is not None:
+            self.cursors.begin(key, message.id)
+        queued = False
+        try:
+            queued = await self._queue_if_in_scope(message, counts)
+        except BaseException:
+            if counts and key is not None:
+                self.cursors.hold(key)
+            raise
+        finally:
+            if counts and key is not None and not queued:
+                self.cursors.finish(key, message.id, handled=False)
+        return queued
+
+    async def _queue_if_in_scope(self, message: discord.Message, counts: bool) -> bool:
         facts = message_facts(message)
         me = self.bot.user
         if facts is None or me is None:
@@ -140,20 +182,32 @@ class Screening(commands.Cog):
         state = await self.states.get(facts.guild_id)
         if not should_screen(facts, state, me.id):
             return False
-        await self.queue.put(message.channel.id, message)
+        await self.queue.put(message.channel.id, (message, counts))
         return True
 
     # ------------------------------------------------------------ one message
 
-    async def handle(self, message: discord.Message) -> None:
+    async def handle(self, item: tuple[discord.Message, bool]) -> None:
+        message, counts = item
         facts = message_facts(message)
         guild = message.guild
         if facts is None or guild is None:
             return
+        key = (facts.guild_id, facts.channel_id)
+        handled = False
+        self._busy_messages.add(message.id)
         try:
             await self.screen_and_act(message, facts, guild)
+            handled = True
         finally:
-            self._advance_cursor(facts)
+            self._busy_messages.discard(message.id)
+            if counts:
+                if not handled:
+                    # Not screened, or its incident not known to be recorded: the cursor
+                    # stays below it, so the next catch-up reads it again.
+                    self.cursors.hold(key)
+                self.cursors.finish(key, facts.message_id, handled=handled)
+                self._unflushed += 1
             if self.queue.pending() == 0 or self._unflushed >= CURSOR_FLUSH_EVERY:
                 await self.flush_cursors()
 
@@ -189,7 +243,11 @@ class Screening(commands.Cog):
         if incident is None:
             return
         if created:
-            await self.act(message, incident, plan, decision, state)
+            self._busy_incidents.add(incident.id)
+            try:
+                await self.act(message, incident, plan, decision, state)
+            finally:
+                self._busy_incidents.discard(incident.id)
         elif incident.message_id != message.id:
             # Another message of the same job (its result, a re-roll): remove it too,
             # without a second warning or strike.
@@ -197,14 +255,23 @@ class Screening(commands.Cog):
                 await delete_incident_message(
                     self.bot, guild, incident, message_id=message.id, channel_id=message.channel.id
                 )
-        else:
+        elif incident.id not in self._busy_incidents:
             # Seen again after a restart, or edited: finish what was not settled yet
             # (failed and rate-limited actions are tried again; the rest are final).
-            records = await storage.list_action_outcomes(guild.id, incident.id)
-            done = {o.action for o in records if o.outcome not in RETRYABLE}
-            await self.act(
-                message, incident, plan, decision, state, done=done, step=strike_step(records)
-            )
+            self._busy_incidents.add(incident.id)
+            try:
+                done, step = await self._settled_actions(guild.id, incident.id)
+                await self.act(message, incident, plan, decision, state, done=done, step=step)
+            finally:
+                self._busy_incidents.discard(incident.id)
+
+    async def _settled_actions(
+        self, guild_id: int, incident_id: int
+    ) -> tuple[set[str], tuple[int, int] | None]:
+        """Actions with a final outcome, and the strike step already taken (if any)."""
+        records = await self.bot.storage.list_action_outcomes(guild_id, incident_id)
+        done = {o.action for o in records if o.outcome not in RETRYABLE}
+        return done, strike_step(records)
 
     async def exempt(self, message: discord.Message, user_id: int, state: GuildState) -> bool:
         config = state.config
@@ -223,9 +290,10 @@ class Screening(commands.Cog):
     async def _member(self, message: discord.Message, user_id: int) -> discord.Member | None:
         guild = message.guild
         assert guild is not None
-        candidates = [message.author, *message.mentions]
+        # A message rebuilt for an incident cut short knows no author or mentions.
+        candidates = [getattr(message, "author", None), *getattr(message, "mentions", ())]
         for user in candidates:
-            if user.id == user_id and isinstance(user, discord.Member):
+            if isinstance(user, discord.Member) and user.id == user_id:
                 return user
         member = guild.get_member(user_id)
         if member is not None:
@@ -236,8 +304,8 @@ class Screening(commands.Cog):
             return None
 
     async def _user(self, message: discord.Message, user_id: int) -> discord.User | discord.Member:
-        for user in (message.author, *message.mentions):
-            if user.id == user_id and isinstance(user, discord.User | discord.Member):
+        for user in (getattr(message, "author", None), *getattr(message, "mentions", ())):
+            if isinstance(user, discord.User | discord.Member) and user.id == user_id:
                 return user
         return self.bot.get_user(user_id) or await self.bot.fetch_user(user_id)
 
@@ -453,25 +521,42 @@ class Screening(commands.Cog):
     def start_catch_up(self) -> None:
         if self._catchup is None or self._catchup.done():
             self._catchup = asyncio.create_task(self.catch_up(), name="promptwarden-catch-up")
+        else:
+            self._catchup_again = True  # a newer session: read again once this run ends
 
     async def catch_up(self) -> int:
-        """Queue what was posted in watched channels after each channel's cursor (within
-        the guild's window); returns how many messages were queued. Idempotent: a message
-        already handled keeps its one incident."""
+        """Finish incidents a stop cut short, then queue what was posted in watched channels
+        after each channel's cursor up to the newest message (within the guild's window);
+        returns how many messages were queued. Idempotent: a message already handled keeps
+        its one incident."""
         queued = 0
-        for guild in list(self.bot.guilds):
-            try:
-                queued += await self._catch_up_guild(guild)
-            except Exception:
-                log.exception("catch-up of guild %d failed", guild.id)
+        while True:
+            self._catchup_again = False
+            epoch = self.cursors.epoch
+            complete = True
+            for guild in list(self.bot.guilds):
+                self.states.invalidate(guild.id)
+                try:
+                    await self.resume_unsettled(guild)
+                except Exception:
+                    log.exception("resuming the incidents of guild %d failed", guild.id)
+                try:
+                    queued += await self._catch_up_guild(guild, epoch)
+                except Exception:
+                    # Channels not read stay held until the next catch-up.
+                    complete = False
+                    log.exception("catch-up of guild %d failed", guild.id)
+            if complete:
+                self.cursors.catch_up_done(epoch)
+            if not self._catchup_again:
+                break
         await self.queue.join()
         await self.flush_cursors()
         if queued:
             log.info("catch-up: screened %d message(s) posted while away", queued)
         return queued
 
-    async def _catch_up_guild(self, guild: discord.Guild) -> int:
-        self.states.invalidate(guild.id)
+    async def _catch_up_guild(self, guild: discord.Guild, epoch: int) -> int:
         state = await self.states.get(guild.id)
         if not state.watched:
             return 0
@@ -485,6 +570,7 @@ class Screening(commands.Cog):
         for channel in channels:
             if not state.in_scope(channel_chain(channel)):
                 continue
+            key = (guild.id, channel.id)
             if not channel.permissions_for(guild.me).read_message_history:
                 log.warning("catch-up: no Read Message History in #%s", channel.name)
                 continue
@@ -492,21 +578,66 @@ class Screening(commands.Cog):
             after = discord.Object(max(cursor or 0, floor))
             try:
                 async for message in channel.history(limit=None, after=after, oldest_first=True):
-                    queued += await self.consider(message)
+                    queued += await self.consider(message, counts=True)
             except discord.HTTPException as error:
                 log.warning("catch-up: reading #%s failed: %s", channel.name, error)
+                self.cursors.hold(key)  # the cursor stays: the next catch-up reads it again
+            else:
+                # Everything up to the newest message is queued (and counted in flight):
+                # from here the cursor may move over what is handled.
+                self.cursors.caught_up(key, epoch)
         return queued
 
-    def _advance_cursor(self, facts: MessageFacts) -> None:
-        key = (facts.guild_id, facts.channel_id)
-        if facts.message_id > self._cursors.get(key, 0):
-            self._cursors[key] = facts.message_id
-            self._unflushed += 1
+    async def resume_unsettled(self, guild: discord.Guild) -> int:
+        """Run the actions a stop left unsettled (none recorded, or failed / rate limited)
+        for incidents within the catch-up window; returns how many incidents were resumed.
+        The message may be gone: the delete is then recorded as not found, and the warning,
+        strike and mod-log entry still happen. A warning DM whose outcome a kill kept from
+        being written is sent again (at least once); the incident itself stays one."""
+        state = await self.states.get(guild.id)
+        config = state.config
+        since = discord.utils.utcnow() - config.catchup_window
+        storage = self.bot.storage
+        resumed = 0
+        for incident in await storage.list_unsettled_incidents(
+            guild.id, since=since, planned=planned_by_kind(config)
+        ):
+            if incident.id in self._busy_incidents or incident.message_id in self._busy_messages:
+                continue  # being handled right now by its own message
+            self._busy_incidents.add(incident.id)
+            try:
+                done, step = await self._settled_actions(guild.id, incident.id)
+                plan = incident_plan(incident, config)
+                decision = Decision(
+                    prompt=incident.prompt_excerpt,
+                    verdict=incident.verdict,
+                    severity=incident.severity,
+                    categories=incident.categories,
+                )
+                message = self._stand_in(guild, incident)
+                await self.act(message, incident, plan, decision, state, done=done, step=step)
+                resumed += 1
+            except Exception:
+                log.exception("incident %d: resuming its actions failed", incident.id)
+            finally:
+                self._busy_incidents.discard(incident.id)
+        if resumed:
+            log.info("guild %d: finished %d incident(s) cut short", guild.id, resumed)
+        return resumed
+
+    def _stand_in(self, guild: discord.Guild, incident: Incident) -> Any:
+        """The incident's message as far as acting needs it (id, channel, jump link): it
+        may be gone from Discord and from the cache."""
+        channel = guild.get_channel_or_thread(incident.channel_id)
+        if not isinstance(channel, discord.TextChannel | discord.Thread):
+            where = self.bot.get_partial_messageable(incident.channel_id, guild_id=guild.id)
+            return where.get_partial_message(incident.message_id or 0)
+        return channel.get_partial_message(incident.message_id or 0)
 
     async def flush_cursors(self) -> None:
         """Cursor writes are batched: losing some on a crash only re-reads messages that
         the unique keys then recognise, so batching loses nothing."""
-        pending, self._cursors = self._cursors, {}
+        pending = self.cursors.take_advanced()
         self._unflushed = 0
         for (guild_id, channel_id), message_id in pending.items():
             try:

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from promptwarden.dedupe import job_key
-from promptwarden.policy import ActionPlan, StrikePolicy
+from promptwarden.policy import ActionPlan, StrikePolicy, plan_actions
 from promptwarden.screening.decision import Decision, Match, Severity, Verdict
 from promptwarden.screening.extract import GENERATOR_BOT_IDS, ExtractedPrompt
 from promptwarden.screening.rules import GuildRules
-from promptwarden.storage import EXCERPT_LIMIT, Storage, WatchedChannel
+from promptwarden.storage import EXCERPT_LIMIT, Incident, Storage, WatchedChannel
 
 log = logging.getLogger(__name__)
 
@@ -414,3 +414,48 @@ def build_incident(
         created_at=facts.created_at,
         job_key=job_identity(facts.guild_id, user_id, prompt.text, facts.created_at),
     )
+
+
+# ---------------------------------------------------------------- resuming after a stop
+
+
+def planned_action_names(plan: ActionPlan) -> tuple[str, ...]:
+    """The actions a plan records an outcome for (timeouts follow from the strike)."""
+    names = (
+        ("delete", plan.delete),
+        ("strike", plan.strike_points > 0),
+        ("dm_warning", plan.warn_member),
+        ("dm_privacy", plan.privacy_notice),
+        ("modlog", plan.modlog),
+    )
+    return tuple(name for name, planned in names if planned)
+
+
+def incident_plan(incident: Incident, config: EnforcementConfig) -> ActionPlan:
+    """The plan of a stored incident, rebuilt from its verdict and severity under the
+    guild's current settings; a reminder deletes only when it was recorded as deleting."""
+    decision = Decision(
+        prompt=incident.prompt_excerpt,
+        verdict=incident.verdict,
+        severity=incident.severity,
+        categories=incident.categories,
+    )
+    return plan_actions(
+        decision,
+        config.strike_policy,
+        delete_personal_info=incident.action.endswith("+delete"),
+    )
+
+
+def planned_by_kind(config: EnforcementConfig) -> dict[str, tuple[str, ...]]:
+    """Stored action name -> the actions planned for it: what `list_unsettled_incidents`
+    checks for a final outcome."""
+    out: dict[str, tuple[str, ...]] = {}
+    for verdict in (Verdict.BLOCK, Verdict.WARN, Verdict.REVIEW, Verdict.REMIND):
+        for delete in (False, True) if verdict is Verdict.REMIND else (False,):
+            decision = Decision(prompt="", verdict=verdict, severity=Severity.HIGH, categories=())
+            plan = plan_actions(decision, config.strike_policy, delete_personal_info=delete)
+            names = planned_action_names(plan)
+            if names:
+                out[action_name(plan)] = names
+    return out

@@ -17,6 +17,7 @@ import simcord
 
 from cogs.screening import Screening
 from discordbot import PromptWardenBot
+from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import Incident
 from tests.conftest import BOTH_BOT_BACKENDS
 
@@ -639,3 +640,43 @@ async def test_a_guild_can_have_prompts_with_personal_information_removed(
     assert incident.action == "remind+delete"
     assert incident.prompt_excerpt == "my phone is [phone], paint it on a cake"
     assert await w.points() == 0
+
+
+async def test_an_incident_cut_short_by_a_stop_is_finished_on_restart(
+    simcord_env: simcord.Env, make_bot: Callable[..., PromptWardenBot]
+) -> None:
+    """The state a kill leaves right after the delete: the incident recorded, the message
+    gone (so never seen again), the delete the only outcome written."""
+    w = await world(simcord_env)
+    storage = simcord_env.bot.storage  # type: ignore[attr-defined]
+    gone = discord.utils.time_snowflake(simcord_env.now())
+    incident_id, _ = await storage.record_incident(
+        guild_id=w.guild.id,
+        channel_id=w.channel.id,
+        message_id=gone,
+        user_id=w.member.id,
+        prompt_excerpt=NUDE,
+        categories=["sexual"],
+        severity=Severity.HIGH,
+        verdict=Verdict.BLOCK,
+        matches=[],
+        action="block",
+        created_at=simcord_env.now(),
+    )
+    await storage.record_action_outcome(w.guild.id, incident_id, "delete", "done")
+
+    await simcord_env.restart_bot(make_bot())
+
+    storage = simcord_env.bot.storage  # type: ignore[attr-defined]
+    records = await storage.list_action_outcomes(w.guild.id, incident_id)
+    assert sorted((r.action, r.outcome) for r in records) == [
+        ("delete", "done"),  # not tried again
+        ("dm_warning", "done"),
+        ("modlog", "done"),
+        ("strike", "done"),
+    ]
+    assert len(w.dms()) == 1 and len(w.modlog_entries()) == 1
+
+    await simcord_env.restart_bot(make_bot())  # settled: nothing happens again
+    assert len(w.dms()) == 1 and len(w.modlog_entries()) == 1
+    assert len(await storage.list_incidents(w.guild.id)) == 1

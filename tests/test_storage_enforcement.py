@@ -204,3 +204,53 @@ async def test_version_one_database_is_upgraded_keeping_its_incidents(tmp_path: 
             matches=[],
             action="warn",
         ) == (old.id, False)
+
+
+async def test_unsettled_incidents_are_those_with_a_planned_action_not_final(
+    tmp_path: Path,
+) -> None:
+    """What a stop half-way left undone: an action with no outcome, or only failed or
+    rate-limited attempts; dismissed, old and other guilds' incidents are left alone."""
+    planned = {"block": ("delete", "strike", "dm_warning", "modlog"), "review": ("modlog",)}
+    async with await open_storage(tmp_path / "pw.db") as storage:
+
+        async def incident(message_id: int, **fields: object) -> int:
+            incident_id, _ = await record(
+                storage,
+                message_id=message_id,
+                job_key=f"job-{message_id}",
+                created_at=fields.pop("created_at", NOW),
+                **fields,
+            )
+            return incident_id
+
+        async def settle(incident_id: int, *actions: str, guild_id: int = GUILD_A) -> None:
+            for action in actions:
+                await storage.record_action_outcome(guild_id, incident_id, action, "done")
+
+        cut_short = await incident(1)
+        await settle(cut_short, "delete")
+        settled = await incident(2)
+        await settle(settled, "delete", "strike", "dm_warning")
+        await storage.record_action_outcome(GUILD_A, settled, "modlog", "forbidden")
+        retry = await incident(3)
+        await settle(retry, "delete", "strike", "modlog")
+        await storage.record_action_outcome(GUILD_A, retry, "dm_warning", "rate_limited")
+        review = await incident(4, verdict=Verdict.REVIEW, action="review")
+        reviewed = await incident(5, verdict=Verdict.REVIEW, action="review")
+        await settle(reviewed, "modlog")
+        dismissed = await incident(6)
+        await storage.set_incident_status(GUILD_A, dismissed, "dismissed")
+        await incident(7, created_at=NOW - timedelta(days=2))  # outside the window
+        await incident(8, verdict=Verdict.REMIND, action="remind")  # nothing planned for it
+        other = await incident(9, guild_id=GUILD_B)
+
+        found = await storage.list_unsettled_incidents(
+            GUILD_A, since=NOW - timedelta(days=1), planned=planned
+        )
+        assert [i.id for i in found] == [cut_short, retry, review]
+        assert await storage.list_unsettled_incidents(GUILD_A, since=NOW, planned={}) == []
+        other_guild = await storage.list_unsettled_incidents(
+            GUILD_B, since=NOW - timedelta(days=1), planned=planned
+        )
+        assert [i.id for i in other_guild] == [other]

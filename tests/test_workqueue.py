@@ -104,3 +104,46 @@ async def test_workers_end_when_idle_and_restart_on_new_work() -> None:
     assert done == [1, 2]
     with pytest.raises(RuntimeError, match="closed"):
         await q.put("a", 3)
+
+
+async def test_producers_waiting_for_room_are_let_in_in_arrival_order() -> None:
+    """Under backpressure a newer message must not overtake an older one of its channel
+    (asyncio.Queue lets a newcomer take a freed slot before a producer already waiting)."""
+    gate = asyncio.Event()
+    seen: list[int] = []
+
+    async def handle(item: int) -> None:
+        await gate.wait()
+        seen.append(item)
+
+    q: KeyedWorkQueue[int] = KeyedWorkQueue(handle, workers=1, capacity=2)
+    for i in range(3):
+        await q.put("c", i)
+    waiting = [asyncio.create_task(q.put("c", i)) for i in range(3, 8)]
+    await asyncio.sleep(0.01)
+    assert q.pending() == 2 and q.waiting() == 5
+    gate.set()
+    await asyncio.sleep(0)  # a slot frees up; a newcomer arrives at the same moment
+    late = asyncio.create_task(q.put("c", 8))
+    await asyncio.gather(*waiting, late)
+    await q.close()
+    assert seen == list(range(9))
+
+
+async def test_a_cancelled_waiting_producer_passes_its_slot_on() -> None:
+    gate = asyncio.Event()
+
+    async def handle(item: int) -> None:
+        await gate.wait()
+
+    q: KeyedWorkQueue[int] = KeyedWorkQueue(handle, workers=1, capacity=1)
+    await q.put("c", 0)
+    await q.put("c", 1)
+    first = asyncio.create_task(q.put("c", 2))
+    second = asyncio.create_task(q.put("c", 3))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    gate.set()
+    await second
+    await q.close()
+    assert q.handled == 3 and q.waiting() == 0

@@ -102,6 +102,24 @@ def _matcher(
     return Matcher(terms)
 
 
+# `{a, b}` expansions screened one by one, only while they are few and short: the flat
+# text already holds every option's words, so beyond this the expansions add only phrases
+# that span an option and its surroundings, not worth screening 16 copies of 4,000 chars.
+MAX_SCREENED_EXPANSIONS = 8
+EXPANSION_BUDGET = 2  # all expansions together: at most this many times the prompt
+
+
+def screened_expansions(prompt: ExtractedPrompt) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """The expansions worth screening on their own, or none (the flat screen covers them)."""
+    expansions = prompt.permutations
+    if not expansions or len(expansions) > MAX_SCREENED_EXPANSIONS:
+        return ()
+    total = sum(b - a for spans in expansions for a, b in spans)
+    if total > EXPANSION_BUDGET * len(prompt.text):
+        return ()
+    return expansions
+
+
 class Screener:
     def __init__(
         self,
@@ -164,7 +182,7 @@ class Screener:
         content = prompt.content
         hits = self.matcher.find(norm)
         seen = {(h.term, h.start, h.end) for h in hits}
-        for spans in prompt.permutations:
+        for spans in screened_expansions(prompt):
             text = "".join(content[a:b] for a, b in spans)
             starts = []
             pos = 0

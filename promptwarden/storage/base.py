@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -252,6 +252,20 @@ class Storage(ABC):
     @abstractmethod
     async def list_action_outcomes(self, guild_id: int, incident_id: int) -> list[ActionRecord]:
         """Oldest first."""
+
+    @abstractmethod
+    async def list_unsettled_incidents(
+        self,
+        guild_id: int,
+        *,
+        since: datetime,
+        planned: Mapping[str, Collection[str]],
+        limit: int = 200,
+    ) -> list[Incident]:
+        """Incidents created at or after `since`, not dismissed, for which one of the actions
+        planned for their kind (`planned[incident.action]`, e.g. "block" -> delete, strike,
+        dm_warning, modlog) has no final outcome yet: none recorded, or only `failed` and
+        `rate_limited`. What a stop half-way left undone; oldest first, at most `limit`."""
 
     @abstractmethod
     async def record_modlog_press(

@@ -14,6 +14,8 @@ IncidentStatus = Literal["open", "upheld", "dismissed"]
 # moderators fix them differently (grant a permission, nothing to do, wait).
 ActionOutcome = Literal["done", "forbidden", "not_found", "rate_limited", "failed", "skipped"]
 ACTION_OUTCOMES: tuple[str, ...] = get_args(ActionOutcome)
+# Outcomes worth another try later; every other outcome settles its action for good.
+RETRYABLE_OUTCOMES: tuple[ActionOutcome, ...] = ("failed", "rate_limited")
 WATCH_KINDS: tuple[str, ...] = get_args(WatchKind)
 INCIDENT_STATUSES: tuple[str, ...] = get_args(IncidentStatus)
 AppealStatus = Literal["open", "accepted", "rejected"]

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +28,7 @@ from promptwarden.storage.models import (
     ERASED_TEXT,
     EXCERPT_LIMIT,
     INCIDENT_STATUSES,
+    RETRYABLE_OUTCOMES,
     WATCH_KINDS,
     ActionOutcome,
     ActionRecord,
@@ -450,6 +451,35 @@ class PostgresStorage(Storage):
         return [
             ActionRecord(int(r[0]), r[1], cast(ActionOutcome, r[2]), r[3], _utc(r[4])) for r in rows
         ]
+
+    async def list_unsettled_incidents(
+        self,
+        guild_id: int,
+        *,
+        since: datetime,
+        planned: Mapping[str, Collection[str]],
+        limit: int = 200,
+    ) -> list[Incident]:
+        pairs = [(kind, action) for kind, actions in planned.items() for action in actions]
+        if not pairs:
+            return []
+        rows = await self.pool.fetch(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents "
+            "WHERE guild_id = $1 AND created_at >= $2 AND status != 'dismissed' AND EXISTS ("
+            "  SELECT 1 FROM unnest($3::text[], $4::text[]) AS p(kind, action) "
+            "  WHERE p.kind = incidents.action AND NOT EXISTS ("
+            "    SELECT 1 FROM incident_actions a WHERE a.guild_id = incidents.guild_id "
+            "    AND a.incident_id = incidents.id AND a.action = p.action "
+            "    AND a.outcome <> ALL($5::text[]))) "
+            "ORDER BY id LIMIT $6",
+            guild_id,
+            _aware(since),
+            [k for k, _ in pairs],
+            [a for _, a in pairs],
+            list(RETRYABLE_OUTCOMES),
+            max(1, min(limit, MAX_PAGE)),
+        )
+        return [_incident(r) for r in rows]
 
     async def record_modlog_press(
         self,

@@ -13,7 +13,7 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from promptwarden.storage.models import (
     ERASED_TEXT,
     EXCERPT_LIMIT,
     INCIDENT_STATUSES,
+    RETRYABLE_OUTCOMES,
     WATCH_KINDS,
     ActionOutcome,
     ActionRecord,
@@ -464,6 +465,38 @@ class SQLiteStorage(Storage):
             )
             for r in rows
         ]
+
+    async def list_unsettled_incidents(
+        self,
+        guild_id: int,
+        *,
+        since: datetime,
+        planned: Mapping[str, Collection[str]],
+        limit: int = 200,
+    ) -> list[Incident]:
+        pairs = [(kind, action) for kind, actions in planned.items() for action in actions]
+        if not pairs:
+            return []
+        values = ", ".join("(?, ?)" for _ in pairs)
+        retry = ", ".join("?" for _ in RETRYABLE_OUTCOMES)
+        rows = await self._all(
+            f"WITH planned (kind, action) AS (VALUES {values}) "
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents "
+            "WHERE guild_id = ? AND created_at >= ? AND status != 'dismissed' AND EXISTS ("
+            "  SELECT 1 FROM planned p WHERE p.kind = incidents.action AND NOT EXISTS ("
+            "    SELECT 1 FROM incident_actions a WHERE a.guild_id = incidents.guild_id "
+            f"    AND a.incident_id = incidents.id AND a.action = p.action "
+            f"    AND a.outcome NOT IN ({retry}))) "
+            "ORDER BY id LIMIT ?",
+            [
+                *(v for pair in pairs for v in pair),
+                guild_id,
+                _time_text(since),
+                *RETRYABLE_OUTCOMES,
+                max(1, min(limit, MAX_PAGE)),
+            ],
+        )
+        return [_incident(r) for r in rows]
 
     async def record_modlog_press(
         self,
