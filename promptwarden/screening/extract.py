@@ -9,6 +9,7 @@ the prompt text, the `--no` negative prompt (and parts weighted below zero), and
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import product
@@ -54,8 +55,16 @@ class ExtractedPrompt:
     # {a, b} expansions: each a list of (start, end) spans of content joined by nothing
     permutations: tuple[tuple[tuple[int, int], ...], ...] = ()
 
+    # region starts, for a binary search: hostile prompts hold thousands of regions
+    _starts: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", tuple(start for start, _, _ in self.regions))
+
     def region_at(self, pos: int) -> Region:
-        for start, end, region in self.regions:
+        i = bisect_right(self._starts, pos) - 1
+        if i >= 0:
+            start, end, region = self.regions[i]
             if start <= pos < end:
                 return region
         return Region.SKIP
