@@ -141,7 +141,6 @@ class Storage(ABC):
     async def list_generator_bots(self, guild_id: int) -> list[int]: ...
 
     # -- incidents
-    @abstractmethod
     async def add_incident(
         self,
         *,
@@ -161,6 +160,22 @@ class Storage(ABC):
     ) -> int:
         """Record an incident and return its id (the existing one for a duplicate message
         or job, see `record_incident`). The excerpt is capped at EXCERPT_LIMIT."""
+        incident_id, _ = await self.record_incident(
+            guild_id=guild_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            user_id=user_id,
+            prompt_excerpt=prompt_excerpt,
+            categories=categories,
+            severity=severity,
+            verdict=verdict,
+            matches=matches,
+            action=action,
+            status=status,
+            created_at=created_at,
+            job_key=job_key,
+        )
+        return incident_id
 
     @abstractmethod
     async def get_incident(self, guild_id: int, incident_id: int) -> Incident | None: ...

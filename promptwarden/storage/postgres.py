@@ -311,40 +311,6 @@ class PostgresStorage(Storage):
 
     # -- incidents
 
-    async def add_incident(
-        self,
-        *,
-        guild_id: int,
-        channel_id: int,
-        message_id: int | None,
-        user_id: int,
-        prompt_excerpt: str,
-        categories: Sequence[str],
-        severity: Severity,
-        verdict: Verdict,
-        matches: Sequence[Mapping[str, Any]],
-        action: str,
-        status: IncidentStatus = "open",
-        created_at: datetime | None = None,
-        job_key: str | None = None,
-    ) -> int:
-        incident_id, _ = await self.record_incident(
-            guild_id=guild_id,
-            channel_id=channel_id,
-            message_id=message_id,
-            user_id=user_id,
-            prompt_excerpt=prompt_excerpt,
-            categories=categories,
-            severity=severity,
-            verdict=verdict,
-            matches=matches,
-            action=action,
-            status=status,
-            created_at=created_at,
-            job_key=job_key,
-        )
-        return incident_id
-
     async def record_incident(
         self,
         *,
