@@ -15,6 +15,7 @@ from typing import Any
 
 import discord
 
+from cogs._checks import refuse_without_manage_messages
 from cogs._dm import send_dm
 from cogs._outcomes import attempt
 from cogs._timeouts import lift_unearned_timeout
@@ -269,11 +270,7 @@ async def decide(
     guild = interaction.guild
     if guild is None:
         return
-    # Run-time check: whoever can see the mod-log, only Manage Messages may decide.
-    if not interaction.permissions.manage_messages:
-        await interaction.response.send_message(
-            "You need the Manage Messages permission to decide appeals.", ephemeral=True
-        )
+    if await refuse_without_manage_messages(interaction, "decide appeals"):
         return
     storage = bot.storage
     now = discord.utils.utcnow()

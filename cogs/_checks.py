@@ -9,7 +9,7 @@ also re-checks the invoking member's permissions when it runs (RoboDanny's
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -30,6 +30,17 @@ def guild_permissions_check(**perms: bool) -> Callable[[T], T]:
         return func
 
     return decorator
+
+
+async def refuse_without_manage_messages(interaction: discord.Interaction[Any], what: str) -> bool:
+    """Buttons have no default permissions: whoever can see a message can press them, so
+    every moderator button re-checks Manage Messages when pressed. True when refused."""
+    if interaction.permissions.manage_messages:
+        return False
+    await interaction.response.send_message(
+        f"You need the Manage Messages permission to {what}.", ephemeral=True
+    )
+    return True
 
 
 MANAGE_GUILD = discord.Permissions(manage_guild=True)

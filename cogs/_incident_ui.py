@@ -16,6 +16,7 @@ from typing import Any
 import discord
 
 from cogs._appeals import appeal_view
+from cogs._checks import refuse_without_manage_messages
 from cogs._outcomes import attempt, outcome_of, record_outcome
 from cogs._settle import settle
 from discordbot import PromptWardenBot
@@ -270,11 +271,7 @@ async def handle_press(
     guild = interaction.guild
     if guild is None:
         return
-    # Run-time check: whoever can see the mod-log, only Manage Messages may act.
-    if not interaction.permissions.manage_messages:
-        await interaction.response.send_message(
-            "You need the Manage Messages permission to act on incidents.", ephemeral=True
-        )
+    if await refuse_without_manage_messages(interaction, "act on incidents"):
         return
     storage = bot.storage
     incident = await storage.get_incident(guild.id, incident_id)

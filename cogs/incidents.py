@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._checks import guild_permissions_check
+from cogs._checks import guild_permissions_check, refuse_without_manage_messages
 from cogs._incident_ui import modlog_embed, strikes_line
 from cogs._moderation import pardon, resolve_incident, warn_for_incident
 from cogs._timeouts import guild_config
@@ -61,16 +61,6 @@ def _fit(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def _not_allowed(interaction: discord.Interaction[Any]) -> bool:
-    """Button presses re-check Manage Messages: whoever sees a message may click it."""
-    if interaction.permissions.manage_messages:
-        return False
-    await interaction.response.send_message(
-        "You need the Manage Messages permission to act on incidents.", ephemeral=True
-    )
-    return True
-
-
 # ---------------------------------------------------------------- the review queue
 
 
@@ -110,7 +100,7 @@ class QueueButton(
         bot = interaction.client
         guild = interaction.guild
         assert isinstance(bot, PromptWardenBot)
-        if guild is None or await _not_allowed(interaction):
+        if guild is None or await refuse_without_manage_messages(interaction, "act on incidents"):
             return
         incident = await bot.storage.get_incident(guild.id, self.incident_id)
         if incident is None:
@@ -223,7 +213,9 @@ class PageButton(
                 ephemeral=True,
             )
             return
-        if interaction.guild_id is None or await _not_allowed(interaction):
+        if interaction.guild_id is None or await refuse_without_manage_messages(
+            interaction, "act on incidents"
+        ):
             return
         content, view = await list_page(
             bot,
