@@ -114,7 +114,7 @@ def test_extract_never_raises_and_its_spans_index_the_message(
 
 @pytest.fixture(scope="module")
 def screener() -> Screener:
-    # The rules tier only: the learned tier's model is not part of every checkout.
+    # The rules tier only: these properties are about extraction, normalization and matching.
     return Screener(GuildRules(learned=False), model=None)
 
 
