@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage.models import (
@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 # after the notification channel reconnected and changes could have been missed).
 SettingsListener = Callable[[int | None], Awaitable[None] | None]
 SETTINGS_CHANNEL = "promptwarden_settings"
+
+# The per-guild JSON settings columns of guild_settings. The backends interpolate these
+# names into SQL, so only these literals are ever accepted.
+SettingColumn = Literal["screening_rules", "enforcement", "privacy"]
+SETTING_COLUMNS: tuple[SettingColumn, ...] = ("screening_rules", "enforcement", "privacy")
 
 
 class StorageError(Exception):

@@ -20,7 +20,14 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage.base import SETTINGS_CHANNEL, SettingsListener, Storage, StorageError
+from promptwarden.storage.base import (
+    SETTING_COLUMNS,
+    SETTINGS_CHANNEL,
+    SettingColumn,
+    SettingsListener,
+    Storage,
+    StorageError,
+)
 from promptwarden.storage.models import (
     ACTION_OUTCOMES,
     APPEAL_REASON_LIMIT,
@@ -239,18 +246,31 @@ class PostgresStorage(Storage):
         )
 
     async def get_screening_rules(self, guild_id: int) -> dict[str, Any] | None:
+        return await self._get_setting("screening_rules", guild_id)
+
+    async def set_screening_rules(self, guild_id: int, rules: Mapping[str, Any]) -> None:
+        await self._set_setting("screening_rules", guild_id, rules)
+
+    async def _get_setting(self, column: SettingColumn, guild_id: int) -> dict[str, Any] | None:
+        """One guild's JSON settings blob; `column` is one of SETTING_COLUMNS, never input."""
+        if column not in SETTING_COLUMNS:
+            raise ValueError(f"not a settings column: {column!r}")
         value = await self.pool.fetchval(
-            "SELECT screening_rules FROM guild_settings WHERE guild_id = $1", guild_id
+            f"SELECT {column} FROM guild_settings WHERE guild_id = $1", guild_id
         )
         return None if value is None else cast(dict[str, Any], json.loads(value))
 
-    async def set_screening_rules(self, guild_id: int, rules: Mapping[str, Any]) -> None:
+    async def _set_setting(
+        self, column: SettingColumn, guild_id: int, value: Mapping[str, Any]
+    ) -> None:
+        if column not in SETTING_COLUMNS:
+            raise ValueError(f"not a settings column: {column!r}")
         await self._save_setting(
             guild_id,
-            "INSERT INTO guild_settings (guild_id, screening_rules, updated_at) "
-            "VALUES ($1, $2::jsonb, now()) ON CONFLICT (guild_id) DO UPDATE SET "
-            "screening_rules = excluded.screening_rules, updated_at = excluded.updated_at",
-            _json(dict(rules)),
+            f"INSERT INTO guild_settings (guild_id, {column}, updated_at) "
+            f"VALUES ($1, $2::jsonb, now()) ON CONFLICT (guild_id) DO UPDATE SET "
+            f"{column} = excluded.{column}, updated_at = excluded.updated_at",
+            _json(dict(value)),
         )
 
     # -- watched channels
@@ -568,19 +588,10 @@ class PostgresStorage(Storage):
     # -- enforcement settings and catch-up
 
     async def get_enforcement_config(self, guild_id: int) -> dict[str, Any] | None:
-        value = await self.pool.fetchval(
-            "SELECT enforcement FROM guild_settings WHERE guild_id = $1", guild_id
-        )
-        return None if value is None else cast(dict[str, Any], json.loads(value))
+        return await self._get_setting("enforcement", guild_id)
 
     async def set_enforcement_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
-        await self._save_setting(
-            guild_id,
-            "INSERT INTO guild_settings (guild_id, enforcement, updated_at) "
-            "VALUES ($1, $2::jsonb, now()) ON CONFLICT (guild_id) DO UPDATE SET "
-            "enforcement = excluded.enforcement, updated_at = excluded.updated_at",
-            _json(dict(config)),
-        )
+        await self._set_setting("enforcement", guild_id, config)
 
     async def get_catchup_cursor(self, guild_id: int, channel_id: int) -> int | None:
         value = await self.pool.fetchval(
@@ -713,19 +724,10 @@ class PostgresStorage(Storage):
     # -- privacy
 
     async def get_privacy_config(self, guild_id: int) -> dict[str, Any] | None:
-        value = await self.pool.fetchval(
-            "SELECT privacy FROM guild_settings WHERE guild_id = $1", guild_id
-        )
-        return None if value is None else cast(dict[str, Any], json.loads(value))
+        return await self._get_setting("privacy", guild_id)
 
     async def set_privacy_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
-        await self._save_setting(
-            guild_id,
-            "INSERT INTO guild_settings (guild_id, privacy, updated_at) "
-            "VALUES ($1, $2::jsonb, now()) ON CONFLICT (guild_id) DO UPDATE SET "
-            "privacy = excluded.privacy, updated_at = excluded.updated_at",
-            _json(dict(config)),
-        )
+        await self._set_setting("privacy", guild_id, config)
 
     async def get_reminders_enabled(self, user_id: int) -> bool | None:
         value = await self.pool.fetchval(

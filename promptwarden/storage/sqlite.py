@@ -22,7 +22,7 @@ from typing import Any, cast
 import aiosqlite
 
 from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage.base import Storage, StorageError
+from promptwarden.storage.base import SETTING_COLUMNS, SettingColumn, Storage, StorageError
 from promptwarden.storage.models import (
     ACTION_OUTCOMES,
     APPEAL_REASON_LIMIT,
@@ -163,19 +163,32 @@ class SQLiteStorage(Storage):
         await self._announce_settings_change(guild_id)
 
     async def get_screening_rules(self, guild_id: int) -> dict[str, Any] | None:
+        return await self._get_setting("screening_rules", guild_id)
+
+    async def set_screening_rules(self, guild_id: int, rules: Mapping[str, Any]) -> None:
+        await self._set_setting("screening_rules", guild_id, rules)
+
+    async def _get_setting(self, column: SettingColumn, guild_id: int) -> dict[str, Any] | None:
+        """One guild's JSON settings blob; `column` is one of SETTING_COLUMNS, never input."""
+        if column not in SETTING_COLUMNS:
+            raise ValueError(f"not a settings column: {column!r}")
         row = await self._one(
-            "SELECT screening_rules FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            f"SELECT {column} FROM guild_settings WHERE guild_id = ?", (guild_id,)
         )
         if row is None or row[0] is None:
             return None
         return cast(dict[str, Any], json.loads(row[0]))
 
-    async def set_screening_rules(self, guild_id: int, rules: Mapping[str, Any]) -> None:
-        blob = json.dumps(dict(rules), ensure_ascii=False)
+    async def _set_setting(
+        self, column: SettingColumn, guild_id: int, value: Mapping[str, Any]
+    ) -> None:
+        if column not in SETTING_COLUMNS:
+            raise ValueError(f"not a settings column: {column!r}")
+        blob = json.dumps(dict(value), ensure_ascii=False, sort_keys=True)
         await self._write(
-            "INSERT INTO guild_settings (guild_id, screening_rules, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (guild_id) DO UPDATE SET "
-            "screening_rules = excluded.screening_rules, updated_at = excluded.updated_at",
+            f"INSERT INTO guild_settings (guild_id, {column}, updated_at) VALUES (?, ?, ?) "
+            f"ON CONFLICT (guild_id) DO UPDATE SET "
+            f"{column} = excluded.{column}, updated_at = excluded.updated_at",
             (guild_id, blob, _now_text()),
         )
         await self._announce_settings_change(guild_id)
@@ -568,22 +581,10 @@ class SQLiteStorage(Storage):
     # -- enforcement settings and catch-up
 
     async def get_enforcement_config(self, guild_id: int) -> dict[str, Any] | None:
-        row = await self._one(
-            "SELECT enforcement FROM guild_settings WHERE guild_id = ?", (guild_id,)
-        )
-        if row is None or row[0] is None:
-            return None
-        return cast(dict[str, Any], json.loads(row[0]))
+        return await self._get_setting("enforcement", guild_id)
 
     async def set_enforcement_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
-        blob = json.dumps(dict(config), ensure_ascii=False, sort_keys=True)
-        await self._write(
-            "INSERT INTO guild_settings (guild_id, enforcement, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (guild_id) DO UPDATE SET "
-            "enforcement = excluded.enforcement, updated_at = excluded.updated_at",
-            (guild_id, blob, _now_text()),
-        )
-        await self._announce_settings_change(guild_id)
+        await self._set_setting("enforcement", guild_id, config)
 
     async def get_catchup_cursor(self, guild_id: int, channel_id: int) -> int | None:
         row = await self._one(
@@ -603,20 +604,10 @@ class SQLiteStorage(Storage):
     # -- privacy
 
     async def get_privacy_config(self, guild_id: int) -> dict[str, Any] | None:
-        row = await self._one("SELECT privacy FROM guild_settings WHERE guild_id = ?", (guild_id,))
-        if row is None or row[0] is None:
-            return None
-        return cast(dict[str, Any], json.loads(row[0]))
+        return await self._get_setting("privacy", guild_id)
 
     async def set_privacy_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
-        blob = json.dumps(dict(config), ensure_ascii=False, sort_keys=True)
-        await self._write(
-            "INSERT INTO guild_settings (guild_id, privacy, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (guild_id) DO UPDATE SET "
-            "privacy = excluded.privacy, updated_at = excluded.updated_at",
-            (guild_id, blob, _now_text()),
-        )
-        await self._announce_settings_change(guild_id)
+        await self._set_setting("privacy", guild_id, config)
 
     async def get_reminders_enabled(self, user_id: int) -> bool | None:
         row = await self._one(
