@@ -228,7 +228,9 @@ class Screening(commands.Cog):
         if screener is None:
             # Compiling a guild's automaton takes a fraction of a second: off the loop.
             screener = await asyncio.to_thread(self.screeners.get, guild.id, state.rules)
-        decision = screener.screen(facts.content, author_is_bot=facts.author_is_bot)
+        decision = screener.screen(
+            facts.content, author_is_bot=facts.author_is_bot, extracted=prompt
+        )
         config = state.config
         plan = plan_actions(
             decision, config.strike_policy, delete_personal_info=config.delete_personal_info

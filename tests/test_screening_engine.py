@@ -206,3 +206,15 @@ def test_decision_json_shape(screener: Screener) -> None:
         "source": "rule:sexual",
         "severity": "high",
     }
+
+
+def test_a_caller_extracted_prompt_gives_the_same_decision(screener: Screener) -> None:
+    from promptwarden.screening.extract import extract
+
+    message = "**a naked knight --no blood** - <@1052345678901234567> (fast)"
+    parsed = extract(message, author_is_bot=True)
+    assert screener.screen(message, author_is_bot=True, extracted=parsed) == screener.screen(
+        message, author_is_bot=True
+    )
+    with pytest.raises(ValueError, match="another message"):
+        screener.screen("a cat", extracted=parsed)

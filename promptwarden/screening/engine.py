@@ -142,9 +142,21 @@ class Screener:
             if t.category in CATEGORIES and " " not in t.term
         }
 
-    def screen(self, content: str, *, author_is_bot: bool = False) -> Decision:
-        """Screen one message; spans in the Decision index `content`."""
-        prompt = extract(content, author_is_bot=author_is_bot)
+    def screen(
+        self,
+        content: str,
+        *,
+        author_is_bot: bool = False,
+        extracted: ExtractedPrompt | None = None,
+    ) -> Decision:
+        """Screen one message; spans in the Decision index `content`.
+
+        `extracted` is `extract(content, ...)` when the caller already has it (the watcher
+        needs the requester first), so the hot path does not parse the message twice.
+        """
+        prompt = extracted or extract(content, author_is_bot=author_is_bot)
+        if prompt.content != content:
+            raise ValueError("extracted prompt belongs to another message")
         norm = normalize(content)
         found = self._read_hits(prompt, norm, self._hits(prompt, norm))
         found += self._pii(prompt)
