@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from promptwarden.screening import engine
 from promptwarden.screening.decision import Verdict
-from promptwarden.screening.engine import EXPANSION_BUDGET, MAX_SCREENED_EXPANSIONS, Screener
+from promptwarden.screening.engine import EXPANSION_BUDGET, Screener
 from promptwarden.screening.extract import MAX_PERMUTATIONS, ExtractedPrompt, extract
 from promptwarden.screening.normalize import Normalized
 from promptwarden.screening.rules import GuildRules
@@ -159,7 +159,7 @@ def test_screen_never_raises_and_every_match_points_at_the_original_text(
 def test_screening_work_grows_linearly_with_the_message(
     screener: Screener, work: WorkCounter, content: str
 ) -> None:
-    """The message once, once more to read ages, and {a,b} expansions only while few and short.
+    """The message once, and the text around `{a,b}` joins once, within a budget.
 
     The counter is shared by all examples (hence the suppressed health check); each
     example reads only its own difference.
@@ -167,30 +167,42 @@ def test_screening_work_grows_linearly_with_the_message(
     before_calls, before_chars = work.calls, work.chars
     screener.screen(content)
     calls, chars = work.calls - before_calls, work.chars - before_chars
-    assert 1 <= calls <= 2 + MAX_SCREENED_EXPANSIONS
-    assert chars <= (2 + EXPANSION_BUDGET) * len(content)
+    assert 1 <= calls <= 2
+    assert chars <= len(content) + EXPANSION_BUDGET * max(len(content), 256) + 256
 
 
-def test_a_brace_heavy_prompt_is_screened_flat_once_and_still_caught(
+def test_a_brace_heavy_prompt_is_screened_flat_and_still_caught(
     screener: Screener, work: WorkCounter
 ) -> None:
-    """4,000 characters of `{a, b}` groups expand to 16 full-length copies: screening each
-    one cost ~250 ms. The flat text holds every option's words, so that is what is read."""
+    """4,000 characters of `{a, b}` groups: Midjourney would refuse so many jobs, so no
+    expansion is read (expanding 16 full copies once cost ~250 ms); the words are still
+    found in the flat text."""
     content = ("{a,b,c,d} " * 40 + "{nude,castle} " + "{{x,y},z} " * 40) * 20
     content = content[:DISCORD_LIMIT]
-    assert len(extract(content).permutations) == MAX_PERMUTATIONS  # the expansion is there
+    assert extract(content).permutations == ()
     decision = screener.screen(content)
     assert decision.verdict is Verdict.BLOCK
     assert "nude" in {m.text for m in decision.matches}
-    assert work.chars <= 2 * len(content), work.chars  # the message, and once to read ages
+    assert work.chars == len(content)
 
 
-def test_few_short_expansions_are_still_screened_one_by_one(
-    screener: Screener, work: WorkCounter
+@pytest.mark.parametrize(
+    ("content", "word"),
+    [
+        ("{red, blue} {car, naked woman}", "naked"),
+        ("a {nu,bl}de figure", "nude"),  # an option joined to the text after it
+        ("a fig {x, y} {nu}{de} " + "castle " * 500, "nude"),  # a join far into a long prompt
+        ("{n}{u}{d}{e} " * 3 + "{a}" * 20, "nude"),  # too many groups: the flat reading
+    ],
+)
+def test_words_made_by_joining_options_are_caught(
+    screener: Screener, work: WorkCounter, content: str, word: str
 ) -> None:
-    content = "{red, blue} {car, naked woman}"
-    screener.screen(content)
-    assert work.calls >= 1 + len(extract(content).permutations)
+    decision = screener.screen(content)
+    assert decision.verdict is Verdict.BLOCK, decision.to_dict()
+    hit = next(m for m in decision.matches if m.category == "sexual")
+    assert word in hit.text.replace("{", "").replace("}", "").replace(",", "").replace("bl", "")
+    assert work.chars <= len(content) + EXPANSION_BUDGET * max(len(content), 256) + 256
 
 
 def test_every_unicode_category_and_the_worst_shapes_screen_cleanly(screener: Screener) -> None:

@@ -10,6 +10,7 @@ learned tier, whose hits go to moderators for review.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from .decision import Decision, Match, Severity, Verdict
 from .extract import ExtractedPrompt, JobKind, Region, extract
 from .guidelines import CATEGORIES, CLOTHING, CONTEXT, Guidelines, default_guidelines
-from .matcher import ALLOW, Hit, Matcher, Term
+from .matcher import ALLOW, IGNORED_ZONE, Hit, Matcher, Term
 from .model import model_text
 from .normalize import Normalized, normalize
 from .pii import find_pii
@@ -102,22 +103,97 @@ def _matcher(
     return Matcher(terms)
 
 
-# `{a, b}` expansions screened one by one, only while they are few and short: the flat
-# text already holds every option's words, so beyond this the expansions add only phrases
-# that span an option and its surroundings, not worth screening 16 copies of 4,000 chars.
-MAX_SCREENED_EXPANSIONS = 8
-EXPANSION_BUDGET = 2  # all expansions together: at most this many times the prompt
+# `{a, b}` expansions: only what an expansion adds to the flat text is screened, which is
+# the text around each join of an option and its neighbours (a hit elsewhere is a hit in the
+# flat text). All expansions' windows are read in one pass, up to this many times the prompt.
+EXPANSION_BUDGET = 1
 
 
-def screened_expansions(prompt: ExtractedPrompt) -> tuple[tuple[tuple[int, int], ...], ...]:
-    """The expansions worth screening on their own, or none (the flat screen covers them)."""
-    expansions = prompt.permutations
-    if not expansions or len(expansions) > MAX_SCREENED_EXPANSIONS:
-        return ()
-    total = sum(b - a for spans in expansions for a, b in spans)
-    if total > EXPANSION_BUDGET * len(prompt.text):
-        return ()
-    return expansions
+@dataclass(frozen=True, slots=True)
+class _Windows:
+    """Expansion text around joins, as one string, with the way back to the message."""
+
+    text: str
+    pieces: list[tuple[int, int, int]]  # (offset in text, offset in content, length)
+    joins: list[int]  # offsets in text where an expansion joins two spans
+
+
+def expansion_windows(prompt: ExtractedPrompt, reach: int) -> _Windows | None:
+    """The text within `reach` characters of every join of every `{a,b}` expansion.
+
+    Windows of one expansion that overlap are merged, identical windows of different
+    expansions are read once, and the total stops at EXPANSION_BUDGET times the prompt.
+    """
+    if not prompt.permutations:
+        return None
+    content = prompt.content
+    budget = EXPANSION_BUDGET * max(len(prompt.text), 256)
+    parts: list[str] = []
+    pieces: list[tuple[int, int, int]] = []
+    joins: list[int] = []
+    seen: set[tuple[tuple[int, int], ...]] = set()
+    size = 0
+    for expansion in prompt.permutations:
+        spans = [(a, b) for a, b in expansion if b > a]
+        # offsets of each span in the expansion, and where two non-adjacent spans meet
+        offsets: list[int] = []
+        total = 0
+        cuts: list[int] = []
+        for k, (a, b) in enumerate(spans):
+            if k and spans[k - 1][1] != a:
+                cuts.append(total)
+            offsets.append(total)
+            total += b - a
+        merged: list[list[int]] = []
+        for j in cuts:
+            lo, hi = max(0, j - reach), min(total, j + reach)
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = hi
+            else:
+                merged.append([lo, hi])
+        for lo, hi in merged:
+            segments = tuple(
+                (max(a, a + lo - off), min(b, a + hi - off))
+                for (a, b), off in zip(spans, offsets, strict=True)
+                if off < hi and off + (b - a) > lo
+            )
+            if segments in seen:
+                continue
+            if size + (hi - lo) > budget:
+                return _Windows("".join(parts), pieces, joins) if parts else None
+            seen.add(segments)
+            if parts:
+                parts.append("\n")  # not a word character: windows never join
+                size += 1
+            for k, (a, b) in enumerate(segments):
+                if k and segments[k - 1][1] != a:
+                    joins.append(size)
+                pieces.append((size, a, b - a))
+                parts.append(content[a:b])
+                size += b - a
+    return _Windows("".join(parts), pieces, joins) if parts else None
+
+
+_ZONE_CODE = {Region.PROMPT: "p", Region.NEGATIVE: "n", Region.SKIP: IGNORED_ZONE}
+
+
+def _zones(prompt: ExtractedPrompt) -> str:
+    """The region of each character of the message, as one character each (see
+    `Matcher.find`, which takes them re-aligned with the normalized text).
+
+    The matcher caps the places it reports per term and zone, so a prompt full of a word in
+    a link or under `--no` cannot hide the same word in the prompt itself.
+    """
+    parts: list[str] = []
+    pos = 0
+    for a, b, region in prompt.regions:
+        if a > pos:
+            parts.append(IGNORED_ZONE * (a - pos))
+        if b > max(a, pos):
+            parts.append(_ZONE_CODE[region] * (b - max(a, pos)))
+        pos = max(pos, b)
+    parts.append(IGNORED_ZONE * (len(prompt.content) - pos))
+    return "".join(parts)
 
 
 class Screener:
@@ -191,27 +267,35 @@ class Screener:
     # ---- rules tier ----------------------------------------------------------------------
 
     def _hits(self, prompt: ExtractedPrompt, norm: Normalized) -> list[Hit]:
-        content = prompt.content
-        hits = self.matcher.find(norm)
+        zones = _zones(prompt)
+        hits = self.matcher.find(norm, norm.project(zones))
+        windows = expansion_windows(prompt, self.matcher.longest + 1)
+        if windows is None:
+            return hits
         seen = {(h.term, h.start, h.end) for h in hits}
-        for spans in screened_expansions(prompt):
-            text = "".join(content[a:b] for a, b in spans)
-            starts = []
-            pos = 0
-            for a, b in spans:
-                if b > a:
-                    starts.append((pos, a))
-                pos += b - a
+        starts = [p for p, _, _ in windows.pieces]
 
-            def back(i: int, starts: list[tuple[int, int]] = starts) -> int:
-                base, orig = max((s for s in starts if s[0] <= i), key=lambda s: s[0])
-                return orig + i - base
+        def back(i: int) -> int:
+            base, orig, _ = windows.pieces[bisect_right(starts, i) - 1]
+            return orig + i - base
 
-            for h in self.matcher.find(normalize(text)):
-                mapped = Hit(h.term, back(h.start), back(h.end - 1) + 1)
-                if (mapped.term, mapped.start, mapped.end) not in seen:
-                    seen.add((mapped.term, mapped.start, mapped.end))
-                    hits.append(mapped)
+        wnorm = normalize(windows.text)
+        aligned = "".join(  # "\n" between windows: a hit never starts there
+            zones[orig : orig + size].ljust(next_ - base, IGNORED_ZONE)
+            for (base, orig, size), next_ in zip(
+                windows.pieces, [*starts[1:], len(windows.text)], strict=True
+            )
+        )
+        joins = windows.joins
+        for h in self.matcher.find(wnorm, wnorm.project(aligned)):
+            # only hits across a join are new: the flat text holds every other one
+            k = bisect_left(joins, h.start)
+            if k == len(joins) or joins[k] > h.end:
+                continue
+            mapped = Hit(h.term, back(h.start), back(h.end - 1) + 1)
+            if (mapped.term, mapped.start, mapped.end) not in seen:
+                seen.add((mapped.term, mapped.start, mapped.end))
+                hits.append(mapped)
         return hits
 
     def _read_hits(

@@ -18,7 +18,8 @@ MIDJOURNEY_BOT_ID = 936929561302675456
 NIJI_BOT_ID = 1022952195194359889
 GENERATOR_BOT_IDS = frozenset({MIDJOURNEY_BOT_ID, NIJI_BOT_ID})
 
-MAX_PERMUTATIONS = 16
+MAX_PERMUTATIONS = 40  # Midjourney's own limit of jobs per permutation prompt
+MAX_BRACE_GROUPS = 8
 
 
 class JobKind(StrEnum):
@@ -225,13 +226,23 @@ def _weights(content: str, regions: list[tuple[int, int, Region]]) -> list[tuple
 
 
 def _permutations(content: str, start: int, end: int) -> tuple[tuple[tuple[int, int], ...], ...]:
-    """`{red, blue} car` -> the spans of "red car" and "blue car" (nested braces not expanded)."""
+    """`{red, blue} car` -> the spans of "red car" and "blue car" (nested braces not expanded).
+
+    Only prompts Midjourney would run: at most MAX_PERMUTATIONS jobs and MAX_BRACE_GROUPS
+    groups. Beyond that the generator refuses the job, and the screener reads the flat text
+    (each option is a word there, and a braces-removed reading rejoins split words).
+    """
     if "{" not in content:
         return ()
-    groups = list(_BRACES.finditer(content, start, end))
+    groups = []
+    for g in _BRACES.finditer(content, start, end):
+        groups.append(g)
+        if len(groups) > MAX_BRACE_GROUPS:
+            return ()
     if not groups:
         return ()
     options: list[list[tuple[int, int]]] = []
+    jobs = 1
     for g in groups:
         opts: list[tuple[int, int]] = []
         pos = g.start(1)
@@ -240,6 +251,9 @@ def _permutations(content: str, start: int, end: int) -> tuple[tuple[tuple[int, 
             opts.append((pos + lead, pos + len(part.rstrip())))
             pos += len(part) + 1
         options.append(opts)
+        jobs *= len(opts)
+        if jobs > MAX_PERMUTATIONS:
+            return ()
     out: list[tuple[tuple[int, int], ...]] = []
     for choice in product(*options):
         spans: list[tuple[int, int]] = []
@@ -249,6 +263,4 @@ def _permutations(content: str, start: int, end: int) -> tuple[tuple[tuple[int, 
             pos = g.end()
         spans.append((pos, end))
         out.append(tuple(spans))
-        if len(out) >= MAX_PERMUTATIONS:
-            break
     return tuple(out)

@@ -9,15 +9,18 @@ whose span they cover ("pussy willow" covers "pussy").
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import ahocorasick
 
 from .decision import Severity
-from .normalize import WORD_CHARS, Normalized, candidates, doubled, normalize, squeeze
+from .normalize import WORD_CHARS, Normalized, _Shifted, candidates, doubled, normalize, squeeze
 
 ALLOW = "allow"
+KEEP_PER_ZONE = 5  # places reported per term and zone (see `Matcher.find`)
+IGNORED_ZONE = "-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,7 @@ class Hit:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: one per automaton entry
 class _Key:
     term: Term
     lead: bool  # may start inside a word
@@ -116,59 +119,127 @@ class Matcher:
             if key not in explicit:  # a term as written beats another's word form
                 table.setdefault(key, []).append(k)
         self.size = len(table)
+        self._longest = max(map(len, table), default=0)
         self._automaton = ahocorasick.Automaton()
         for key, ks in table.items():
             self._automaton.add_word(key, (len(key), tuple(ks)))
         if self.size:
             self._automaton.make_automaton()
 
-    def _scan(self, text: str, *, substring: bool = False) -> list[tuple[int, int, _Key]]:
-        """Hits [start, end) in `text` that respect word boundaries."""
+    @property
+    def longest(self) -> int:
+        """The longest key: a hit never spans more normalized characters than this."""
+        return self._longest
+
+    def _scan(
+        self,
+        text: str,
+        *,
+        substring: bool = False,
+        changed: _Shifted | None = None,
+        keep: int = 0,
+    ) -> list[tuple[int, int, _Key]]:
+        """Hits [start, end) in `text` that respect word boundaries.
+
+        With `changed`, `text` is a collapsed reading and only hits over a cut are kept:
+        the rest read as in the plain text, which has been scanned already.
+        """
         out: list[tuple[int, int, _Key]] = []
         if not self.size:
             return out
         n = len(text)
+        cuts = changed.cuts if changed is not None else None
+        q = 0  # cuts whose kept letters start before the current hit's end (ends only grow)
         for end, (length, keys) in self._automaton.iter(text):
             start = end - length + 1
             stop = end + 1
+            if cuts is not None:
+                while q < len(cuts) and cuts[q] - keep < stop:
+                    q += 1
+                if not q or cuts[q - 1] <= start:
+                    continue
+            if substring:
+                if length >= 3:
+                    out += [(start, stop, k) for k in keys]
+                continue
             left = start == 0 or text[start - 1] not in WORD_CHARS
             right = stop == n or text[stop] not in WORD_CHARS
             for k in keys:
-                if substring:
-                    if length < 3:
-                        continue
-                elif not ((left or k.lead) and (right or k.trail)):
-                    continue
-                out.append((start, stop, k))
+                if (left or k.lead) and (right or k.trail):
+                    out.append((start, stop, k))
         return out
 
-    def find(self, norm: Normalized) -> list[Hit]:
-        """Every term hit in `norm`, allow-listed spans removed, spans in the original text."""
-        found: dict[tuple[str, int, int], Hit] = {}
-        allows: list[tuple[int, int]] = []
+    def find(
+        self, norm: Normalized, zones: str | None = None, keep: int = KEEP_PER_ZONE
+    ) -> list[Hit]:
+        """Every term hit in `norm`, allow-listed spans removed, spans in the original text.
+
+        `zones[i]` names the zone of normalized index `i` (IGNORED_ZONE: hits starting there
+        are dropped). Only the first `keep` places of each term in each zone are reported:
+        one is enough for the decision and a few explain it, while a message repeating a
+        word a thousand times would otherwise cost a thousand span lookups.
+        """
         text = norm.text
-
-        def add(start: int, end: int, key: _Key) -> None:
-            ostart, oend = norm.span(start, end)
-            if key.term.category == ALLOW:
-                allows.append((ostart, oend))
-                return
-            ident = (key.term.category, ostart, oend)  # one hit per category and span
-            old = found.get(ident)
-            if old is None or key.term.severity > old.term.severity:
-                found[ident] = Hit(key.term, ostart, oend)
-
-        for start, end, key in self._scan(text):
-            add(start, end, key)
+        raw: list[tuple[int, int, _Key]] = self._scan(text)
         for cand in candidates(text):
             pos = cand.positions
             if pos is None:
-                for s, e, key in self._scan(cand.text):
-                    add(s, e, key)
+                raw += self._scan(cand.text)
+            elif isinstance(pos, _Shifted):
+                raw += [
+                    (pos[s], pos[e - 1] + 1, key)
+                    for s, e, key in self._scan(cand.text, changed=pos, keep=cand.keep)
+                ]
+            else:
+                hits = self._scan(cand.text, substring=cand.substring)
+                raw += [(pos[s], pos[e - 1] + 1, key) for s, e, key in hits]
+        allows = [(s, e) for s, e, key in raw if key.term.category == ALLOW]
+        allowed = _Cover(allows) if allows else None
+        found: dict[tuple[str, int, int], Hit] = {}
+        # terms by identity: hashing a frozen dataclass per hit costs more than the rest
+        counts: dict[tuple[int, str], int] = {}
+        seen: set[tuple[int, int, int]] = set()
+        for start, end, key in raw:
+            term = key.term
+            if term.category == ALLOW:
                 continue
-            for s, e, key in self._scan(cand.text, substring=cand.substring):
-                add(pos[s], pos[e - 1] + 1, key)
-        hits = sorted(found.values(), key=lambda h: (h.start, h.end, h.term.term))
-        if allows:
-            hits = [h for h in hits if not any(a <= h.start and h.end <= b for a, b in allows)]
-        return hits
+            zone = zones[start] if zones is not None else ""
+            if zone == IGNORED_ZONE:
+                continue
+            counted = (id(term), zone)
+            n = counts.get(counted, 0)
+            if n >= keep or (ident := (id(term), start, end)) in seen:
+                continue
+            if allowed is not None and allowed.covers(start, end):
+                continue
+            counts[counted] = n + 1
+            seen.add(ident)
+            ostart, oend = norm.span(start, end)
+            place = (term.category, ostart, oend)  # one hit per category and span
+            old = found.get(place)
+            if old is None or term.severity > old.term.severity:
+                found[place] = Hit(term, ostart, oend)
+        return sorted(found.values(), key=lambda h: (h.start, h.end, h.term.term))
+
+
+class _Cover:
+    """Allow-listed spans, asked whether they cover a span, in O(log n) per question.
+
+    Checked before the per-term cap of `Matcher.find`, so allowed places ("pussy willow")
+    never use up the places that would report a real hit.
+    """
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        spans.sort()
+        self._starts = [a for a, _ in spans]
+        self._reach: list[int] = []  # furthest end among spans starting at or before each
+        furthest = -1
+        for _, b in spans:
+            furthest = max(furthest, b)
+            self._reach.append(furthest)
+
+    def covers(self, start: int, end: int) -> bool:
+        if not self._starts:
+            return False
+        i = bisect_right(self._starts, start) - 1
+        return i >= 0 and self._reach[i] >= end

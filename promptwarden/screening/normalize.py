@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import product
+from typing import Protocol
 
 GONE = "\x00"  # marks a character that normalization removes
 
@@ -124,6 +125,7 @@ def _fold(text: str) -> str:
 
 
 _BLOCK = 64
+_RUNS_OF_ANY = re.compile(r"(.)\1*", re.DOTALL)
 
 
 @dataclass(slots=True)
@@ -179,6 +181,34 @@ class Normalized:
             return o, o
         return self.orig(start), self.orig(end - 1) + 1
 
+    def from_original(self, positions: list[int]) -> list[int]:
+        """Normalized indices of sorted original `positions`: the first kept character at or
+        after each. One C-level count per position, so thousands of regions stay cheap."""
+        if self._index is not None:
+            index = self._index
+            return [bisect_left(index, p) for p in positions]
+        folded = self._folded
+        if folded is None:
+            return list(positions)
+        out: list[int] = []
+        gone = 0
+        prev = 0
+        for p in positions:
+            p = min(p, len(folded))
+            gone += folded.count(GONE, prev, p)
+            prev = p
+            out.append(p - gone)
+        return out
+
+    def project(self, aligned: str) -> str:
+        """A string aligned with the original text, re-aligned with the normalized text
+        (one character per normalized index), in one step per run of equal characters."""
+        if self.identity:
+            return aligned
+        runs = [m.start() for m in _RUNS_OF_ANY.finditer(aligned)]
+        mapped = self.from_original([*runs, len(aligned)])
+        return "".join(aligned[a] * (mapped[k + 1] - mapped[k]) for k, a in enumerate(runs))
+
     @property
     def index(self) -> list[int]:
         """The full normalized-to-original index (built on demand)."""
@@ -216,20 +246,55 @@ _SPLIT_RUN = re.compile(
     r"(?<![a-z0-9@$])(?:[a-z0-9@$!][ .\-,/\\:+·•]{1,3}){2,}[a-z0-9@$!](?![a-z0-9@$])"
 )
 _TRIPLE = re.compile(r"([a-z])\1\1+")
+_BRACE_RUN = re.compile(r"[{}]+")
 _RUN = re.compile(r"([a-z])\1+")
+
+
+class Positions(Protocol):
+    def __getitem__(self, i: int, /) -> int: ...
+
+
+SEP = "\x02"  # joins batched candidate pieces: never in a key, never a word character
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """An alternative reading of part of the normalized text.
 
-    `positions[k]` is the normalized index of `text[k]`; `substring` says that any part of
-    `text` may match (spaced letters carry no word boundaries), otherwise only whole words.
+    `positions[k]` is the normalized index of `text[k]` (-1 for a `SEP` between pieces);
+    `substring` says that any part of `text` may match (spaced letters carry no word
+    boundaries), otherwise only whole words. Pieces of one kind are batched into one text
+    joined by `SEP`, so hostile text with hundreds of them costs one automaton pass, not one each.
     """
 
     text: str
-    positions: tuple[int, ...] | None  # None: same positions as the normalized text
+    positions: Positions | None  # None: same positions as the normalized text
     substring: bool = False
+    keep: int = 0  # a collapsed text: letters kept per cut run (see `_Shifted.changed`)
+
+
+class _Batch:
+    """Pieces of text with their normalized positions, joined by `SEP`."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.positions: list[int] = []
+
+    def add(self, text: str, positions: list[int] | range) -> None:
+        if self.parts:
+            self.parts.append(SEP)
+            self.positions.append(-1)
+        self.parts.append(text)
+        self.positions.extend(positions)
+
+    def candidate(self, *, substring: bool = False) -> Candidate | None:
+        if not self.parts:
+            return None
+        return Candidate("".join(self.parts), self.positions, substring)
+
+
+_SPLIT_SEPARATORS_CHARS = " .-,/\\:+·•"  # as in _SPLIT_RUN
+_SPLIT_SEPARATORS = str.maketrans({c: None for c in _SPLIT_SEPARATORS_CHARS})
 
 
 def candidates(norm: str) -> Iterator[Candidate]:
@@ -248,47 +313,84 @@ def candidates(norm: str) -> Iterator[Candidate]:
                 None,
             )
             # "k1ll1ng": each "1" may be i or l; try every mix on words with a few of them
+            mixes = _Batch()
             for m in _LEET_TOKEN.finditer(norm):
                 tok = m.group()
                 ones = tok.count("1")
                 if 2 <= ones <= 4:
-                    pos = tuple(range(m.start(), m.end()))
+                    span = range(m.start(), m.end())
                     for mix in product("il", repeat=ones):
                         it = iter(mix)
                         word = "".join(next(it) if c == "1" else c for c in tok)
-                        yield Candidate(word.translate(LEET), pos)
+                        mixes.add(word.translate(LEET), span)
+            if (batch := mixes.candidate()) is not None:
+                yield batch
     if " " in norm or "." in norm or "-" in norm:
+        runs = _Batch()
+        decoded_runs = _Batch()
         for m in _SPLIT_RUN.finditer(norm):
+            # a run alternates one letter and 1-3 separators: letters are where separators are not
             run = m.group()
-            letters = []
-            pos_list = []
-            for k, ch in enumerate(run):
-                if ch in WORD_CHARS or ch in LEET_CHARS:
-                    letters.append(ch)
-                    pos_list.append(m.start() + k)
-            joined = "".join(letters)
-            pos = tuple(pos_list)
-            yield Candidate(joined, pos, substring=True)
+            base = m.start()
+            joined = run.translate(_SPLIT_SEPARATORS)
+            if len(joined) * 2 - 1 == len(run):  # the usual "n a k e d": every other character
+                pos: list[int] | range = range(base, base + len(run), 2)
+            else:
+                pos = [base + k for k, ch in enumerate(run) if ch not in _SPLIT_SEPARATORS_CHARS]
+            runs.add(joined, pos)
             decoded = joined.translate(LEET)
             if decoded != joined:
-                yield Candidate(decoded, pos, substring=True)
+                decoded_runs.add(decoded, pos)
+        for batch_ in (runs, decoded_runs):
+            if (cand := batch_.candidate(substring=True)) is not None:
+                yield cand
     if _TRIPLE.search(norm):
         for keep in (1, 2):
-            yield _collapse(norm, keep)
+            yield _collapse(norm, keep, _TRIPLE)
+    if "{" in norm or "}" in norm:
+        # "{nu}{de}", "{red,nu}de": Midjourney joins options to their neighbours
+        yield _collapse(norm, 0, _BRACE_RUN)
 
 
-def _collapse(norm: str, keep: int) -> Candidate:
-    """`norm` with runs of 3+ equal letters cut to `keep`, positions kept."""
+class _Shifted:
+    """Positions of a collapsed text: each index plus the letters cut before it.
+
+    Kept as breakpoints rather than a list of every position, so a 4,000-character message
+    full of "nuuuude" costs one entry per run, and the lookups happen only for hits.
+    """
+
+    __slots__ = ("_at", "_shift")
+
+    def __init__(self, at: list[int], shift: list[int]) -> None:
+        self._at = at  # collapsed index from which `shift` applies
+        self._shift = shift
+
+    def __getitem__(self, i: int) -> int:
+        k = bisect_right(self._at, i) - 1
+        return i + self._shift[k] if k >= 0 else i
+
+    @property
+    def cuts(self) -> list[int]:
+        """Collapsed index just after each cut run's kept letters."""
+        return self._at
+
+
+def _collapse(norm: str, keep: int, runs: re.Pattern[str]) -> Candidate:
+    """`norm` with each match of `runs` cut to its first `keep` characters, positions kept."""
     parts: list[str] = []
-    positions: list[int] = []
+    at: list[int] = []
+    shift: list[int] = []
+    cut = 0
     pos = 0
-    for m in _TRIPLE.finditer(norm):
-        parts.append(norm[pos : m.start() + keep])
-        positions.extend(range(pos, m.start() + keep))
-        pos = m.end()
+    for m in runs.finditer(norm):
+        start, end = m.span()
+        parts.append(norm[pos : start + keep])
+        at.append(start + keep - cut)
+        cut += end - start - keep
+        shift.append(cut)
+        pos = end
     parts.append(norm[pos:])
-    positions.extend(range(pos, len(norm)))
-    return Candidate("".join(parts), tuple(positions))
+    return Candidate("".join(parts), _Shifted(at, shift), keep=keep)
 
 
 def squeeze(word: str) -> str:
