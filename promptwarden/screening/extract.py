@@ -20,6 +20,9 @@ GENERATOR_BOT_IDS = frozenset({MIDJOURNEY_BOT_ID, NIJI_BOT_ID})
 
 MAX_PERMUTATIONS = 40  # Midjourney's own limit of jobs per permutation prompt
 MAX_BRACE_GROUPS = 8
+# Parsed one by one up to these counts; flooding beyond them only makes the rest prompt text.
+MAX_PARAMETERS = 64
+MAX_WEIGHTS = 64
 
 
 class JobKind(StrEnum):
@@ -165,7 +168,15 @@ def _split_prompt(
     body_end = start + (pm.start() if pm else len(text))
     if pm:
         ptext = text[pm.start() :]
-        pieces = list(_PARAM.finditer(ptext))
+        pieces = []
+        for piece in _PARAM.finditer(ptext):
+            if len(pieces) == MAX_PARAMETERS:
+                # no real prompt has this many: the rest is read as prompt, hiding nothing
+                rest = body_end + piece.start()
+                regions.append((rest, start + len(text), Region.PROMPT))
+                ptext = ptext[: piece.start()]
+                break
+            pieces.append(piece)
         for i, piece in enumerate(pieces):
             seg_start = piece.end()
             seg_end = pieces[i + 1].start() if i + 1 < len(pieces) else len(ptext)
@@ -215,7 +226,9 @@ def _weights(content: str, regions: list[tuple[int, int, Region]]) -> list[tuple
             out.append((start, end, region))
             continue
         pos = start
-        for m in _WEIGHT.finditer(content, start, end):
+        for n, m in enumerate(_WEIGHT.finditer(content, start, end)):
+            if n == MAX_WEIGHTS:
+                break  # no real prompt has this many: the rest is read as prompt
             weight = m.group(1)
             negative = weight is not None and float(weight) < 0
             out.append((pos, m.start(), Region.NEGATIVE if negative else Region.PROMPT))

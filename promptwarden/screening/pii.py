@@ -22,9 +22,13 @@ class PiiHit:
     severity: Severity
 
 
+KEEP_PER_KIND = 5
 _NON_DIGITS = bytes(c for c in range(128) if not chr(c).isdigit())
-_LONG_WORD = re.compile(r"\S{20,}")
-_NUMBERS = re.compile(r"\d[\d\s().+-]{5,}\d|\d\.\d")
+# runs of the characters every secret below is written in: zalgo or "a::-a::" never qualify
+_LONG_WORD = re.compile(r"[A-Za-z0-9_\-+/.=]{20,}")
+_DIGIT_RUN = re.compile(r"\d(?:[\s().+-]{0,2}\d){6,}")  # seven digits or more: phone, card
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:|:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{1,4}:")
+_DOTTED_QUAD = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
 _ADDRESS_HINT = re.compile(r"\d\s+[A-Z]")
 
 _EMAIL = re.compile(
@@ -40,7 +44,8 @@ _PHONE = re.compile(
 )
 _CARD = re.compile(r"(?<![\d-])(?:[2-6]\d{3})(?:[ -]?\d{2,4}){3,5}(?![\d])")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+# three colons at least: four groups, fewer is a prompt weight ("a::2")
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){3,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _TOKENS = re.compile(
     r"(?<![\w-])(?:"
     r"[MNO][A-Za-z\d_-]{23,27}\.[\w-]{6,7}\.[\w-]{27,40}"  # Discord bot token
@@ -86,22 +91,29 @@ def find_pii(text: str) -> list[PiiHit]:
     ascii_text = text.encode("ascii", "ignore")
     has_at = b"@" in ascii_text
     has_digit = bool(ascii_text.translate(None, _NON_DIGITS))
-    numbers = has_digit and _NUMBERS.search(text) is not None
+    numbers = has_digit and _DIGIT_RUN.search(text) is not None
+    quads = has_digit and _DOTTED_QUAD.search(text) is not None
     long_words = (
-        [m for m in _LONG_WORD.finditer(text) if m.group().isascii()]
+        list(_LONG_WORD.finditer(text))
         if max(map(len, ascii_text.split()), default=0) >= 20
         else []
     )
-    ipv6 = "::" in text or text.count(":") >= 7
+    ipv6 = _IPV6_HINT.search(text) is not None
     address = has_digit and _ADDRESS_HINT.search(text) is not None
-    if not (has_at or numbers or long_words or ipv6 or address):
+    if not (has_at or numbers or quads or long_words or ipv6 or address):
         return []
     hits: list[PiiHit] = []
     taken: list[tuple[int, int]] = []
 
+    per_kind: dict[str, int] = {}
+
     def add(kind: str, start: int, end: int, severity: Severity) -> None:
+        # a few places per kind say enough, and keep a pasted list of 200 emails cheap
+        if per_kind.get(kind, 0) >= KEEP_PER_KIND:
+            return
         if any(a < end and start < b for a, b in taken):
             return
+        per_kind[kind] = per_kind.get(kind, 0) + 1
         taken.append((start, end))
         hits.append(PiiHit(kind, start, end, severity))
 
@@ -116,6 +128,7 @@ def find_pii(text: str) -> list[PiiHit]:
             digits = _digits(m.group())
             if 13 <= len(digits) <= 19 and luhn_ok(digits):
                 add("card", m.start(), m.end(), Severity.MEDIUM)
+    if quads:
         for m in _IPV4.finditer(text):
             if all(int(p) <= 255 for p in m.group().split(".")):
                 add("ip", m.start(), m.end(), Severity.LOW)
