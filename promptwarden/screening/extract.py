@@ -168,7 +168,7 @@ def _split_prompt(
     body_end = start + (pm.start() if pm else len(text))
     if pm:
         ptext = text[pm.start() :]
-        pieces = []
+        pieces: list[re.Match[str]] = []
         for piece in _PARAM.finditer(ptext):
             if len(pieces) == MAX_PARAMETERS:
                 # no real prompt has this many: the rest is read as prompt, hiding nothing

@@ -4,8 +4,8 @@
 Folding is one-to-one where it can be (a character becomes one ASCII letter, or a NUL marker
 when it should vanish), so the common case needs no per-character Python loop: `str.translate`
 does the work in C and spans map back by counting the markers. Only characters whose
-compatibility form is longer than one letter (ligatures, "½") force the slow path that builds
-an explicit index.
+compatibility form is longer than one letter (ligatures, "½") force the slow path, which keeps
+the running total of fold lengths (again from `str.translate`) and bisects it per hit.
 
 Evasions that change word shape (leetspeak, spaced letters, repeated letters) are not folded
 into the text, because real prompts are full of "8k", "1 9 5 0" and "sheep": they become
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import product
+from itertools import accumulate, product
 from typing import Protocol
 
 GONE = "\x00"  # marks a character that normalization removes
@@ -109,11 +109,15 @@ for _cp in range(128):
 _BMP[1] = GONE
 
 
+def _astral(text: str) -> bool:
+    return len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)
+
+
 def _fold(text: str) -> str:
     """`text` folded character by character (see `_fold_char`)."""
     if text.isascii():
         return text.translate(_BMP)
-    if len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text):
+    if _astral(text):
         return text.translate(_TABLE)  # astral characters: math letters, emoji
     folded = text.translate(_BMP)
     if _UNKNOWN in folded:
@@ -139,7 +143,7 @@ class Normalized:
     original: str
     text: str
     _folded: str | None = None  # same length as `original`, GONE where removed
-    _index: list[int] | None = None  # explicit map, slow path only
+    _ends: list[int] | None = None  # slow path: normalized length through each original char
     _blocks: list[int] | None = None  # kept characters before each block of _folded
     _kept: dict[int, list[int]] = field(default_factory=dict)  # block -> kept positions
 
@@ -147,8 +151,8 @@ class Normalized:
         """Original index of normalized index `i` (`len(text)` maps to `len(original)`)."""
         if i >= len(self.text):
             return len(self.original)
-        if self._index is not None:
-            return self._index[i]
+        if self._ends is not None:
+            return bisect_right(self._ends, i)
         folded = self._folded
         if folded is None:
             return i
@@ -172,7 +176,7 @@ class Normalized:
     @property
     def identity(self) -> bool:
         """True when every normalized index equals its original index (most prompts)."""
-        return self._folded is None and self._index is None
+        return self._folded is None and self._ends is None
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original span of normalized span [start, end)."""
@@ -184,9 +188,9 @@ class Normalized:
     def from_original(self, positions: list[int]) -> list[int]:
         """Normalized indices of sorted original `positions`: the first kept character at or
         after each. One C-level count per position, so thousands of regions stay cheap."""
-        if self._index is not None:
-            index = self._index
-            return [bisect_left(index, p) for p in positions]
+        if self._ends is not None:
+            ends = self._ends
+            return [ends[min(p, len(ends)) - 1] if p > 0 else 0 for p in positions]
         folded = self._folded
         if folded is None:
             return list(positions)
@@ -221,16 +225,39 @@ def normalize(text: str) -> Normalized:
         if GONE not in folded:
             return Normalized(text, folded)
         return Normalized(text, folded.replace(GONE, ""), folded)
-    # Slow path: some character expanded to several; build the index explicitly.
-    out: list[str] = []
-    index: list[int] = []
-    for i, ch in enumerate(text):
-        f = _TABLE[ord(ch)] if ord(ch) > 0xFFFF else _BMP[ord(ch)]
-        if f == GONE:
-            continue
-        out.append(f)
-        index.extend([i] * len(f))
-    return Normalized(text, "".join(out), None, index)
+    # Slow path: some character expanded to several ("ﬁ" -> "fi"). The map back is the
+    # running total of fold lengths, which `str.translate` gives as one character each.
+    lengths = text.translate(_LENGTHS) if _astral(text) else _bmp_lengths(text)
+    ends = list(accumulate(lengths.encode("latin-1")))
+    return Normalized(text, folded.replace(GONE, ""), None, ends)
+
+
+class _LengthTable(dict[int, str]):
+    """`str.translate` table: each code point to chr(length of its fold), GONE counting 0."""
+
+    def __missing__(self, cp: int) -> str:
+        folded = _TABLE[cp]
+        length = chr(0 if folded == GONE else len(folded))
+        if len(self) < 100_000:
+            self[cp] = length
+        return length
+
+
+_LENGTHS = _LengthTable()
+
+
+_NOT_LEARNED = "\xff"  # no fold is 255 characters long
+# `_LENGTHS` for the Basic Multilingual Plane as a plain list: translate indexes it in C
+_BMP_LENGTHS: list[str] = [_NOT_LEARNED] * 0x10000
+
+
+def _bmp_lengths(text: str) -> str:
+    lengths = text.translate(_BMP_LENGTHS)
+    if _NOT_LEARNED in lengths:
+        for ch in set(text):
+            _BMP_LENGTHS[ord(ch)] = _LENGTHS[ord(ch)]
+        lengths = text.translate(_BMP_LENGTHS)
+    return lengths
 
 
 # ---- candidate words for shape-changing evasions -------------------------------------------
