@@ -23,6 +23,7 @@ from discord import app_commands
 from discord.ext import commands
 
 import cogs
+from cogs._replies import SOMETHING_WENT_WRONG
 from promptwarden.config import Settings, format_shard_ids
 from promptwarden.permissions import NEEDED_PERMISSIONS, invite_url
 from promptwarden.storage import Storage, open_storage
@@ -110,7 +111,7 @@ class PromptWardenTree(app_commands.CommandTree["PromptWardenBot"]):
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("command /%s failed", command, exc_info=error)
-            text = "Something went wrong; the error has been logged for the bot's operator."
+            text = SOMETHING_WENT_WRONG
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)

@@ -18,6 +18,7 @@ import discord
 from cogs._checks import refuse_without_manage_messages
 from cogs._dm import send_dm
 from cogs._outcomes import attempt
+from cogs._replies import acknowledged
 from cogs._timeouts import lift_unearned_timeout
 from discordbot import PromptWardenBot
 from promptwarden.storage import (
@@ -160,18 +161,20 @@ class AppealForm(discord.ui.Modal):
             return
         guild = bot.get_guild(self.guild_id)
         guild_name = guild.name if guild else "the server"
-        if await post_appeal(bot, guild, incident, appeal):
-            text = (
-                f"Your appeal of incident #{incident.id} was sent to the moderators of "
-                f"{guild_name}. You will get their answer here."
-            )
-        else:
-            text = (
-                f"Your appeal of incident #{incident.id} is recorded, but I could not show it "
-                f"to the moderators of {guild_name} (their mod-log channel is not set up or "
-                "not reachable); you may also contact them directly."
-            )
-        await interaction.response.send_message(text)
+        # The appeal is stored; posting it to the mod-log is a Discord call that may be slow.
+        async with acknowledged(interaction, thinking=True):
+            if await post_appeal(bot, guild, incident, appeal):
+                text = (
+                    f"Your appeal of incident #{incident.id} was sent to the moderators of "
+                    f"{guild_name}. You will get their answer here."
+                )
+            else:
+                text = (
+                    f"Your appeal of incident #{incident.id} is recorded, but I could not show "
+                    f"it to the moderators of {guild_name} (their mod-log channel is not set up "
+                    "or not reachable); you may also contact them directly."
+                )
+            await interaction.followup.send(text)
 
 
 async def post_appeal(
@@ -291,13 +294,15 @@ async def decide(
             ephemeral=True,
         )
         return
-    line = (await conclude(bot, guild.id, decision, moderator.id, action=f"appeal_{action}")).line
-    message = interaction.message
-    if message is not None and message.embeds:
-        embed = decided_embed(message.embeds[0], line, decision.appeal)
-        await interaction.response.edit_message(embed=embed, view=None)
-    else:
-        await interaction.response.send_message(line, ephemeral=True)
+    # Decided and stored; lifting a timeout and telling the member are Discord calls.
+    async with acknowledged(interaction):
+        concluded = await conclude(bot, guild.id, decision, moderator.id, action=f"appeal_{action}")
+        message = interaction.message
+        if message is not None and message.embeds:
+            embed = decided_embed(message.embeds[0], concluded.line, decision.appeal)
+            await interaction.edit_original_response(embed=embed, view=None)
+        else:
+            await interaction.followup.send(concluded.line, ephemeral=True)
 
 
 @dataclass(frozen=True, slots=True)

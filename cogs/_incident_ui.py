@@ -18,6 +18,7 @@ import discord
 from cogs._appeals import appeal_view
 from cogs._checks import refuse_without_manage_messages
 from cogs._outcomes import attempt, outcome_of, record_outcome
+from cogs._replies import acknowledged
 from cogs._settle import settle
 from discordbot import PromptWardenBot
 from promptwarden.enforcement import (
@@ -268,6 +269,8 @@ async def handle_press(
     action: str,
     incident_id: int,
 ) -> None:
+    """Refusals are answered at once; the action itself may need several Discord calls,
+    so the click is acknowledged first and the mod-log entry edited when it is done."""
     guild = interaction.guild
     if guild is None:
         return
@@ -281,7 +284,26 @@ async def handle_press(
             ephemeral=True,
         )
         return
-    moderator = interaction.user
+    async with acknowledged(interaction):
+        line, status = await _act(bot, guild, incident, action, interaction.user)
+        message = interaction.message
+        if message is not None and message.embeds:
+            embed = with_outcome(message.embeds[0], line, status)
+            await interaction.edit_original_response(embed=embed)
+        else:
+            await interaction.followup.send(line, ephemeral=True)
+
+
+async def _act(
+    bot: PromptWardenBot,
+    guild: discord.Guild,
+    incident: Incident,
+    action: str,
+    moderator: discord.User | discord.Member,
+) -> tuple[str, IncidentStatus | None]:
+    """Do what the button says; returns the line for the mod-log and the new status."""
+    storage = bot.storage
+    incident_id = incident.id
     await storage.record_modlog_press(guild.id, incident_id, moderator.id, action)
     status: IncidentStatus | None = None
     if action in ("dismiss", "uphold"):
@@ -311,11 +333,7 @@ async def handle_press(
     else:
         outcome = await delete_incident_message(bot, guild, incident, action="manual_delete")
         line = f"Delete message by {moderator.mention}: {_outcome_words(outcome)}"
-    message = interaction.message
-    if message is not None and message.embeds:
-        await interaction.response.edit_message(embed=with_outcome(message.embeds[0], line, status))
-    else:
-        await interaction.response.send_message(line, ephemeral=True)
+    return line, status
 
 
 def _outcome_words(outcome: ActionOutcome) -> str:

@@ -20,6 +20,7 @@ from discord.ext import commands
 from cogs._checks import guild_permissions_check, refuse_without_manage_messages
 from cogs._incident_ui import modlog_embed, strikes_line
 from cogs._moderation import pardon, resolve_incident, warn_for_incident
+from cogs._replies import acknowledged
 from cogs._timeouts import guild_config
 from discordbot import PromptWardenBot
 from promptwarden import rule_edits
@@ -108,20 +109,26 @@ class QueueButton(
                 f"No incident #{self.incident_id} in this server.", ephemeral=True
             )
             return
+        # Warning or settling DMs the member and edits the mod-log: acknowledge first.
+        async with acknowledged(interaction):
+            line = await self.decide(bot, guild, incident, interaction.user.id)
+            content, embeds, view = await queue_page(bot, guild.id)
+            await interaction.edit_original_response(
+                content=f"{line}\n{content}", embeds=embeds, view=view, allowed_mentions=NO_PINGS
+            )
+
+    async def decide(
+        self, bot: PromptWardenBot, guild: discord.Guild, incident: Incident, moderator_id: int
+    ) -> str:
         if incident.status != "open":
-            line = f"Incident #{incident.id} was already {incident.status}."
-        elif self.action == "warn":
-            summary = await warn_for_incident(bot, guild, incident, interaction.user.id)
-            line = f"Incident #{incident.id}: {summary}."
-        else:
-            status: IncidentStatus = "upheld" if self.action == "uphold" else "dismissed"
-            result = await resolve_incident(bot, guild.id, incident.id, status, interaction.user.id)
-            revoked = "; strike removed" if result and result.strike_revoked else ""
-            line = f"Incident #{incident.id} {status}{revoked}."
-        content, embeds, view = await queue_page(bot, guild.id)
-        await interaction.response.edit_message(
-            content=f"{line}\n{content}", embeds=embeds, view=view, allowed_mentions=NO_PINGS
-        )
+            return f"Incident #{incident.id} was already {incident.status}."
+        if self.action == "warn":
+            summary = await warn_for_incident(bot, guild, incident, moderator_id)
+            return f"Incident #{incident.id}: {summary}."
+        status: IncidentStatus = "upheld" if self.action == "uphold" else "dismissed"
+        result = await resolve_incident(bot, guild.id, incident.id, status, moderator_id)
+        revoked = "; strike removed" if result and result.strike_revoked else ""
+        return f"Incident #{incident.id} {status}{revoked}."
 
 
 async def queue_page(
@@ -387,6 +394,8 @@ class Incidents(commands.Cog):
         note: app_commands.Range[str, 1, 400] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
+        # Settling may lift a timeout, tell an appellant and edit the mod-log: slow calls.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         result = await resolve_incident(
             self.bot, interaction.guild_id, incident_id, outcome, interaction.user.id, note or ""
         )
@@ -396,7 +405,7 @@ class Incidents(commands.Cog):
             notes = (("its strike was removed",) if result.strike_revoked else ()) + result.notes
             text = f"Incident #{incident_id} marked {outcome}" + "".join(f"; {n}" for n in notes)
             text += "."
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.followup.send(text, ephemeral=True)
 
     @incidents.command(name="export", description="Incidents as a CSV file (redacted excerpts)")
     @app_commands.describe(since="A date (2026-11-01) or a span back from now (30d)")
@@ -409,18 +418,20 @@ class Incidents(commands.Cog):
         except ValueError as error:
             await interaction.response.send_message(f"{error}.", ephemeral=True)
             return
+        # A long history takes a while to read and upload.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         incidents = await self.bot.storage.incidents_since(interaction.guild_id, start)
         data = incidents_csv(incidents)
         limit = interaction.guild.filesize_limit if interaction.guild else 10 * 1024 * 1024
         if len(data) > limit:
-            await interaction.response.send_message(
+            await interaction.followup.send(
                 f"The export would be {len(data) // 1024} KiB, more than Discord accepts here "
                 f"({limit // 1024} KiB); ask for less with `since` (e.g. `7d`).",
                 ephemeral=True,
             )
             return
         name = f"incidents-{interaction.guild_id}-{now:%Y%m%d}.csv"
-        await interaction.response.send_message(
+        await interaction.followup.send(
             f"{len(incidents)} incident(s)"
             + (f" since {start:%Y-%m-%d %H:%M} UTC" if start else ""),
             file=discord.File(io.BytesIO(data), filename=name),
@@ -458,6 +469,8 @@ class Incidents(commands.Cog):
     @guild_permissions_check(manage_messages=True)
     async def strikes_pardon(self, interaction: Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
+        # Lifting the timeout the strikes earned fetches the member and edits them.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         pardoned = await pardon(self.bot, interaction.guild_id, user.id, interaction.user.id)
         revoked = pardoned.revoked
         if not revoked:
@@ -468,7 +481,7 @@ class Incidents(commands.Cog):
                 f"Pardoned {user.mention}: {len(revoked)} strike(s), {points} point(s) revoked "
                 "(recorded)" + "".join(f"; {line}" for line in pardoned.lifted) + "."
             )
-        await interaction.response.send_message(
+        await interaction.followup.send(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 

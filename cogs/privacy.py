@@ -23,6 +23,7 @@ from discord.ext import commands, tasks
 from cogs._appeals import AppealButton, AppealDecisionButton
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
 from cogs._dm import DMBudgetExhausted, privacy_config, send_dm
+from cogs._replies import acknowledged
 from discordbot import PromptWardenBot
 from promptwarden.privacy import (
     MAX_DM_PER_MINUTE,
@@ -83,16 +84,18 @@ class ConfirmDelete(discord.ui.View):
         self, interaction: discord.Interaction[Any], button: discord.ui.Button[ConfirmDelete]
     ) -> None:
         self.stop()
-        report = await self.cog.bot.storage.erase_member_data(self.owner_id)
-        await interaction.response.edit_message(
-            content=(
-                "Done. Your preferences and reminder history are deleted, and the prompt "
-                f"text of your {report.incidents_redacted} incident(s) and the reasons of "
-                f"your {report.appeals_redacted} appeal(s) are erased. The record of what "
-                "moderators did stays, as moderation needs it."
-            ),
-            view=None,
-        )
+        # Erasing touches every server's records: it can outlast Discord's 3 seconds.
+        async with acknowledged(interaction):
+            report = await self.cog.bot.storage.erase_member_data(self.owner_id)
+            await interaction.edit_original_response(
+                content=(
+                    "Done. Your preferences and reminder history are deleted, and the prompt "
+                    f"text of your {report.incidents_redacted} incident(s) and the reasons of "
+                    f"your {report.appeals_redacted} appeal(s) are erased. The record of what "
+                    "moderators did stays, as moderation needs it."
+                ),
+                view=None,
+            )
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(
@@ -195,6 +198,8 @@ class Privacy(commands.Cog):
         assert guild is not None  # guild_only
         user = interaction.user
         storage = self.bot.storage
+        # Reading everything and DMing a file (open the DM, upload) can take seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         data = await storage.export_member_data(user.id)
         document = export_document(data, generated_at=discord.utils.utcnow())
         blob = json.dumps(document, ensure_ascii=False, indent=2).encode()
@@ -208,12 +213,12 @@ class Privacy(commands.Cog):
                 file=file,
             )
         except discord.Forbidden:
-            await interaction.response.send_message(DMS_CLOSED, ephemeral=True)
+            await interaction.followup.send(DMS_CLOSED, ephemeral=True)
             return
         except DMBudgetExhausted:
-            await interaction.response.send_message(BUDGET_SPENT, ephemeral=True)
+            await interaction.followup.send(BUDGET_SPENT, ephemeral=True)
             return
-        await interaction.response.send_message(
+        await interaction.followup.send(
             f"I sent you a DM with your data: {len(data.incidents)} incident(s), "
             f"{len(data.strikes)} strike(s), {len(data.appeals)} appeal(s).",
             ephemeral=True,
