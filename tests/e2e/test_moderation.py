@@ -11,6 +11,8 @@ from tests.e2e.records import outcomes, read_db
 from tests.emulator import BotProcess
 
 CALLBACK = "POST /interactions/{interaction_id}/{token}/callback"
+EDIT_ORIGINAL = "PATCH /webhooks/{app_id}/{token}/messages/@original"
+DEFERRED_UPDATE = 6
 
 
 def test_a_member_with_closed_dms_is_told_in_the_channel(
@@ -83,6 +85,13 @@ def test_mod_log_buttons_work_after_a_restart_and_only_for_moderators(
     answers = {c.param("interaction_id"): c for c in emu.calls(CALLBACK)}
     assert answers[refused].body["data"]["flags"] & 64  # only the member sees the refusal
     assert answers[pressed].ok
+    # The press is acknowledged first; the entry is edited once the work is done.
+    assert answers[pressed].body["type"] == DEFERRED_UPDATE
+    token = answers[pressed].params["token"]
+    emu.wait_until(
+        lambda: any(c.ok and c.params["token"] == token for c in emu.calls(EDIT_ORIGINAL)),
+        what="the mod-log entry edited after the press",
+    )
 
     rows = read_db(server.database, "SELECT status, message_id FROM incidents")
     assert rows == [("dismissed", message_id)]
