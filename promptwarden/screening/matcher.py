@@ -184,7 +184,9 @@ class Matcher:
         for cand in candidates(text):
             pos = cand.positions
             if pos is None:
-                raw += self._scan(cand.text)
+                found_ = self._scan(cand.text)
+                accept = cand.accept
+                raw += found_ if accept is None else [h for h in found_ if accept(h[0], h[1])]
             elif isinstance(pos, _Shifted):
                 raw += [
                     (pos[s], pos[e - 1] + 1, key)
