@@ -24,7 +24,7 @@ from .model import model_text
 from .normalize import Normalized, normalize
 from .pii import find_pii
 from .rules import CUSTOM, GuildRules
-from .tokens import Token, plain_words, tokens_of
+from .tokens import plain_words, word_spans
 
 
 class _Contribution(Protocol):
@@ -244,7 +244,7 @@ class Screener:
             extra = {"job": prompt.kind.value, "requester_id": prompt.requester_id}
         score: float | None = None
         if self.model is not None and verdict.rank < Verdict.REVIEW.rank:
-            score, model_matches = self._learned(prompt, norm)
+            score, model_matches = self._learned(prompt)
             if model_matches:
                 verdict = Verdict.REVIEW
                 flagged += model_matches
@@ -399,38 +399,31 @@ class Screener:
 
     # ---- learned tier --------------------------------------------------------------------
 
-    def _learned(
-        self, prompt: ExtractedPrompt, norm: Normalized
-    ) -> tuple[float | None, list[Match]]:
+    def _learned(self, prompt: ExtractedPrompt) -> tuple[float | None, list[Match]]:
         model = self.model
         if model is None:
             return None, []
         lo, hi = prompt.offset, prompt.offset + len(prompt.text)
-        # The words the model was trained on: parameters, links and ::weights blanked out
-        # exactly as `model_text` did at training time, so the features match.
-        if norm.identity:
-            # Most prompts: normalized and original positions coincide, so blank the
-            # normalized text directly and skip building tokens unless the model fires.
-            fast = plain_words(model_text(norm.text)[lo:hi])
-            if fast is not None:
-                if not fast:
-                    return None, []
-                score = model.probability(fast)
-                if score < model.threshold:
-                    return score, []
-        content = prompt.content
-        visible = model_text(content)
-        tokens: list[Token] = [
-            t
-            for t in tokens_of(norm)
-            if lo <= t.start < hi and visible[t.start : t.end] == content[t.start : t.end]
-        ]
-        if not tokens:
+        # The words the model was trained on: the prompt with parameters, links and
+        # ::weights blanked exactly as `model_text` did at training time, then normalized
+        # (a second, cheap normalize: blanking keeps offsets, so spans still map back).
+        visible = normalize(model_text(prompt.content)[lo:hi])
+        fast = plain_words(visible.text)
+        if fast is not None:
+            # most prompts: the words alone, no spans, unless the model fires
+            if not fast:
+                return None, []
+            score = model.probability(fast)
+            if score < model.threshold:
+                return score, []
+        spans = word_spans(visible.text)
+        if not spans:
             return None, []
-        words = [t.text for t in tokens]
-        score = model.probability(words)
-        if score < model.threshold:
-            return score, []
+        words = [w for w, _, _ in spans]
+        if fast is None:
+            score = model.probability(words)
+            if score < model.threshold:
+                return score, []
         score, contributions = model.score(words)
         category = "model"
         for c in contributions:
@@ -444,15 +437,16 @@ class Screener:
             return score, []
         matches = []
         for c in contributions:
-            first = max(0, min(c.first, len(tokens) - 1))
-            last = max(first, min(c.last, len(tokens) - 1))
+            first = max(0, min(c.first, len(spans) - 1))
+            last = max(first, min(c.last, len(spans) - 1))
+            start, end = visible.span(spans[first][1], spans[last][2])
             matches.append(
                 Match(
                     category=category,
                     term=c.feature,
-                    start=tokens[first].start,
-                    end=tokens[last].end,
-                    text=prompt.content[tokens[first].start : tokens[last].end],
+                    start=lo + start,
+                    end=lo + end,
+                    text=prompt.content[lo + start : lo + end],
                     source="model",
                     severity=Severity.MEDIUM,
                     weight=c.weight,

@@ -35,17 +35,21 @@ def prompt_tokens(text: str) -> list[Token]:
 
 def tokens_of(norm: Normalized) -> list[Token]:
     """`prompt_tokens` for text already normalized (the engine normalizes once)."""
-    s = norm.text
+    words = word_spans(norm.text)
+    if norm.identity:
+        return [Token(w, a, b) for w, a, b in words]
+    span = norm.span
+    return [Token(w, *span(a, b)) for w, a, b in words]
+
+
+def word_spans(s: str) -> list[tuple[str, int, int]]:
+    """The tokens of normalized text `s`, with spans in `s` itself.
+
+    Mapping spans back to the original costs a lookup each, so the learned tier asks for
+    them here and maps only the few words its explanation names.
+    """
     splits = [(m.start(), m.end()) for m in _SPLIT.finditer(s)] if " " in s or "." in s else []
-    if not splits and norm.identity:
-        # Most prompts: no split letters and no index mapping, so one pass in C.
-        out = [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(s)]
-        for i, t in enumerate(out):
-            if not t.text.isalpha() and _INNER_LEET.fullmatch(t.text):
-                out[i] = t._replace(text=t.text.translate(LEET))
-        return out
-    span = (lambda a, b: (a, b)) if norm.identity else norm.span
-    out = []
+    out: list[tuple[str, int, int]] = []
     split_i = 0
     for m in _WORD.finditer(s):
         start, end = m.span()
@@ -55,13 +59,12 @@ def tokens_of(norm: Normalized) -> list[Token]:
             if split_i < len(splits) and splits[split_i][0] <= start < splits[split_i][1]:
                 a, b = splits[split_i]
                 if start == a:
-                    joined = "".join(c for c in s[a:b] if c in WORD_CHARS)
-                    out.append(Token(joined, *span(a, b)))
+                    out.append(("".join(c for c in s[a:b] if c in WORD_CHARS), a, b))
                 continue
         word = m.group()
         if not word.isalpha() and _INNER_LEET.fullmatch(word):
             word = word.translate(LEET)
-        out.append(Token(word, *span(start, end)))
+        out.append((word, start, end))
     return out
 
 
