@@ -20,7 +20,7 @@ from .decision import Decision, Match, Severity, Verdict
 from .extract import ExtractedPrompt, JobKind, Region, extract
 from .guidelines import CATEGORIES, CLOTHING, CONTEXT, Guidelines, default_guidelines
 from .matcher import ALLOW, IGNORED_ZONE, Hit, Matcher, Term
-from .model import model_text
+from .model import model_blanks
 from .normalize import Normalized, normalize
 from .pii import find_pii
 from .rules import CUSTOM, GuildRules
@@ -196,6 +196,34 @@ def _zones(prompt: ExtractedPrompt) -> str:
     return "".join(parts)
 
 
+def _visible(prompt: ExtractedPrompt, norm: Normalized) -> str:
+    """The normalized text with all but the prompt's words blanked (see `model_blanks`)."""
+    content = prompt.content
+    lo, hi = prompt.offset, prompt.offset + len(prompt.text)
+    keep: list[tuple[int, int]] = []
+    pos = lo
+    for a, b in model_blanks(content):
+        if a > pos:
+            keep.append((pos, min(a, hi)))
+        pos = max(pos, b)
+    if pos < hi:
+        keep.append((pos, hi))
+    keep = [(a, b) for a, b in keep if b > a]
+    if keep == [(0, len(content))]:
+        return norm.text
+    bounds = norm.from_original(sorted({x for span in keep for x in span}))
+    at = dict(zip(sorted({x for span in keep for x in span}), bounds, strict=True))
+    text = norm.text
+    parts: list[str] = []
+    pos = 0
+    for a, b in keep:
+        na, nb = at[a], at[b]
+        parts += [" " * (na - pos), text[na:nb]]
+        pos = nb
+    parts.append(" " * (len(text) - pos))
+    return "".join(parts)
+
+
 class Screener:
     def __init__(
         self,
@@ -244,7 +272,7 @@ class Screener:
             extra = {"job": prompt.kind.value, "requester_id": prompt.requester_id}
         score: float | None = None
         if self.model is not None and verdict.rank < Verdict.REVIEW.rank:
-            score, model_matches = self._learned(prompt)
+            score, model_matches = self._learned(prompt, norm)
             if model_matches:
                 verdict = Verdict.REVIEW
                 flagged += model_matches
@@ -399,16 +427,17 @@ class Screener:
 
     # ---- learned tier --------------------------------------------------------------------
 
-    def _learned(self, prompt: ExtractedPrompt) -> tuple[float | None, list[Match]]:
+    def _learned(
+        self, prompt: ExtractedPrompt, norm: Normalized
+    ) -> tuple[float | None, list[Match]]:
         model = self.model
         if model is None:
             return None, []
-        lo, hi = prompt.offset, prompt.offset + len(prompt.text)
         # The words the model was trained on: the prompt with parameters, links and
-        # ::weights blanked exactly as `model_text` did at training time, then normalized
-        # (a second, cheap normalize: blanking keeps offsets, so spans still map back).
-        visible = normalize(model_text(prompt.content)[lo:hi])
-        fast = plain_words(visible.text)
+        # ::weights blanked exactly as `model_text` did at training time. Blanking keeps
+        # offsets, so it is done in the normalized text, whose spans map back.
+        visible = _visible(prompt, norm)
+        fast = plain_words(visible)
         if fast is not None:
             # most prompts: the words alone, no spans, unless the model fires
             if not fast:
@@ -416,7 +445,7 @@ class Screener:
             score = model.probability(fast)
             if score < model.threshold:
                 return score, []
-        spans = word_spans(visible.text)
+        spans = word_spans(visible)
         if not spans:
             return None, []
         words = [w for w, _, _ in spans]
@@ -439,14 +468,14 @@ class Screener:
         for c in contributions:
             first = max(0, min(c.first, len(spans) - 1))
             last = max(first, min(c.last, len(spans) - 1))
-            start, end = visible.span(spans[first][1], spans[last][2])
+            start, end = norm.span(spans[first][1], spans[last][2])
             matches.append(
                 Match(
                     category=category,
                     term=c.feature,
-                    start=lo + start,
-                    end=lo + end,
-                    text=prompt.content[lo + start : lo + end],
+                    start=start,
+                    end=end,
+                    text=prompt.content[start:end],
                     source="model",
                     severity=Severity.MEDIUM,
                     weight=c.weight,

@@ -49,15 +49,35 @@ def model_text(text: str) -> str:
     Image links, `::` weights and everything from the first parameter (`--ar`, `\u2014no`...) are
     blanked with spaces, so spans found in the result are spans of `text`.
     """
+    return _blanked(text)[0]
+
+
+def model_blanks(text: str) -> list[tuple[int, int]]:
+    """The spans `model_text` blanks, sorted (they may overlap).
+
+    The screener blanks them in text it has normalized already, rather than normalizing
+    the blanked text a second time.
+    """
+    return sorted(_blanked(text)[1])
+
+
+def _blanked(text: str) -> tuple[str, list[tuple[int, int]]]:
+    spans: list[tuple[int, int]] = []
+
+    def blank(m: re.Match[str]) -> str:
+        spans.append(m.span())
+        return " " * len(m.group())
+
     found = _PARAMETERS.search(text)
     if found:
+        spans.append((found.start(), len(text)))
         text = text[: found.start()] + " " * (len(text) - found.start())
     # substring checks first: most prompts hold neither, and the regexes are the cost
     if "http" in text:
-        text = _URL.sub(lambda m: " " * len(m.group()), text)
+        text = _URL.sub(blank, text)
     if "::" in text:
-        text = _PROMPT_WEIGHT.sub(lambda m: " " * len(m.group()), text)
-    return text
+        text = _PROMPT_WEIGHT.sub(blank, text)
+    return text, spans
 
 
 class ModelFileError(ValueError):

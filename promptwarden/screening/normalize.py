@@ -77,6 +77,7 @@ def _ascii_translate(text: str, table: bytes) -> str:
     """
     return text.encode("utf-8", "surrogatepass").translate(table).decode("utf-8", "surrogatepass")
 
+
 WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
