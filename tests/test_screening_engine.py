@@ -7,6 +7,8 @@ import pytest
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.screening.engine import Screener
+from promptwarden.screening.extract import MAX_PARAMETERS
+from promptwarden.screening.matcher import KEEP_PER_ZONE
 
 UID = "<@123456789012345678>"
 
@@ -218,3 +220,38 @@ def test_a_caller_extracted_prompt_gives_the_same_decision(screener: Screener) -
     )
     with pytest.raises(ValueError, match="another message"):
         screener.screen("a cat", extracted=parsed)
+
+
+# ---- bounded explanations: a few places per term and region ---------------------------------
+def test_a_repeated_word_is_listed_a_few_times_not_six_hundred(screener: Screener) -> None:
+    d = screener.screen("nude " * 600)
+    assert d.verdict is Verdict.BLOCK
+    assert [m.text for m in d.matches] == ["nude"] * KEEP_PER_ZONE
+    assert [m.start for m in d.matches] == [0, 5, 10, 15, 20]
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "nude::-0.5 " * 50 + "a nude figure",  # the word, weighted below zero, many times first
+        "https://x.com/" + "nude/" * 50 + " a nude figure",  # the word in a link first
+        "pussy willow, " * 20 + "pussy",  # allow-listed phrases first
+    ],
+)
+def test_places_used_up_elsewhere_never_hide_the_word_in_the_prompt(
+    screener: Screener, prompt: str
+) -> None:
+    d = screener.screen(prompt)
+    assert d.verdict is Verdict.BLOCK, d.to_dict()
+    last = prompt.rindex(d.matches[-1].text)
+    assert d.matches[-1].start == last
+
+
+def test_parameters_beyond_what_a_prompt_holds_are_read_as_prompt(screener: Screener) -> None:
+    """A parameter value is never screened, so flooding parameters must not hide words."""
+    few = "a castle" + " --ar 16:9" * 10 + " --sref nude"
+    many = "a castle" + " --ar 16:9" * (MAX_PARAMETERS + 6) + " --sref nude"
+    assert screener.screen(few).verdict is Verdict.ALLOW
+    d = screener.screen(many)
+    assert d.verdict is Verdict.BLOCK
+    assert d.matches[-1].start == many.rindex("nude")
