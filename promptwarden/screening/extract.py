@@ -98,7 +98,9 @@ _PRE_KINDS = {
 }
 _STATUS = re.compile(r"\((?!Open on website|<)([^()]*)\)")
 _IMAGINE = re.compile(r"^\s*/imagine\s+(?:prompt\s*:\s*)?", re.I)
-_PARAM = re.compile(r"(?:^|(?<=[\s,]))(?:--|\u2014|\u2013)(?=[A-Za-z])")  # phones: em dash
+# `--ar`, or a phone's em dash, after a space, a comma or nothing. The dash comes first in
+# the pattern so the regex engine skips ahead to dashes instead of trying every position.
+_PARAM = re.compile(r"(?:--(?<![^\s,]--)|[\u2014\u2013](?<![^\s,][\u2014\u2013]))(?=[A-Za-z])")
 _URL = re.compile(r"<?https?://[^\s>]+>?")
 _WEIGHT = re.compile(r"::\s*(-?\d*\.?\d+)?")
 _BRACES = re.compile(r"\{([^{}]*)\}")

@@ -68,7 +68,7 @@ def _blanked(text: str) -> tuple[str, list[tuple[int, int]]]:
         spans.append(m.span())
         return " " * len(m.group())
 
-    found = _PARAMETERS.search(text)
+    found = _PARAMETERS.search(text) if "--" in text or "\u2014" in text else None
     if found:
         spans.append((found.start(), len(text)))
         text = text[: found.start()] + " " * (len(text) - found.start())
