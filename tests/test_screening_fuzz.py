@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from promptwarden.screening.engine import Screener
 from promptwarden.screening.normalize import normalize
 from promptwarden.screening.rules import GuildRules
-from promptwarden.screening.tokens import prompt_tokens
+from promptwarden.screening.tokens import plain_words, prompt_tokens, word_spans
 
 SCREENER = Screener(GuildRules(learned=False))
 
@@ -42,3 +42,14 @@ def test_normalized_index_is_monotonic_and_in_range(text: str) -> None:
     assert all(0 <= i < len(text) for i in index)
     for t in prompt_tokens(text):
         assert 0 <= t.start < t.end <= len(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts)
+def test_the_learned_tiers_fast_words_are_the_tokens(text: str) -> None:
+    """The model scores `plain_words` and explains with `word_spans` by index: they must
+    be the same words, or the explanation would point at the wrong ones."""
+    normalized = normalize(text).text
+    assert plain_words(normalized) == [w for w, _, _ in word_spans(normalized)]
+    assert plain_words(normalized) == [t.text for t in prompt_tokens(text)]
+

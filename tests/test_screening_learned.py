@@ -23,6 +23,8 @@ PROMPTS = [
     "a hot shirtless man with abs lying in bed, photo",
     "girls twerking by a pool, photo",
     "a screaming prisoner holding prison bars, realism old painting",
+    # marks and zero-width characters: the normalized text no longer lines up with the message
+    "a scre\u0301aming pri\u200bsoner holding prison b\u0327ars, realism old painting --ar 3:2",
 ]
 
 
@@ -46,6 +48,10 @@ def test_model_hits_are_reviews_with_exact_spans(learned: Screener) -> None:
             assert m.weight is not None
             assert m.text == d.prompt[m.start : m.end]
             assert m.text.strip()
+    zalgo = decisions[-1]
+    assert zalgo.verdict is Verdict.REVIEW
+    words = {m.text for m in zalgo.matches if m.source == "model"}
+    assert any("scre\u0301aming" in w or "pri\u200bsoner" in w for w in words), words
 
 
 def test_learned_tier_off_for_the_guild(learned: Screener) -> None:
@@ -58,6 +64,7 @@ def test_learned_tier_off_for_the_guild(learned: Screener) -> None:
     "message",
     [
         "a screaming prisoner holding prison bars --ar 3:2 --v 5 --no people",
+        "a scre\u0301aming pri\u200bsoner <https://s.mj.run/x> holding bars::-1 --ar 3:2",
         "<https://s.mj.run/abc> a screaming prisoner::2 holding prison bars::-0.5 --stylize 900",
         "**a screaming prisoner holding prison bars —ar 16:9** - <@1052345678901234567> (fast)",
         "Upscaling image #2 with **a screaming prisoner, prison bars --w 6000** - "

@@ -437,22 +437,13 @@ class Screener:
         # ::weights blanked exactly as `model_text` did at training time. Blanking keeps
         # offsets, so it is done in the normalized text, whose spans map back.
         visible = _visible(prompt, norm)
-        fast = plain_words(visible)
-        if fast is not None:
-            # most prompts: the words alone, no spans, unless the model fires
-            if not fast:
-                return None, []
-            score = model.probability(fast)
-            if score < model.threshold:
-                return score, []
-        spans = word_spans(visible)
-        if not spans:
+        words = plain_words(visible)  # most prompts: the words alone, no spans
+        if not words:
             return None, []
-        words = [w for w, _, _ in spans]
-        if fast is None:
-            score = model.probability(words)
-            if score < model.threshold:
-                return score, []
+        score = model.probability(words)
+        if score < model.threshold:
+            return score, []
+        spans = word_spans(visible)  # the same words, with spans for the explanation
         score, contributions = model.score(words)
         category = "model"
         for c in contributions:

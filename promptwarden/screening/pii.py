@@ -59,9 +59,10 @@ _TOKENS = re.compile(
     r")(?![\w-])"
 )
 _STREETS = (
-    "Street St Avenue Ave Road Rd Boulevard Blvd Lane Ln Drive Dr Court Ct Terrace "
-    "Place Pl Square Sq Way Close Crescent Strasse Straße"
-).split()
+    *("Street", "St", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Ln"),
+    *("Drive", "Dr", "Court", "Ct", "Terrace", "Place", "Pl", "Square", "Sq", "Way"),
+    *("Close", "Crescent", "Strasse", "Straße"),
+)
 _ADDRESS = re.compile(
     r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\s+){1,3}"
     rf"(?:{'|'.join(_STREETS)})\b\.?"

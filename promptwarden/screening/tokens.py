@@ -11,13 +11,17 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .normalize import LEET, WORD_CHARS, Normalized, normalize
+from .normalize import LEET, Normalized, normalize
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # letters around inner leet digits: "p0rn", "s3x", "h3ll" (not "1girl", "4k", "mp4")
 _INNER_LEET = re.compile(r"[a-z][a-z0-9]*[0-9][a-z0-9]*[a-z]")
 # three or more single letters split by spaces, dots or dashes: "n a k e d", "s.e.x"
-_SPLIT = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-]{1,3}){2,}[a-z](?![a-z0-9])")
+_SPLIT = r"(?<![a-z0-9])(?:[a-z][ .\-]{1,3}){2,}[a-z](?![a-z0-9])"
+# A token is a run of split letters, read as one word, or else a word; tried in that order
+# at each position, in one pass.
+_TOKEN = re.compile(f"({_SPLIT})|({_WORD.pattern})")
+_NO_SEPARATORS = str.maketrans("", "", " .-")
 
 
 class Token(NamedTuple):
@@ -48,37 +52,26 @@ def word_spans(s: str) -> list[tuple[str, int, int]]:
     Mapping spans back to the original costs a lookup each, so the learned tier asks for
     them here and maps only the few words its explanation names.
     """
-    splits = [(m.start(), m.end()) for m in _SPLIT.finditer(s)] if " " in s or "." in s else []
     out: list[tuple[str, int, int]] = []
-    split_i = 0
-    for m in _WORD.finditer(s):
-        start, end = m.span()
-        if splits:
-            while split_i < len(splits) and splits[split_i][1] <= start:
-                split_i += 1
-            if split_i < len(splits) and splits[split_i][0] <= start < splits[split_i][1]:
-                a, b = splits[split_i]
-                if start == a:
-                    out.append(("".join(c for c in s[a:b] if c in WORD_CHARS), a, b))
-                continue
-        word = m.group()
-        if not word.isalpha() and _INNER_LEET.fullmatch(word):
-            word = word.translate(LEET)
-        out.append((word, start, end))
+    for m in _TOKEN.finditer(s):
+        run, word = m.groups()
+        out.append((run.translate(_NO_SEPARATORS) if run else _unleet(word), *m.span()))
     return out
 
 
-def plain_words(normalized: str) -> list[str] | None:
-    """The words of already-normalized text, or None when letters are split ("n a k e d").
-
-    The learned tier's fast path: no offsets, no objects; `tokens_of` handles the rest.
-    """
-    if ("." in normalized or " " in normalized) and _SPLIT.search(normalized):
-        return None
+def plain_words(normalized: str) -> list[str]:
+    """`word_spans` without the spans: the learned tier's per-message path, one C-level
+    `findall` and a cheap pass, no match objects."""
     return [
-        w.translate(LEET) if not w.isalpha() and _INNER_LEET.fullmatch(w) else w
-        for w in _WORD.findall(normalized)
+        run.translate(_NO_SEPARATORS) if run else _unleet(word)
+        for run, word in _TOKEN.findall(normalized)
     ]
+
+
+def _unleet(word: str) -> str:
+    if not word.isalpha() and _INNER_LEET.fullmatch(word):
+        return word.translate(LEET)
+    return word
 
 
 def prompt_words(text: str) -> list[str]:
