@@ -6,8 +6,10 @@
 Families: random Unicode from every category, zalgo, direction overrides, NUL runs,
 {a,b} expansions, negative weights, `--no` chains, repeated guideline terms, homoglyphs,
 and real prompts from ../shared/eval glued to 4,000 characters (when that folder is there).
-Each input is screened by the rules tier (as the bot does with the learned tier off) and,
-as the baseline in the same run, by better-profanity's `contains_profanity`.
+Each input is screened as the bot screens it by default (rules and learned tier), by the
+rules tier alone, and, as the baseline in the same run, by better-profanity's
+`contains_profanity`. The target holds when the default screener's p99 is under 5 ms in
+every family.
 """
 
 from __future__ import annotations
@@ -71,13 +73,16 @@ def timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def stats(values: list[float]) -> str:
+def quantile(values: list[float], x: float) -> float:
     ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(x * (len(ordered) - 1)))]
 
-    def q(x: float) -> float:
-        return ordered[min(len(ordered) - 1, round(x * (len(ordered) - 1)))]
 
-    return f"p50 {q(0.5):6.2f}  p99 {q(0.99):6.2f}  max {ordered[-1]:6.2f} ms"
+def stats(values: list[float]) -> str:
+    return (
+        f"p50 {quantile(values, 0.5):6.2f}  p99 {quantile(values, 0.99):6.2f}  "
+        f"max {max(values):6.2f} ms"
+    )
 
 
 def main() -> None:
@@ -92,25 +97,45 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    screener = Screener(GuildRules(learned=False), model=None)
-    screener.screen("warm up the automaton and the caches")
+    screener = Screener(GuildRules())  # the bot's default: rules and learned tier
+    rules_only = Screener(GuildRules(learned=False), model=None)
+    for s in (screener, rules_only):
+        s.screen("warm up the automaton and the caches")
     profanity.load_censor_words()
     all_screen: list[float] = []
+    all_rules: list[float] = []
     all_base: list[float] = []
-    print(f"{'family':<13} {'PromptWarden screen':<38} better-profanity (baseline)")
+    worst: tuple[float, str] = (0.0, "")
+    print(
+        f"{'family':<13} {'PromptWarden (rules + learned tier)':<38} {'rules only':<12} "
+        "better-profanity (baseline)"
+    )
     for name, make in families(rng).items():
         inputs = [make() for _ in range(args.per_family)]
         screen = [timed(lambda t=t: screener.screen(t, author_is_bot=True)) for t in inputs]
+        rules = [timed(lambda t=t: rules_only.screen(t, author_is_bot=True)) for t in inputs]
         sample = inputs[: args.baseline_per_family]
         base = [timed(lambda t=t: profanity.contains_profanity(t)) for t in sample]
         all_screen += screen
+        all_rules += rules
         all_base += base
-        print(f"{name:<13} {stats(screen):<38} {stats(base)}")
-    print(f"{'all':<13} {stats(all_screen):<38} {stats(all_base)}")
-    p99 = sorted(all_screen)[round(0.99 * (len(all_screen) - 1))]
-    verdict = "within" if p99 < TARGET_MS else "OVER"
+        worst = max(worst, (quantile(screen, 0.99), name))
+        print(
+            f"{name:<13} {stats(screen):<38} p50 {quantile(rules, 0.5):6.2f}  "
+            f"p50 {quantile(base, 0.5):8.2f} ms"
+        )
+    print(
+        f"{'all':<13} {stats(all_screen):<38} p50 {quantile(all_rules, 0.5):6.2f}  "
+        f"p50 {quantile(all_base, 0.5):8.2f} ms"
+    )
+    ratio = quantile(all_base, 0.5) / quantile(all_screen, 0.5)
+    print(f"median ratio: better-profanity takes {ratio:,.0f}x as long")
+    verdict = "within" if worst[0] < TARGET_MS else "OVER"
     limit = f"{DISCORD_LIMIT:,} characters"
-    print(f"p99 {p99:.2f} ms: {verdict} the {TARGET_MS:g} ms target for {limit}")
+    print(
+        f"worst family p99 {worst[0]:.2f} ms ({worst[1]}): "
+        f"{verdict} the {TARGET_MS:g} ms target for {limit}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # letters around inner leet digits: "p0rn", "s3x", "h3ll" (not "1girl", "4k", "mp4")
 _INNER_LEET = re.compile(r"[a-z][a-z0-9]*[0-9][a-z0-9]*[a-z]")
 # three or more single letters split by spaces, dots or dashes: "n a k e d", "s.e.x"
-_SPLIT = r"(?<![a-z0-9])(?:[a-z][ .\-]{1,3}){2,}[a-z](?![a-z0-9])"
+# (the first letter leads, so the regex engine skips ahead to letters and digits)
+_SPLIT = r"[a-z](?<![a-z0-9][a-z])(?:[ .\-]{1,3}[a-z]){2,}(?![a-z0-9])"
 # A token is a run of split letters, read as one word, or else a word; tried in that order
 # at each position, in one pass.
 _TOKEN = re.compile(f"({_SPLIT})|({_WORD.pattern})")
