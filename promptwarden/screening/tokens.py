@@ -64,7 +64,9 @@ def plain_words(normalized: str) -> list[str]:
     """`word_spans` without the spans: the learned tier's per-message path, one C-level
     `findall` and a cheap pass, no match objects."""
     return [
-        run.translate(_NO_SEPARATORS) if run else _unleet(word)
+        word  # most words: letters only, no call
+        if word.isalpha()
+        else (_unleet(word) if word else run.translate(_NO_SEPARATORS))
         for run, word in _TOKEN.findall(normalized)
     ]
 
