@@ -52,4 +52,3 @@ def test_the_learned_tiers_fast_words_are_the_tokens(text: str) -> None:
     normalized = normalize(text).text
     assert plain_words(normalized) == [w for w, _, _ in word_spans(normalized)]
     assert plain_words(normalized) == [t.text for t in prompt_tokens(text)]
-
