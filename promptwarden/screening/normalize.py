@@ -62,7 +62,6 @@ HOMOGLYPHS = {
 LEET = str.maketrans({"4": "a", "@": "a", "3": "e", "1": "i", "!": "i", "0": "o", "5": "s",
                       "$": "s", "7": "t", "+": "t", "8": "b", "9": "g", "|": "l"})  # fmt: skip
 LEET_L = str.maketrans({"1": "l"})  # "1" reads as i or as l: "k1ll", "b1tch"
-LEET_CHARS = "4@31!05$7+89|"
 # The same tables for bytes: `_ascii_translate` decodes a whole message in C.
 _LEET_BYTES = bytes(ord(chr(c).translate(LEET)) for c in range(256))
 _LEET_L_BYTES = bytes(ord(chr(c).translate(LEET_L).translate(LEET)) for c in range(256))
@@ -133,13 +132,21 @@ def _fold(text: str) -> str:
         return text.translate(_BMP)
     if _astral(text):
         return text.translate(_TABLE)  # astral characters: math letters, emoji
-    folded = text.translate(_BMP)
-    if _UNKNOWN in folded:
+    return _translate_learning(text, _BMP, _UNKNOWN, lambda cp: _fold_char(chr(cp)))
+
+
+def _translate_learning(
+    text: str, table: list[str], unknown: str, learn: Callable[[int], str]
+) -> str:
+    """`text.translate(table)` for a lazily filled BMP list: entries still `unknown` are
+    learned for the characters of `text` first, then the text is translated again."""
+    out = text.translate(table)
+    if unknown in out:
         for ch in set(text):
-            if _BMP[ord(ch)] == _UNKNOWN:
-                _BMP[ord(ch)] = _fold_char(ch)
-        folded = text.translate(_BMP)
-    return folded
+            if table[ord(ch)] == unknown:
+                table[ord(ch)] = learn(ord(ch))
+        out = text.translate(table)
+    return out
 
 
 _BLOCK = 64
@@ -241,7 +248,10 @@ def normalize(text: str) -> Normalized:
         return Normalized(text, folded.replace(GONE, ""), folded)
     # Slow path: some character expanded to several ("ﬁ" -> "fi"). The map back is the
     # running total of fold lengths, which `str.translate` gives as one character each.
-    lengths = text.translate(_LENGTHS) if _astral(text) else _bmp_lengths(text)
+    if _astral(text):
+        lengths = text.translate(_LENGTHS)
+    else:
+        lengths = _translate_learning(text, _BMP_LENGTHS, _NOT_LEARNED, _LENGTHS.__getitem__)
     ends = list(accumulate(lengths.encode("latin-1")))
     return Normalized(text, folded.replace(GONE, ""), None, ends)
 
@@ -263,15 +273,6 @@ _LENGTHS = _LengthTable()
 _NOT_LEARNED = "\xff"  # no fold is 255 characters long
 # `_LENGTHS` for the Basic Multilingual Plane as a plain list: translate indexes it in C
 _BMP_LENGTHS: list[str] = [_NOT_LEARNED] * 0x10000
-
-
-def _bmp_lengths(text: str) -> str:
-    lengths = text.translate(_BMP_LENGTHS)
-    if _NOT_LEARNED in lengths:
-        for ch in set(text):
-            _BMP_LENGTHS[ord(ch)] = _LENGTHS[ord(ch)]
-        lengths = text.translate(_BMP_LENGTHS)
-    return lengths
 
 
 # ---- candidate words for shape-changing evasions -------------------------------------------
