@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import ahocorasick
 
 from .decision import Severity
-from .normalize import WORD_CHARS, Normalized, _Shifted, candidates, doubled, normalize, squeeze
+from .normalize import WORD_CHARS, Normalized, Shifted, candidates, doubled, normalize, squeeze
 
 ALLOW = "allow"
 KEEP_PER_ZONE = 5  # places reported per term and zone (see `Matcher.find`)
@@ -136,8 +136,7 @@ class Matcher:
         text: str,
         *,
         substring: bool = False,
-        changed: _Shifted | None = None,
-        keep: int = 0,
+        changed: Shifted | None = None,
     ) -> list[tuple[int, int, _Key]]:
         """Hits [start, end) in `text` that respect word boundaries.
 
@@ -149,6 +148,7 @@ class Matcher:
             return out
         n = len(text)
         cuts = changed.cuts if changed is not None else None
+        keep = changed.keep if changed is not None else 0
         q = 0  # cuts whose kept letters start before the current hit's end (ends only grow)
         for end, (length, keys) in self._automaton.iter(text):
             start = end - length + 1
@@ -187,10 +187,10 @@ class Matcher:
                 found_ = self._scan(cand.text)
                 accept = cand.accept
                 raw += found_ if accept is None else [h for h in found_ if accept(h[0], h[1])]
-            elif isinstance(pos, _Shifted):
+            elif isinstance(pos, Shifted):
                 raw += [
                     (pos[s], pos[e - 1] + 1, key)
-                    for s, e, key in self._scan(cand.text, changed=pos, keep=cand.keep)
+                    for s, e, key in self._scan(cand.text, changed=pos)
                 ]
             else:
                 hits = self._scan(cand.text, substring=cand.substring)

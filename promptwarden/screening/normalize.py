@@ -316,7 +316,6 @@ class Candidate:
     text: str
     positions: Positions | None  # None: same positions as the normalized text
     substring: bool = False
-    keep: int = 0  # a collapsed text: letters kept per cut run (see `_Shifted.cuts`)
     accept: Callable[[int, int], bool] | None = None  # which hits [start, end) count
 
 
@@ -430,18 +429,19 @@ def candidates(norm: str) -> Iterator[Candidate]:
         yield _collapse(norm, 0, _BRACE_RUN)
 
 
-class _Shifted:
+class Shifted:
     """Positions of a collapsed text: each index plus the letters cut before it.
 
     Kept as breakpoints rather than a list of every position, so a 4,000-character message
     full of "nuuuude" costs one entry per run, and the lookups happen only for hits.
     """
 
-    __slots__ = ("_at", "_shift")
+    __slots__ = ("_at", "_shift", "keep")
 
-    def __init__(self, at: list[int], shift: list[int]) -> None:
+    def __init__(self, at: list[int], shift: list[int], keep: int) -> None:
         self._at = at  # collapsed index from which `shift` applies
         self._shift = shift
+        self.keep = keep  # letters kept of each cut run
 
     def __getitem__(self, i: int) -> int:
         k = bisect_right(self._at, i) - 1
@@ -468,7 +468,7 @@ def _collapse(norm: str, keep: int, runs: re.Pattern[str]) -> Candidate:
         shift.append(cut)
         pos = end
     parts.append(norm[pos:])
-    return Candidate("".join(parts), _Shifted(at, shift), keep=keep)
+    return Candidate("".join(parts), Shifted(at, shift, keep))
 
 
 def squeeze(word: str) -> str:
