@@ -211,8 +211,8 @@ def _visible(prompt: ExtractedPrompt, norm: Normalized) -> str:
     keep = [(a, b) for a, b in keep if b > a]
     if keep == [(0, len(content))]:
         return norm.text
-    bounds = norm.from_original(sorted({x for span in keep for x in span}))
-    at = dict(zip(sorted({x for span in keep for x in span}), bounds, strict=True))
+    points = sorted({x for span in keep for x in span})
+    at = dict(zip(points, norm.from_original(points), strict=True))
     text = norm.text
     parts: list[str] = []
     pos = 0

@@ -117,11 +117,10 @@ def find_pii(text: str) -> list[PiiHit]:
 
     def add(kind: str, start: int, end: int, severity: Severity) -> None:
         # a few places per kind say enough, and keep a pasted list of 200 emails cheap
-        if per_kind.get(kind, 0) >= KEEP_PER_KIND:
+        kept = per_kind.get(kind, 0)
+        if kept >= KEEP_PER_KIND or any(a < end and start < b for a, b in taken):
             return
-        if any(a < end and start < b for a, b in taken):
-            return
-        per_kind[kind] = per_kind.get(kind, 0) + 1
+        per_kind[kind] = kept + 1
         taken.append((start, end))
         hits.append(PiiHit(kind, start, end, severity))
 
