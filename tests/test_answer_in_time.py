@@ -22,7 +22,7 @@ from cogs._replies import SOMETHING_WENT_WRONG
 from tests.test_commands import Server
 from tests.test_privacy import appeal, warned
 from tests.test_privacy import world as privacy_world
-from tests.test_screening_cog import GORE, World, field, world
+from tests.test_screening_cog import GORE, World, close_dms, field, world
 
 SLOW = 5.0  # seconds a slowed Discord call takes: past the 3 s deadline
 DEFERRED_MESSAGE = 5  # "thinking…", answered by the first follow-up
@@ -205,13 +205,7 @@ async def test_accept_with_the_members_dms_closed_still_answers_the_moderator(
     incident, dm = await warned(w)
     await appeal(w, dm, incident, "It is a museum painting.")
     entry = w.modlog_entries()[-1]
-    simcord_env.inject_error(
-        "POST",
-        f"/channels/{w.member.user.dm_channel.id}/messages",
-        status=403,
-        code=50007,
-        message="Cannot send messages to this user",
-    )
+    close_dms(simcord_env, w.member)
     calls = Calls(simcord_env)
 
     await w.moderator.click(entry, label="Accept")
@@ -257,9 +251,7 @@ async def test_dismissing_an_appealed_incident_with_dms_closed_still_answers(
     entry = next(
         e for e in w.modlog_entries() if (e.embeds[0].title or "").startswith("Incident #")
     )
-    simcord_env.inject_error(
-        "POST", f"/channels/{w.member.user.dm_channel.id}/messages", status=403, code=50007
-    )
+    close_dms(simcord_env, w.member)
     calls = Calls(simcord_env)
 
     await w.moderator.click(entry, custom_id=f"pw:incident:dismiss:{incident.id}")

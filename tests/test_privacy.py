@@ -18,6 +18,7 @@ from discord import app_commands
 from discordbot import PromptWardenBot
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import ERASED_TEXT, Incident
+from tests.test_screening_cog import close_dms
 
 GORE = "a gruesome battlefield painting"
 CAT = "a cat in a hat --ar 3:2"
@@ -393,13 +394,7 @@ async def test_export_sends_everything_about_the_person_and_nothing_else(
 
 async def test_export_with_closed_dms_says_so(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
-    simcord_env.inject_error(
-        "POST",
-        f"/channels/{w.member.user.dm_channel.id}/messages",
-        status=403,
-        code=50007,
-        message="Cannot send messages to this user",
-    )
+    close_dms(simcord_env, w.member)
     result = await w.member.slash(w.channel, "privacy export")
     assert result.ephemeral and "direct messages are closed" in result.response.content
 

@@ -99,6 +99,17 @@ def screening(bot: discord.Client) -> Any:
     return cog
 
 
+def close_dms(env: simcord.Env, member: simcord.MemberActor) -> None:
+    """From now on a DM to `member` answers 403 50007, as Discord does for closed DMs."""
+    env.inject_error(
+        "POST",
+        f"/channels/{member.user.dm_channel.id}/messages",
+        status=403,
+        code=50007,
+        message="Cannot send messages to this user",
+    )
+
+
 def field(embed: discord.Embed, name: str) -> str:
     return next(str(f.value) for f in embed.fields if f.name == name)
 
@@ -305,14 +316,7 @@ async def test_other_bots_and_webhooks_are_ignored(simcord_env: simcord.Env) -> 
 @BOTH_BOT_BACKENDS
 async def test_closed_dms_get_a_short_notice_in_the_channel(simcord_env: simcord.Env) -> None:
     w = await world(simcord_env)
-    dm_channel = w.member.user.dm_channel
-    w.env.inject_error(
-        "POST",
-        f"/channels/{dm_channel.id}/messages",
-        status=403,
-        code=50007,
-        message="Cannot send messages to this user",
-    )
+    close_dms(w.env, w.member)
     await w.member.send(w.channel, GORE)
 
     notice = w.channel.history()[-1]
