@@ -169,15 +169,13 @@ class Matcher:
                     out.append((start, stop, k))
         return out
 
-    def find(
-        self, norm: Normalized, zones: str | None = None, keep: int = KEEP_PER_ZONE
-    ) -> list[Hit]:
+    def find(self, norm: Normalized, zones: str | None = None) -> list[Hit]:
         """Every term hit in `norm`, allow-listed spans removed, spans in the original text.
 
-        `zones[i]` names the zone of normalized index `i` (IGNORED_ZONE: hits starting there
-        are dropped). Only the first `keep` places of each term in each zone are reported:
-        one is enough for the decision and a few explain it, while a message repeating a
-        word a thousand times would otherwise cost a thousand span lookups.
+        `zones[i]` names the zone of normalized index `i` (IGNORED_ZONE: hits starting
+        there are dropped). Only the first KEEP_PER_ZONE places of each term in each zone
+        are reported: one is enough for the decision and a few explain it, while a message
+        repeating a word a thousand times would otherwise cost a thousand span lookups.
         """
         text = norm.text
         raw: list[tuple[int, int, _Key]] = self._scan(text)
@@ -210,7 +208,7 @@ class Matcher:
                 continue
             counted = (id(term), zone)
             n = counts.get(counted, 0)
-            if n >= keep or (ident := (id(term), start, end)) in seen:
+            if n >= KEEP_PER_ZONE or (ident := (id(term), start, end)) in seen:
                 continue
             if allowed is not None and allowed.covers(start, end):
                 continue
