@@ -66,6 +66,8 @@ def configure_logging(settings: Settings) -> None:
     import discord.utils
 
     discord.utils.setup_logging(level=settings.log_level_number, root=True)
+    # discord.py logs raw gateway payloads (prompts) at DEBUG: not unless asked for.
+    logging.getLogger("discord").setLevel(settings.discord_log_level_number)
     install_secret_redaction(settings.discord_token, *database_secrets(settings))
 
 
@@ -158,6 +160,8 @@ def check_command(args: argparse.Namespace) -> int:
     if settings.shared_database_warning:
         print(f"  warning: {settings.shared_database_warning}")
     print(f"  LOG_LEVEL      {settings.log_level}")
+    discord_level = logging.getLevelName(settings.discord_log_level_number)
+    print(f"  DISCORD_LOG_LEVEL  {discord_level} (discord.py's own loggers)")
     if settings.dev_guild_id is None:
         print("  DEV_GUILD_ID   not set: slash commands sync globally")
     else:

@@ -54,10 +54,21 @@ class Settings:
     discord_gateway_url: str | None = None
     # How long to wait for more servers after the last one arrives before declaring ready.
     guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT
+    # None: discord.py's loggers follow LOG_LEVEL but never below INFO (see below).
+    discord_log_level: str | None = None
 
     @property
     def log_level_number(self) -> int:
         return logging.getLevelNamesMapping()[self.log_level]
+
+    @property
+    def discord_log_level_number(self) -> int:
+        """The level of discord.py's loggers. At DEBUG they write raw gateway payloads,
+        members' prompts included, so LOG_LEVEL=DEBUG alone keeps them at INFO; only an
+        explicit DISCORD_LOG_LEVEL=DEBUG lets those payloads into the log."""
+        if self.discord_log_level is not None:
+            return logging.getLevelNamesMapping()[self.discord_log_level]
+        return max(self.log_level_number, logging.INFO)
 
     @property
     def shared_database_warning(self) -> str | None:
@@ -115,6 +126,11 @@ def load_settings(
         discord_api_base=_check_api_base(get("DISCORD_API_BASE")),
         discord_gateway_url=_check_gateway_url(get("DISCORD_GATEWAY_URL")),
         guild_ready_timeout=_check_guild_ready_timeout(get("DISCORD_GUILD_READY_TIMEOUT")),
+        discord_log_level=(
+            _check_log_level(raw, "DISCORD_LOG_LEVEL", unset="LOG_LEVEL, never below INFO")
+            if (raw := get("DISCORD_LOG_LEVEL"))
+            else None
+        ),
     )
 
 
@@ -285,14 +301,14 @@ def format_shard_ids(ids: list[int] | tuple[int, ...]) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "none"
 
 
-def _check_log_level(raw: str) -> str:
+def _check_log_level(raw: str, name: str = "LOG_LEVEL", *, unset: str = "INFO") -> str:
     if not raw:
         return "INFO"
     level = raw.upper()
     if level not in LOG_LEVELS:
         raise ConfigError(
-            f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (got {raw!r}); "
-            "leave it empty for INFO."
+            f"{name} must be one of {', '.join(LOG_LEVELS)} (got {raw!r}); "
+            f"leave it empty for {unset}."
         )
     return level
 
