@@ -25,6 +25,7 @@ from discord.ext import commands
 import cogs
 from cogs._replies import SOMETHING_WENT_WRONG
 from promptwarden.config import Settings, format_shard_ids
+from promptwarden.dedupe import JobKeyer, installation_job_keyer
 from promptwarden.permissions import NEEDED_PERMISSIONS, invite_url
 from promptwarden.storage import Storage, open_storage
 
@@ -158,6 +159,7 @@ class PromptWardenBot(commands.AutoShardedBot):
         use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
         self.settings = settings
         self._storage = storage
+        self._job_keyer: JobKeyer | None = None
         self._guild_caches: list[GuildCache] = []
 
     def register_guild_cache(self, cache: GuildCache) -> None:
@@ -184,9 +186,17 @@ class PromptWardenBot(commands.AutoShardedBot):
             raise RuntimeError("storage is opened in setup_hook; it is not available yet")
         return self._storage
 
+    @property
+    def job_keyer(self) -> JobKeyer:
+        """Keys stored job identities with this installation's secret (see dedupe)."""
+        if self._job_keyer is None:
+            raise RuntimeError("the job keyer is loaded in setup_hook; it is not available yet")
+        return self._job_keyer
+
     async def setup_hook(self) -> None:
         if self._storage is None:
             self._storage = await open_storage(self.settings.database)
+        self._job_keyer = await installation_job_keyer(self._storage)
         await self._storage.subscribe_settings_changes(self._on_settings_changed)
         for name in extension_names():
             await self.load_extension(name)

@@ -219,7 +219,8 @@ class Screening(commands.Cog):
         user_id = responsible_user(facts, state, prompt)
         if user_id is None:
             return
-        identity = job_identity(guild.id, user_id, prompt.text, facts.created_at)
+        keyer = self.bot.job_keyer
+        identity = job_identity(keyer, guild.id, user_id, prompt.text, facts.created_at)
         if not self.handled.mark((guild.id, message.id, identity)):
             return  # a progress edit of a job screened here already
         # The privacy cog reminds people, on their first prompt, that this channel is public.
@@ -237,7 +238,7 @@ class Screening(commands.Cog):
         )
         if not plan.record or await self.exempt(message, user_id, state):
             return
-        draft = build_incident(facts, decision, plan, user_id=user_id, prompt=prompt)
+        draft = build_incident(facts, decision, plan, user_id=user_id, prompt=prompt, keyer=keyer)
         # The incident is written before any Discord call: whatever fails next, it stays.
         storage = self.bot.storage
         incident_id, created = await storage.record_incident(**draft.as_kwargs())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from promptwarden.dedupe import job_key
+from promptwarden.dedupe import JobKeyer, job_key
 from promptwarden.policy import ActionPlan, StrikePolicy, plan_actions
 from promptwarden.screening.decision import Decision, Match, Severity, Verdict
 from promptwarden.screening.extract import GENERATOR_BOT_IDS, ExtractedPrompt
@@ -256,12 +256,15 @@ def is_exempt(role_ids: Iterable[int], is_moderator: bool, config: EnforcementCo
     return bool(set(role_ids) & config.exempt_role_ids)
 
 
-def job_identity(guild_id: int, requester_id: int, prompt_text: str, when: datetime) -> str:
+def job_identity(
+    keyer: JobKeyer, guild_id: int, requester_id: int, prompt_text: str, when: datetime
+) -> str:
     """The stored job key: one requester's prompt on one (UTC) day.
 
     A job's waiting, progress and result messages, and the same prompt re-rolled that
-    day, share it, so they make one incident; the same prompt tomorrow counts again."""
-    _, requester, digest = job_key(guild_id, requester_id, prompt_text)
+    day, share it, so they make one incident; the same prompt tomorrow counts again.
+    Keyed with the installation's secret: the stored key does not confirm a guess."""
+    _, requester, digest = job_key(keyer, guild_id, requester_id, prompt_text)
     return f"{requester}:{digest}:{when.date().isoformat()}"
 
 
@@ -395,6 +398,7 @@ def build_incident(
     *,
     user_id: int,
     prompt: ExtractedPrompt,
+    keyer: JobKeyer,
 ) -> IncidentDraft:
     excerpt, stored = redact(facts.content, decision.matches)
     if len(excerpt) > EXCERPT_LIMIT:
@@ -412,7 +416,7 @@ def build_incident(
         matches=tuple(stored),
         action=action_name(plan),
         created_at=facts.created_at,
-        job_key=job_identity(facts.guild_id, user_id, prompt.text, facts.created_at),
+        job_key=job_identity(keyer, facts.guild_id, user_id, prompt.text, facts.created_at),
     )
 
 

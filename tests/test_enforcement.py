@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from promptwarden.dedupe import JobKeyer
 from promptwarden.enforcement import (
     EnforcementConfig,
     GuildState,
@@ -97,10 +98,11 @@ def test_a_job_keeps_its_key_through_progress_and_result_but_not_across_days() -
         f"**A Nude  knight --ar 2:3** - <@{MEMBER}> (62%) (relaxed)", author_is_bot=True
     )
     result = extract(f"**a nude knight --ar 2:3** - <@{MEMBER}> (fast)", author_is_bot=True)
-    first = job_identity(GUILD, MEMBER, progress.text, WHEN)
-    assert first == job_identity(GUILD, MEMBER, result.text, WHEN + timedelta(minutes=2))
-    assert first != job_identity(GUILD, MEMBER + 1, result.text, WHEN)
-    assert first != job_identity(GUILD, MEMBER, result.text, WHEN + timedelta(days=1))
+    keyer = JobKeyer.generate()
+    first = job_identity(keyer, GUILD, MEMBER, progress.text, WHEN)
+    assert first == job_identity(keyer, GUILD, MEMBER, result.text, WHEN + timedelta(minutes=2))
+    assert first != job_identity(keyer, GUILD, MEMBER + 1, result.text, WHEN)
+    assert first != job_identity(keyer, GUILD, MEMBER, result.text, WHEN + timedelta(days=1))
 
 
 def test_personal_information_never_reaches_the_stored_incident() -> None:
@@ -117,7 +119,9 @@ def test_personal_information_never_reaches_the_stored_incident() -> None:
 
     plan = plan_actions(decision, StrikePolicy())
     prompt = extract(content)
-    draft = build_incident(facts(content), decision, plan, user_id=MEMBER, prompt=prompt)
+    draft = build_incident(
+        facts(content), decision, plan, user_id=MEMBER, prompt=prompt, keyer=JobKeyer.generate()
+    )
     assert draft.prompt_excerpt == text
     assert draft.action == "block" and draft.categories == ("sexual", "personal_info")
 

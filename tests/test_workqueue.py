@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from promptwarden.dedupe import SeenCache, job_key
+from promptwarden.dedupe import JobKeyer, SeenCache, job_key
 from promptwarden.workqueue import KeyedWorkQueue
 
 
@@ -70,11 +70,13 @@ def test_invalid_sizes_are_refused() -> None:
 def test_repeats_of_a_job_are_recognised_within_ttl() -> None:
     now = [0.0]
     cache = SeenCache(ttl=60, clock=lambda: now[0])
-    key = job_key(1, 42, "A  Cat  --ar 3:2")
+    keyer = JobKeyer.generate()
+    key = job_key(keyer, 1, 42, "A  Cat  --ar 3:2")
     assert cache.mark(key) is True
-    assert cache.mark(job_key(1, 42, "a cat --ar 3:2")) is False  # same job, other spacing/case
-    assert cache.mark(job_key(1, 43, "a cat --ar 3:2")) is True  # someone else's job
-    assert cache.mark(job_key(2, 42, "a cat --ar 3:2")) is True  # another guild
+    # The same job, other spacing and case:
+    assert cache.mark(job_key(keyer, 1, 42, "a cat --ar 3:2")) is False
+    assert cache.mark(job_key(keyer, 1, 43, "a cat --ar 3:2")) is True  # someone else's job
+    assert cache.mark(job_key(keyer, 2, 42, "a cat --ar 3:2")) is True  # another guild
     now[0] = 61 + 60
     assert cache.mark(key) is True  # expired
 
