@@ -41,11 +41,13 @@ from promptwarden.privacy import (
 log = logging.getLogger("promptwarden.privacy")
 
 CONFIRM_SECONDS = 120
-DMS_CLOSED = (
-    "I could not send you a DM: your direct messages are closed. In this server's "
-    "Privacy Settings, allow direct messages, then run the command again."
-)
 BUDGET_SPENT = "I am sending many messages right now; please try again in a minute."
+# Each export spends one of the guild's DMs a minute, which warnings need: one a day per
+# member and guild, noted with the reminders (so a restart keeps it, retention clears it).
+EXPORT_KIND = "export"
+EXPORT_INTERVAL = timedelta(days=1)
+# A DM to closed DMs spends a unit too: the next try waits this long, not a whole day.
+EXPORT_RETRY_AFTER_CLOSED_DMS = timedelta(minutes=10)
 
 
 def is_public(channel: Any) -> bool:
@@ -201,7 +203,25 @@ class Privacy(commands.Cog):
         # Reading everything and DMing a file (open the DM, upload) can take seconds.
         await interaction.response.defer(ephemeral=True, thinking=True)
         data = await storage.export_member_data(user.id)
-        document = export_document(data, generated_at=discord.utils.utcnow())
+        now = discord.utils.utcnow()
+        if not await storage.claim_reminder(
+            guild.id, user.id, EXPORT_KIND, interval=EXPORT_INTERVAL, now=now
+        ):
+            last = max(
+                (
+                    r.sent_at
+                    for r in data.reminders
+                    if (r.guild_id, r.kind) == (guild.id, EXPORT_KIND)
+                ),
+                default=now,
+            )
+            await interaction.followup.send(
+                "You can get your data once a day in this server; your next export is "
+                f"possible {discord.utils.format_dt(last + EXPORT_INTERVAL, 'R')}.",
+                ephemeral=True,
+            )
+            return
+        document = export_document(data, generated_at=now)
         blob = json.dumps(document, ensure_ascii=False, indent=2).encode()
         file = discord.File(io.BytesIO(blob), filename=f"promptwarden-data-{user.id}.json")
         try:
@@ -213,9 +233,28 @@ class Privacy(commands.Cog):
                 file=file,
             )
         except discord.Forbidden:
-            await interaction.followup.send(DMS_CLOSED, ephemeral=True)
+            # The claim now says "tried a day ago, less ten minutes": retry soon, not at once.
+            retry_at = now + EXPORT_RETRY_AFTER_CLOSED_DMS
+            await storage.release_reminder(guild.id, user.id, EXPORT_KIND, sent_at=now)
+            await storage.claim_reminder(
+                guild.id,
+                user.id,
+                EXPORT_KIND,
+                interval=EXPORT_INTERVAL,
+                now=retry_at - EXPORT_INTERVAL,
+            )
+            await interaction.followup.send(
+                "I could not send you a DM: your direct messages are closed. In this server's "
+                "Privacy Settings, allow direct messages, then run the command again "
+                f"{discord.utils.format_dt(retry_at, 'R')}.",
+                ephemeral=True,
+            )
             return
-        except DMBudgetExhausted:
+        except (DMBudgetExhausted, discord.HTTPException) as error:
+            # Not sent: the member may ask again at once.
+            await storage.release_reminder(guild.id, user.id, EXPORT_KIND, sent_at=now)
+            if not isinstance(error, DMBudgetExhausted):
+                raise
             await interaction.followup.send(BUDGET_SPENT, ephemeral=True)
             return
         await interaction.followup.send(
