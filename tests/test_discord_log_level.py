@@ -26,6 +26,8 @@ def bot_log(tmp_path: Path, **environ: str) -> Iterator[io.StringIO]:
     """What the bot's log handler writes after bot.py's real setup for these settings."""
     root, discord_logger = logging.getLogger(), logging.getLogger("discord")
     saved = list(root.handlers), list(root.filters), root.level, discord_logger.level
+    # pytest's own capture handlers live all session: give them back their filters.
+    handler_filters = {h: list(h.filters) for h in saved[0]}
     settings = load_settings({"DISCORD_TOKEN": FAKE_TOKEN, **environ}, root=tmp_path)
     bot.configure_logging(settings)
     [handler] = [h for h in root.handlers if h not in saved[0]]
@@ -39,6 +41,8 @@ def bot_log(tmp_path: Path, **environ: str) -> Iterator[io.StringIO]:
         root.filters[:] = saved[1]
         root.setLevel(saved[2])
         discord_logger.setLevel(saved[3])
+        for other, kept in handler_filters.items():
+            other.filters[:] = kept
 
 
 def log_a_gateway_event() -> None:

@@ -24,6 +24,9 @@ def bot_log(tmp_path: Path) -> Iterator[io.StringIO]:
     """What the bot's own log handler writes, after bot.py's real logging setup."""
     root = logging.getLogger()
     handlers, filters, level = list(root.handlers), list(root.filters), root.level
+    # pytest's own capture handlers live all session: give them back their filters.
+    handler_filters = {h: list(h.filters) for h in handlers}
+    discord_level = logging.getLogger("discord").level
     bot.configure_logging(Settings(discord_token=TOKEN, database_path=tmp_path / "pw.db"))
     [handler] = [h for h in root.handlers if h not in handlers]
     assert isinstance(handler, logging.StreamHandler)
@@ -32,7 +35,10 @@ def bot_log(tmp_path: Path) -> Iterator[io.StringIO]:
     yield output
     root.removeHandler(handler)
     root.filters[:] = filters
+    for other, kept in handler_filters.items():
+        other.filters[:] = kept
     root.setLevel(level)
+    logging.getLogger("discord").setLevel(discord_level)
 
 
 def test_token_is_redacted_from_messages_arguments_and_tracebacks(
