@@ -15,7 +15,7 @@ from typing import Any
 
 import discord
 
-from cogs._checks import refuse_without_manage_messages
+from cogs._checks import refuse
 from cogs._dm import send_dm
 from cogs._outcomes import attempt
 from cogs._replies import acknowledged
@@ -273,7 +273,7 @@ async def decide(
     guild = interaction.guild
     if guild is None:
         return
-    if await refuse_without_manage_messages(interaction, "decide appeals"):
+    if await refuse(interaction, f"appeal_{action}", appeal_id=appeal_id):
         return
     storage = bot.storage
     now = discord.utils.utcnow()

@@ -16,7 +16,7 @@ from typing import Any
 import discord
 
 from cogs._appeals import appeal_view
-from cogs._checks import refuse_without_manage_messages
+from cogs._checks import refuse
 from cogs._outcomes import attempt, outcome_of, record_outcome
 from cogs._replies import acknowledged
 from cogs._settle import settle
@@ -274,7 +274,7 @@ async def handle_press(
     guild = interaction.guild
     if guild is None:
         return
-    if await refuse_without_manage_messages(interaction, "act on incidents"):
+    if await refuse(interaction, action, incident_id=incident_id):
         return
     storage = bot.storage
     incident = await storage.get_incident(guild.id, incident_id)

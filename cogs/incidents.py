@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._checks import guild_permissions_check, refuse_without_manage_messages
+from cogs._checks import guild_permissions_check, refuse, refuse_without_manage_messages
 from cogs._incident_ui import modlog_embed, strikes_line
 from cogs._moderation import pardon, resolve_incident, warn_for_incident
 from cogs._replies import acknowledged
@@ -101,7 +101,7 @@ class QueueButton(
         bot = interaction.client
         guild = interaction.guild
         assert isinstance(bot, PromptWardenBot)
-        if guild is None or await refuse_without_manage_messages(interaction, "act on incidents"):
+        if guild is None or await refuse(interaction, self.action, incident_id=self.incident_id):
             return
         incident = await bot.storage.get_incident(guild.id, self.incident_id)
         if incident is None:
@@ -394,8 +394,13 @@ class Incidents(commands.Cog):
         note: app_commands.Range[str, 1, 400] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
+        if await refuse(
+            interaction, "dismiss" if outcome == "dismissed" else "uphold", incident_id=incident_id
+        ):
+            return
         # Settling may lift a timeout, tell an appellant and edit the mod-log: slow calls.
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not interaction.response.is_done():  # the permission check may have deferred
+            await interaction.response.defer(ephemeral=True, thinking=True)
         result = await resolve_incident(
             self.bot, interaction.guild_id, incident_id, outcome, interaction.user.id, note or ""
         )
@@ -469,6 +474,8 @@ class Incidents(commands.Cog):
     @guild_permissions_check(manage_messages=True)
     async def strikes_pardon(self, interaction: Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
+        if await refuse(interaction, "pardon", target=user):
+            return
         # Lifting the timeout the strikes earned fetches the member and edits them.
         await interaction.response.defer(ephemeral=True, thinking=True)
         pardoned = await pardon(self.bot, interaction.guild_id, user.id, interaction.user.id)
