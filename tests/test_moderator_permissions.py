@@ -18,6 +18,7 @@ from simcord.actors import MemberActor
 from discordbot import PromptWardenBot
 from promptwarden.permissions import Facts, Standing, refusal
 from promptwarden.storage import Incident
+from tests.conftest import BOTH_BOT_BACKENDS
 from tests.test_screening_cog import GORE, NUDE, World, field, screening
 
 MM = "manage_messages"
@@ -111,6 +112,7 @@ async def nothing_done(s: Staff, incident: Incident) -> None:
 # ---------------------------------------------------------------- the mod-log buttons
 
 
+@BOTH_BOT_BACKENDS
 async def test_manage_messages_in_the_mod_log_alone_cannot_time_out(
     simcord_env: simcord.Env,
 ) -> None:
@@ -196,6 +198,7 @@ async def test_the_bot_says_when_it_lacks_moderate_members(simcord_env: simcord.
     await nothing_done(s, incident)
 
 
+@BOTH_BOT_BACKENDS
 async def test_dismissing_what_earned_a_timeout_needs_moderate_members(
     simcord_env: simcord.Env,
 ) -> None:
@@ -208,6 +211,12 @@ async def test_dismissing_what_earned_a_timeout_needs_moderate_members(
 
     assert "Moderate Members" in answer and "lift this member's timeout" in answer
     assert s.w.timed_out_until(s.w.member) is not None
+    await nothing_done(s, earned)
+    by_command = await s.helper.slash(
+        s.w.channel, "incidents resolve", incident_id=earned.id, outcome="dismissed"
+    )
+    # Acknowledged first (the member was read from Discord), answered privately.
+    assert by_command.ephemeral and "lift this member's timeout" in by_command.response.content
     await nothing_done(s, earned)
     # A moderator who may lift it does, and the strike goes with the dismissal.
     await s.junior.click(entry(s, earned), custom_id=f"pw:incident:dismiss:{earned.id}")
@@ -273,6 +282,7 @@ async def test_a_channel_overwrite_does_not_make_a_moderator(simcord_env: simcor
     await nothing_done(s, incident)
 
 
+@BOTH_BOT_BACKENDS
 async def test_pardon_needs_moderate_members_and_a_member_below(simcord_env: simcord.Env) -> None:
     s = await staff(simcord_env)
     await incident_of(s, s.w.member)
