@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cogs._appeals import close_open_appeal
+from cogs._suggestions import suggest_allow_listing
 from cogs._timeouts import lift_unearned_timeout
 from discordbot import PromptWardenBot
 from promptwarden.storage import Incident, IncidentStatus
@@ -43,6 +44,7 @@ async def settle(
             notes.append(concluded.lifted)
     await storage.set_incident_status(guild_id, incident.id, status)
     if dismissed:
+        await suggest_allow_listing(bot, guild_id, incident)
         revoked = await storage.revoke_strike_for_incident(guild_id, incident.id) or revoked
         # Accepting the appeal has lifted the timeout already, if it was unearned.
         if closed is None:

@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
+from cogs._suggestions import allow_suggestions
 from discordbot import PromptWardenBot
 from promptwarden import rule_edits
 from promptwarden.enforcement import matched_words
@@ -137,6 +138,13 @@ class Guidelines(commands.Cog):
             lines.append(f"… and {len(terms) - SHOW_TERMS} more")
         allow = [_code(t) for t in rules.allow_terms]
         lines.append(f"Allowed terms ({len(allow)}): " + (", ".join(allow[:SHOW_TERMS]) or "none"))
+        if suggested := await allow_suggestions(self.bot, interaction.guild_id):
+            lines.append(
+                "Suggested for the allow list (dismissed as false positives): "
+                + ", ".join(
+                    f"{_code(s.term)} ({s.dismissals} dismissals)" for s in suggested[:SHOW_TERMS]
+                )
+            )
         lines.append(f"Learned tier (review by moderators): {'on' if rules.learned else 'off'}")
         await interaction.response.send_message(_fit("\n".join(lines)), ephemeral=True)
 
