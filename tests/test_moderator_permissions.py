@@ -263,6 +263,34 @@ async def test_accepting_an_appeal_that_lifts_a_timeout_needs_moderate_members(
     assert stored is not None and stored.status == "rejected"
 
 
+async def test_warning_from_the_queue_needs_a_member_below_the_presser(
+    simcord_env: simcord.Env,
+) -> None:
+    """A warning adds a strike, which can reach a timeout: staff above are out of reach."""
+    s = await staff(simcord_env)
+    await s.w.bot.storage.set_screening_rules(s.w.guild.id, {"actions": {"violence": "review"}})
+    s.w.bot.dispatch("promptwarden_settings_changed", s.w.guild.id)
+    await simcord_env.settle()
+    incident = await incident_of(s, s.senior)
+    queue = await s.junior.slash(s.w.channel, "incidents queue")
+
+    answer = await press_queue(s.junior, queue.response.message, "warn", incident)
+
+    assert "You cannot warn this member" in answer
+    assert s.senior.user.dm_channel.history() == []
+    assert await s.w.bot.storage.list_strikes(s.w.guild.id, s.senior.id) == []
+    await nothing_done(s, incident)
+
+
+async def press_queue(
+    who: simcord.MemberActor, message: discord.Message, action: str, incident: Incident
+) -> str:
+    result = await who.click(message, custom_id=f"pw:queue:{action}:{incident.id}")
+    answer = result.followups[0] if result.followups else result.response
+    assert answer is not None and answer.ephemeral, "the refusal was not private"
+    return str(answer.content)
+
+
 # ---------------------------------------------------------------- commands
 
 
