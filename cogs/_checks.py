@@ -68,7 +68,7 @@ def guild_permissions_check(**perms: bool) -> Callable[[T], T]:
 
 async def _member(guild: discord.Guild, user_id: int, *, fresh: bool) -> discord.Member | None:
     """The member, None when they left. `fresh` reads Discord, not the cache (whose
-    timeout may be stale)."""
+    timeout may be stale). Other Discord errors propagate: the check fails closed."""
     member = None if fresh else guild.get_member(user_id)
     if member is not None:
         return member
@@ -76,9 +76,12 @@ async def _member(guild: discord.Guild, user_id: int, *, fresh: bool) -> discord
         return await guild.fetch_member(user_id)
     except discord.NotFound:
         return None
-    except discord.HTTPException as error:
-        log.info("member %d not read for a permission check: %s", user_id, error)
-        return guild.get_member(user_id)
+
+
+UNCHECKED = (
+    "I could not read this member's roles from Discord just now, so nothing was done; "
+    "try again in a moment."
+)
 
 
 async def _in_force(bot: PromptWardenBot, guild_id: int, incident_id: int) -> bool:
@@ -152,14 +155,19 @@ async def refuse(
     weighs_target = action in ("timeout", "warn") or in_force
     if text is None and incident is not None and weighs_target:
         await _acknowledge(interaction)
-        member = await _member(guild, incident.user_id, fresh=in_force)
-        now = discord.utils.utcnow()
-        facts = replace(
-            facts,
-            target=standing(member) if member is not None else None,
-            lifts_timeout=member is not None and (member.timed_out_until or now) > now,
-        )
-        text = refusal(action, facts)
+        try:
+            member = await _member(guild, incident.user_id, fresh=in_force)
+        except discord.HTTPException as error:
+            log.info("incident %d: member not read for a permission check: %s", incident.id, error)
+            text = UNCHECKED
+        else:
+            now = discord.utils.utcnow()
+            facts = replace(
+                facts,
+                target=standing(member) if member is not None else None,
+                lifts_timeout=member is not None and (member.timed_out_until or now) > now,
+            )
+            text = refusal(action, facts)
     if text is None:
         return False
     if interaction.response.is_done():

@@ -163,6 +163,21 @@ async def test_a_moderator_times_out_a_member_below_them(simcord_env: simcord.En
     assert f"Time out 1 h by <@{s.junior.id}>: done" in actions
 
 
+async def test_a_member_that_cannot_be_read_is_not_timed_out(simcord_env: simcord.Env) -> None:
+    """The role check fails closed: no hierarchy known, no timeout."""
+    s = await staff(simcord_env)
+    incident = await incident_of(s, s.senior)
+    simcord_env.inject_error(
+        "GET", f"/guilds/{s.w.guild.id}/members/{s.senior.id}", status=500, message="oops"
+    )
+
+    answer = await press(s, s.junior, "timeout", incident)
+
+    assert answer.startswith("I could not read this member's roles from Discord")
+    assert s.w.timed_out_until(s.senior) is None
+    await nothing_done(s, incident)
+
+
 async def test_the_bot_says_when_its_own_role_is_too_low(simcord_env: simcord.Env) -> None:
     """The owner may act on anyone, but the bot cannot time out a role above its own."""
     s = await staff(simcord_env)
