@@ -4,7 +4,8 @@ AutoMod blocks a member's message before anyone sees it; screening still covers 
 cannot (the generator bot's echoed prompts, every other severity). Only PromptWarden's own
 rules are ever changed or removed: those whose ids it stored, or that it created under its
 name prefix. Once on, a change to the guild's terms, allow list, exempt roles or mod-log
-resyncs the rules by itself; an unchanged guild costs no REST call.
+resyncs the rules by itself; an unchanged guild costs no REST call. AutoMod's hits become
+incidents (source `automod`) through the same recording and actions as screening's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
@@ -21,17 +23,29 @@ from discord.ext import commands
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
 from discordbot import PromptWardenBot
 from promptwarden.automod import (
+    BLOCKED_REPEAT_SECONDS,
     MAX_KEYWORD_RULES,
     TRIGGER_KEYWORD,
+    AutoModHit,
     SyncPlan,
     SyncState,
+    hit_decision,
+    hit_draft,
     is_own_rule,
+    mirrored_terms,
     plan_sync,
     rule_payload,
     state_key,
 )
+from promptwarden.dedupe import SeenCache
 from promptwarden.enforcement import GuildState, GuildStateCache
+from promptwarden.policy import plan_actions
 from promptwarden.screening.guidelines import default_guidelines
+
+if TYPE_CHECKING:
+    # Only for types: importing the module at run time would run it a second time beside
+    # the copy the extension loader runs, with a second Screening class.
+    from cogs.screening import Screening
 
 log = logging.getLogger("promptwarden.automod")
 Interaction = discord.Interaction[PromptWardenBot]
@@ -40,6 +54,17 @@ NEEDS_MANAGE_SERVER = (
     "in Server Settings > Roles (it is optional: screening works without it)."
 )
 SHOW_LEFT_OUT = 10
+
+
+class BlockedMessage:
+    """What acting needs of a message AutoMod blocked: it never existed, so it has no id
+    worth deleting and no link for the mod-log."""
+
+    def __init__(self, guild: discord.Guild, channel: object) -> None:
+        self.guild = guild
+        self.channel = channel
+        self.id = 0
+        self.jump_url: str | None = None
 
 
 class SyncError(Exception):
@@ -63,6 +88,8 @@ class AutoMod(commands.Cog):
         self.states = GuildStateCache(bot.storage, ttl=0)
         self._locks: dict[int, asyncio.Lock] = {}
         self._resyncs: dict[int, asyncio.Task[None]] = {}
+        # One execution arrives once per action of its rule: handled once here.
+        self._hits = SeenCache(max_items=10_000, ttl=BLOCKED_REPEAT_SECONDS)
 
     async def cog_unload(self) -> None:
         for task in self._resyncs.values():
@@ -238,6 +265,82 @@ class AutoMod(commands.Cog):
             log.warning("guild %d: AutoMod resync failed: %s", guild_id, error)
         except Exception:
             log.exception("guild %d: AutoMod resync failed", guild_id)
+
+    # ------------------------------------------------------------ AutoMod's hits
+
+    @commands.Cog.listener()
+    async def on_automod_action(self, execution: discord.AutoModAction) -> None:
+        """Record a hit as an incident, with the same strikes, mod-log entry and appeal as
+        any other. Discord sends one event per action of the rule (block, alert...): the
+        first makes the incident, the rest find it. A hit on a message that was posted
+        (a rule that only alerts) is the same incident as screening's for that message."""
+        if execution.rule_trigger_type is not discord.AutoModRuleTriggerType.keyword:
+            return
+        key = (
+            execution.guild_id,
+            execution.rule_id,
+            execution.user_id,
+            execution.channel_id,
+            execution.message_id,
+            execution.matched_keyword,
+            execution.content,
+        )
+        if not self._hits.mark(key):
+            return
+        try:
+            await self.record_hit(execution)
+        except Exception:
+            log.exception("guild %d: recording an AutoMod hit failed", execution.guild_id)
+
+    async def record_hit(self, execution: discord.AutoModAction) -> None:
+        guild = self.bot.get_guild(execution.guild_id)
+        screening = cast("Screening | None", self.bot.get_cog("Screening"))
+        if guild is None or execution.channel_id is None or screening is None:
+            return
+        state = await screening.states.get(guild.id)
+        stored = await self.stored(guild.id)
+        term = None
+        if execution.rule_id in stored.rule_ids:
+            terms, _ = await asyncio.to_thread(mirrored_terms, default_guidelines(), state.rules)
+            wanted = (execution.matched_keyword or "").casefold()
+            term = next((t for t in terms if t.keyword == wanted), None)
+        hit = AutoModHit(
+            guild_id=guild.id,
+            rule_id=execution.rule_id,
+            channel_id=execution.channel_id,
+            user_id=execution.user_id,
+            message_id=execution.message_id,
+            content=execution.content or "",
+            keyword=execution.matched_keyword or "",
+            matched_content=execution.matched_content or "",
+            at=discord.utils.utcnow(),
+        )
+        decision = hit_decision(hit, term, state.rules)
+        config = state.config
+        plan = plan_actions(decision, config.strike_policy)
+        message = self._hit_message(guild, hit)
+        if await screening.exempt(message, hit.user_id, state):
+            return
+        draft = hit_draft(hit, decision, plan, self.bot.job_keyer)
+        settled = {"delete": "blocked by AutoMod before anyone saw it"} if hit.blocked else {}
+        incident, created = await screening.record_and_act(
+            message, draft, plan, decision, state, settled=settled
+        )
+        if incident is not None and created:
+            log.info("guild %d: AutoMod hit recorded as incident %d", guild.id, incident.id)
+
+    def _hit_message(self, guild: discord.Guild, hit: AutoModHit) -> Any:
+        channel = guild.get_channel_or_thread(hit.channel_id)
+        if channel is None or not isinstance(channel, discord.TextChannel | discord.Thread):
+            where = self.bot.get_partial_messageable(hit.channel_id, guild_id=guild.id)
+            return (
+                BlockedMessage(guild, where)
+                if hit.blocked
+                else where.get_partial_message(hit.message_id or 0)
+            )
+        if hit.blocked:
+            return BlockedMessage(guild, channel)
+        return channel.get_partial_message(hit.message_id or 0)
 
     # ------------------------------------------------------------ commands
 

@@ -6,7 +6,8 @@ prompts. AutoMod's lists are small, so only the critical and high terms go there
 severe first, and whatever does not fit is reported rather than silently dropped.
 
 This module knows no discord.py: it turns guideline terms and a guild's rules into plain
-rule payloads (`RulePlan`) and says which of a guild's existing rules are PromptWarden's.
+rule payloads (`RulePlan`), says which of a guild's existing rules are PromptWarden's, and
+turns AutoMod's hits into incidents like any other (source `automod`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from promptwarden.screening.decision import Severity
+from promptwarden.dedupe import JobKeyer
+from promptwarden.enforcement import IncidentDraft, action_name, redact
+from promptwarden.policy import ActionPlan
+from promptwarden.screening.decision import Decision, Match, Severity, Verdict
 from promptwarden.screening.guidelines import Guidelines
 from promptwarden.screening.matcher import ALLOW
 from promptwarden.screening.rules import CUSTOM, GuildRules
+from promptwarden.storage.models import EXCERPT_LIMIT
 
 # Discord's limits for keyword rules (checked 2026).
 MAX_KEYWORD_RULES = 6  # per guild, PromptWarden's and the guild's own together
@@ -280,3 +286,102 @@ class SyncState:
 def state_key(guild_id: int) -> str:
     """The meta key of a guild's AutoMod state."""
     return f"automod:{guild_id}"
+
+
+# ---------------------------------------------------------------- AutoMod's hits
+
+
+AUTOMOD_SOURCE = "automod"
+# The excerpt of a hit whose text Discord did not share (no Message Content intent).
+NO_CONTENT = "[text not shared by Discord; matched keyword only]"
+# Repeated blocks of the same text by the same member within this many seconds are one
+# incident: a member retrying a blocked message is not struck for every attempt.
+BLOCKED_REPEAT_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class AutoModHit:
+    """One AutoMod execution as Discord reported it, without discord.py types."""
+
+    guild_id: int
+    rule_id: int
+    channel_id: int
+    user_id: int
+    message_id: int | None  # None: the message was blocked and never existed
+    content: str  # empty without the Message Content intent
+    keyword: str
+    matched_content: str
+    at: datetime
+
+    @property
+    def blocked(self) -> bool:
+        return self.message_id is None
+
+
+def hit_decision(hit: AutoModHit, term: MirroredTerm | None, rules: GuildRules) -> Decision:
+    """What the hit means in PromptWarden's terms.
+
+    A keyword of PromptWarden's own rules stands for its term (category, severity, and
+    the guild's action for that category); a hit of a rule the guild made itself goes to
+    the moderators for review and never strikes anyone.
+    """
+    text = hit.content or ""
+    matched = hit.matched_content or hit.keyword.strip("*")
+    start = text.casefold().find(matched.casefold()) if matched and text else -1
+    span = (start, start + len(matched)) if start >= 0 else (0, 0)
+    if term is None:
+        category, severity, verdict = CUSTOM, Severity.MEDIUM, Verdict.REVIEW
+    else:
+        category, severity = term.category, term.severity
+        action = rules.actions.get(category)
+        verdict = Verdict.WARN if action == "warn" else Verdict.BLOCK
+    match = Match(
+        category=category,
+        term=hit.keyword,
+        start=span[0],
+        end=span[1],
+        text=text[span[0] : span[1]] if start >= 0 else matched,
+        source=f"{AUTOMOD_SOURCE}:{hit.rule_id}",
+        severity=severity,
+    )
+    return Decision(
+        prompt=text, verdict=verdict, severity=severity, categories=(category,), matches=(match,)
+    )
+
+
+def hit_job_key(keyer: JobKeyer, hit: AutoModHit) -> str | None:
+    """The identity of a blocked message (it has no id): the member, the rule, the text and
+    the minute. Keyed with the installation's secret, like screening's job keys. A hit on
+    a message that exists is identified by its id, as screening's incident for it is."""
+    if not hit.blocked:
+        return None
+    window = int(hit.at.timestamp()) // BLOCKED_REPEAT_SECONDS
+    digest = keyer.digest(f"{hit.rule_id}\n{hit.channel_id}\n{hit.keyword}\n{hit.content}")
+    return f"{AUTOMOD_SOURCE}:{hit.user_id}:{digest}:{window}"
+
+
+def hit_draft(
+    hit: AutoModHit, decision: Decision, plan: ActionPlan, keyer: JobKeyer
+) -> IncidentDraft:
+    """The incident to record for a hit, with source `automod`."""
+    if hit.content:
+        excerpt, stored = redact(hit.content, decision.matches)
+    else:
+        excerpt, stored = NO_CONTENT, [m.to_dict() for m in decision.matches]
+    if len(excerpt) > EXCERPT_LIMIT:
+        excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
+    return IncidentDraft(
+        guild_id=hit.guild_id,
+        channel_id=hit.channel_id,
+        message_id=hit.message_id,
+        user_id=hit.user_id,
+        prompt_excerpt=excerpt,
+        categories=decision.categories,
+        severity=decision.severity,
+        verdict=decision.verdict,
+        matches=tuple(stored),
+        action=action_name(plan),
+        created_at=hit.at,
+        job_key=hit_job_key(keyer, hit),
+        source=AUTOMOD_SOURCE,
+    )

@@ -10,6 +10,7 @@ from typing import Any
 from promptwarden.automod import BLOCK_MESSAGE, MAX_KEYWORD_LENGTH, MAX_KEYWORDS
 from promptwarden.storage import open_storage
 from tests.e2e.conftest import Server
+from tests.e2e.records import incidents_by_message, outcomes, read_db
 from tests.emulator import BotProcess, Emulator
 from tests.emulator.world import BOT_PERMISSIONS, MANAGE_GUILD
 
@@ -197,3 +198,118 @@ def test_without_manage_server_sync_says_so_and_setup_and_status_report_it(
     answer = reply(emu, emu.invoke(server.modlog, server.moderator, "automod", "sync"))
     assert "1 PromptWarden rule(s)" in answer
     assert len(own_rules(emu)) == 1
+
+
+def incidents(server: Server) -> list[tuple[object, ...]]:
+    return read_db(
+        server.database,
+        "SELECT id, source, message_id, user_id, channel_id, prompt_excerpt, categories, verdict "
+        "FROM incidents ORDER BY id",
+    )
+
+
+def test_an_automod_block_is_one_incident_with_a_strike_warning_and_mod_log_entry(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    emu = server.emulator
+    member = server.members[0]
+    grant_manage_server(emu)
+    start_bot()
+    reply(emu, emu.invoke(server.modlog, server.moderator, "automod", "sync"))
+    (rule,) = own_rules(emu)
+    sent = len(emu.calls("POST /channels/{channel_id}/messages"))
+
+    # Discord sends one execution per action of the rule: the block and the alert.
+    assert emu.automod_hit(int(rule["id"]), server.watched, member, "a NUDE figure", "nude") is None
+    emu.wait_until(
+        lambda: (
+            read_db(
+                server.database,
+                "SELECT outcome FROM incident_actions WHERE action = 'modlog' AND outcome = 'done'",
+            )
+            != []
+        ),
+        what="the mod-log entry of the AutoMod hit",
+    )
+    (incident,) = incidents(server)
+    incident_id, source, message_id, user_id, channel_id, excerpt, categories, verdict = incident
+    assert (source, message_id, user_id, channel_id) == (
+        "automod",
+        None,
+        member.id,
+        server.watched.id,
+    )
+    assert excerpt == "a NUDE figure" and categories == '["sexual"]' and verdict == "block"
+    actions = dict(
+        read_db(
+            server.database,
+            f"SELECT action, outcome FROM incident_actions WHERE incident_id = {incident_id}",
+        )
+    )
+    assert actions["delete"] == "skipped"  # nothing to delete: it was never posted
+    assert actions["strike"] == "done" and actions["dm_warning"] == "done"
+    strikes = read_db(server.database, "SELECT user_id, points FROM strikes")
+    assert [s[0] for s in strikes] == [member.id]
+    assert not emu.calls("DELETE /channels/{channel_id}/messages/{message_id}")
+    posts = emu.calls("POST /channels/{channel_id}/messages")[sent:]
+    entries = [c for c in posts if c.param("channel_id") == server.modlog.id]
+    assert len(entries) == 1
+    embed = entries[0].body["embeds"][0]
+    assert embed["title"].startswith(f"Incident #{incident_id} · Prompt blocked")
+    assert {"name": "Raised by", "value": "Discord AutoMod (rule in Fired)", "inline": True} in (
+        embed["fields"]
+    )
+
+    # The member tries the same text again at once: still one incident, one strike.
+    emu.automod_hit(int(rule["id"]), server.watched, member, "a NUDE figure", "nude")
+    other = server.members[1]
+    emu.automod_hit(int(rule["id"]), server.watched, other, "nude", "nude")
+    emu.wait_until(lambda: len(incidents(server)) == 2, what="the second member's incident")
+    assert [row[3] for row in incidents(server)] == [member.id, other.id]
+    assert len(read_db(server.database, "SELECT id FROM strikes")) == 2
+
+
+def test_a_hit_on_a_posted_message_is_the_same_incident_as_screenings(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    emu = server.emulator
+    member = server.members[2]
+    grant_manage_server(emu)
+    # The guild's own rule only alerts: the message is posted, and screening sees it too.
+    theirs = emu.add_automod_rule(
+        "gore alert",
+        ["gore"],
+        actions=[{"type": 2, "metadata": {"channel_id": str(server.modlog.id)}}],
+    )
+    start_bot()
+    content = "severed head dripping blood, gore"
+    message_id = emu.automod_hit(
+        int(theirs["id"]), server.watched, member, content, "gore", blocked=False
+    )
+    assert message_id is not None
+    emu.wait_until(
+        lambda: outcomes(server.database).get(message_id, {}).get("modlog") == "done",
+        what="the incident's mod-log entry",
+    )
+    assert incidents_by_message(server.database) == {message_id: 1}
+    (row,) = incidents(server)
+    assert row[2] == message_id and row[3] == member.id
+    entries = [
+        c
+        for c in emu.calls("POST /channels/{channel_id}/messages")
+        if c.param("channel_id") == server.modlog.id and c.body.get("embeds")
+    ]
+    assert len(entries) == 1
+    # Outside the watched channels only AutoMod sees it: the guild's own rule goes to the
+    # moderators for review, and nobody is struck for it.
+    elsewhere = emu.automod_hit(
+        int(theirs["id"]), server.other, member, "gore everywhere", "gore", blocked=False
+    )
+    emu.wait_until(
+        lambda: outcomes(server.database).get(elsewhere or 0, {}).get("modlog") == "done",
+        what="the review entry of the guild's own rule",
+    )
+    last = incidents(server)[-1]
+    assert last[1:5] == ("automod", elsewhere, member.id, server.other.id)
+    assert last[7] == "review"
+    assert read_db(server.database, f"SELECT id FROM strikes WHERE incident_id = {last[0]}") == []

@@ -163,8 +163,11 @@ class Emulator:
     def automod_rules(self) -> list[dict[str, Any]]:
         return self.in_loop(lambda: [dict(r) for r in self.world.guild.automod_rules.values()])
 
-    def add_automod_rule(self, name: str, keywords: list[str]) -> dict[str, Any]:
-        """A keyword rule the guild's owner made by hand (not the bot's)."""
+    def add_automod_rule(
+        self, name: str, keywords: list[str], *, actions: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """A keyword rule the guild's owner made by hand (not the bot's); it blocks unless
+        given other `actions`."""
 
         def add() -> dict[str, Any]:
             world = self.world
@@ -172,7 +175,7 @@ class Emulator:
                 "name": name,
                 "trigger_type": 1,
                 "trigger_metadata": {"keyword_filter": keywords},
-                "actions": [{"type": 1, "metadata": {}}],
+                "actions": actions if actions is not None else [{"type": 1, "metadata": {}}],
                 "enabled": True,
             }
             rule = automod.build_rule(world, body, creator_id=world.guild.owner_id)
