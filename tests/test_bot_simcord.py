@@ -39,6 +39,7 @@ async def test_every_cog_loads_and_commands_are_synced_once(simcord_env: simcord
         "cogs.guidelines",
         "cogs.incidents",
         "cogs.privacy",
+        "cogs.reports",
         "cogs.screening",
         "cogs.stats",
         "cogs.status",
@@ -48,6 +49,7 @@ async def test_every_cog_loads_and_commands_are_synced_once(simcord_env: simcord
     syncs = command_syncs(simcord_env)
     assert len(syncs) == 1
     assert sorted(c["name"] for c in syncs[0].json) == [
+        "Report prompt",  # a message context-menu command
         "automod",
         "enforcement",
         "generator-bots",
