@@ -128,10 +128,15 @@ class AutoMod(commands.Cog):
         # Raw payloads: the ownership test reads creator and name as Discord sent them.
         return list(await self.bot.http.get_auto_moderation_rules(guild.id))  # type: ignore[arg-type]
 
-    def _payloads(self, plan: SyncPlan, state: GuildState) -> list[dict[str, object]]:
-        exempt = sorted(state.config.exempt_role_ids)
+    def _payloads(
+        self, plan: SyncPlan, state: GuildState, guild: discord.Guild
+    ) -> list[dict[str, object]]:
         return [
-            rule_payload(r, alert_channel_id=state.modlog_channel_id, exempt_role_ids=exempt)
+            rule_payload(
+                r,
+                alert_channel_id=state.modlog_channel_id,
+                exempt_role_ids=exempt_roles(guild, state),
+            )
             for r in plan.rules
         ]
 
@@ -162,7 +167,7 @@ class AutoMod(commands.Cog):
         existing = await self._fetch_rules(guild)
         own = [r for r in existing if is_own_rule(r, bot_id=me.id, stored_ids=stored.rule_ids)]
         plan = await self.plan(guild, existing)
-        payloads = self._payloads(plan, state)
+        payloads = self._payloads(plan, state, guild)
         fingerprint = plan.fingerprint({"payloads": payloads})
         own_ids = {_rule_id(r) for r in own}
         unchanged = (
@@ -408,6 +413,20 @@ class AutoMod(commands.Cog):
             "untouched. Screening goes on as before.",
             ephemeral=True,
         )
+
+
+def exempt_roles(guild: discord.Guild, state: GuildState) -> list[int]:
+    """Roles AutoMod lets through: the guild's exempt roles, then (when moderators are
+    exempt from screening) roles that may manage messages, as screening treats them.
+    Discord takes at most 20; the exempt roles come first."""
+    roles = list(state.config.exempt_role_ids)
+    if state.config.moderators_exempt:
+        roles += [
+            r.id
+            for r in sorted(guild.roles, key=lambda r: -r.position)
+            if not r.is_default() and not r.managed and r.permissions.manage_messages
+        ]
+    return list(dict.fromkeys(roles))
 
 
 def sync_report(plan: SyncPlan) -> str:

@@ -216,7 +216,7 @@ def rule_payload(
     exempt_role_ids: Sequence[int],
 ) -> dict[str, Any]:
     """The REST body of one rule: block with a message pointing to /guidelines, alert the
-    mod-log when there is one, moderators' exempt roles exempt (at most Discord's 20)."""
+    mod-log when there is one, `exempt_role_ids` exempt (the first 20: Discord's most)."""
     actions: list[dict[str, Any]] = [
         {"type": ACTION_BLOCK, "metadata": {"custom_message": BLOCK_MESSAGE}}
     ]
@@ -233,7 +233,7 @@ def rule_payload(
         },
         "actions": actions,
         "enabled": True,
-        "exempt_roles": [str(r) for r in sorted(exempt_role_ids)[:MAX_EXEMPT_ROLES]],
+        "exempt_roles": [str(r) for r in list(exempt_role_ids)[:MAX_EXEMPT_ROLES]],
         "exempt_channels": [],
     }
 

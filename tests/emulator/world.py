@@ -151,11 +151,17 @@ class Guild:
                 "flags": 0,
             }
 
+        # The bot's own role is managed by its integration, as Discord makes it.
+        bot_role = role(self.bot_role_id, "PromptWarden", 10, self.bot_permissions)
+        bot_role.update(managed=True, tags={"bot_id": str(self.members_bot_id())})
         return [
             role(self.id, "@everyone", 0, 0),  # @everyone's id is the guild's
             role(self.admin_role_id, "Admin", 1, ADMINISTRATOR),
-            role(self.bot_role_id, "PromptWarden", 10, self.bot_permissions),
+            bot_role,
         ]
+
+    def members_bot_id(self) -> int:
+        return next(m.user.id for m in self.members.values() if self.bot_role_id in m.roles)
 
     def create_payload(self, bot_id: int) -> dict[str, Any]:
         """GUILD_CREATE: only the bot's own member is sent, and member_count says so.
