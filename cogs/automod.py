@@ -144,16 +144,20 @@ class AutoMod(commands.Cog):
         """Make the guild's PromptWarden rules match its terms; (plan, whether anything was
         sent). Raises SyncError when Discord refuses."""
         async with self._lock(guild.id):
-            try:
-                return await self._sync(guild, force=force)
-            except discord.Forbidden as error:
-                await self._note_error(guild.id, "missing the Manage Server permission")
-                raise SyncError(NEEDS_MANAGE_SERVER) from error
-            except discord.HTTPException as error:
-                await self._note_error(guild.id, f"Discord refused: {error.text or error.status}")
-                raise SyncError(
-                    f"Discord refused the AutoMod rules ({error.status}): {error.text}"
-                ) from error
+            return await self._sync_or_say_why(guild, force=force)
+
+    async def _sync_or_say_why(self, guild: discord.Guild, *, force: bool) -> tuple[SyncPlan, bool]:
+        """`_sync` with Discord's refusals turned into SyncError (the lock held)."""
+        try:
+            return await self._sync(guild, force=force)
+        except discord.Forbidden as error:
+            await self._note_error(guild.id, "missing the Manage Server permission")
+            raise SyncError(NEEDS_MANAGE_SERVER) from error
+        except discord.HTTPException as error:
+            await self._note_error(guild.id, f"Discord refused: {error.text or error.status}")
+            raise SyncError(
+                f"Discord refused the AutoMod rules ({error.status}): {error.text}"
+            ) from error
 
     async def _note_error(self, guild_id: int, error: str) -> None:
         stored = await self.stored(guild_id)
@@ -261,15 +265,18 @@ class AutoMod(commands.Cog):
         self._resyncs[guild_id] = asyncio.get_running_loop().create_task(self._resync(guild_id))
 
     async def _resync(self, guild_id: int) -> None:
-        guild = self.bot.get_guild(guild_id)
-        if guild is None or not (await self.stored(guild_id)).enabled:
-            return
-        try:
-            await self.sync(guild)
-        except SyncError as error:
-            log.warning("guild %d: AutoMod resync failed: %s", guild_id, error)
-        except Exception:
-            log.exception("guild %d: AutoMod resync failed", guild_id)
+        # The lock is taken before the first await, so `/automod status` right after an
+        # edit waits for this resync and shows its result.
+        async with self._lock(guild_id):
+            guild = self.bot.get_guild(guild_id)
+            if guild is None or not (await self.stored(guild_id)).enabled:
+                return
+            try:
+                await self._sync_or_say_why(guild, force=False)
+            except SyncError as error:
+                log.warning("guild %d: AutoMod resync failed: %s", guild_id, error)
+            except Exception:
+                log.exception("guild %d: AutoMod resync failed", guild_id)
 
     # ------------------------------------------------------------ AutoMod's hits
 
@@ -367,7 +374,8 @@ class AutoMod(commands.Cog):
     async def status_command(self, interaction: Interaction) -> None:
         guild = interaction.guild
         assert guild is not None
-        stored = await self.stored(guild.id)
+        async with self._lock(guild.id):  # after a resync in progress, not during it
+            stored = await self.stored(guild.id)
         lines = ["**PromptWarden AutoMod rules**"]
         if not stored.enabled:
             lines.append("Off. Run `/automod sync` to mirror the critical and high terms.")

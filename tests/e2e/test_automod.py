@@ -138,8 +138,9 @@ def test_term_edits_resync_the_rules_and_off_removes_only_its_own(
     assert edited["id"] == rule["id"]  # edited in place, not replaced
     assert edited["trigger_metadata"]["keyword_filter"][0] == "zorblax"
 
-    # A change that leaves the rules as they are sends nothing.
+    # A change that leaves the rules as they are sends nothing (the rules are read again).
     writes = len(rule_writes(emu))
+    reads = len(emu.calls("GET /guilds/{guild_id}/auto-moderation/rules"))
     allowed = emu.invoke(
         server.modlog,
         server.moderator,
@@ -150,6 +151,8 @@ def test_term_edits_resync_the_rules_and_off_removes_only_its_own(
     reply(emu, allowed)
     status = reply(emu, emu.invoke(server.modlog, server.moderator, "automod", "status"))
     assert "On: 1 rule(s)" in status
+    # The resync after the edit, then the status command: both read, neither wrote.
+    assert len(emu.calls("GET /guilds/{guild_id}/auto-moderation/rules")) >= reads + 2
     assert len(rule_writes(emu)) == writes
 
     answer = reply(emu, emu.invoke(server.modlog, server.moderator, "automod", "off"))
