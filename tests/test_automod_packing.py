@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from promptwarden.automod import (
     MAX_ALLOW,
     MAX_KEYWORDS,
+    NO_CONTENT,
+    AutoModHit,
     SyncState,
     automod_keyword,
+    hit_decision,
+    hit_draft,
+    hit_job_key,
     is_own_rule,
     plan_sync,
     rule_payload,
 )
-from promptwarden.screening.decision import Severity
+from promptwarden.dedupe import JobKeyer
+from promptwarden.policy import StrikePolicy, plan_actions
+from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.screening.guidelines import default_guidelines
 from promptwarden.screening.rules import GuildRules
 
@@ -108,3 +117,57 @@ def test_sync_state_round_trips_and_survives_garbage() -> None:
     assert SyncState.from_json(state.to_json()) == state
     assert SyncState.from_json("not json") == SyncState()
     assert SyncState.from_json(None) == SyncState()
+
+
+def hit(**fields: object) -> AutoModHit:
+    values: dict[str, object] = {
+        "guild_id": 1,
+        "rule_id": 2,
+        "channel_id": 3,
+        "user_id": 4,
+        "message_id": None,
+        "content": "a NUDE figure",
+        "keyword": "nude",
+        "matched_content": "NUDE",
+        "at": datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC),
+    }
+    values.update(fields)
+    return AutoModHit(**values)  # type: ignore[arg-type]
+
+
+def test_a_hit_of_an_own_rule_stands_for_its_term() -> None:
+    term = plan_sync(default_guidelines(), rules(), slots=6).term_for("NUDE")
+    assert term is not None and term.category == "sexual"
+    decision = hit_decision(hit(), term, rules())
+    assert decision.verdict is Verdict.BLOCK and decision.categories == ("sexual",)
+    (match,) = decision.matches
+    assert (match.start, match.end, match.text, match.source) == (2, 6, "NUDE", "automod:2")
+    warned = hit_decision(hit(), term, rules(actions={"sexual": "warn"}))
+    assert warned.verdict is Verdict.WARN
+
+
+def test_a_hit_of_the_guilds_own_rule_goes_to_review() -> None:
+    decision = hit_decision(hit(keyword="spam*"), None, rules())
+    assert decision.verdict is Verdict.REVIEW and decision.categories == ("custom",)
+    plan = plan_actions(decision, StrikePolicy())
+    assert plan.modlog and not plan.strike_points and not plan.warn_member
+
+
+def test_without_message_content_only_the_keyword_is_kept() -> None:
+    bare = hit(content="", matched_content="")
+    decision = hit_decision(bare, None, rules())
+    keyer = JobKeyer.generate()
+    draft = hit_draft(bare, decision, plan_actions(decision, StrikePolicy()), keyer)
+    assert draft.prompt_excerpt == NO_CONTENT
+    assert draft.matches[0]["text"] == "nude" and draft.source == "automod"
+    assert draft.message_id is None and draft.job_key is not None
+
+
+def test_a_blocked_text_retried_within_the_minute_is_the_same_job() -> None:
+    keyer = JobKeyer.generate()
+    first = hit_job_key(keyer, hit())
+    assert first == hit_job_key(keyer, hit(at=datetime(2026, 1, 1, 12, 0, 50, tzinfo=UTC)))
+    assert first != hit_job_key(keyer, hit(content="a nude statue"))
+    assert first != hit_job_key(keyer, hit(user_id=5))
+    assert first is not None and "nude" not in first  # keyed, not the text itself
+    assert hit_job_key(keyer, hit(message_id=9)) is None  # its message id identifies it
