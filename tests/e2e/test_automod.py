@@ -9,10 +9,13 @@ from typing import Any
 
 from promptwarden.automod import BLOCK_MESSAGE, MAX_KEYWORD_LENGTH, MAX_KEYWORDS
 from promptwarden.storage import open_storage
+from tests.e2e.backends import Backend, backend
 from tests.e2e.conftest import Server
 from tests.e2e.records import incidents_by_message, outcomes, read_db
 from tests.emulator import BotProcess, Emulator
 from tests.emulator.world import BOT_PERMISSIONS, MANAGE_GUILD
+
+__all__ = ["backend"]  # the fixture, imported to run some tests on both databases
 
 CALLBACK = "POST /interactions/{interaction_id}/{token}/callback"
 FOLLOWUP = "POST /webhooks/{app_id}/{token}"
@@ -203,21 +206,23 @@ def test_without_manage_server_sync_says_so_and_setup_and_status_report_it(
     assert len(own_rules(emu)) == 1
 
 
+INCIDENTS = (
+    "SELECT id, source, message_id, user_id, channel_id, prompt_excerpt, categories, verdict "
+    "FROM incidents ORDER BY id"
+)
+
+
 def incidents(server: Server) -> list[tuple[object, ...]]:
-    return read_db(
-        server.database,
-        "SELECT id, source, message_id, user_id, channel_id, prompt_excerpt, categories, verdict "
-        "FROM incidents ORDER BY id",
-    )
+    return read_db(server.database, INCIDENTS)
 
 
 def test_an_automod_block_is_one_incident_with_a_strike_warning_and_mod_log_entry(
-    server: Server, start_bot: Callable[..., BotProcess]
+    server: Server, backend: Backend, start_bot: Callable[..., BotProcess]
 ) -> None:
     emu = server.emulator
     member = server.members[0]
     grant_manage_server(emu)
-    start_bot()
+    start_bot(**backend.env)
     reply(emu, emu.invoke(server.modlog, server.moderator, "automod", "sync"))
     (rule,) = own_rules(emu)
     sent = len(emu.calls("POST /channels/{channel_id}/messages"))
@@ -226,15 +231,14 @@ def test_an_automod_block_is_one_incident_with_a_strike_warning_and_mod_log_entr
     assert emu.automod_hit(int(rule["id"]), server.watched, member, "a NUDE figure", "nude") is None
     emu.wait_until(
         lambda: (
-            read_db(
-                server.database,
-                "SELECT outcome FROM incident_actions WHERE action = 'modlog' AND outcome = 'done'",
+            backend.query(
+                "SELECT outcome FROM incident_actions WHERE action = 'modlog' AND outcome = 'done'"
             )
             != []
         ),
         what="the mod-log entry of the AutoMod hit",
     )
-    (incident,) = incidents(server)
+    (incident,) = backend.query(INCIDENTS)
     incident_id, source, message_id, user_id, channel_id, excerpt, categories, verdict = incident
     assert (source, message_id, user_id, channel_id) == (
         "automod",
@@ -244,14 +248,13 @@ def test_an_automod_block_is_one_incident_with_a_strike_warning_and_mod_log_entr
     )
     assert excerpt == "a NUDE figure" and categories == '["sexual"]' and verdict == "block"
     actions = dict(
-        read_db(
-            server.database,
-            f"SELECT action, outcome FROM incident_actions WHERE incident_id = {incident_id}",
+        backend.query(
+            f"SELECT action, outcome FROM incident_actions WHERE incident_id = {incident_id}"
         )
     )
     assert actions["delete"] == "skipped"  # nothing to delete: it was never posted
     assert actions["strike"] == "done" and actions["dm_warning"] == "done"
-    strikes = read_db(server.database, "SELECT user_id, points FROM strikes")
+    strikes = backend.query("SELECT user_id, points FROM strikes")
     assert [s[0] for s in strikes] == [member.id]
     assert not emu.calls("DELETE /channels/{channel_id}/messages/{message_id}")
     posts = emu.calls("POST /channels/{channel_id}/messages")[sent:]
@@ -267,9 +270,9 @@ def test_an_automod_block_is_one_incident_with_a_strike_warning_and_mod_log_entr
     emu.automod_hit(int(rule["id"]), server.watched, member, "a NUDE figure", "nude")
     other = server.members[1]
     emu.automod_hit(int(rule["id"]), server.watched, other, "nude", "nude")
-    emu.wait_until(lambda: len(incidents(server)) == 2, what="the second member's incident")
-    assert [row[3] for row in incidents(server)] == [member.id, other.id]
-    assert len(read_db(server.database, "SELECT id FROM strikes")) == 2
+    emu.wait_until(lambda: len(backend.query(INCIDENTS)) == 2, what="the second member's incident")
+    assert [row[3] for row in backend.query(INCIDENTS)] == [member.id, other.id]
+    assert len(backend.query("SELECT id FROM strikes")) == 2
 
 
 def test_a_hit_on_a_posted_message_is_the_same_incident_as_screenings(

@@ -7,10 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from cogs.reports import NOT_WATCHED, THANKS, TOO_SOON
+from tests.e2e.backends import Backend, backend
 from tests.e2e.conftest import Server
 from tests.e2e.records import read_db
 from tests.emulator import MIDJOURNEY_BOT_ID, BotProcess, Emulator, User
 from tests.emulator.world import Channel
+
+__all__ = ["backend"]  # the fixture, imported to run a test on both databases
 
 CALLBACK = "POST /interactions/{interaction_id}/{token}/callback"
 MODAL = 9
@@ -50,11 +53,11 @@ def report(
     )
 
 
+INCIDENTS = "SELECT id, source, message_id, user_id, verdict, status FROM incidents ORDER BY id"
+
+
 def incidents(server: Server) -> list[tuple[object, ...]]:
-    return read_db(
-        server.database,
-        "SELECT id, source, message_id, user_id, verdict, status FROM incidents ORDER BY id",
-    )
+    return read_db(server.database, INCIDENTS)
 
 
 def modlog_entries(emu: Emulator, server: Server) -> list[dict[str, Any]]:
@@ -66,16 +69,16 @@ def modlog_entries(emu: Emulator, server: Server) -> list[dict[str, Any]]:
 
 
 def test_reports_reach_the_review_queue_once_per_message_and_once_a_minute_per_member(
-    server: Server, start_bot: Callable[..., BotProcess]
+    server: Server, backend: Backend, start_bot: Callable[..., BotProcess]
 ) -> None:
     emu = server.emulator
     author, first, second = server.members[:3]
-    start_bot()
+    start_bot(**backend.env)
     message_id = emu.post(server.watched, author, "a portrait of the mayor in a bathtub")
 
     assert report(emu, server.watched, first, message_id, "  a real   person ") == THANKS
     emu.wait_until(lambda: len(modlog_entries(emu, server)) == 1, what="the review entry")
-    (incident,) = incidents(server)
+    (incident,) = backend.query(INCIDENTS)
     incident_id = incident[0]
     assert incident[1:] == ("report", message_id, author.id, "review", "open")
     (entry,) = modlog_entries(emu, server)
@@ -84,28 +87,26 @@ def test_reports_reach_the_review_queue_once_per_message_and_once_a_minute_per_m
 
     # Another member reports the same message: still one incident, one mod-log entry.
     assert report(emu, server.watched, second, message_id, "") == THANKS
-    assert incidents(server) == [incident]
-    reporters = read_db(
-        server.database,
+    assert backend.query(INCIDENTS) == [incident]
+    reporters = backend.query(
         f"SELECT moderator_id FROM modlog_presses WHERE incident_id = {incident_id} "
         "AND action = 'report' ORDER BY id",
     )
     assert reporters == [(first.id,), (second.id,)]
-    reasons = read_db(
-        server.database,
+    reasons = backend.query(
         f"SELECT detail FROM incident_actions WHERE incident_id = {incident_id} "
         "AND action = 'report' ORDER BY id",
     )
     assert reasons == [("a real person",), ("",)]
     # Nobody was warned or struck on a report alone.
-    assert read_db(server.database, "SELECT id FROM strikes") == []
+    assert backend.query("SELECT id FROM strikes") == []
     assert author.id not in emu.world.dm_channels
 
     # Within a minute a member's next report is refused, whatever the message.
     other = emu.post(server.watched, author, "a cat on a windowsill")
     assert report(emu, server.watched, first, other, "spam") == TOO_SOON
     assert report(emu, server.watched, first, message_id) == TOO_SOON
-    assert [row[2] for row in incidents(server)] == [message_id]
+    assert [row[2] for row in backend.query(INCIDENTS)] == [message_id]
     assert len(modlog_entries(emu, server)) == 1
 
     # The review queue shows it to moderators.
