@@ -39,7 +39,8 @@ PERMISSION_LABELS = {p.attr: p.label for p in NEEDED_PERMISSIONS} | {
 
 
 def required_intents() -> discord.Intents:
-    """Only what screening needs: guild messages and their text, and DMs for replies.
+    """Only what screening needs: guild messages and their text, DMs for replies, and
+    AutoMod's executions (delivered only where the bot has Manage Server) for the incident log.
 
     `members` is deliberately off: a message's author arrives as a Member with roles
     already, and timeouts take an id, so the privileged member list is never needed.
@@ -49,6 +50,7 @@ def required_intents() -> discord.Intents:
     intents.guild_messages = True
     intents.message_content = True  # privileged: must be enabled in the Developer Portal
     intents.dm_messages = True
+    intents.auto_moderation_execution = True  # not privileged
     return intents
 
 

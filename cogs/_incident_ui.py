@@ -191,8 +191,17 @@ def modlog_embed(
     embed.add_field(name="Fired", value=_fired(incident.matches, score), inline=False)
     if kinds := pii_kinds(incident.matches):
         embed.add_field(name="Personal information (redacted)", value=", ".join(kinds))
+    if incident.source != "screening":
+        embed.add_field(name="Raised by", value=RAISED_BY.get(incident.source, incident.source))
     embed.set_footer(text=f"Status: {incident.status}")
     return embed
+
+
+# How the mod-log names what raised an incident other than screening.
+RAISED_BY = {
+    "automod": "Discord AutoMod (rule in Fired)",
+    "report": "Member reports",
+}
 
 
 def with_outcome(embed: discord.Embed, line: str, status: IncidentStatus | None) -> discord.Embed:

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
-from cogs._permission_report import fix_lines
+from cogs._permission_report import fix_lines, optional_lines
 from discordbot import PromptWardenBot
 from promptwarden.screening.extract import GENERATOR_BOT_IDS
 from promptwarden.storage import WatchKind
@@ -122,6 +122,7 @@ class Admin(commands.Cog):
             lines += gaps
         else:
             lines.append("Permissions: everything I need is granted.")
+        lines += optional_lines(guild.me)
         await interaction.response.send_message(_fit("\n".join(lines)), ephemeral=True)
 
     # ------------------------------------------------------------ /watch

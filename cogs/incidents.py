@@ -369,12 +369,25 @@ class Incidents(commands.Cog):
         embed = modlog_embed(incident, jump_url=jump_url(incident), points=None)
         outcomes = await storage.list_action_outcomes(incident.guild_id, incident.id)
         presses = await storage.list_modlog_presses(incident.guild_id, incident.id)
-        done = [f"{o.action}: {o.outcome}" for o in outcomes if o.action != "note"]
+        done = [f"{o.action}: {o.outcome}" for o in outcomes if o.action not in ("note", "report")]
         if done:
             embed.add_field(name="Actions", value=_fit("\n".join(done), 1024), inline=False)
+        reports = [
+            f"<@{p.moderator_id}> {discord.utils.format_dt(p.at, 'R')}"
+            for p in presses
+            if p.action == "report"
+        ]
+        reports += [f"why: {o.detail}" for o in outcomes if o.action == "report" and o.detail]
+        if reports:
+            embed.add_field(
+                name=f"Reported by members ({sum(p.action == 'report' for p in presses)})",
+                value=_fit("\n".join(reports), 1024),
+                inline=False,
+            )
         who = [
             f"{p.action} by <@{p.moderator_id}> {discord.utils.format_dt(p.at, 'R')}"
             for p in presses
+            if p.action != "report"
         ]
         who += [f"note: {o.detail}" for o in outcomes if o.action == "note"]
         if who:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import discord
@@ -38,6 +39,7 @@ from promptwarden.dedupe import SeenCache
 from promptwarden.enforcement import (
     GuildState,
     GuildStateCache,
+    IncidentDraft,
     MessageFacts,
     build_incident,
     incident_plan,
@@ -239,19 +241,10 @@ class Screening(commands.Cog):
         if not plan.record or await self.exempt(message, user_id, state):
             return
         draft = build_incident(facts, decision, plan, user_id=user_id, prompt=prompt, keyer=keyer)
-        # The incident is written before any Discord call: whatever fails next, it stays.
-        storage = self.bot.storage
-        incident_id, created = await storage.record_incident(**draft.as_kwargs())
-        incident = await storage.get_incident(guild.id, incident_id)
-        if incident is None:
+        incident, created = await self.record_and_act(message, draft, plan, decision, state)
+        if incident is None or created:
             return
-        if created:
-            self._busy_incidents.add(incident.id)
-            try:
-                await self.act(message, incident, plan, decision, state)
-            finally:
-                self._busy_incidents.discard(incident.id)
-        elif incident.message_id != message.id:
+        if incident.message_id != message.id:
             # Another message of the same job (its result, a re-roll): remove it too,
             # without a second warning or strike.
             if plan.delete:
@@ -267,6 +260,41 @@ class Screening(commands.Cog):
                 await self.act(message, incident, plan, decision, state, done=done, step=step)
             finally:
                 self._busy_incidents.discard(incident.id)
+
+    async def record_and_act(
+        self,
+        message: Any,
+        draft: IncidentDraft,
+        plan: ActionPlan,
+        decision: Decision,
+        state: GuildState,
+        *,
+        settled: Mapping[str, str] | None = None,
+    ) -> tuple[Incident | None, bool]:
+        """Write the incident, then act on it if it is new: the one place incidents are
+        recorded, whatever raised them (screening, an AutoMod hit, a member's report).
+
+        `message` is the message or a stand-in for it (id, channel). `settled` names
+        actions with nothing to do (e.g. deleting a message AutoMod blocked), recorded as
+        skipped with the detail given, so a resume after a stop does not try them.
+        Returns the incident (None if it vanished) and whether it was new.
+        """
+        # The incident is written before any Discord call: whatever fails next, it stays.
+        storage = self.bot.storage
+        incident_id, created = await storage.record_incident(**draft.as_kwargs())
+        incident = await storage.get_incident(draft.guild_id, incident_id)
+        if incident is None or not created:
+            return incident, False
+        self._busy_incidents.add(incident.id)
+        try:
+            for action, detail in (settled or {}).items():
+                await storage.record_action_outcome(
+                    draft.guild_id, incident.id, action, "skipped", detail
+                )
+            await self.act(message, incident, plan, decision, state, done=frozenset(settled or ()))
+        finally:
+            self._busy_incidents.discard(incident.id)
+        return incident, True
 
     async def _settled_actions(
         self, guild_id: int, incident_id: int

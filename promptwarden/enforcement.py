@@ -363,7 +363,7 @@ class IncidentDraft:
 
     guild_id: int
     channel_id: int
-    message_id: int
+    message_id: int | None  # None: a message AutoMod blocked, which never existed
     user_id: int
     prompt_excerpt: str
     categories: tuple[str, ...]
@@ -372,7 +372,8 @@ class IncidentDraft:
     matches: tuple[dict[str, Any], ...]
     action: str
     created_at: datetime
-    job_key: str
+    job_key: str | None
+    source: str = "screening"  # what raised it: screening, automod or report
 
     def as_kwargs(self) -> dict[str, Any]:
         return {
@@ -388,6 +389,7 @@ class IncidentDraft:
             "action": self.action,
             "created_at": self.created_at,
             "job_key": self.job_key,
+            "source": self.source,
         }
 
 

@@ -71,15 +71,30 @@ NEEDED_PERMISSIONS: tuple[NeededPermission, ...] = (
 
 PERMISSIONS_INTEGER = sum(p.bit for p in NEEDED_PERMISSIONS)
 
+# Asked for separately: screening works without them, and an admin may prefer not to grant
+# a moderation bot server-wide settings. Reported as optional, never as a fault.
+OPTIONAL_PERMISSIONS: tuple[NeededPermission, ...] = (
+    NeededPermission(
+        "manage_guild",
+        "Manage Server",
+        1 << 5,
+        "mirror the most severe terms into Discord AutoMod rules (`/automod`) and log "
+        "AutoMod's blocks as incidents",
+    ),
+)
+PERMISSIONS_WITH_OPTIONAL = PERMISSIONS_INTEGER | sum(p.bit for p in OPTIONAL_PERMISSIONS)
+
 INVITE_URL_TEMPLATE = (
     "https://discord.com/oauth2/authorize?client_id={application_id}"
     "&scope=bot+applications.commands&permissions={permissions}"
 )
 
 
-def invite_url(application_id: int | str) -> str:
+def invite_url(application_id: int | str, *, optional: bool = False) -> str:
+    """The invite; with `optional`, also asking for the optional permissions (AutoMod)."""
     return INVITE_URL_TEMPLATE.format(
-        application_id=application_id, permissions=PERMISSIONS_INTEGER
+        application_id=application_id,
+        permissions=PERMISSIONS_WITH_OPTIONAL if optional else PERMISSIONS_INTEGER,
     )
 
 

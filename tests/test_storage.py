@@ -241,3 +241,53 @@ async def test_naive_timestamps_are_rejected(database: str) -> None:
     async with await open_storage(database) as storage:
         with pytest.raises(ValueError, match="timezone-aware"):
             await add_incident(storage, GUILD_A, created_at=datetime(2026, 1, 1))
+
+
+async def test_incidents_keep_what_raised_them_and_one_message_stays_one_incident(
+    database: str,
+) -> None:
+    async with await open_storage(database) as storage:
+        screened = await add_incident(storage, GUILD_A)
+        blocked = await add_incident(
+            storage, GUILD_A, message_id=None, source="automod", job_key="automod:1"
+        )
+        again, created = await storage.record_incident(
+            guild_id=GUILD_A,
+            channel_id=10,
+            message_id=20,
+            user_id=30,
+            prompt_excerpt="",
+            categories=["custom"],
+            severity=Severity.HIGH,
+            verdict=Verdict.REVIEW,
+            matches=[],
+            action="review",
+            source="report",
+        )
+        assert (again, created) == (screened, False)
+        first = await storage.get_incident(GUILD_A, screened)
+        second = await storage.get_incident(GUILD_A, blocked)
+        assert first is not None and first.source == "screening"
+        assert second is not None and second.source == "automod"
+        with pytest.raises(ValueError, match="source must be one of"):
+            await add_incident(storage, GUILD_A, message_id=99, source="rumour")
+
+
+async def test_upgrading_from_schema_3_marks_old_incidents_as_screened(tmp_path: Path) -> None:
+    from promptwarden.storage.sqlite_migrations import MIGRATIONS
+
+    path = tmp_path / "pw.db"
+    with sqlite3.connect(path) as conn:
+        for step in MIGRATIONS[:3]:
+            conn.executescript(step)
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute(
+            "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "
+            "categories, severity, verdict, matches, action, status, created_at) VALUES "
+            "(1, 2, 3, 4, 'old', '[]', 'high', 'block', '[]', 'block', 'open', "
+            "'2026-01-01T00:00:00+00:00')"
+        )
+    async with await open_storage(path) as storage:
+        assert storage.version_at_open == 3
+        (old,) = await storage.list_incidents(1)
+        assert old.source == "screening" and old.prompt_excerpt == "old"

@@ -162,6 +162,7 @@ class Storage(ABC):
         status: IncidentStatus = "open",
         created_at: datetime | None = None,
         job_key: str | None = None,
+        source: str = "screening",
     ) -> int:
         """Record an incident and return its id (the existing one for a duplicate message
         or job, see `record_incident`). The excerpt is capped at EXCERPT_LIMIT."""
@@ -179,6 +180,7 @@ class Storage(ABC):
             status=status,
             created_at=created_at,
             job_key=job_key,
+            source=source,
         )
         return incident_id
 
@@ -243,9 +245,11 @@ class Storage(ABC):
         status: IncidentStatus = "open",
         created_at: datetime | None = None,
         job_key: str | None = None,
+        source: str = "screening",
     ) -> tuple[int, bool]:
         """Record an incident once: returns (id, True) when new, (existing id, False) when
-        the guild already has one for this message or this job key.
+        the guild already has one for this message or this job key (whatever raised it:
+        `source` is one of INCIDENT_SOURCES, and the first record keeps its own).
 
         The check is the database's unique keys, so it holds across restarts and processes.
         """

@@ -10,6 +10,8 @@ from promptwarden.screening.decision import Severity, Verdict
 
 WatchKind = Literal["channel", "category"]
 IncidentStatus = Literal["open", "upheld", "dismissed"]
+# What raised an incident: PromptWarden's screening, Discord's AutoMod, or a member's report.
+IncidentSource = Literal["screening", "automod", "report"]
 # What happened when the bot tried one action: the HTTP failure kinds are told apart because
 # moderators fix them differently (grant a permission, nothing to do, wait).
 ActionOutcome = Literal["done", "forbidden", "not_found", "rate_limited", "failed", "skipped"]
@@ -18,6 +20,7 @@ ACTION_OUTCOMES: tuple[str, ...] = get_args(ActionOutcome)
 RETRYABLE_OUTCOMES: tuple[ActionOutcome, ...] = ("failed", "rate_limited")
 WATCH_KINDS: tuple[str, ...] = get_args(WatchKind)
 INCIDENT_STATUSES: tuple[str, ...] = get_args(IncidentStatus)
+INCIDENT_SOURCES: tuple[str, ...] = get_args(IncidentSource)
 AppealStatus = Literal["open", "accepted", "rejected"]
 APPEAL_STATUSES: tuple[str, ...] = get_args(AppealStatus)
 
@@ -53,6 +56,7 @@ class Incident:
     status: IncidentStatus
     created_at: datetime  # aware, UTC
     job_key: str | None = None  # identity of the generation job, see promptwarden.dedupe
+    source: str = "screening"  # one of INCIDENT_SOURCES
 
 
 @dataclass(frozen=True, slots=True)

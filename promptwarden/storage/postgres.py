@@ -34,6 +34,7 @@ from promptwarden.storage.models import (
     APPEAL_STATUSES,
     ERASED_TEXT,
     EXCERPT_LIMIT,
+    INCIDENT_SOURCES,
     INCIDENT_STATUSES,
     RETRYABLE_OUTCOMES,
     WATCH_KINDS,
@@ -77,7 +78,7 @@ LISTEN_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
 
 _INCIDENT_COLUMNS = (
     "id, guild_id, channel_id, message_id, user_id, prompt_excerpt, categories, severity, "
-    "verdict, matches, action, status, created_at, job_key"
+    "verdict, matches, action, status, created_at, job_key, source"
 )
 
 
@@ -347,9 +348,12 @@ class PostgresStorage(Storage):
         status: IncidentStatus = "open",
         created_at: datetime | None = None,
         job_key: str | None = None,
+        source: str = "screening",
     ) -> tuple[int, bool]:
         if status not in INCIDENT_STATUSES:
             raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
+        if source not in INCIDENT_SOURCES:
+            raise ValueError(f"source must be one of {INCIDENT_SOURCES}, not {source!r}")
         excerpt = prompt_excerpt
         if len(excerpt) > EXCERPT_LIMIT:
             excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
@@ -359,8 +363,8 @@ class PostgresStorage(Storage):
             row_id = await conn.fetchval(
                 "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, "
                 "prompt_excerpt, categories, severity, verdict, matches, action, status, "
-                "created_at, job_key) VALUES "
-                "($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::jsonb, $10, $11, $12, $13) "
+                "created_at, job_key, source) VALUES "
+                "($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::jsonb, $10, $11, $12, $13, $14) "
                 "ON CONFLICT DO NOTHING RETURNING id",
                 guild_id,
                 channel_id,
@@ -375,6 +379,7 @@ class PostgresStorage(Storage):
                 status,
                 _aware(created_at or datetime.now(UTC)),
                 job_key,
+                source,
             )
             if row_id is not None:
                 return int(row_id), True
@@ -1104,6 +1109,7 @@ def _incident(row: asyncpg.Record) -> Incident:
         status=cast(IncidentStatus, row[11]),
         created_at=_utc(row[12]),
         job_key=row[13],
+        source=row[14],
     )
 
 

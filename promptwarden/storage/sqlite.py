@@ -29,6 +29,7 @@ from promptwarden.storage.models import (
     APPEAL_STATUSES,
     ERASED_TEXT,
     EXCERPT_LIMIT,
+    INCIDENT_SOURCES,
     INCIDENT_STATUSES,
     RETRYABLE_OUTCOMES,
     WATCH_KINDS,
@@ -61,7 +62,7 @@ _APPEAL_COLUMNS = (
 _STRIKE_COLUMNS = "id, guild_id, user_id, incident_id, points, created_at, revoked_at"
 _INCIDENT_COLUMNS = (
     "id, guild_id, channel_id, message_id, user_id, prompt_excerpt, categories, severity, "
-    "verdict, matches, action, status, created_at, job_key"
+    "verdict, matches, action, status, created_at, job_key, source"
 )
 
 
@@ -266,9 +267,12 @@ class SQLiteStorage(Storage):
         status: IncidentStatus = "open",
         created_at: datetime | None = None,
         job_key: str | None = None,
+        source: str = "screening",
     ) -> tuple[int, bool]:
         if status not in INCIDENT_STATUSES:
             raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
+        if source not in INCIDENT_SOURCES:
+            raise ValueError(f"source must be one of {INCIDENT_SOURCES}, not {source!r}")
         excerpt = prompt_excerpt
         if len(excerpt) > EXCERPT_LIMIT:
             excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
@@ -286,12 +290,13 @@ class SQLiteStorage(Storage):
             status,
             _time_text(created_at or datetime.now(UTC)),
             job_key,
+            source,
         )
         async with self._transaction():
             changed, row_id = await self._execute(
                 "INSERT OR IGNORE INTO incidents (guild_id, channel_id, message_id, user_id, "
                 "prompt_excerpt, categories, severity, verdict, matches, action, status, "
-                "created_at, job_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, job_key, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params,
             )
             if changed:
@@ -1012,4 +1017,5 @@ def _incident(row: sqlite3.Row) -> Incident:
         status=cast(IncidentStatus, row[11]),
         created_at=datetime.fromisoformat(row[12]),
         job_key=row[13],
+        source=row[14],
     )

@@ -151,6 +151,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX incidents_user ON incidents (user_id);
     CREATE INDEX strikes_user ON strikes (user_id);
     """,
+    # 4: what raised each incident: screening, Discord AutoMod, or a member's report.
+    """
+    ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT 'screening'
+        CHECK (source IN ('screening', 'automod', 'report'));
+    """,
 )
 
 LATEST_VERSION = len(MIGRATIONS)
