@@ -162,6 +162,7 @@ class Storage(ABC):
         status: IncidentStatus = "open",
         created_at: datetime | None = None,
         job_key: str | None = None,
+        source: str = "screening",
     ) -> int:
         """Record an incident and return its id (the existing one for a duplicate message
         or job, see `record_incident`). The excerpt is capped at EXCERPT_LIMIT."""
@@ -179,6 +180,7 @@ class Storage(ABC):
             status=status,
             created_at=created_at,
             job_key=job_key,
+            source=source,
         )
         return incident_id
 
@@ -243,12 +245,26 @@ class Storage(ABC):
         status: IncidentStatus = "open",
         created_at: datetime | None = None,
         job_key: str | None = None,
+        source: str = "screening",
     ) -> tuple[int, bool]:
         """Record an incident once: returns (id, True) when new, (existing id, False) when
         the guild already has one for this message or this job key.
 
         The check is the database's unique keys, so it holds across restarts and processes.
         """
+
+    @abstractmethod
+    async def set_incident_modlog(
+        self, guild_id: int, incident_id: int, channel_id: int, message_id: int
+    ) -> None:
+        """Where the incident's mod-log entry was posted, so later edits (a moderator's
+        decision, an erasure) find it."""
+
+    @abstractmethod
+    async def set_appeal_modlog(
+        self, guild_id: int, appeal_id: int, channel_id: int, message_id: int
+    ) -> None:
+        """Where the appeal's mod-log entry (with Accept and Reject) was posted."""
 
     @abstractmethod
     async def set_incident_status(
@@ -317,7 +333,8 @@ class Storage(ABC):
         """Add a strike; returns the member's active points (before, after) read in the
         same transaction as the insert, so concurrent strikes cross a threshold once.
 
-        At most one strike per incident: a repeat returns (total, total).
+        At most one strike per incident: a repeat returns (total, total). The stored
+        strike keeps (before, after) as `points_before` and `points_after`.
         """
 
     @abstractmethod
