@@ -74,7 +74,6 @@ class Guidelines(commands.Cog):
     async def save(self, interaction: Interaction, rules: GuildRules, done: str) -> None:
         assert interaction.guild_id is not None
         await self.bot.storage.set_screening_rules(interaction.guild_id, rules.to_dict())
-        self.bot.dispatch("promptwarden_settings_changed", interaction.guild_id)
         await interaction.response.send_message(done, ephemeral=True)
 
     async def refuse(self, interaction: Interaction, error: ValueError) -> None:

@@ -19,9 +19,7 @@ from discord.ext import commands
 
 from cogs._checks import guild_permissions_check, refuse_without_manage_messages
 from cogs._incident_ui import modlog_embed, strikes_line
-from cogs._moderation import pardon, resolve_incident, warn_for_incident
 from cogs._replies import acknowledged
-from cogs._timeouts import guild_config
 from discordbot import PromptWardenBot
 from promptwarden import rule_edits
 from promptwarden.incident_export import incidents_csv
@@ -123,10 +121,10 @@ class QueueButton(
         if incident.status != "open":
             return f"Incident #{incident.id} was already {incident.status}."
         if self.action == "warn":
-            summary = await warn_for_incident(bot, guild, incident, moderator_id)
+            summary = await bot.actions.warn(incident, moderator_id)
             return f"Incident #{incident.id}: {summary}."
         status: IncidentStatus = "upheld" if self.action == "uphold" else "dismissed"
-        result = await resolve_incident(bot, guild.id, incident.id, status, moderator_id)
+        result = await bot.actions.resolve(guild.id, incident.id, status, moderator_id)
         revoked = "; strike removed" if result and result.strike_revoked else ""
         return f"Incident #{incident.id} {status}{revoked}."
 
@@ -396,8 +394,8 @@ class Incidents(commands.Cog):
         assert interaction.guild_id is not None
         # Settling may lift a timeout, tell an appellant and edit the mod-log: slow calls.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await resolve_incident(
-            self.bot, interaction.guild_id, incident_id, outcome, interaction.user.id, note or ""
+        result = await self.bot.actions.resolve(
+            interaction.guild_id, incident_id, outcome, interaction.user.id, note or ""
         )
         if result is None:
             text = f"No incident #{incident_id} in this server."
@@ -444,7 +442,7 @@ class Incidents(commands.Cog):
     @guild_permissions_check(manage_messages=True)
     async def strikes_show(self, interaction: Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
-        config = await guild_config(self.bot, interaction.guild_id)
+        config = (await self.bot.guild_states.get(interaction.guild_id)).config
         window = config.strike_policy.window
         now = discord.utils.utcnow()
         storage = self.bot.storage
@@ -471,7 +469,7 @@ class Incidents(commands.Cog):
         assert interaction.guild_id is not None
         # Lifting the timeout the strikes earned fetches the member and edits them.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        pardoned = await pardon(self.bot, interaction.guild_id, user.id, interaction.user.id)
+        pardoned = await self.bot.actions.pardon(interaction.guild_id, user.id, interaction.user.id)
         revoked = pardoned.revoked
         if not revoked:
             text = f"{user.mention} has no active strikes."
