@@ -246,18 +246,21 @@ async def decide(
         return
     storage = bot.storage
     moderator = interaction.user
+    existing = await storage.get_appeal(guild.id, appeal_id)
+    if existing is None or existing.status != "open":
+        await interaction.response.send_message(
+            _not_open(appeal_id, existing.status if existing else None), ephemeral=True
+        )
+        return
     # Deciding lifts a timeout and tells the member: Discord calls, so acknowledge first.
     async with acknowledged(interaction):
         decided = await bot.actions.decide_appeal(
             guild.id, appeal_id, action == "accept", moderator.id
         )
-        if decided is None:
+        if decided is None:  # decided by another moderator a moment ago
             existing = await storage.get_appeal(guild.id, appeal_id)
             await interaction.followup.send(
-                f"Appeal #{appeal_id} was already {existing.status}."
-                if existing
-                else f"Appeal #{appeal_id} no longer exists (its incident may have expired).",
-                ephemeral=True,
+                _not_open(appeal_id, existing.status if existing else None), ephemeral=True
             )
             return
         decision, concluded = decided
@@ -267,6 +270,12 @@ async def decide(
             await interaction.edit_original_response(embed=embed, view=None)
         else:
             await interaction.followup.send(concluded.line, ephemeral=True)
+
+
+def _not_open(appeal_id: int, status: str | None) -> str:
+    if status is None:
+        return f"Appeal #{appeal_id} no longer exists (its incident may have expired)."
+    return f"Appeal #{appeal_id} was already {status}."
 
 
 def decided_embed(embed: discord.Embed, line: str, appeal: Appeal) -> discord.Embed:

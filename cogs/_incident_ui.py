@@ -1,8 +1,9 @@
-"""What members and moderators see of an incident: the warning DM, the privacy reminder,
-the mod-log entry and its buttons.
+"""What members and moderators see of an incident: the warning DM, the mod-log entry and
+its buttons.
 
-A helper module (not an extension) so the watcher, and later the incident and appeal
-commands, build the same embeds and the same persistent buttons.
+A helper module (not an extension): the port (cogs/_port.py) and the incident commands
+build the same embeds and the same persistent buttons from here; what a button does is
+decided by the actions service.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs._appeals import appeal_view
 from cogs._checks import refuse_without_manage_messages
 from cogs._replies import acknowledged
 from promptwarden.enforcement import (
@@ -24,7 +24,6 @@ from promptwarden.enforcement import (
     matched_words,
     pii_kinds,
 )
-from promptwarden.privacy import personal_info_message
 from promptwarden.storage import Incident, IncidentStatus
 
 if TYPE_CHECKING:
@@ -104,11 +103,6 @@ def warning_embed(
     return embed
 
 
-def warning_view(incident: Incident) -> discord.ui.View:
-    """Buttons under the warning DM: Appeal (persistent, works after a restart)."""
-    return appeal_view(incident)
-
-
 def incident_jump_url(incident: Incident) -> str | None:
     """A link to the incident's message (it may be gone; the link then shows nothing)."""
     if incident.message_id is None:
@@ -116,15 +110,6 @@ def incident_jump_url(incident: Incident) -> str | None:
     return (
         f"https://discord.com/channels/{incident.guild_id}/{incident.channel_id}/"
         f"{incident.message_id}"
-    )
-
-
-def privacy_text(
-    kinds: Sequence[str], guild_name: str, *, deleted: bool, guidelines_url: str | None = None
-) -> str:
-    """The privacy DM for personal information in a prompt (the value is never repeated)."""
-    return personal_info_message(
-        list(kinds), guild_name, deleted=deleted, guidelines_url=guidelines_url
     )
 
 

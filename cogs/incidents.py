@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._checks import guild_permissions_check, refuse_without_manage_messages
+from cogs._incident_ui import incident_jump_url as jump_url
 from cogs._incident_ui import modlog_embed, strikes_line
 from cogs._replies import acknowledged
 from discordbot import PromptWardenBot
@@ -35,15 +36,6 @@ LIST_CATEGORIES = (*rule_edits.RULE_CATEGORIES, "model")
 EXCERPT_IN_LIST = 70
 # Lists name members and quote prompts: never notify anyone from them.
 NO_PINGS = discord.AllowedMentions.none()
-
-
-def jump_url(incident: Incident) -> str | None:
-    if incident.message_id is None:
-        return None
-    return (
-        f"https://discord.com/channels/{incident.guild_id}/{incident.channel_id}/"
-        f"{incident.message_id}"
-    )
 
 
 def _b36(number: int) -> str:

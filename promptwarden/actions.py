@@ -318,10 +318,14 @@ class Actions:
         """Try the queued DMs again, oldest first; returns how many were sent. Those the
         budget still holds back stay queued; any other outcome settles them."""
         sent = 0
+        spent: set[int] = set()  # guilds whose budget is used up for this minute
         for key, item in list(self._pending.items()):
+            if item.guild_id in spent:
+                continue
             outcome = await self.deliver_dm(item.user_id, item.dm)
             if outcome.held_back:
-                break  # the budget is spent for this minute: the rest wait too
+                spent.add(item.guild_id)  # the rest of that guild's queue waits too
+                continue
             del self._pending[key]
             await self._record(
                 item.guild_id, item.incident_id, item.action, outcome.outcome, outcome.detail

@@ -76,3 +76,23 @@ async def test_a_flood_of_reminders_and_exports_never_stops_a_warning(
     )
     [incident] = await w.incidents()
     assert (await w.outcomes(incident))["dm_warning"][0] == "done"
+
+
+async def test_prompts_read_settings_once_and_a_change_applies_at_once(
+    simcord_env: simcord.Env,
+) -> None:
+    """Every setting (privacy included) comes from one cached state: a burst of prompts
+    reads the database once, and a command's change is seen by the very next prompt."""
+    w = await screening_world(simcord_env)
+    await w.member.send(w.channel, "a cat in a hat")
+    loads = w.bot.guild_states.loads
+    for n in range(5):
+        await w.member.send(w.channel, f"a cat in a hat number {n}")
+    assert w.bot.guild_states.loads == loads  # privacy and enforcement included
+
+    other = w.guild.create_text_channel("imagine-2")
+    await w.bot.storage.add_watched_channel(w.guild.id, other.id)  # no event dispatched
+    await w.member.send(other, NUDE)
+
+    assert w.messages(other) == []  # watched at once: removed
+    assert w.bot.guild_states.loads == loads + 1
