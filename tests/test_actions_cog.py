@@ -7,9 +7,12 @@ from __future__ import annotations
 import simcord
 
 from promptwarden.storage import ERASED_TEXT
+from tests.conftest import BOTH_BOT_BACKENDS
 from tests.test_privacy import GORE, appeal, button_ids, field, warned, world
 from tests.test_screening_cog import NUDE
 from tests.test_screening_cog import world as screening_world
+
+pytestmark = BOTH_BOT_BACKENDS
 
 
 async def test_a_repost_of_a_dismissed_false_positive_stays_up(simcord_env: simcord.Env) -> None:
