@@ -38,7 +38,7 @@ from promptwarden.automod import (
     state_key,
 )
 from promptwarden.dedupe import SeenCache
-from promptwarden.enforcement import GuildState, GuildStateCache
+from promptwarden.guild_states import GuildState
 from promptwarden.policy import plan_actions
 from promptwarden.screening.guidelines import default_guidelines
 
@@ -85,7 +85,7 @@ class AutoMod(commands.Cog):
 
     def __init__(self, bot: PromptWardenBot) -> None:
         self.bot = bot
-        self.states = GuildStateCache(bot.storage, ttl=0)
+        self.states = bot.guild_states
         self._locks: dict[int, asyncio.Lock] = {}
         self._resyncs: dict[int, asyncio.Task[None]] = {}
         # One execution arrives once per action of its rule: handled once here.
@@ -336,7 +336,7 @@ class AutoMod(commands.Cog):
         draft = hit_draft(hit, decision, plan, self.bot.job_keyer)
         settled = {"delete": "blocked by AutoMod before anyone saw it"} if hit.blocked else {}
         incident, created = await screening.record_and_act(
-            message, draft, plan, decision, state, settled=settled
+            message, draft, plan, decision, settled=settled
         )
         if incident is not None and created:
             log.info("guild %d: AutoMod hit recorded as incident %d", guild.id, incident.id)

@@ -14,7 +14,6 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
-from cogs._suggestions import allow_suggestions
 from discordbot import PromptWardenBot
 from promptwarden import rule_edits
 from promptwarden.enforcement import matched_words
@@ -75,7 +74,6 @@ class Guidelines(commands.Cog):
     async def save(self, interaction: Interaction, rules: GuildRules, done: str) -> None:
         assert interaction.guild_id is not None
         await self.bot.storage.set_screening_rules(interaction.guild_id, rules.to_dict())
-        self.bot.dispatch("promptwarden_settings_changed", interaction.guild_id)
         await interaction.response.send_message(done, ephemeral=True)
 
     async def refuse(self, interaction: Interaction, error: ValueError) -> None:
@@ -138,7 +136,7 @@ class Guidelines(commands.Cog):
             lines.append(f"… and {len(terms) - SHOW_TERMS} more")
         allow = [_code(t) for t in rules.allow_terms]
         lines.append(f"Allowed terms ({len(allow)}): " + (", ".join(allow[:SHOW_TERMS]) or "none"))
-        if suggested := await allow_suggestions(self.bot, interaction.guild_id):
+        if suggested := await self.bot.actions.allow_suggestions(interaction.guild_id):
             lines.append(
                 "Suggested for the allow list (dismissed as false positives): "
                 + ", ".join(

@@ -18,10 +18,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._checks import guild_permissions_check, refuse, refuse_without_manage_messages
+from cogs._incident_ui import incident_jump_url as jump_url
 from cogs._incident_ui import modlog_embed, strikes_line
-from cogs._moderation import pardon, resolve_incident, warn_for_incident
 from cogs._replies import acknowledged
-from cogs._timeouts import guild_config
 from discordbot import PromptWardenBot
 from promptwarden import rule_edits
 from promptwarden.incident_export import incidents_csv
@@ -37,15 +36,6 @@ LIST_CATEGORIES = (*rule_edits.RULE_CATEGORIES, "model")
 EXCERPT_IN_LIST = 70
 # Lists name members and quote prompts: never notify anyone from them.
 NO_PINGS = discord.AllowedMentions.none()
-
-
-def jump_url(incident: Incident) -> str | None:
-    if incident.message_id is None:
-        return None
-    return (
-        f"https://discord.com/channels/{incident.guild_id}/{incident.channel_id}/"
-        f"{incident.message_id}"
-    )
 
 
 def _b36(number: int) -> str:
@@ -123,10 +113,10 @@ class QueueButton(
         if incident.status != "open":
             return f"Incident #{incident.id} was already {incident.status}."
         if self.action == "warn":
-            summary = await warn_for_incident(bot, guild, incident, moderator_id)
+            summary = await bot.actions.warn(incident, moderator_id)
             return f"Incident #{incident.id}: {summary}."
         status: IncidentStatus = "upheld" if self.action == "uphold" else "dismissed"
-        result = await resolve_incident(bot, guild.id, incident.id, status, moderator_id)
+        result = await bot.actions.resolve(guild.id, incident.id, status, moderator_id)
         revoked = "; strike removed" if result and result.strike_revoked else ""
         return f"Incident #{incident.id} {status}{revoked}."
 
@@ -414,8 +404,8 @@ class Incidents(commands.Cog):
         # Settling may lift a timeout, tell an appellant and edit the mod-log: slow calls.
         if not interaction.response.is_done():  # the permission check may have deferred
             await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await resolve_incident(
-            self.bot, interaction.guild_id, incident_id, outcome, interaction.user.id, note or ""
+        result = await self.bot.actions.resolve(
+            interaction.guild_id, incident_id, outcome, interaction.user.id, note or ""
         )
         if result is None:
             text = f"No incident #{incident_id} in this server."
@@ -462,7 +452,7 @@ class Incidents(commands.Cog):
     @guild_permissions_check(manage_messages=True)
     async def strikes_show(self, interaction: Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
-        config = await guild_config(self.bot, interaction.guild_id)
+        config = (await self.bot.guild_states.get(interaction.guild_id)).config
         window = config.strike_policy.window
         now = discord.utils.utcnow()
         storage = self.bot.storage
@@ -490,8 +480,9 @@ class Incidents(commands.Cog):
         if await refuse(interaction, "pardon", target=user):
             return
         # Lifting the timeout the strikes earned fetches the member and edits them.
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        pardoned = await pardon(self.bot, interaction.guild_id, user.id, interaction.user.id)
+        if not interaction.response.is_done():  # the permission check may have deferred
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        pardoned = await self.bot.actions.pardon(interaction.guild_id, user.id, interaction.user.id)
         revoked = pardoned.revoked
         if not revoked:
             text = f"{user.mention} has no active strikes."

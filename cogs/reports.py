@@ -142,7 +142,7 @@ class Reports(commands.Cog):
             facts, decision, plan, user_id=user_id, prompt=prompt, keyer=self.bot.job_keyer
         )
         draft = dataclasses.replace(draft, source=REPORT_SOURCE)
-        incident, created = await screening.record_and_act(message, draft, plan, decision, state)
+        incident, created = await screening.record_and_act(message, draft, plan, decision)
         if incident is None:
             return THANKS
         if not created:

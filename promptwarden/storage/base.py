@@ -255,6 +255,19 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    async def set_incident_modlog(
+        self, guild_id: int, incident_id: int, channel_id: int, message_id: int
+    ) -> None:
+        """Where the incident's mod-log entry was posted, so later edits (a moderator's
+        decision, an erasure) find it."""
+
+    @abstractmethod
+    async def set_appeal_modlog(
+        self, guild_id: int, appeal_id: int, channel_id: int, message_id: int
+    ) -> None:
+        """Where the appeal's mod-log entry (with Accept and Reject) was posted."""
+
+    @abstractmethod
     async def set_incident_status(
         self, guild_id: int, incident_id: int, status: IncidentStatus
     ) -> bool:
@@ -321,7 +334,8 @@ class Storage(ABC):
         """Add a strike; returns the member's active points (before, after) read in the
         same transaction as the insert, so concurrent strikes cross a threshold once.
 
-        At most one strike per incident: a repeat returns (total, total).
+        At most one strike per incident: a repeat returns (total, total). The stored
+        strike keeps (before, after) as `points_before` and `points_after`.
         """
 
     @abstractmethod

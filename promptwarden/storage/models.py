@@ -10,8 +10,6 @@ from promptwarden.screening.decision import Severity, Verdict
 
 WatchKind = Literal["channel", "category"]
 IncidentStatus = Literal["open", "upheld", "dismissed"]
-# What raised an incident: PromptWarden's screening, Discord's AutoMod, or a member's report.
-IncidentSource = Literal["screening", "automod", "report"]
 # What happened when the bot tried one action: the HTTP failure kinds are told apart because
 # moderators fix them differently (grant a permission, nothing to do, wait).
 ActionOutcome = Literal["done", "forbidden", "not_found", "rate_limited", "failed", "skipped"]
@@ -20,6 +18,8 @@ ACTION_OUTCOMES: tuple[str, ...] = get_args(ActionOutcome)
 RETRYABLE_OUTCOMES: tuple[ActionOutcome, ...] = ("failed", "rate_limited")
 WATCH_KINDS: tuple[str, ...] = get_args(WatchKind)
 INCIDENT_STATUSES: tuple[str, ...] = get_args(IncidentStatus)
+# What raised an incident: the watcher's screening, Discord's AutoMod, a member's report.
+IncidentSource = Literal["screening", "automod", "report"]
 INCIDENT_SOURCES: tuple[str, ...] = get_args(IncidentSource)
 AppealStatus = Literal["open", "accepted", "rejected"]
 APPEAL_STATUSES: tuple[str, ...] = get_args(AppealStatus)
@@ -56,6 +56,9 @@ class Incident:
     status: IncidentStatus
     created_at: datetime  # aware, UTC
     job_key: str | None = None  # identity of the generation job, see promptwarden.dedupe
+    # Where the incident's mod-log entry is, once posted: later edits find it here.
+    modlog_channel_id: int | None = None
+    modlog_message_id: int | None = None
     source: str = "screening"  # one of INCIDENT_SOURCES
 
 
@@ -87,6 +90,10 @@ class StrikeRecord:
     points: int
     created_at: datetime
     revoked_at: datetime | None
+    # The member's active points just before and after this strike, stored with it: the
+    # threshold it crossed (and the timeout that earned) is read from here.
+    points_before: int = 0
+    points_after: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +107,9 @@ class Appeal:
     moderator_id: int | None
     created_at: datetime
     decided_at: datetime | None
+    # The appeal's own mod-log entry (with Accept and Reject), once posted.
+    modlog_channel_id: int | None = None
+    modlog_message_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Collection, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -78,7 +79,8 @@ LISTEN_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
 
 _INCIDENT_COLUMNS = (
     "id, guild_id, channel_id, message_id, user_id, prompt_excerpt, categories, severity, "
-    "verdict, matches, action, status, created_at, job_key, source"
+    "verdict, matches, action, status, created_at, job_key, modlog_channel_id, modlog_message_id, "
+    "source"
 )
 
 
@@ -106,6 +108,9 @@ class PostgresStorage(Storage):
         self._listen_lock = asyncio.Lock()
         self._closing = False
         self._pending: set[asyncio.Task[None]] = set()
+        # Tags this object's NOTIFYs: it announces its own writes at once, so the echo
+        # of them is skipped and each change reaches local listeners once.
+        self._token = uuid.uuid4().hex[:16]
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStorage:
@@ -179,8 +184,11 @@ class PostgresStorage(Storage):
 
     def _on_notification(self, conn: object, pid: int, channel: str, payload: object) -> None:
         del conn, pid, channel
+        text, _, token = str(payload).partition(":")
+        if token == self._token:
+            return  # our own write, announced already
         try:
-            guild_id: int | None = int(str(payload))
+            guild_id: int | None = int(text)
         except ValueError:
             guild_id = None
         self._spawn(self._announce_settings_change(guild_id))
@@ -227,7 +235,24 @@ class PostgresStorage(Storage):
         """Write and announce in one transaction: NOTIFY is sent only if the write commits."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(sql, guild_id, *args)
-            await conn.execute("SELECT pg_notify($1, $2)", SETTINGS_CHANNEL, str(guild_id))
+            await self._notify(conn, guild_id)
+        await self._announce_settings_change(guild_id)
+
+    async def _notify(self, conn: Any, guild_id: int) -> None:
+        """Tell the other processes, inside the write's transaction (sent on commit)."""
+        payload = f"{guild_id}:{self._token}"
+        await conn.execute("SELECT pg_notify($1, $2)", SETTINGS_CHANNEL, payload)
+
+    async def _change_setting_rows(self, guild_id: int, sql: str, *args: Any) -> str:
+        """A watched-channel or generator-bot write, announced like `_save_setting` when
+        it changed a row; returns the command status."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(sql, guild_id, *args)
+            if _count(status) > 0:
+                await self._notify(conn, guild_id)
+        if _count(status) > 0:
+            await self._announce_settings_change(guild_id)
+        return str(status)
 
     # -- guild settings
 
@@ -282,20 +307,23 @@ class PostgresStorage(Storage):
         if kind not in WATCH_KINDS:
             raise ValueError(f"kind must be one of {WATCH_KINDS}, not {kind!r}")
         # xmax = 0 only on a freshly inserted row: one statement tells new from updated.
-        inserted = await self.pool.fetchval(
-            "INSERT INTO watched_channels (guild_id, channel_id, kind) VALUES ($1, $2, $3) "
-            "ON CONFLICT (guild_id, channel_id) DO UPDATE SET kind = excluded.kind "
-            "RETURNING xmax = 0",
-            guild_id,
-            channel_id,
-            kind,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO watched_channels (guild_id, channel_id, kind) VALUES ($1, $2, $3) "
+                "ON CONFLICT (guild_id, channel_id) DO UPDATE SET kind = excluded.kind "
+                "RETURNING xmax = 0",
+                guild_id,
+                channel_id,
+                kind,
+            )
+            await self._notify(conn, guild_id)
+        await self._announce_settings_change(guild_id)
         return bool(inserted)
 
     async def remove_watched_channel(self, guild_id: int, channel_id: int) -> bool:
-        status = await self.pool.execute(
-            "DELETE FROM watched_channels WHERE guild_id = $1 AND channel_id = $2",
+        status = await self._change_setting_rows(
             guild_id,
+            "DELETE FROM watched_channels WHERE guild_id = $1 AND channel_id = $2",
             channel_id,
         )
         return _count(status) > 0
@@ -311,16 +339,16 @@ class PostgresStorage(Storage):
     # -- generator bots
 
     async def add_generator_bot(self, guild_id: int, bot_id: int) -> bool:
-        status = await self.pool.execute(
-            "INSERT INTO generator_bots (guild_id, bot_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        status = await self._change_setting_rows(
             guild_id,
+            "INSERT INTO generator_bots (guild_id, bot_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             bot_id,
         )
         return _count(status) > 0
 
     async def remove_generator_bot(self, guild_id: int, bot_id: int) -> bool:
-        status = await self.pool.execute(
-            "DELETE FROM generator_bots WHERE guild_id = $1 AND bot_id = $2", guild_id, bot_id
+        status = await self._change_setting_rows(
+            guild_id, "DELETE FROM generator_bots WHERE guild_id = $1 AND bot_id = $2", bot_id
         )
         return _count(status) > 0
 
@@ -393,6 +421,30 @@ class PostgresStorage(Storage):
         if existing is None:  # pragma: no cover - a conflict means such a row exists
             raise StorageError("an incident conflicted with a row that then vanished; retry")
         return int(existing), False
+
+    async def set_incident_modlog(
+        self, guild_id: int, incident_id: int, channel_id: int, message_id: int
+    ) -> None:
+        await self.pool.execute(
+            "UPDATE incidents SET modlog_channel_id = $1, modlog_message_id = $2 "
+            "WHERE guild_id = $3 AND id = $4",
+            channel_id,
+            message_id,
+            guild_id,
+            incident_id,
+        )
+
+    async def set_appeal_modlog(
+        self, guild_id: int, appeal_id: int, channel_id: int, message_id: int
+    ) -> None:
+        await self.pool.execute(
+            "UPDATE appeals SET modlog_channel_id = $1, modlog_message_id = $2 "
+            "WHERE guild_id = $3 AND id = $4",
+            channel_id,
+            message_id,
+            guild_id,
+            appeal_id,
+        )
 
     async def set_incident_status(
         self, guild_id: int, incident_id: int, status: IncidentStatus
@@ -536,8 +588,9 @@ class PostgresStorage(Storage):
                 "  SELECT COALESCE(SUM(points), 0) AS points FROM strikes WHERE guild_id = $1 "
                 "  AND user_id = $2 AND revoked_at IS NULL AND created_at > $3), "
                 "added AS ("
-                "  INSERT INTO strikes (guild_id, user_id, incident_id, points, created_at) "
-                "  VALUES ($1, $2, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING points) "
+                "  INSERT INTO strikes (guild_id, user_id, incident_id, points, created_at, "
+                "  points_before, points_after) SELECT $1, $2, $4, $5::int, $6, before.points, "
+                "  before.points + $5::int FROM before ON CONFLICT DO NOTHING RETURNING points) "
                 "SELECT before.points, "
                 "before.points + COALESCE((SELECT SUM(points) FROM added), 0) FROM before",
                 guild_id,
@@ -572,23 +625,12 @@ class PostgresStorage(Storage):
 
     async def list_strikes(self, guild_id: int, user_id: int) -> list[StrikeRecord]:
         rows = await self.pool.fetch(
-            "SELECT id, guild_id, user_id, incident_id, points, created_at, revoked_at "
-            "FROM strikes WHERE guild_id = $1 AND user_id = $2 ORDER BY id DESC",
+            f"SELECT {_STRIKE_COLUMNS} FROM strikes WHERE guild_id = $1 AND user_id = $2 "
+            "ORDER BY id DESC",
             guild_id,
             user_id,
         )
-        return [
-            StrikeRecord(
-                id=int(r[0]),
-                guild_id=int(r[1]),
-                user_id=int(r[2]),
-                incident_id=None if r[3] is None else int(r[3]),
-                points=int(r[4]),
-                created_at=_utc(r[5]),
-                revoked_at=None if r[6] is None else _utc(r[6]),
-            )
-            for r in rows
-        ]
+        return [_strike(r) for r in rows]
 
     # -- enforcement settings and catch-up
 
@@ -1109,7 +1151,9 @@ def _incident(row: asyncpg.Record) -> Incident:
         status=cast(IncidentStatus, row[11]),
         created_at=_utc(row[12]),
         job_key=row[13],
-        source=row[14],
+        modlog_channel_id=None if row[14] is None else int(row[14]),
+        modlog_message_id=None if row[15] is None else int(row[15]),
+        source=row[16],
     )
 
 
@@ -1126,6 +1170,8 @@ def _strike(row: asyncpg.Record) -> StrikeRecord:
         points=int(row[4]),
         created_at=_utc(row[5]),
         revoked_at=None if row[6] is None else _utc(row[6]),
+        points_before=int(row[7]),
+        points_after=int(row[8]),
     )
 
 
@@ -1140,4 +1186,6 @@ def _appeal(row: asyncpg.Record) -> Appeal:
         moderator_id=None if row[6] is None else int(row[6]),
         created_at=_utc(row[7]),
         decided_at=None if row[8] is None else _utc(row[8]),
+        modlog_channel_id=None if row[9] is None else int(row[9]),
+        modlog_message_id=None if row[10] is None else int(row[10]),
     )

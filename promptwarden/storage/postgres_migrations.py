@@ -161,10 +161,48 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX incidents_user ON incidents (user_id);
     CREATE INDEX strikes_user ON strikes (user_id);
     """,
-    # 4: what raised each incident: screening, Discord AutoMod, or a member's report.
+    # 4: structured state, as SQLite step 4: mod-log messages of incidents and appeals,
+    # strike totals before and after, what raised an incident; free-text values of older
+    # versions moved over once.
     """
+    ALTER TABLE incidents ADD COLUMN modlog_channel_id BIGINT;
+    ALTER TABLE incidents ADD COLUMN modlog_message_id BIGINT;
     ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT 'screening'
         CHECK (source IN ('screening', 'automod', 'report'));
+    ALTER TABLE appeals ADD COLUMN modlog_channel_id BIGINT;
+    ALTER TABLE appeals ADD COLUMN modlog_message_id BIGINT;
+    ALTER TABLE strikes ADD COLUMN points_before INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE strikes ADD COLUMN points_after INTEGER NOT NULL DEFAULT 0;
+
+    UPDATE incidents i SET modlog_message_id = (
+        SELECT (regexp_match(a.detail, '^message (\\d+)$'))[1]::bigint
+        FROM incident_actions a
+        WHERE a.guild_id = i.guild_id AND a.incident_id = i.id AND a.action = 'modlog'
+          AND a.outcome = 'done' AND a.detail ~ '^message \\d+$'
+        ORDER BY a.id DESC LIMIT 1);
+    UPDATE incidents i SET modlog_channel_id = g.modlog_channel_id
+    FROM guild_settings g WHERE g.guild_id = i.guild_id AND i.modlog_message_id IS NOT NULL;
+
+    UPDATE appeals p SET modlog_message_id = (
+        SELECT (regexp_match(a.detail, '^appeal #\\d+: message (\\d+)$'))[1]::bigint
+        FROM incident_actions a
+        WHERE a.guild_id = p.guild_id AND a.incident_id = p.incident_id
+          AND a.action = 'appeal_modlog' AND a.outcome = 'done'
+          AND a.detail ~ ('^appeal #' || p.id || ': message \\d+$')
+        ORDER BY a.id DESC LIMIT 1);
+    UPDATE appeals p SET modlog_channel_id = g.modlog_channel_id
+    FROM guild_settings g WHERE g.guild_id = p.guild_id AND p.modlog_message_id IS NOT NULL;
+
+    UPDATE strikes s SET points_before = step.parts[1]::int, points_after = step.parts[2]::int
+    FROM (
+        SELECT DISTINCT ON (a.guild_id, a.incident_id) a.guild_id, a.incident_id,
+               regexp_match(a.detail, '^\\+\\d+: (\\d+) -> (\\d+)$') AS parts
+        FROM incident_actions a
+        WHERE a.action = 'strike' AND a.outcome = 'done'
+        ORDER BY a.guild_id, a.incident_id, a.id DESC
+    ) AS step
+    WHERE step.guild_id = s.guild_id AND step.incident_id = s.incident_id
+      AND step.parts IS NOT NULL;
     """,
 )
 

@@ -57,12 +57,17 @@ BUSY_TIMEOUT_MS = 5000
 MAX_PAGE = 500
 
 _APPEAL_COLUMNS = (
-    "id, guild_id, incident_id, user_id, reason, status, moderator_id, created_at, decided_at"
+    "id, guild_id, incident_id, user_id, reason, status, moderator_id, created_at, decided_at, "
+    "modlog_channel_id, modlog_message_id"
 )
-_STRIKE_COLUMNS = "id, guild_id, user_id, incident_id, points, created_at, revoked_at"
+_STRIKE_COLUMNS = (
+    "id, guild_id, user_id, incident_id, points, created_at, revoked_at, points_before, "
+    "points_after"
+)
 _INCIDENT_COLUMNS = (
     "id, guild_id, channel_id, message_id, user_id, prompt_excerpt, categories, severity, "
-    "verdict, matches, action, status, created_at, job_key, source"
+    "verdict, matches, action, status, created_at, job_key, modlog_channel_id, modlog_message_id, "
+    "source"
 )
 
 
@@ -205,19 +210,21 @@ class SQLiteStorage(Storage):
             "INSERT OR IGNORE INTO watched_channels (guild_id, channel_id, kind) VALUES (?, ?, ?)",
             (guild_id, channel_id, kind),
         )
-        if changed:
-            return True
-        await self._write(
-            "UPDATE watched_channels SET kind = ? WHERE guild_id = ? AND channel_id = ?",
-            (kind, guild_id, channel_id),
-        )
-        return False
+        if not changed:
+            await self._write(
+                "UPDATE watched_channels SET kind = ? WHERE guild_id = ? AND channel_id = ?",
+                (kind, guild_id, channel_id),
+            )
+        await self._announce_settings_change(guild_id)
+        return changed > 0
 
     async def remove_watched_channel(self, guild_id: int, channel_id: int) -> bool:
         changed, _ = await self._write(
             "DELETE FROM watched_channels WHERE guild_id = ? AND channel_id = ?",
             (guild_id, channel_id),
         )
+        if changed:
+            await self._announce_settings_change(guild_id)
         return changed > 0
 
     async def list_watched_channels(self, guild_id: int) -> list[WatchedChannel]:
@@ -235,12 +242,16 @@ class SQLiteStorage(Storage):
             "INSERT OR IGNORE INTO generator_bots (guild_id, bot_id) VALUES (?, ?)",
             (guild_id, bot_id),
         )
+        if changed:
+            await self._announce_settings_change(guild_id)
         return changed > 0
 
     async def remove_generator_bot(self, guild_id: int, bot_id: int) -> bool:
         changed, _ = await self._write(
             "DELETE FROM generator_bots WHERE guild_id = ? AND bot_id = ?", (guild_id, bot_id)
         )
+        if changed:
+            await self._announce_settings_change(guild_id)
         return changed > 0
 
     async def list_generator_bots(self, guild_id: int) -> list[int]:
@@ -320,6 +331,24 @@ class SQLiteStorage(Storage):
             (status, guild_id, incident_id),
         )
         return changed > 0
+
+    async def set_incident_modlog(
+        self, guild_id: int, incident_id: int, channel_id: int, message_id: int
+    ) -> None:
+        await self._write(
+            "UPDATE incidents SET modlog_channel_id = ?, modlog_message_id = ? "
+            "WHERE guild_id = ? AND id = ?",
+            (channel_id, message_id, guild_id, incident_id),
+        )
+
+    async def set_appeal_modlog(
+        self, guild_id: int, appeal_id: int, channel_id: int, message_id: int
+    ) -> None:
+        await self._write(
+            "UPDATE appeals SET modlog_channel_id = ?, modlog_message_id = ? "
+            "WHERE guild_id = ? AND id = ?",
+            (channel_id, message_id, guild_id, appeal_id),
+        )
 
     async def get_incident(self, guild_id: int, incident_id: int) -> Incident | None:
         row = await self._one(
@@ -528,13 +557,22 @@ class SQLiteStorage(Storage):
         cutoff = (guild_id, user_id, _time_text(now - window))
         async with self._transaction():
             before = await self._one(self._ACTIVE_POINTS, cutoff)
+            assert before is not None
             await self._execute(
                 "INSERT OR IGNORE INTO strikes (guild_id, user_id, incident_id, points, "
-                "created_at) VALUES (?, ?, ?, ?, ?)",
-                (guild_id, user_id, incident_id, points, _time_text(now)),
+                "created_at, points_before, points_after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    guild_id,
+                    user_id,
+                    incident_id,
+                    points,
+                    _time_text(now),
+                    int(before[0]),
+                    int(before[0]) + points,
+                ),
             )
             after = await self._one(self._ACTIVE_POINTS, cutoff)
-        assert before is not None and after is not None
+        assert after is not None
         return int(before[0]), int(after[0])
 
     async def revoke_strike_for_incident(
@@ -565,8 +603,7 @@ class SQLiteStorage(Storage):
         key = (guild_id, user_id, _time_text(now - window))
         async with self._transaction():
             rows = await self._all(
-                "SELECT id, guild_id, user_id, incident_id, points, created_at, revoked_at "
-                f"{active} ORDER BY id DESC",
+                f"SELECT {_STRIKE_COLUMNS} {active} ORDER BY id DESC",
                 key,
             )
             await self._execute(
@@ -973,6 +1010,8 @@ def _strike(row: sqlite3.Row) -> StrikeRecord:
         points=int(row[4]),
         created_at=datetime.fromisoformat(row[5]),
         revoked_at=None if row[6] is None else datetime.fromisoformat(row[6]),
+        points_before=int(row[7]),
+        points_after=int(row[8]),
     )
 
 
@@ -987,6 +1026,8 @@ def _appeal(row: sqlite3.Row) -> Appeal:
         moderator_id=None if row[6] is None else int(row[6]),
         created_at=datetime.fromisoformat(row[7]),
         decided_at=None if row[8] is None else datetime.fromisoformat(row[8]),
+        modlog_channel_id=None if row[9] is None else int(row[9]),
+        modlog_message_id=None if row[10] is None else int(row[10]),
     )
 
 
@@ -1017,5 +1058,7 @@ def _incident(row: sqlite3.Row) -> Incident:
         status=cast(IncidentStatus, row[11]),
         created_at=datetime.fromisoformat(row[12]),
         job_key=row[13],
-        source=row[14],
+        modlog_channel_id=None if row[14] is None else int(row[14]),
+        modlog_message_id=None if row[15] is None else int(row[15]),
+        source=row[16],
     )

@@ -151,10 +151,61 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX incidents_user ON incidents (user_id);
     CREATE INDEX strikes_user ON strikes (user_id);
     """,
-    # 4: what raised each incident: screening, Discord AutoMod, or a member's report.
+    # 4: structured state. Where each incident's and appeal's mod-log message is, a
+    # strike's active points before and after it, and what raised an incident. The
+    # values older versions wrote as free text into action details are moved over once,
+    # here: "message <id>", "appeal #N: message <id>", "+P: B -> A".
     """
+    ALTER TABLE incidents ADD COLUMN modlog_channel_id INTEGER;
+    ALTER TABLE incidents ADD COLUMN modlog_message_id INTEGER;
     ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT 'screening'
         CHECK (source IN ('screening', 'automod', 'report'));
+    ALTER TABLE appeals ADD COLUMN modlog_channel_id INTEGER;
+    ALTER TABLE appeals ADD COLUMN modlog_message_id INTEGER;
+    ALTER TABLE strikes ADD COLUMN points_before INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE strikes ADD COLUMN points_after INTEGER NOT NULL DEFAULT 0;
+
+    UPDATE incidents SET modlog_message_id = (
+        SELECT CAST(substr(a.detail, 9) AS INTEGER) FROM incident_actions a
+        WHERE a.guild_id = incidents.guild_id AND a.incident_id = incidents.id
+          AND a.action = 'modlog' AND a.outcome = 'done' AND a.detail GLOB 'message [0-9]*'
+        ORDER BY a.id DESC LIMIT 1);
+    UPDATE incidents SET modlog_channel_id = (
+        SELECT g.modlog_channel_id FROM guild_settings g WHERE g.guild_id = incidents.guild_id)
+    WHERE modlog_message_id IS NOT NULL;
+
+    UPDATE appeals SET modlog_message_id = (
+        SELECT CAST(substr(a.detail, length('appeal #' || appeals.id || ': message ') + 1)
+                    AS INTEGER)
+        FROM incident_actions a
+        WHERE a.guild_id = appeals.guild_id AND a.incident_id = appeals.incident_id
+          AND a.action = 'appeal_modlog' AND a.outcome = 'done'
+          AND a.detail GLOB 'appeal #' || appeals.id || ': message [0-9]*'
+        ORDER BY a.id DESC LIMIT 1);
+    UPDATE appeals SET modlog_channel_id = (
+        SELECT g.modlog_channel_id FROM guild_settings g WHERE g.guild_id = appeals.guild_id)
+    WHERE modlog_message_id IS NOT NULL;
+
+    CREATE TEMP TABLE strike_steps AS
+        SELECT a.guild_id, a.incident_id, a.detail,
+               instr(a.detail, ': ') AS colon, instr(a.detail, ' -> ') AS arrow
+        FROM incident_actions a
+        WHERE a.action = 'strike' AND a.outcome = 'done'
+          AND a.detail GLOB '+[0-9]*: [0-9]* -> [0-9]*'
+          AND a.id = (SELECT max(b.id) FROM incident_actions b WHERE b.guild_id = a.guild_id
+                      AND b.incident_id = a.incident_id AND b.action = 'strike'
+                      AND b.outcome = 'done');
+    UPDATE strikes SET
+        points_before = (SELECT CAST(substr(s.detail, s.colon + 2, s.arrow - s.colon - 2)
+                                     AS INTEGER)
+                         FROM strike_steps s WHERE s.guild_id = strikes.guild_id
+                         AND s.incident_id = strikes.incident_id),
+        points_after = (SELECT CAST(substr(s.detail, s.arrow + 4) AS INTEGER)
+                        FROM strike_steps s WHERE s.guild_id = strikes.guild_id
+                        AND s.incident_id = strikes.incident_id)
+    WHERE EXISTS (SELECT 1 FROM strike_steps s WHERE s.guild_id = strikes.guild_id
+                  AND s.incident_id = strikes.incident_id);
+    DROP TABLE strike_steps;
     """,
 )
 
