@@ -255,3 +255,57 @@ def test_parameters_beyond_what_a_prompt_holds_are_read_as_prompt(screener: Scre
     d = screener.screen(many)
     assert d.verdict is Verdict.BLOCK
     assert d.matches[-1].start == many.rindex("nude")
+
+
+# ---- ages: bounded pattern, and the stored term is the rule's, not the prompt's -------------
+def _unbounded_repeats(pattern: str) -> list[str]:
+    """Unbounded repeats (`*`, `+`) in a regex, read from Python's own parse tree."""
+    import importlib
+
+    rp = importlib.import_module("re._parser")  # untyped internals: read as data
+    rc = importlib.import_module("re._constants")
+
+    found: list[str] = []
+
+    def walk(items: object) -> None:
+        for op, av in items:  # type: ignore[attr-defined]
+            if op in (rc.MAX_REPEAT, rc.MIN_REPEAT):
+                _low, high, sub = av
+                if high == rc.MAXREPEAT:
+                    found.append(str(sub))
+                walk(sub)
+            elif op in (rc.SUBPATTERN,):
+                walk(av[-1])
+            elif op in (rc.BRANCH,):
+                for branch in av[1]:
+                    walk(branch)
+            elif op in (rc.ASSERT, rc.ASSERT_NOT):
+                walk(av[1])
+
+    walk(rp.parse(pattern))
+    return found
+
+
+def test_the_age_pattern_has_no_unbounded_repeat() -> None:
+    """ "bikini 1" and 3,992 spaces made `\\s*-?\\s*` try every split of the run."""
+    from promptwarden.screening.engine import _MINOR_AGE
+
+    assert _unbounded_repeats(_MINOR_AGE.pattern) == []
+
+
+@pytest.mark.parametrize(
+    "prompt", ["sexy 12 year old", "nude 12 - year - old", "sexy 12-year-old", "a 10yo in lingerie"]
+)
+def test_an_age_match_stores_the_rule_name_not_the_prompts_words(
+    screener: Screener, prompt: str
+) -> None:
+    d = screener.screen(prompt)
+    assert d.severity is Severity.CRITICAL
+    minor = [m for m in d.matches if m.category == "minors"]
+    assert minor and all(m.term == "age under 18" for m in minor), d.to_dict()
+    assert all(m.text == prompt[m.start : m.end] for m in minor)
+
+
+def test_a_long_run_of_spaces_after_a_digit_still_reads_no_age(screener: Screener) -> None:
+    d = screener.screen("bikini 1" + " " * 3992)
+    assert not any(m.category == "minors" for m in d.matches)

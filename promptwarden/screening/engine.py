@@ -75,10 +75,16 @@ _ACTION_VERDICT = {
     "allow": Verdict.ALLOW,
 }
 _DIGIT = re.compile(r"[0-9]")
-# "12 year old", "12yo", "12-year-old": ages under 18 are minor terms
+# "12 year old", "12yo", "12-year-old": ages under 18 are minor terms. Every gap is bounded
+# (at most 3 spaces, one hyphen): two adjacent unbounded `\s*` backtrack quadratically over
+# a long run of spaces after a digit.
+_GAP = r"(?:\s{0,3}-)?\s{0,3}"
 _MINOR_AGE = re.compile(
-    r"(?<![0-9.])(?<![0-9] )(?:[1-9]|1[0-7])\s*-?\s*(?:yo|y/o|yrs?|years?)(?:\s*-?\s*old)?(?![a-z])"
+    rf"(?<![0-9.])(?<![0-9] )(?:[1-9]|1[0-7]){_GAP}(?:yo|y/o|yrs?|years?)(?:{_GAP}old)?(?![a-z])"
 )
+# The stored term of an age match: the rule's name, never the prompt's own words, which
+# must not outlive the member's erasure in an incident's matches.
+MINOR_AGE_TERM = "age under 18"
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,7 +374,7 @@ class Screener:
                 start, end = norm.span(m.start(), m.end())
                 if prompt.region_at(start) is Region.PROMPT:
                     minors.append(
-                        _Found("minors", m.group(), start, end, "rule:minors", Severity.NONE)
+                        _Found("minors", MINOR_AGE_TERM, start, end, "rule:minors", Severity.NONE)
                     )
         sexual = [f for f in plain if f.category == "sexual"]
         out = list(plain)
