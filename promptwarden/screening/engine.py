@@ -10,10 +10,11 @@ learned tier, whose hits go to moderators for review.
 from __future__ import annotations
 
 import re
+import threading
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol
 
 from .decision import Decision, Match, Severity, Verdict
@@ -99,14 +100,36 @@ class _Found:
     severity: Severity
 
 
-@lru_cache(maxsize=64)
-def _matcher(
-    guidelines: Guidelines, custom: tuple[tuple[str, str, Severity], ...], allow: tuple[str, ...]
-) -> Matcher:
-    terms = list(guidelines.terms)
-    terms += [Term(t, c, s, "custom") for t, c, s in custom]
-    terms += [Term(t, ALLOW, Severity.NONE, "custom") for t in allow]
-    return Matcher(terms)
+_SHARED_LOCK = threading.Lock()
+_SHARED: dict[int, tuple[Guidelines, Matcher]] = {}  # id(guidelines) -> its automaton
+_SHARED_MAX = 4  # guideline sets kept compiled (the shipped one, plus tests' own)
+
+
+def shared_matcher(guidelines: Guidelines) -> Matcher:
+    """The one automaton for a set of guidelines, shared by every guild.
+
+    Keyed by identity (the shipped set is loaded once), bounded, and built once even when
+    several threads ask at the same time.
+    """
+    entry = _SHARED.get(id(guidelines))
+    if entry is not None and entry[0] is guidelines:
+        return entry[1]
+    with _SHARED_LOCK:
+        entry = _SHARED.get(id(guidelines))
+        if entry is not None and entry[0] is guidelines:
+            return entry[1]
+        matcher = Matcher(guidelines.terms)
+        while len(_SHARED) >= _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]
+        _SHARED[id(guidelines)] = (guidelines, matcher)
+        return matcher
+
+
+def guild_matcher(rules: GuildRules) -> Matcher | None:
+    """A small automaton of the guild's own terms and allow phrases, or None without any."""
+    terms = [Term(t.term, t.category, t.severity, "custom") for t in rules.custom_terms]
+    terms += [Term(t, ALLOW, Severity.NONE, "custom") for t in rules.allow_terms]
+    return Matcher(terms) if terms else None
 
 
 # `{a, b}` expansions: only what an expansion adds to the flat text is screened, which is
@@ -241,8 +264,11 @@ class Screener:
         """`model=True` loads the shipped model if there is one; None or False disables it."""
         self.rules = rules or GuildRules()
         self.guidelines = guidelines or default_guidelines()
-        custom = tuple((t.term, t.category, t.severity) for t in self.rules.custom_terms)
-        self.matcher = _matcher(self.guidelines, custom, self.rules.allow_terms)
+        self.matcher = shared_matcher(self.guidelines)
+        self.own = guild_matcher(self.rules)  # owned by this screener: dropped with it
+        langs = self.rules.languages
+        self._languages = None if langs is None else frozenset(langs)
+        self._longest = max(self.matcher.longest, self.own.longest if self.own else 0)
         self.model: _Model | None = None
         if self.rules.learned:
             self.model = _load_model() if model is True else (model or None)
@@ -300,10 +326,13 @@ class Screener:
 
     # ---- rules tier ----------------------------------------------------------------------
 
+    def _find(self, norm: Normalized, zones: str) -> list[Hit]:
+        return self.matcher.find(norm, zones, also=self.own, languages=self._languages)
+
     def _hits(self, prompt: ExtractedPrompt, norm: Normalized) -> list[Hit]:
         zones = _zones(prompt)
-        hits = self.matcher.find(norm, norm.project(zones))
-        windows = expansion_windows(prompt, self.matcher.longest + 1)
+        hits = self._find(norm, norm.project(zones))
+        windows = expansion_windows(prompt, self._longest + 1)
         if windows is None:
             return hits
         seen = {(h.term, h.start, h.end) for h in hits}
@@ -321,7 +350,7 @@ class Screener:
             )
         )
         joins = windows.joins
-        for h in self.matcher.find(wnorm, wnorm.project(aligned)):
+        for h in self._find(wnorm, wnorm.project(aligned)):
             # only hits across a join are new: the flat text holds every other one
             k = bisect_left(joins, h.start)
             if k == len(joins) or joins[k] > h.end:
@@ -482,11 +511,21 @@ class Screener:
 
 
 class ScreenerCache:
-    """Compiled screeners per guild, rebuilt when the guild's rules change."""
+    """Compiled screeners per guild, rebuilt when the guild's rules change.
 
-    def __init__(self, *, model: _Model | bool | None = True) -> None:
+    Bounded (least recently used guilds are dropped and rebuilt on their next message), and
+    a guild's screener is built once under that guild's lock: concurrent misses, each in a
+    worker thread, wait for the one build instead of each building their own.
+    """
+
+    MAX_GUILDS = 2048
+
+    def __init__(self, *, model: _Model | bool | None = True, max_guilds: int = MAX_GUILDS) -> None:
         self._model = model
-        self._entries: dict[int, tuple[str, GuildRules, Screener]] = {}
+        self._max = max_guilds
+        self._entries: OrderedDict[int, tuple[str, GuildRules, Screener]] = OrderedDict()
+        self._locks: dict[int, threading.Lock] = {}
+        self._guard = threading.Lock()  # the two dicts above, never held while building
 
     def cached(self, guild_id: int, rules: GuildRules) -> Screener | None:
         """The compiled screener for these rules if there is one; never builds.
@@ -498,19 +537,44 @@ class ScreenerCache:
         if entry is None:
             return None
         if entry[1] is rules:
+            self._touch(guild_id)
             return entry[2]
         if entry[0] == rules.fingerprint():
-            self._entries[guild_id] = (entry[0], rules, entry[2])
+            with self._guard:
+                if guild_id in self._entries:
+                    self._entries[guild_id] = (entry[0], rules, entry[2])
             return entry[2]
         return None
 
     def get(self, guild_id: int, rules: GuildRules) -> Screener:
-        """The screener for these rules, building it (a fraction of a second) if needed."""
+        """The screener for these rules, building it (a fraction of a second) if needed.
+
+        Called from worker threads (`asyncio.to_thread`): builds never block the event loop.
+        """
         screener = self.cached(guild_id, rules)
-        if screener is None:
-            screener = Screener(rules, model=self._model)
-            self._entries[guild_id] = (rules.fingerprint(), rules, screener)
+        if screener is not None:
+            return screener
+        with self._guard:
+            lock = self._locks.setdefault(guild_id, threading.Lock())
+        with lock:
+            screener = self.cached(guild_id, rules)  # built while this thread waited
+            if screener is None:
+                screener = Screener(rules, model=self._model)
+                with self._guard:
+                    # the old screener (and its automaton) goes here, before the next build
+                    self._entries[guild_id] = (rules.fingerprint(), rules, screener)
+                    self._entries.move_to_end(guild_id)
+                    while len(self._entries) > self._max:
+                        old, _ = self._entries.popitem(last=False)
+                        self._locks.pop(old, None)
         return screener
 
+    def _touch(self, guild_id: int) -> None:
+        with self._guard:
+            if guild_id in self._entries:
+                self._entries.move_to_end(guild_id)
+
     def forget(self, guild_id: int) -> None:
-        self._entries.pop(guild_id, None)
+        with self._guard:
+            self._entries.pop(guild_id, None)
+            self._locks.pop(guild_id, None)

@@ -35,6 +35,19 @@ CLOTHING = "clothing"  # clothing words: under --no they ask for nudity
 DATA_CATEGORIES = (*CATEGORIES, CONTEXT, CLOTHING, ALLOW)
 
 HEADER = ("term", "category", "severity", "note")
+# Languages shipped as `lang-<code>.tsv` files beside the English ones; a guild can switch
+# each off (`GuildRules.languages`). English is the base and always applies.
+LANGUAGES = ("ja", "zh", "ko", "es", "pt", "fr", "de", "ru")
+LANGUAGE_NAMES = {
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "ko": "Korean",
+    "es": "Spanish",
+    "pt": "Portuguese",
+    "fr": "French",
+    "de": "German",
+    "ru": "Russian",
+}
 
 
 class GuidelineError(ValueError):
@@ -49,9 +62,22 @@ def default_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "data" / "guidelines"
 
 
+def file_language(name: str) -> str:
+    """The language of a guideline file from its name: `lang-ja.tsv` is "ja", others ""."""
+    stem = name.rsplit("/", 1)[-1].removesuffix(".tsv")
+    if stem.startswith("lang-"):
+        code = stem.removeprefix("lang-")
+        if code not in LANGUAGES:
+            raise GuidelineError(f"{name}: unknown language {code!r}; expected one of "
+                                 f"{', '.join(LANGUAGES)}")  # fmt: skip
+        return code
+    return ""
+
+
 def parse_tsv(text: str, name: str) -> list[Term]:
     """Entries of one guideline file; raises GuidelineError naming the first bad line."""
     terms: list[Term] = []
+    language = file_language(name)
     lines = text.splitlines()
     header_seen = False
     for lineno, line in enumerate(lines, 1):
@@ -86,7 +112,7 @@ def parse_tsv(text: str, name: str) -> list[Term]:
                 f"{name}:{lineno}: unknown severity {severity!r}; "
                 "expected none, low, medium, high or critical"
             ) from None
-        terms.append(Term(term, category, sev, f"rule:{category}", note))
+        terms.append(Term(term, category, sev, f"rule:{category}", note, language))
     if not header_seen:
         raise GuidelineError(f"{name}: no header line")
     return terms

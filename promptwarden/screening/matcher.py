@@ -16,11 +16,24 @@ from dataclasses import dataclass
 import ahocorasick
 
 from .decision import Severity
-from .normalize import WORD_CHARS, Normalized, Shifted, candidates, doubled, normalize, squeeze
+from .normalize import (
+    WORD_CHARS,
+    Candidate,
+    Normalized,
+    Shifted,
+    candidates,
+    doubled,
+    normalize,
+    squeeze,
+)
 
 ALLOW = "allow"
 KEEP_PER_ZONE = 5  # places reported per term and zone (see `Matcher.find`)
 IGNORED_ZONE = "-"
+# Words whose doubled-letter forms become keys: about n*n/2 keys each, so long words are left
+# to the repeated-letter reading of `candidates` (three or more of a letter).
+MIN_DOUBLED = 4
+MAX_DOUBLED = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +45,7 @@ class Term:
     severity: Severity
     source: str
     note: str = ""
+    language: str = ""  # ISO 639-1 code of a language file's terms; "" for English and custom
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +115,18 @@ class Matcher:
             for key in keys:
                 table.setdefault(key, []).append(_Key(term, lead, trail, False))
                 explicit.add(key)
-                if (
-                    term.severity >= Severity.MEDIUM
-                    and term.category != ALLOW
-                    and squeeze(key) == key
-                    and len(key) >= 4
-                    and key.isalpha()
-                    and not (lead or trail)
-                ):
-                    derived += [(v, _Key(term, lead, trail, True)) for v in doubled(key)]
+            # doubled letters ("nnaked") for single words only: a phrase joined without
+            # spaces would add hundreds of long keys per term and read no likelier evasion
+            if (
+                len(keys) == 1
+                and term.severity >= Severity.MEDIUM
+                and term.category != ALLOW
+                and squeeze(keys[0]) == keys[0]
+                and MIN_DOUBLED <= len(keys[0]) <= MAX_DOUBLED
+                and keys[0].isalpha()
+                and not (lead or trail)
+            ):
+                derived += [(v, _Key(term, lead, trail, True)) for v in doubled(keys[0])]
             if keys and not trail and term.category != ALLOW:  # allow phrases as written
                 head, _, last = keys[0].rpartition(" ")
                 for form in word_forms(last):
@@ -169,17 +186,12 @@ class Matcher:
                     out.append((start, stop, k))
         return out
 
-    def find(self, norm: Normalized, zones: str | None = None) -> list[Hit]:
-        """Every term hit in `norm`, allow-listed spans removed, spans in the original text.
-
-        `zones[i]` names the zone of normalized index `i` (IGNORED_ZONE: hits starting
-        there are dropped). Only the first KEEP_PER_ZONE places of each term in each zone
-        are reported: one is enough for the decision and a few explain it, while a message
-        repeating a word a thousand times would otherwise cost a thousand span lookups.
-        """
-        text = norm.text
+    def raw(self, text: str, readings: Iterable[Candidate]) -> list[tuple[int, int, _Key]]:
+        """Hits [start, end) in normalized `text` and in its alternative `readings`."""
         raw: list[tuple[int, int, _Key]] = self._scan(text)
-        for cand in candidates(text):
+        if not self.size:
+            return raw
+        for cand in readings:
             pos = cand.positions
             if pos is None:
                 found_ = self._scan(cand.text)
@@ -193,6 +205,33 @@ class Matcher:
             else:
                 hits = self._scan(cand.text, substring=cand.substring)
                 raw += [(pos[s], pos[e - 1] + 1, key) for s, e, key in hits]
+        return raw
+
+    def find(
+        self,
+        norm: Normalized,
+        zones: str | None = None,
+        *,
+        also: Matcher | None = None,
+        languages: frozenset[str] | None = None,
+    ) -> list[Hit]:
+        """Every term hit in `norm`, allow-listed spans removed, spans in the original text.
+
+        `zones[i]` names the zone of normalized index `i` (IGNORED_ZONE: hits starting
+        there are dropped). Only the first KEEP_PER_ZONE places of each term in each zone
+        are reported: one is enough for the decision and a few explain it, while a message
+        repeating a word a thousand times would otherwise cost a thousand span lookups.
+        `also` is a second automaton read over the same text (a guild's own terms beside
+        the shared guidelines); allow phrases of either cover hits of both. `languages`,
+        when given, keeps only terms of those languages (terms without one always count).
+        """
+        text = norm.text
+        readings: Iterable[Candidate] = candidates(text)
+        if also is not None and also.size:
+            readings = list(readings)
+            raw = self.raw(text, readings) + also.raw(text, readings)
+        else:
+            raw = self.raw(text, readings)
         allows = [(s, e) for s, e, key in raw if key.term.category == ALLOW]
         allowed = _Cover(allows) if allows else None
         found: dict[tuple[str, int, int], Hit] = {}
@@ -202,6 +241,8 @@ class Matcher:
         for start, end, key in raw:
             term = key.term
             if term.category == ALLOW:
+                continue
+            if languages is not None and term.language and term.language not in languages:
                 continue
             zone = zones[start] if zones is not None else ""
             if zone == IGNORED_ZONE:
