@@ -309,3 +309,58 @@ def test_an_age_match_stores_the_rule_name_not_the_prompts_words(
 def test_a_long_run_of_spaces_after_a_digit_still_reads_no_age(screener: Screener) -> None:
     d = screener.screen("bikini 1" + " " * 3992)
     assert not any(m.category == "minors" for m in d.matches)
+
+
+# ---- context: synonyms of nudity, minors hurt, and words with harmless senses ---------------
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "bare women on the beach",
+        "exposed women in the painting",
+        "uncovered men at the school",
+        "with nakedness women",
+        "a woman in her birthday suit",
+        "bukkake",
+        "a bottomless woman dancing",
+        "a woman --no shirt",
+    ],
+)
+def test_synonyms_of_nudity_are_blocked(screener: Screener, prompt: str) -> None:
+    d = screener.screen(prompt)
+    assert d.verdict is Verdict.BLOCK, d.to_dict()
+    assert d.categories == ("sexual",)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "second"),
+    [
+        ("teenager cutting her wrists in a bathroom", "self_harm"),
+        ("a child with a severed head", "violence"),
+        ("a little girl hanging herself", "self_harm"),
+    ],
+)
+def test_a_minor_hurt_is_critical(screener: Screener, prompt: str, second: str) -> None:
+    d = screener.screen(prompt)
+    assert d.verdict is Verdict.BLOCK and d.severity is Severity.CRITICAL, d.to_dict()
+    assert d.categories[0] == "minors" and second in d.categories
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a huge bottomless sunken city",
+        "a sperm whale with a futuristic city inside",
+        "tarot card of the hanged man",
+        "Mr. Entrails by Roger Hargreaves",
+        "minimal vector logo of a fox, flat colors, graphic design --no shirt",
+        "a product photo of a mug --no t-shirt, text",
+        "bare trees in winter",
+        "a woman with bare feet in the sand",
+        "exposed brick wall, loft interior",
+        "boy with a scraped knee, bandage",
+    ],
+)
+def test_harmless_senses_are_at_most_recorded(screener: Screener, prompt: str) -> None:
+    d = screener.screen(prompt)
+    assert d.verdict in (Verdict.ALLOW, Verdict.REVIEW), d.to_dict()
+    assert all(m.severity <= Severity.LOW for m in d.matches if m.source != "model")

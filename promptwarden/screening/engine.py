@@ -14,12 +14,12 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from .decision import Decision, Match, Severity, Verdict
 from .extract import ExtractedPrompt, JobKind, Region, extract
-from .guidelines import CATEGORIES, CLOTHING, CONTEXT, Guidelines, default_guidelines
+from .guidelines import CATEGORIES, CLOTHING, CONTEXT, PERSON, Guidelines, default_guidelines
 from .matcher import ALLOW, IGNORED_ZONE, Hit, Matcher, Term
 from .model import model_blanks
 from .normalize import Normalized, normalize
@@ -368,6 +368,8 @@ class Screener:
         minors: list[_Found] = []
         figures: list[_Found] = []
         scenes: list[_Found] = []
+        negated: list[_Found] = []  # clothing under --no that asks for nudity only on a person
+        person = False
         for h in hits:
             region = prompt.region_at(h.start)
             t = h.term
@@ -376,17 +378,15 @@ class Screener:
             if region is Region.NEGATIVE:
                 # "--no blood" asks for less gore; "--no clothes" asks for nudity
                 if t.category == CLOTHING:
-                    plain.append(
-                        _Found(
-                            "sexual",
-                            f"--no {t.term}",
-                            h.start,
-                            h.end,
-                            "rule:negative",
-                            Severity.HIGH,
-                        )
+                    found = _Found(
+                        "sexual", f"--no {t.term}", h.start, h.end, "rule:negative", Severity.HIGH
                     )
+                    # "--no swimsuit" only ever means a body; "--no shirt" on a logo means
+                    # no shirt mock-up, so it counts once the prompt shows a person
+                    (plain if t.severity >= Severity.HIGH else negated).append(found)
                 continue
+            if t.category in (PERSON, "minors", "real_person"):
+                person = True
             found = _Found(t.category, t.term, h.start, h.end, t.source, t.severity)
             if t.category == "minors" and t.severity == Severity.NONE:
                 minors.append(found)
@@ -396,6 +396,8 @@ class Screener:
                 scenes.append(found)
             elif t.severity > Severity.NONE and t.category in (*CATEGORIES, CUSTOM):
                 plain.append(found)
+        for f in negated:
+            plain.append(f if person else replace(f, severity=Severity.LOW))
         if not plain and not figures and not scenes:
             return plain
         if plain and _DIGIT.search(norm.text):
@@ -406,11 +408,18 @@ class Screener:
                         _Found("minors", MINOR_AGE_TERM, start, end, "rule:minors", Severity.NONE)
                     )
         sexual = [f for f in plain if f.category == "sexual"]
+        harm = [
+            f
+            for f in plain
+            if (f.category == "self_harm" and f.severity > Severity.NONE)
+            or (f.category == "violence" and f.severity >= Severity.MEDIUM)
+        ]
         out = list(plain)
-        if sexual and minors:
+        if minors and (sexual or harm):
+            # a minor in a sexual scene, or hurt (self-harm, real violence): never allowed
+            source = "rule:minors+sexual" if sexual else f"rule:minors+{harm[0].category}"
             out += [
-                _Found("minors", f.term, f.start, f.end, "rule:minors+sexual", Severity.CRITICAL)
-                for f in minors
+                _Found("minors", f.term, f.start, f.end, source, Severity.CRITICAL) for f in minors
             ]
         if figures:
             scene = [f for f in plain if f.category in ("sexual", "violence")]

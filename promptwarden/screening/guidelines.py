@@ -2,9 +2,12 @@
 
 The word lists are data, not code, so moderators can read and edit them: tab-separated files
 under `data/guidelines/` with a header `term, category, severity, note`. Severity `none` marks a
-*context* term that never fires alone (a minor, a public figure, an arrest scene, a clothing word
-under `--no`); the engine combines context terms into decisions. The profanity category comes
-from better-profanity's own word list, read as data and given our severities.
+*context* term that never fires alone (a minor, a public figure, an arrest scene, a person, a
+clothing word under `--no`); the engine combines context terms into decisions. A clothing word
+of severity `high` asks for nudity under `--no` on its own ("--no swimsuit"); one of severity
+`none` only when the prompt shows a person ("--no shirt" on a logo means no shirt mock-up).
+The profanity category comes from better-profanity's own word list, read as data and given
+our severities.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ CATEGORIES = (
 )
 # Data-only categories: context that the engine combines, and the allow-list.
 CONTEXT = "context"  # fake-news / arrest / mugshot scenes for real_person
-CLOTHING = "clothing"  # clothing words: under --no they ask for nudity
-DATA_CATEGORIES = (*CATEGORIES, CONTEXT, CLOTHING, ALLOW)
+CLOTHING = "clothing"  # clothing words: under --no they ask for nudity (severity: see below)
+PERSON = "person"  # words that put a person in the scene (a body that clothing is taken off)
+DATA_CATEGORIES = (*CATEGORIES, CONTEXT, CLOTHING, PERSON, ALLOW)
 
 HEADER = ("term", "category", "severity", "note")
 # Languages shipped as `lang-<code>.tsv` files beside the English ones; a guild can switch
