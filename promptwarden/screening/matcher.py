@@ -64,6 +64,10 @@ class _Key:
 
 
 _VOWELS = set("aeiou")
+# Kana, CJK ideographs and Hangul: no spaces between words, so no word boundaries either
+_CJK = re.compile(
+    "[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
+)
 
 
 def word_forms(word: str) -> set[str]:
@@ -113,8 +117,13 @@ class Matcher:
         for term in terms:
             keys, lead, trail = term_keys(term.term)
             for key in keys:
-                table.setdefault(key, []).append(_Key(term, lead, trail, False))
+                # scripts written without spaces match anywhere, even beside "8k" or a digit
+                lead_k = lead or _CJK.match(key) is not None
+                trail_k = trail or _CJK.match(key[-1]) is not None
+                table.setdefault(key, []).append(_Key(term, lead_k, trail_k, False))
                 explicit.add(key)
+            if term.language:  # English suffixes and doubled letters read other languages wrong
+                continue
             # doubled letters ("nnaked") for single words only: a phrase joined without
             # spaces would add hundreds of long keys per term and read no likelier evasion
             if (

@@ -92,6 +92,11 @@ def _fold_char(ch: str) -> str:
         return HOMOGLYPHS[low]
     if unicodedata.category(ch) in ("Mn", "Me", "Cf", "Cc"):
         return GONE
+    if unicodedata.decomposition(ch).startswith(("<narrow>", "<wide>")):
+        # halfwidth katakana and Hangul, fullwidth signs: their usual width, one character
+        wide = unicodedata.normalize("NFKC", ch)
+        if len(wide) == 1 and not unicodedata.combining(wide) and not wide.isascii():
+            return wide
     decomposed = unicodedata.normalize("NFKD", low)
     base = "".join(c for c in decomposed if not unicodedata.combining(c))
     if not base:
@@ -240,8 +245,27 @@ class Normalized:
         return [self.orig(i) for i in range(len(self.text))]
 
 
+_HALFWIDTH_MARKS = {"\uff9e": "\u3099", "\uff9f": "\u309a"}  # halfwidth (han)dakuten
+
+
+def _compose_marks(text: str, folded: str) -> str:
+    """Halfwidth "ｸﾞ" is two characters for one kana: the kana takes the mark ("グ") and the
+    mark folds to GONE, so the text keeps one folded character per original one."""
+    out = list(folded)
+    for i, ch in enumerate(text):
+        mark = _HALFWIDTH_MARKS.get(ch)
+        if mark is not None and i and out[i - 1] != GONE:
+            composed = unicodedata.normalize("NFC", out[i - 1] + mark)
+            if len(composed) == 1:
+                out[i - 1] = composed
+                out[i] = GONE
+    return "".join(out)
+
+
 def normalize(text: str) -> Normalized:
     folded = _fold(text)
+    if len(folded) == len(text) and ("\uff9e" in text or "\uff9f" in text):
+        folded = _compose_marks(text, folded)
     if len(folded) == len(text):
         if GONE not in folded:
             return Normalized(text, folded)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .decision import Severity
@@ -120,6 +120,20 @@ class GuildRules:
             "learned": self.learned,
             **({"languages": list(self.languages)} if self.languages is not None else {}),
         }
+
+    @property
+    def enabled_languages(self) -> tuple[str, ...]:
+        """The shipped languages screened here (every one unless the guild switched some off)."""
+        return LANGUAGES if self.languages is None else self.languages
+
+    def with_language(self, code: str, enabled: bool) -> GuildRules:
+        """These rules with one shipped language switched on or off; ValueError if unknown."""
+        if code not in LANGUAGES:
+            raise ValueError(f"unknown language {code!r}; expected one of {', '.join(LANGUAGES)}")
+        now = set(self.enabled_languages)
+        now = now | {code} if enabled else now - {code}
+        kept = tuple(x for x in LANGUAGES if x in now)
+        return replace(self, languages=None if kept == LANGUAGES else kept)
 
     def fingerprint(self) -> str:
         """Stable hash of the settings: compiled matchers are cached under it."""
