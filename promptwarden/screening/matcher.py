@@ -163,6 +163,7 @@ class Matcher:
         *,
         substring: bool = False,
         changed: Shifted | None = None,
+        shortest: int = 3,
     ) -> list[tuple[int, int, _Key]]:
         """Hits [start, end) in `text` that respect word boundaries.
 
@@ -185,7 +186,7 @@ class Matcher:
                 if not q or cuts[q - 1] <= start:
                     continue
             if substring:
-                if length >= 3:
+                if length >= shortest:
                     out += [(start, stop, k) for k in keys]
                 continue
             left = start == 0 or text[start - 1] not in WORD_CHARS
@@ -212,7 +213,7 @@ class Matcher:
                     for s, e, key in self._scan(cand.text, changed=pos)
                 ]
             else:
-                hits = self._scan(cand.text, substring=cand.substring)
+                hits = self._scan(cand.text, substring=cand.substring, shortest=cand.shortest)
                 raw += [(pos[s], pos[e - 1] + 1, key) for s, e, key in hits]
         return raw
 
@@ -267,9 +268,15 @@ class Matcher:
             ostart, oend = norm.span(start, end)
             place = (term.category, ostart, oend)  # one hit per category and span
             old = found.get(place)
-            if old is None or term.severity > old.term.severity:
+            if old is None or _rank(term) > _rank(old.term):
                 found[place] = Hit(term, ostart, oend)
         return sorted(found.values(), key=lambda h: (h.start, h.end, h.term.term))
+
+
+def _rank(term: Term) -> tuple[int, bool, bool]:
+    """Which of two terms on one span explains it: the graver one, then an English term,
+    then one written without wildcards ("nude" over "nude*", "sex" over German "Sex")."""
+    return term.severity, not term.language, "*" not in term.term
 
 
 class _Cover:

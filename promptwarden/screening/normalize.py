@@ -18,7 +18,7 @@ import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate, product
 from typing import Protocol
 
@@ -341,6 +341,7 @@ class Candidate:
     positions: Positions | None  # None: same positions as the normalized text
     substring: bool = False
     accept: Callable[[int, int], bool] | None = None  # which hits [start, end) count
+    shortest: int = 3  # substring readings: the shortest key that may match inside
 
 
 class _LeetCheck:
@@ -387,10 +388,10 @@ class _Batch:
         self.parts.append(text)
         self.positions.extend(positions)
 
-    def candidate(self, *, substring: bool = False) -> Candidate | None:
+    def candidate(self, *, substring: bool = False, shortest: int = 3) -> Candidate | None:
         if not self.parts:
             return None
-        return Candidate("".join(self.parts), self.positions, substring)
+        return Candidate("".join(self.parts), self.positions, substring, shortest=shortest)
 
 
 _SPLIT_SEPARATORS_CHARS = " .-,/\\:+·•"  # as in _SPLIT_RUN
@@ -445,12 +446,82 @@ def candidates(norm: str) -> Iterator[Candidate]:
         for batch_ in (runs, decoded_runs):
             if (cand := batch_.candidate(substring=True)) is not None:
                 yield cand
+    if _FRAGMENT_HINT.search(norm):
+        yield from _fragments(norm)
+    if "<" in norm or "[" in norm:
+        noise = _without_noise(norm)
+        if noise is not None:
+            yield noise
     if _TRIPLE.search(norm):
         for keep in (1, 2):
             yield _collapse(norm, keep, _TRIPLE)
     if "{" in norm or "}" in norm:
         # "{nu}{de}", "{red,nu}de": Midjourney joins options to their neighbours
         yield _collapse(norm, 0, _BRACE_RUN)
+
+
+# Short fragments with a symbol among them, split by spaces or punctuation: "pu $$ ssy",
+# "p0 rn", "s3 x". Fragment and separator characters are disjoint, so matching is linear.
+_FRAG = "a-z0-9@$!*#%"
+_FRAG_SEP = r" .\-,/\\:+·•_~"
+_FRAGMENT_RUN = re.compile(
+    rf"(?<![{_FRAG}])(?:[{_FRAG}]{{1,3}}[{_FRAG_SEP}]{{1,3}})+[{_FRAG}]{{1,3}}(?![{_FRAG}])"
+)
+_FRAGMENT_HINT = re.compile(rf"[{_FRAG_SEP}][@$!*#%0-9]|[@$!*#%0-9][{_FRAG_SEP}]")
+_SYMBOLIC = re.compile(r"[@$!*#%0-9]")
+_FRAGMENT_INSIDE = 5  # keys at least this long may match inside a joined run
+
+
+def _fragments(norm: str) -> Iterator[Candidate]:
+    """Runs of short fragments with a leet digit or symbol in them, each read as one word.
+
+    The run is joined, leet-decoded and its letter runs cut to two ("pu$$ssy" -> "pussy"),
+    then read whole, and for longer keys also inside ("a pu $$ ssy" still reads "pussy").
+    """
+    batch = _Batch()
+    for m in _FRAGMENT_RUN.finditer(norm):
+        run = m.group()
+        fragments = re.split(f"[{_FRAG_SEP}]+", run)
+        if not any(_SYMBOLIC.search(f) for f in fragments) or not _HAS_LETTER.search(run):
+            continue
+        base = m.start()
+        letters: list[str] = []
+        pos: list[int] = []
+        for k, ch in enumerate(run):
+            if ch in _FRAG_SEP_CHARS or ch in "*#%":
+                continue
+            ch = ch.translate(LEET)
+            if len(letters) >= 2 and letters[-1] == ch == letters[-2]:
+                continue  # "ssss" reads "ss": the doubled letters of "pussy", "ass"
+            letters.append(ch)
+            pos.append(base + k)
+        if len(letters) >= 3:
+            batch.add("".join(letters), pos)
+    if (whole := batch.candidate()) is not None:
+        yield whole
+        yield replace(whole, substring=True, shortest=_FRAGMENT_INSIDE)
+
+
+_FRAG_SEP_CHARS = frozenset(" .-,/\\:+·•_~")
+# Tokens of text encoders and markup pasted into prompts: "<|startoftext|>", "</s>", "[SEP]".
+# Markdown folding has removed "|" already.
+_NOISE = re.compile(r"</?[a-z_]{1,20}>|\[(?:cls|sep|pad|mask|unk)\]")
+
+
+def _without_noise(norm: str) -> Candidate | None:
+    """The text with noise tokens cut out, so words they split rejoin ("na<|eot|>ked")."""
+    parts: list[str] = []
+    pos: list[int] = []
+    last = 0
+    for m in _NOISE.finditer(norm):
+        parts.append(norm[last : m.start()])
+        pos.extend(range(last, m.start()))
+        last = m.end()
+    if not parts:
+        return None
+    parts.append(norm[last:])
+    pos.extend(range(last, len(norm)))
+    return Candidate("".join(parts), pos)
 
 
 class Shifted:
