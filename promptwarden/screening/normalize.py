@@ -477,32 +477,40 @@ def _fragments(norm: str) -> Iterator[Candidate]:
 
     The run is joined, leet-decoded and its letter runs cut to two ("pu$$ssy" -> "pussy"),
     then read whole, and for longer keys also inside ("a pu $$ ssy" still reads "pussy").
+    Joining and decoding happen in C; only a run with a tripled letter takes a Python pass.
     """
     batch = _Batch()
     for m in _FRAGMENT_RUN.finditer(norm):
         run = m.group()
-        fragments = re.split(f"[{_FRAG_SEP}]+", run)
-        if not any(_SYMBOLIC.search(f) for f in fragments) or not _HAS_LETTER.search(run):
+        if not _SYMBOLIC.search(run) or not _HAS_LETTER.search(run):
             continue
         base = m.start()
-        letters: list[str] = []
-        pos: list[int] = []
-        for k, ch in enumerate(run):
-            if ch in _FRAG_SEP_CHARS or ch in "*#%":
-                continue
-            ch = ch.translate(LEET)
-            if len(letters) >= 2 and letters[-1] == ch == letters[-2]:
-                continue  # "ssss" reads "ss": the doubled letters of "pussy", "ass"
-            letters.append(ch)
-            pos.append(base + k)
+        pos = [base + k for k, ch in enumerate(run) if ch not in _FRAG_DROP_CHARS]
+        letters = run.translate(_FRAG_DROP).translate(LEET)
+        if _TRIPLE_ANY.search(letters):
+            # "ssss" reads "ss" (the doubled letters of "pussy", "ass"): cut per run, in C
+            parts: list[str] = []
+            kept: list[int] = []
+            last = 0
+            for t in _TRIPLE_ANY.finditer(letters):
+                parts.append(letters[last : t.start() + 2])
+                kept += pos[last : t.start() + 2]
+                last = t.end()
+            parts.append(letters[last:])
+            kept += pos[last:]
+            letters, pos = "".join(parts), kept
         if len(letters) >= 3:
-            batch.add("".join(letters), pos)
+            batch.add(letters, pos)
     if (whole := batch.candidate()) is not None:
         yield whole
         yield replace(whole, substring=True, shortest=_FRAGMENT_INSIDE)
 
 
-_FRAG_SEP_CHARS = frozenset(" .-,/\\:+·•_~")
+_FRAG_DROP_CHARS = frozenset(" .-,/\\:+·•_~*#%")  # separators, and symbols read as nothing
+_FRAG_DROP = str.maketrans(dict.fromkeys(_FRAG_DROP_CHARS))
+_TRIPLE_ANY = re.compile(r"(.)\1\1+")
+
+
 # Tokens of text encoders and markup pasted into prompts: "<|startoftext|>", "</s>", "[SEP]".
 # Markdown folding has removed "|" already.
 _NOISE = re.compile(r"</?[a-z_]{1,20}>|\[(?:cls|sep|pad|mask|unk)\]")
