@@ -516,20 +516,37 @@ _TRIPLE_ANY = re.compile(r"(.)\1\1+")
 _NOISE = re.compile(r"</?[a-z_]{1,20}>|\[(?:cls|sep|pad|mask|unk)\]")
 
 
+_NOISE_REACH = 64  # a key is at most 60 characters (and a few for its forms)
+
+
 def _without_noise(norm: str) -> Candidate | None:
-    """The text with noise tokens cut out, so words they split rejoin ("na<|eot|>ked")."""
-    parts: list[str] = []
-    pos: list[int] = []
-    last = 0
-    for m in _NOISE.finditer(norm):
-        parts.append(norm[last : m.start()])
-        pos.extend(range(last, m.start()))
-        last = m.end()
-    if not parts:
+    """The text around noise tokens with the tokens cut out, so words they split rejoin
+    ("na<|eot|>ked"). Only `_NOISE_REACH` characters either side are read: farther text
+    reads as in the plain scan, so a message full of tokens is not copied whole."""
+    tokens = [m.span() for m in _NOISE.finditer(norm)]
+    if not tokens:
         return None
-    parts.append(norm[last:])
-    pos.extend(range(last, len(norm)))
-    return Candidate("".join(parts), pos)
+    batch = _Batch()
+    text: list[str] = []
+    pos: list[int] = []
+    lo = max(0, tokens[0][0] - _NOISE_REACH)
+    for k, (start, end) in enumerate(tokens):
+        text.append(norm[lo:start])
+        pos.extend(range(lo, start))
+        nxt = tokens[k + 1][0] if k + 1 < len(tokens) else len(norm)
+        if nxt - end <= 2 * _NOISE_REACH:
+            lo = end  # the gap joins this group to the next token
+            continue
+        text.append(norm[end : end + _NOISE_REACH])
+        pos.extend(range(end, end + _NOISE_REACH))
+        batch.add("".join(text), pos)
+        text, pos = [], []
+        lo = nxt - _NOISE_REACH
+    if text or lo < len(norm):
+        text.append(norm[lo:])
+        pos.extend(range(lo, len(norm)))
+        batch.add("".join(text), pos)
+    return batch.candidate()
 
 
 class Shifted:
