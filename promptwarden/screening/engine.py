@@ -101,28 +101,38 @@ class _Found:
 
 
 _SHARED_LOCK = threading.Lock()
-_SHARED: dict[int, tuple[Guidelines, Matcher]] = {}  # id(guidelines) -> its automaton
+# id(guidelines) -> (guidelines, its automaton, the automaton of its person words)
+_SHARED: dict[int, tuple[Guidelines, Matcher, Matcher]] = {}
 _SHARED_MAX = 4  # guideline sets kept compiled (the shipped one, plus tests' own)
 
 
-def shared_matcher(guidelines: Guidelines) -> Matcher:
-    """The one automaton for a set of guidelines, shared by every guild.
+def shared_matchers(guidelines: Guidelines) -> tuple[Matcher, Matcher]:
+    """The automata for a set of guidelines, shared by every guild: all terms but the
+    person words, and the person words alone.
 
+    Person words ("woman", "portrait") are in most prompts and matter only beside a
+    clothing word under `--no`, so they are read only then instead of on every prompt.
     Keyed by identity (the shipped set is loaded once), bounded, and built once even when
     several threads ask at the same time.
     """
     entry = _SHARED.get(id(guidelines))
     if entry is not None and entry[0] is guidelines:
-        return entry[1]
+        return entry[1], entry[2]
     with _SHARED_LOCK:
         entry = _SHARED.get(id(guidelines))
         if entry is not None and entry[0] is guidelines:
-            return entry[1]
-        matcher = Matcher(guidelines.terms)
+            return entry[1], entry[2]
+        matcher = Matcher(t for t in guidelines.terms if t.category != PERSON)
+        persons = Matcher(guidelines.by_category(PERSON))
         while len(_SHARED) >= _SHARED_MAX:
             del _SHARED[next(iter(_SHARED))]
-        _SHARED[id(guidelines)] = (guidelines, matcher)
-        return matcher
+        _SHARED[id(guidelines)] = (guidelines, matcher, persons)
+        return matcher, persons
+
+
+def shared_matcher(guidelines: Guidelines) -> Matcher:
+    """The shared automaton of every term but the person words (see `shared_matchers`)."""
+    return shared_matchers(guidelines)[0]
 
 
 def guild_matcher(rules: GuildRules) -> Matcher | None:
@@ -264,7 +274,7 @@ class Screener:
         """`model=True` loads the shipped model if there is one; None or False disables it."""
         self.rules = rules or GuildRules()
         self.guidelines = guidelines or default_guidelines()
-        self.matcher = shared_matcher(self.guidelines)
+        self.matcher, self._persons = shared_matchers(self.guidelines)
         self.own = guild_matcher(self.rules)  # owned by this screener: dropped with it
         langs = self.rules.languages
         self._languages = None if langs is None else frozenset(langs)
@@ -385,7 +395,7 @@ class Screener:
                     # no shirt mock-up, so it counts once the prompt shows a person
                     (plain if t.severity >= Severity.HIGH else negated).append(found)
                 continue
-            if t.category in (PERSON, "minors", "real_person"):
+            if t.category in ("minors", "real_person"):
                 person = True
             found = _Found(t.category, t.term, h.start, h.end, t.source, t.severity)
             if t.category == "minors" and t.severity == Severity.NONE:
@@ -396,6 +406,12 @@ class Screener:
                 scenes.append(found)
             elif t.severity > Severity.NONE and t.category in (*CATEGORIES, CUSTOM):
                 plain.append(found)
+        if negated and not person:
+            # the plain text only: a person needs no evasion to count as one
+            person = any(
+                prompt.region_at(norm.orig(start)) is Region.PROMPT
+                for start, _, _ in self._persons.raw(norm.text, ())
+            )
         for f in negated:
             plain.append(f if person else replace(f, severity=Severity.LOW))
         if not plain and not figures and not scenes:

@@ -12,6 +12,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import ahocorasick
 
@@ -61,6 +62,7 @@ class _Key:
     lead: bool  # may start inside a word
     trail: bool  # may end inside a word
     derived: bool  # a generated word form, not the term as written
+    inside_only: bool = False  # a wildcard twin of a whole-word key: fires only inside words
 
 
 _VOWELS = set("aeiou")
@@ -144,13 +146,27 @@ class Matcher:
         for key, k in derived:
             if key not in explicit:  # a term as written beats another's word form
                 table.setdefault(key, []).append(k)
+        for ks in table.values():
+            # "nude*" beside "nude": at a whole word only the plain one reports, so a
+            # message repeating the word does not pay for every hit twice
+            plain = {(k.term.category, k.term.severity) for k in ks if not (k.lead or k.trail)}
+            for k in ks:
+                if (k.lead or k.trail) and (k.term.category, k.term.severity) in plain:
+                    k.inside_only = True
         self.size = len(table)
         self._longest = max(map(len, table), default=0)
-        self._automaton = ahocorasick.Automaton()
+        # Keys in kana, ideographs or Hangul live in an automaton of their own, read only
+        # when the text has such characters: in one automaton with the Latin keys they make
+        # every scan of a Latin prompt over twice as slow.
+        latin = ahocorasick.Automaton()
+        cjk = ahocorasick.Automaton()
         for key, ks in table.items():
-            self._automaton.add_word(key, (len(key), tuple(ks)))
-        if self.size:
-            self._automaton.make_automaton()
+            (cjk if _CJK.search(key) else latin).add_word(key, (len(key), tuple(ks)))
+        self._automata: list[tuple[Any, bool]] = []
+        for automaton, needs_cjk in ((latin, False), (cjk, True)):
+            if len(automaton):
+                automaton.make_automaton()
+                self._automata.append((automaton, needs_cjk))
 
     @property
     def longest(self) -> int:
@@ -176,24 +192,28 @@ class Matcher:
         n = len(text)
         cuts = changed.cuts if changed is not None else None
         keep = changed.keep if changed is not None else 0
-        q = 0  # cuts whose kept letters start before the current hit's end (ends only grow)
-        for end, (length, keys) in self._automaton.iter(text):
-            start = end - length + 1
-            stop = end + 1
-            if cuts is not None:
-                while q < len(cuts) and cuts[q] - keep < stop:
-                    q += 1
-                if not q or cuts[q - 1] <= start:
-                    continue
-            if substring:
-                if length >= shortest:
-                    out += [(start, stop, k) for k in keys]
+        for automaton, needs_cjk in self._automata:
+            if needs_cjk and (text.isascii() or _CJK.search(text) is None):
                 continue
-            left = start == 0 or text[start - 1] not in WORD_CHARS
-            right = stop == n or text[stop] not in WORD_CHARS
-            for k in keys:
-                if (left or k.lead) and (right or k.trail):
-                    out.append((start, stop, k))
+            q = 0  # cuts whose kept letters start before the hit's end (ends only grow)
+            for end, (length, keys) in automaton.iter(text):
+                start = end - length + 1
+                stop = end + 1
+                if cuts is not None:
+                    while q < len(cuts) and cuts[q] - keep < stop:
+                        q += 1
+                    if not q or cuts[q - 1] <= start:
+                        continue
+                if substring:
+                    if length >= shortest:
+                        out += [(start, stop, k) for k in keys]
+                    continue
+                left = start == 0 or text[start - 1] not in WORD_CHARS
+                right = stop == n or text[stop] not in WORD_CHARS
+                whole = left and right
+                for k in keys:
+                    if (left or k.lead) and (right or k.trail) and not (whole and k.inside_only):
+                        out.append((start, stop, k))
         return out
 
     def raw(self, text: str, readings: Iterable[Candidate]) -> list[tuple[int, int, _Key]]:

@@ -468,7 +468,7 @@ _FRAGMENT_RUN = re.compile(
     rf"(?<![{_FRAG}])(?:[{_FRAG}]{{1,3}}[{_FRAG_SEP}]{{1,3}})+[{_FRAG}]{{1,3}}(?![{_FRAG}])"
 )
 _FRAGMENT_HINT = re.compile(rf"[{_FRAG_SEP}][@$!*#%0-9]|[@$!*#%0-9][{_FRAG_SEP}]")
-_SYMBOLIC = re.compile(r"[@$!*#%0-9]")
+_LETTER_AND_SYMBOL = re.compile(r"[a-z][^a-z]*?[@$!0-9]|[@$!0-9][^@$!0-9]*?[a-z]")
 _FRAGMENT_INSIDE = 5  # keys at least this long may match inside a joined run
 
 
@@ -482,11 +482,12 @@ def _fragments(norm: str) -> Iterator[Candidate]:
     batch = _Batch()
     for m in _FRAGMENT_RUN.finditer(norm):
         run = m.group()
-        if not _SYMBOLIC.search(run) or not _HAS_LETTER.search(run):
+        joined = run.translate(_FRAG_DROP)  # most runs ("8 k", "16:9") end here
+        if len(joined) < 3 or joined.isdigit() or not _LETTER_AND_SYMBOL.search(joined):
             continue
         base = m.start()
         pos = [base + k for k, ch in enumerate(run) if ch not in _FRAG_DROP_CHARS]
-        letters = run.translate(_FRAG_DROP).translate(LEET)
+        letters = joined.translate(LEET)
         if _TRIPLE_ANY.search(letters):
             # "ssss" reads "ss" (the doubled letters of "pussy", "ass"): cut per run, in C
             parts: list[str] = []
