@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from promptwarden.screening.decision import Severity
 from promptwarden.screening.rules import check_term
 
 SUGGEST_AFTER = 3  # dismissals of the same term in one guild
@@ -22,6 +23,22 @@ RECENT_DISMISSALS = 500
 # Guideline terms only: the learned tier's words are not terms one can allow, a guild's
 # own custom terms are better removed than allowed, and personal information is never named.
 _SOURCES = ("rule:", "profanity")
+# Never suggested: a minor's context is never harmless, and `--no` readings and named real
+# people are not words one allows; nor is anything critical.
+_NEVER_SOURCES = ("rule:minors", "rule:negative", "rule:real_person")
+_NEVER_CATEGORIES = frozenset({"minors", "personal_info"})
+
+
+def _suggestible(match: Mapping[str, Any]) -> bool:
+    source = str(match.get("source", ""))
+    if not source.startswith(_SOURCES) or source.startswith(_NEVER_SOURCES):
+        return False
+    if match.get("category") in _NEVER_CATEGORIES:
+        return False
+    try:
+        return Severity.parse(str(match.get("severity", "none"))) < Severity.CRITICAL
+    except (KeyError, ValueError):
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +51,7 @@ def suggestible_terms(matches: Sequence[Mapping[str, Any]]) -> set[str]:
     """The allow-listable guideline terms one incident matched, casefolded, once each."""
     terms: set[str] = set()
     for match in matches:
-        if not str(match.get("source", "")).startswith(_SOURCES):
+        if not _suggestible(match):
             continue
         try:
             terms.add(check_term(str(match.get("term") or "")).casefold())

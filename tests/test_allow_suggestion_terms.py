@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from promptwarden.allow_suggestions import Suggestion, suggestions
 from promptwarden.screening.engine import Screener
 from promptwarden.screening.rules import GuildRules
-from promptwarden.screening.suggestions import AllowSuggestion, allow_suggestions
 
 SCREENER = Screener(GuildRules(learned=False), model=None)
 
@@ -22,9 +22,9 @@ def test_a_term_dismissed_three_times_is_suggested_once_per_incident() -> None:
         matches("sexy sunglasses, product photo"),
         matches("a nude statue"),
     ]
-    assert allow_suggestions(dismissed, GuildRules()) == [AllowSuggestion("sexy", "sexual", 3)]
-    assert allow_suggestions(dismissed, GuildRules(), at_least=4) == []
-    assert [s.term for s in allow_suggestions(dismissed, GuildRules(), at_least=1)] == [
+    assert suggestions(dismissed, ()) == [Suggestion("sexy", 3)]
+    assert suggestions(dismissed, (), threshold=4) == []
+    assert [s.term for s in suggestions(dismissed, (), threshold=1)] == [
         "sexy",
         "nude",
     ]
@@ -32,8 +32,8 @@ def test_a_term_dismissed_three_times_is_suggested_once_per_incident() -> None:
 
 def test_allowed_terms_minors_and_critical_matches_are_never_suggested() -> None:
     dismissed = [matches("sexy 12 year old")] * 3 + [matches("a nude child")] * 3
-    suggested = allow_suggestions(dismissed, GuildRules.from_dict({"allow_terms": ["Sexy"]}))
-    assert suggested == [AllowSuggestion("nude", "sexual", 3)]
+    suggested = suggestions(dismissed, GuildRules.from_dict({"allow_terms": ["Sexy"]}).allow_terms)
+    assert suggested == [Suggestion("nude", 3)]
 
 
 def test_learned_tier_and_personal_information_are_not_terms() -> None:
@@ -41,4 +41,4 @@ def test_learned_tier_and_personal_information_are_not_terms() -> None:
         [{"term": "beach", "source": "model", "category": "model", "severity": "medium"}],
         matches("mail me at someone@example.com"),
     ] * 3
-    assert allow_suggestions(dismissed, GuildRules()) == []
+    assert suggestions(dismissed, ()) == []
