@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from itertools import accumulate, pairwise
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -168,16 +167,12 @@ def char_features(
     if not sizes:
         return
     for lo, hi in letter_runs(words, known):
-        run = words[lo : hi + 1]
-        text = "".join(run)
-        ends = list(accumulate(len(w) for w in run))  # word k covers [ends[k-1], ends[k])
+        text = "".join(words[lo : hi + 1])
+        # the word index of each letter of the run
+        owner = [k for k in range(lo, hi + 1) for _ in words[k]]
         for n in sizes:
             for i in range(len(text) - n + 1):
-                yield (
-                    CHAR_PREFIX + text[i : i + n],
-                    lo + bisect_right(ends, i),
-                    lo + bisect_right(ends, i + n - 1),
-                )
+                yield CHAR_PREFIX + text[i : i + n], owner[i], owner[i + n - 1]
 
 
 def sigmoid(z: float) -> float:
@@ -404,7 +399,16 @@ class LinearModel:
             return sigmoid(self.bias + math.fsum(parts))
         return sigmoid(self._log_odds(words))
 
-    def attributions(self, words: Sequence[str]) -> list[float]:
+    def _placed(self, words: Sequence[str]) -> list[tuple[str, int, int]]:
+        """Every occurrence of a weighted feature, with its first and last word."""
+        weights = self.weights
+        placed = [f for f in ngram_features(words, self.max_n) if f[0] in weights]
+        placed += [f for f in char_features(words, self.char_ngrams, self.known) if f[0] in weights]
+        return placed
+
+    def attributions(
+        self, words: Sequence[str], placed: list[tuple[str, int, int]] | None = None
+    ) -> list[float]:
         """How much of the linear score each word carries.
 
         A feature's weight is shared equally among the words of all its occurrences (a letter
@@ -412,12 +416,8 @@ class LinearModel:
         """
         shares = [0.0] * len(words)
         covered: dict[str, set[int]] = {}
-        for f, a, b in ngram_features(words, self.max_n):
-            if f in self._features:
-                covered.setdefault(f, set()).update(range(a, b + 1))
-        for f, a, b in char_features(words, self.char_ngrams, self.known):
-            if f in self.weights:
-                covered.setdefault(f, set()).update(range(a, b + 1))
+        for f, a, b in self._placed(words) if placed is None else placed:
+            covered.setdefault(f, set()).update(range(a, b + 1))
         for f, where in covered.items():
             share = self.weights[f] / len(where)
             for k in where:
@@ -427,42 +427,60 @@ class LinearModel:
     def score(self, words: Sequence[str]) -> tuple[float, list[Contribution]]:
         """Probability that the prompt is inappropriate, and the words that make it so.
 
-        The named words are content words (never STOP_WORDS), adjacent ones joined into a
-        phrase, heaviest first. They are picked greedily by their share of the score until
-        taking them out of the prompt brings it under the threshold (at most MAX_NAMED_WORDS
-        words in MAX_CONTRIBUTIONS phrases), so an explanation is what made the verdict, not
-        merely what leaned that way. Below the threshold the heaviest content words are named.
+        The named words are content words (never STOP_WORDS), each word counted once with
+        all its occurrences, adjacent ones joined into a phrase, heaviest first. They are
+        picked greedily by their share of the score until taking them out of the prompt
+        brings it under the threshold (at most MAX_NAMED_WORDS words in MAX_CONTRIBUTIONS
+        phrases), so an explanation is what made the verdict, not merely what leaned that
+        way. Below the threshold the heaviest content words are named.
         """
         total = self._log_odds(words)
-        shares = self.attributions(words)
+        placed = self._placed(words)
+        shares = self.attributions(words, placed)
+        weight: dict[str, float] = {}
+        first: dict[str, int] = {}
+        for k, w in enumerate(words):
+            if w not in STOP_WORDS:
+                weight[w] = weight.get(w, 0.0) + shares[k]
+                first.setdefault(w, k)
         order = sorted(
-            (k for k, w in enumerate(words) if shares[k] > 0 and w not in STOP_WORDS),
-            key=lambda k: (-shares[k], k),
+            (w for w, v in weight.items() if v > 0), key=lambda w: (-weight[w], first[w])
         )
-        chosen: list[int] = []
-        for k in order:
-            if len(chosen) >= MAX_NAMED_WORDS or len(_runs(chosen)) >= MAX_CONTRIBUTIONS:
+        chosen: list[str] = []
+        estimate = total  # the score less the shares of the chosen words: checks are costly
+        for w in order:
+            if len(chosen) >= MAX_NAMED_WORDS:
                 break
-            trial = sorted([*chosen, k])
-            if len(_runs(trial)) > MAX_CONTRIBUTIONS:
+            trial = [*chosen, w]
+            if len(_runs(sorted(first[x] for x in trial))) > MAX_CONTRIBUTIONS:
                 continue
             chosen = trial
+            estimate -= weight[w]
             if total < self._cut:
                 if len(chosen) >= MAX_CONTRIBUTIONS:
                     break
                 continue
+            if estimate >= self._cut:
+                continue  # not enough named yet, even before checking
             gone = set(chosen)
-            if self._log_odds([w for i, w in enumerate(words) if i not in gone]) < self._cut:
+            if self._log_odds([x for x in words if x not in gone]) < self._cut:
                 break
-        chosen = self._with_fragments(words, chosen)
+        at = self._with_fragments(words, sorted(first[w] for w in chosen), placed)
         phrases = [
-            Contribution(" ".join(words[a : b + 1]), math.fsum(shares[a : b + 1]), a, b)
-            for a, b in _runs(chosen)[:MAX_CONTRIBUTIONS]
+            Contribution(
+                " ".join(words[a : b + 1]),
+                math.fsum(weight.get(w, 0.0) for w in dict.fromkeys(words[a : b + 1])),
+                a,
+                b,
+            )
+            for a, b in _runs(at)[:MAX_CONTRIBUTIONS]
         ]
         phrases.sort(key=lambda c: (-c.weight, c.first))
         return sigmoid(total), phrases
 
-    def _with_fragments(self, words: Sequence[str], chosen: list[int]) -> list[int]:
+    def _with_fragments(
+        self, words: Sequence[str], chosen: list[int], placed: list[tuple[str, int, int]]
+    ) -> list[int]:
         """`chosen` plus the short pieces of the same split word ("na ked", "pu $$ ssy").
 
         A neighbour joins when a letter gram that raises the score runs across into it and
@@ -472,8 +490,8 @@ class LinearModel:
         if not self.char_ngrams or not chosen:
             return chosen
         crossing: set[int] = set()  # k: a raising gram spans words k and k + 1
-        for f, a, b in char_features(words, self.char_ngrams, self.known):
-            if a != b and self.weights.get(f, 0.0) > 0:
+        for f, a, b in placed:
+            if a != b and f.startswith(CHAR_PREFIX) and self.weights[f] > 0:
                 crossing.update(range(a, b))
         picked = set(chosen)
 
