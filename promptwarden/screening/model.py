@@ -390,10 +390,9 @@ class LinearModel:
         if self.binary and self.max_n == 2:
             weights = self.weights
             features = self._features
-            present = features.intersection(words) | features.intersection(
-                [a + " " + b for a, b in pairwise(words)]
-            )
-            parts = list(map(weights.__getitem__, present))
+            grams = [a + " " + b for a, b in pairwise(words)]
+            grams += words
+            parts = list(map(weights.__getitem__, features.intersection(grams)))
             if self.char_ngrams:
                 parts += map(self._char_weights.__getitem__, self._letter_grams(words))
             return sigmoid(self.bias + math.fsum(parts))
