@@ -9,7 +9,7 @@ import pytest
 import simcord
 
 from discordbot import PromptWardenBot
-from tests.test_screening_cog import NUDE, screening
+from tests.test_screening_cog import NUDE, screening, world
 
 
 async def settled(env: simcord.Env, done: Callable[[], bool], timeout: float = 30) -> None:
@@ -61,3 +61,31 @@ async def test_a_shard_with_a_new_session_screens_what_it_missed(
     incidents = await bot.storage.list_incidents(guild.id)
     assert len(incidents) == 1
     assert await bot.storage.list_incidents(other.id) == []
+
+
+async def test_a_catch_up_asked_for_while_one_finishes_is_not_lost(
+    simcord_env: simcord.Env,
+) -> None:
+    w = await world(simcord_env)
+    backend = simcord_env.backend
+    cog = screening(w.bot)
+    # Posted while the bot was away: only in the channel's history.
+    backend.create_message(w.channel.id, w.member.id, NUDE, broadcast=False)
+    later: list[object] = []
+
+    async def on_promptwarden_prompt(message: object, user_id: int) -> None:
+        # While catch-up waits for its messages to be handled, another session starts
+        # and misses a prompt: that session's catch-up request must be served.
+        if not later:
+            hidden = backend.create_message(
+                w.channel.id, w.member.id, "a naked man", broadcast=False
+            )
+            later.append(hidden)
+            cog.start_catch_up()
+
+    w.bot.add_listener(on_promptwarden_prompt)
+    cog.start_catch_up()
+    await settled(simcord_env, lambda: len(w.messages()) == 0)
+
+    assert w.messages() == []  # both removed
+    assert sorted(i.verdict.value for i in await w.incidents()) == ["block", "block"]
