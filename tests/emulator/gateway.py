@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiohttp import WSMsgType, web
 
 from .world import World
 
+BACKLOG = 100_000
 MESSAGE_CONTENT_INTENT = 1 << 15
 HELLO, IDENTIFY, RESUME, HEARTBEAT, HEARTBEAT_ACK, INVALID_SESSION = 10, 2, 6, 1, 11, 9
 
@@ -31,7 +33,9 @@ class Session:
     seq: int = 0
     resumable: bool = True
     ws: web.WebSocketResponse | None = None
-    backlog: list[tuple[int, str]] = field(default_factory=list)  # (seq, frame) for RESUME
+    # (seq, frame) for RESUME; bounded, as Discord's own buffer is, so a long burst
+    # costs the emulator flat memory.
+    backlog: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=BACKLOG))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
