@@ -24,6 +24,8 @@ import argparse
 import asyncio
 import itertools
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -148,11 +150,28 @@ def bare(count: int, channels: int, workdir: Path, rate: float | None) -> Result
         )
 
 
+def start_profile(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy attached to the bot (`pip install py-spy`; may need ptrace permission)."""
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    fmt = "flamegraph" if out.endswith(".svg") else "raw"
+    return subprocess.Popen(
+        [spy, "record", "-r", "200", "-f", fmt, "-o", str(Path(out).resolve()), "-p", str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def timeout_for(count: int) -> float:
     return max(900.0, count / 200)
 
 
-def promptwarden(count: int, channels: int, workdir: Path, rate: float | None) -> Result:
+def promptwarden(
+    count: int,
+    channels: int,
+    workdir: Path,
+    rate: float | None,
+    profile: str | None = None,
+) -> Result:
     with Emulator() as emu:
         plan = Burst(emu, count, channels)
         database = workdir / "promptwarden.db"
@@ -178,6 +197,7 @@ def promptwarden(count: int, channels: int, workdir: Path, rate: float | None) -
         with BotProcess(env, workdir, name="promptwarden") as proc:
             emu.gateway.ready_sent.wait(30)
             time.sleep(0.5)
+            spy = None if profile is None else start_profile(proc.pid, profile)
             ids = emu.post_many(plan.posts(), rate=rate, timeout=timeout_for(count))
             actions = ActionLog(emu)
             violating = [(p, ids[n]) for n, p in plan.violating]
@@ -194,6 +214,9 @@ def promptwarden(count: int, channels: int, workdir: Path, rate: float | None) -
                 handled, timeout=timeout_for(count), what="PromptWarden to act on every violation"
             )
             rss = proc.peak_rss_kb() / 1024
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+                spy.wait(60)
         sent = emu.sent_at
         start = sent[ids[0]]
         if rate is None:
@@ -219,10 +242,15 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=None, help="offer this many messages a second"
     )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record a py-spy profile of PromptWarden (speedscope JSON or .svg) into FILE",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         base = bare(args.count, args.channels, Path(tmp) / "bare", args.rate)
-        bot = promptwarden(args.count, args.channels, Path(tmp) / "bot", args.rate)
+        bot = promptwarden(args.count, args.channels, Path(tmp) / "bot", args.rate, args.profile)
     offered = "as fast as possible" if args.rate is None else f"at {args.rate:,.0f}/s"
     print(
         f"burst: {args.count:,} messages (+{args.channels} closing), "

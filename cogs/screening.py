@@ -52,7 +52,7 @@ from promptwarden.intake import ChannelUnreadable, Intake, Key
 from promptwarden.policy import ActionPlan, plan_actions, strike_detail
 from promptwarden.privacy import personal_info_kind
 from promptwarden.screening.decision import Decision
-from promptwarden.screening.engine import ScreenerCache
+from promptwarden.screening.engine import Screener, ScreenerCache
 from promptwarden.screening.extract import extract
 from promptwarden.storage import RETRYABLE_OUTCOMES, ActionOutcome, Incident
 
@@ -102,8 +102,8 @@ class Screening(commands.Cog):
             self.handle,
             self._history_page,
             self.tracker,
-            max_messages=getattr(settings, "intake_max_messages", 2000),
-            per_channel=getattr(settings, "intake_channel_messages", 200),
+            max_messages=getattr(settings, "intake_max_messages", 10_000),
+            per_channel=getattr(settings, "intake_channel_messages", 2500),
             workers=4,
             after_item=self._after_item,
         )
@@ -119,6 +119,7 @@ class Screening(commands.Cog):
         # an incident cut short never runs beside its own handling.
         self._busy_messages: set[int] = set()
         self._busy_incidents: set[int] = set()
+        self._screener_locks: dict[int, asyncio.Lock] = {}
 
     async def cog_unload(self) -> None:
         """A clean stop: take no more messages, let those being handled finish (queued
@@ -264,8 +265,7 @@ class Screening(commands.Cog):
         self.bot.dispatch("promptwarden_prompt", message, user_id)
         screener = self.screeners.cached(guild.id, state.rules)
         if screener is None:
-            # Compiling a guild's automaton takes a fraction of a second: off the loop.
-            screener = await asyncio.to_thread(self.screeners.get, guild.id, state.rules)
+            screener = await self._build_screener(guild.id, state)
         decision = screener.screen(
             facts.content, author_is_bot=facts.author_is_bot, extracted=prompt
         )
@@ -309,6 +309,16 @@ class Screening(commands.Cog):
                 await self.act(message, incident, plan, decision, state, done=done, step=step)
             finally:
                 self._busy_incidents.discard(incident.id)
+
+    async def _build_screener(self, guild_id: int, state: GuildState) -> Screener:
+        """Compiling a guild's automaton takes a fraction of a second: off the loop, and
+        once: the workers that need it meanwhile wait for that one build."""
+        lock = self._screener_locks.setdefault(guild_id, asyncio.Lock())
+        async with lock:
+            screener = self.screeners.cached(guild_id, state.rules)
+            if screener is None:
+                screener = await asyncio.to_thread(self.screeners.get, guild_id, state.rules)
+            return screener
 
     async def _settled_actions(
         self, guild_id: int, incident_id: int

@@ -39,8 +39,8 @@ class ConfigError(Exception):
     """A setting is missing or invalid; the message is one line meant for the admin."""
 
 
-DEFAULT_INTAKE_MAX_MESSAGES = 2000
-DEFAULT_INTAKE_CHANNEL_MESSAGES = 200
+DEFAULT_INTAKE_MAX_MESSAGES = 10_000
+DEFAULT_INTAKE_CHANNEL_MESSAGES = 2500
 MAX_INTAKE_MESSAGES = 1_000_000
 
 
