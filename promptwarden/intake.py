@@ -274,6 +274,9 @@ class Intake(Generic[M]):
         if behind is None or room <= 0:
             return
         limit = min(PAGE, room)
+        # Live messages let go before this read started are in the page or were deleted;
+        # one let go while it ran may be newer than the page, so read once more then.
+        refused_before = behind.refused_max
         try:
             page = await self._fetch(key[0], key[1], behind.after, limit)
         except ChannelUnreadable as error:
@@ -307,7 +310,7 @@ class Intake(Generic[M]):
             if begun:
                 behind.pin = None
             behind.after = message_id
-        if len(page) < limit and behind.refused_max <= behind.after:
+        if len(page) < limit and behind.refused_max == refused_before:
             self._caught_up(key, behind)
 
     def _caught_up(self, key: Key, behind: _Behind) -> None:

@@ -177,3 +177,18 @@ async def test_close_leaves_queued_messages_below_the_cursor() -> None:
     assert handled and len(handled) < len(ids)
     assert all(i in handled for i in ids if i <= advanced)
     assert not intake.offer(key, 99_999, 99_999)
+
+
+async def test_a_message_let_go_and_deleted_before_it_is_read_back_does_not_stall_intake() -> None:
+    history = History()
+    handled: list[int] = []
+    tracker: CursorTracker[Key] = CursorTracker()
+    tracker.catch_up_done(tracker.epoch)
+    intake, _ = make_intake(history, handled, tracker, max_messages=2, per_channel=2)
+    key = (GUILD_A, 1)
+    ids = [live(intake, history, key) for _ in range(6)]
+    history.channels[key].remove(ids[-1])  # a progress message the generator deleted
+    await asyncio.wait_for(intake.join(), timeout=10)
+    assert handled == ids[:-1]
+    assert not intake.behind(key)
+    assert tracker.take_advanced() == {key: ids[-2]}
