@@ -1,10 +1,12 @@
 """Watch the image-generation channels and act on what screening finds.
 
-Listeners stay cheap: they decide whether a message is in scope and queue it per channel
-(order kept per channel, memory bounded). A worker screens it, writes the incident first,
-then acts, recording each action's outcome: delete, DM, strike and timeout, mod-log entry.
-On start and on reconnect, what was posted while the bot was away is read from history,
-and incidents a stop cut short (recorded, some actions never settled) are finished.
+Listeners stay cheap: they decide whether a message is in scope and hand it to intake
+(promptwarden.intake: order kept per channel, turns shared across guilds and channels,
+memory bounded; what does not fit is read back from history later). A worker screens it,
+writes the incident first, then acts, recording each action's outcome: delete, DM, strike
+and timeout, mod-log entry. When a shard starts or resumes a session, what its guilds
+posted while it was away is read from history, and incidents a stop cut short (recorded,
+some actions never settled) are finished.
 
 The catch-up cursor of a channel only ever covers a contiguous prefix of handled messages
 (see promptwarden.cursors): a message still in flight, or history not yet read after a
