@@ -202,13 +202,18 @@ def promptwarden(
             actions = ActionLog(emu)
             violating = [(p, ids[n]) for n, p in plan.violating]
 
+            pending = dict((i, p) for p, i in violating)
+
             def handled() -> bool:
                 actions.update()
                 # Deleted, and quoted by a DM or the mod-log entry (DMs beyond the guild's
                 # budget of DM_BUDGET a minute are dropped by design; mod-log entries never).
-                return all(
-                    actions.deletes.get(i) and actions.posts.get(p.tag) for p, i in violating
-                )
+                # Only what is still pending is checked: this runs after every REST call.
+                for i, p in list(pending.items()):
+                    if not (actions.deletes.get(i) and actions.posts.get(p.tag)):
+                        return False
+                    del pending[i]
+                return True
 
             emu.wait_until(
                 handled, timeout=timeout_for(count), what="PromptWarden to act on every violation"

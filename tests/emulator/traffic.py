@@ -119,14 +119,16 @@ class ActionLog:
         self._read = 0
 
     def update(self) -> ActionLog:
-        calls = self.emulator.calls()
-        for call in calls[self._read :]:
+        rest = self.emulator.rest
+        with rest.changed:  # only the calls since the last read: no copy of them all
+            calls = rest.calls[self._read :]
+        for call in calls:
             if call.route == DELETE_MESSAGE:
                 self.deletes[call.param("message_id")].append(call)
             elif call.route == SEND_MESSAGE:
                 for tag in set(_TAG.findall(json.dumps(call.body, ensure_ascii=False))):
                     self.posts[tag].append(call)
-        self._read = len(calls)
+        self._read += len(calls)
         return self
 
     def dm_posts(self, tag: str) -> list[Call]:
