@@ -72,13 +72,14 @@ class ReminderTable:
         *,
         max_members: int = DEFAULT_MAX_MEMBERS,
         max_entries: int = DEFAULT_MAX_ENTRIES,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self._storage = storage
         self.kind = kind
         self._max_members = max(1, max_members)
         self._max_entries = max(1, max_entries)
-        self._monotonic = monotonic
+        # Looked up at each call by default, so a test clock patched in later applies.
+        self._monotonic = monotonic or (lambda: time.monotonic())
         # guild -> member -> when they last got one (None: never, as far as storage knows).
         self._guilds: OrderedDict[int, OrderedDict[int, datetime | None]] = OrderedDict()
         self._size = 0
