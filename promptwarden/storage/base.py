@@ -29,6 +29,7 @@ from promptwarden.storage.models import (
     IncidentStatus,
     MemberData,
     ModlogPress,
+    ReminderRecord,
     StrikeRecord,
     WatchedChannel,
     WatchKind,
@@ -412,6 +413,24 @@ class Storage(ABC):
         self, guild_id: int, user_id: int, kind: str, *, sent_at: datetime
     ) -> None:
         """Undo a claim whose reminder was never sent (e.g. the DM budget ran out)."""
+
+    @abstractmethod
+    async def get_reminder_choices(self, user_ids: Collection[int]) -> dict[int, bool]:
+        """Each person's own reminder choice, for those of `user_ids` who made one: one
+        round trip for many members (promptwarden.reminders seeds its table with it)."""
+
+    @abstractmethod
+    async def get_reminders_sent(
+        self, guild_id: int, kind: str, user_ids: Collection[int]
+    ) -> dict[int, datetime]:
+        """When each of `user_ids` last got a reminder of `kind` in the guild, for those
+        who got one (and whose record retention has not forgotten)."""
+
+    @abstractmethod
+    async def save_reminders(self, sent: Sequence[ReminderRecord]) -> None:
+        """Note many reminders as sent, in one transaction: the write-behind batch of
+        promptwarden.reminders. A stored time later than the one given is kept, so an
+        old batch never moves a record back."""
 
     @abstractmethod
     async def take_dm_budget(

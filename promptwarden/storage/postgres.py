@@ -829,6 +829,41 @@ class PostgresStorage(Storage):
             _aware(sent_at),
         )
 
+    async def get_reminder_choices(self, user_ids: Collection[int]) -> dict[int, bool]:
+        if not user_ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT user_id, reminders_enabled FROM member_preferences "
+            "WHERE user_id = ANY($1::bigint[])",
+            list(set(user_ids)),
+        )
+        return {int(r[0]): bool(r[1]) for r in rows}
+
+    async def get_reminders_sent(
+        self, guild_id: int, kind: str, user_ids: Collection[int]
+    ) -> dict[int, datetime]:
+        if not user_ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT user_id, sent_at FROM reminders_sent WHERE guild_id = $1 AND kind = $2 "
+            "AND user_id = ANY($3::bigint[])",
+            guild_id,
+            kind,
+            list(set(user_ids)),
+        )
+        return {int(r[0]): _utc(r[1]) for r in rows}
+
+    async def save_reminders(self, sent: Sequence[ReminderRecord]) -> None:
+        if not sent:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO reminders_sent AS r (guild_id, user_id, kind, sent_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (guild_id, user_id, kind) "
+                "DO UPDATE SET sent_at = excluded.sent_at WHERE r.sent_at < excluded.sent_at",
+                [(r.guild_id, r.user_id, r.kind, _aware(r.sent_at)) for r in sent],
+            )
+
     async def take_dm_budget(
         self, guild_id: int, *, limit: int, now: datetime | None = None
     ) -> bool:

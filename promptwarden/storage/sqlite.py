@@ -695,6 +695,41 @@ class SQLiteStorage(Storage):
             (guild_id, user_id, kind, _time_text(sent_at)),
         )
 
+    async def get_reminder_choices(self, user_ids: Collection[int]) -> dict[int, bool]:
+        choices: dict[int, bool] = {}
+        for chunk in _chunks(user_ids):
+            rows = await self._all(
+                "SELECT user_id, reminders_enabled FROM member_preferences "
+                f"WHERE user_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            choices.update((int(r[0]), bool(r[1])) for r in rows)
+        return choices
+
+    async def get_reminders_sent(
+        self, guild_id: int, kind: str, user_ids: Collection[int]
+    ) -> dict[int, datetime]:
+        sent: dict[int, datetime] = {}
+        for chunk in _chunks(user_ids):
+            rows = await self._all(
+                "SELECT user_id, sent_at FROM reminders_sent WHERE guild_id = ? AND kind = ? "
+                f"AND user_id IN ({', '.join('?' * len(chunk))})",
+                (guild_id, kind, *chunk),
+            )
+            sent.update((int(r[0]), datetime.fromisoformat(r[1])) for r in rows)
+        return sent
+
+    async def save_reminders(self, sent: Sequence[ReminderRecord]) -> None:
+        if not sent:
+            return
+        async with self._transaction():
+            await self._db.executemany(
+                "INSERT INTO reminders_sent (guild_id, user_id, kind, sent_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (guild_id, user_id, kind) DO UPDATE SET "
+                "sent_at = excluded.sent_at WHERE reminders_sent.sent_at < excluded.sent_at",
+                [(r.guild_id, r.user_id, r.kind, _time_text(r.sent_at)) for r in sent],
+            )
+
     async def take_dm_budget(
         self, guild_id: int, *, limit: int, now: datetime | None = None
     ) -> bool:
@@ -989,6 +1024,15 @@ async def _pragma(conn: aiosqlite.Connection, sql: str) -> list[sqlite3.Row]:
     """Run a PRAGMA and finish its cursor: an open one would block the next COMMIT."""
     async with conn.execute(sql) as cursor:
         return list(await cursor.fetchall())
+
+
+# Ids bound per statement: well under SQLite's limit on host parameters.
+ID_CHUNK = 500
+
+
+def _chunks(ids: Collection[int]) -> list[tuple[int, ...]]:
+    unique = tuple(dict.fromkeys(ids))
+    return [unique[i : i + ID_CHUNK] for i in range(0, len(unique), ID_CHUNK)]
 
 
 def _now_text() -> str:
