@@ -206,17 +206,6 @@ class LinearModel:
             f[len(CHAR_PREFIX) :]: w for f, w in weights.items() if f.startswith(CHAR_PREFIX)
         }
         self._chars = frozenset(self._char_weights)
-        # word features for the per-message path: single words, and 2-grams keyed by their
-        # pair of words, so a prompt's 2-grams are looked up as the tuples `pairwise` yields
-        # instead of being joined into new strings first
-        self._unigrams = {f: w for f, w in weights.items() if f in self._features and " " not in f}
-        self._pairs: dict[tuple[str, ...], float] = {
-            tuple(f.split(" ")): w
-            for f, w in weights.items()
-            if f in self._features and f.count(" ") == 1
-        }
-        self._unigram_set = frozenset(self._unigrams)
-        self._pair_set = frozenset(self._pairs)
         self.bias = bias
         self.threshold = threshold
         self._cut = math.log(threshold / (1.0 - threshold))  # the threshold as log-odds
@@ -403,11 +392,11 @@ class LinearModel:
     def probability(self, words: Sequence[str]) -> float:
         """`score(words)[0]` without explaining it: the per-message fast path."""
         if self.binary and self.max_n == 2:
-            # words hold no spaces, so a word never equals a 2-gram feature: the features
-            # present are the single words present plus the pairs present, and fsum makes
-            # the total independent of the order they are added in
-            parts = list(map(self._unigrams.__getitem__, self._unigram_set.intersection(words)))
-            parts += map(self._pairs.__getitem__, self._pair_set.intersection(pairwise(words)))
+            weights = self.weights
+            features = self._features
+            grams = list(map(" ".join, pairwise(words)))  # the 2-grams, joined in C
+            grams += words
+            parts = list(map(weights.__getitem__, features.intersection(grams)))
             if self.char_ngrams:
                 parts += map(self._char_weights.__getitem__, self._letter_grams(words))
             return sigmoid(self.bias + math.fsum(parts))
