@@ -82,6 +82,27 @@ def test_runtime_scores_equal_scikit_learn(tmp_path: Path, binary: bool) -> None
         words = prompt_words(model_text(text))
         assert model.score(words)[0] == pytest.approx(p, abs=1e-9)
         assert model.decision(words)[0] == pytest.approx(z, abs=1e-9)
+        # the per-message path (word pairs, no joined 2-grams) gives the very same number
+        assert model.probability(words) == model.score(words)[0]
+
+
+def test_per_message_score_is_exactly_the_explained_score() -> None:
+    """The shipped model's fast path and its explaining path agree to the last bit, on
+    ordinary, split, glued and leet prompts, so a review never depends on which ran."""
+    model = default_model()
+    if model is None:
+        pytest.skip("no shipped model")
+    sets = Path(__file__).resolve().parents[1] / "benchmarks" / "sets"
+    texts = [
+        line.split("\t")[2]
+        for f in sorted(sets.glob("*.tsv"))
+        for line in f.read_text(encoding="utf-8").splitlines()[1:]
+        if line.count("\t") >= 2
+    ]
+    assert len(texts) > 500
+    for text in texts:
+        words = prompt_words(model_text(text))
+        assert model.probability(words) == model.score(words)[0], text
 
 
 def test_repeated_feature_counts_as_the_vectorizer_counts_it() -> None:

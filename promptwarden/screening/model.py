@@ -338,7 +338,11 @@ class LinearModel:
         for lo, hi in letter_runs(words, self.known):
             text = "".join(words[lo : hi + 1])
             for n in self.char_ngrams:
-                present |= chars.intersection([text[i : i + n] for i in range(len(text) - n + 1)])
+                # every n-letter slice, cut in C rather than by a Python-level loop
+                k = len(text) - n + 1
+                if k > 0:
+                    cuts = map(slice, range(k), range(n, n + k))
+                    present |= chars.intersection(map(text.__getitem__, cuts))
         return present
 
     def _log_odds(self, words: Sequence[str]) -> float:
@@ -390,7 +394,7 @@ class LinearModel:
         if self.binary and self.max_n == 2:
             weights = self.weights
             features = self._features
-            grams = [a + " " + b for a, b in pairwise(words)]
+            grams = list(map(" ".join, pairwise(words)))  # the 2-grams, joined in C
             grams += words
             parts = list(map(weights.__getitem__, features.intersection(grams)))
             if self.char_ngrams:
