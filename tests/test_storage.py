@@ -194,13 +194,13 @@ async def test_incidents_round_trip_and_filter(database: str) -> None:
         stored_long = await storage.get_incident(GUILD_A, long_one)
         assert stored_long is not None and len(stored_long.prompt_excerpt) == EXCERPT_LIMIT
 
-        ids = [i.id for i in await storage.list_incidents(GUILD_A)]
+        ids = [i.id for i in await storage.find_incidents(GUILD_A)]
         assert ids == [long_one, second, first]  # newest first
-        assert [i.id for i in await storage.list_incidents(GUILD_A, user_id=31)] == [second]
-        assert [i.id for i in await storage.list_incidents(GUILD_A, status="upheld")] == [second]
-        since = await storage.list_incidents(GUILD_A, since=start + timedelta(hours=1))
+        assert [i.id for i in await storage.find_incidents(GUILD_A, user_id=31)] == [second]
+        assert [i.id for i in await storage.find_incidents(GUILD_A, status="upheld")] == [second]
+        since = await storage.find_incidents(GUILD_A, since=start + timedelta(hours=1))
         assert [i.id for i in since] == [long_one, second]
-        page = await storage.list_incidents(GUILD_A, before_id=long_one, limit=1)
+        page = await storage.find_incidents(GUILD_A, before_id=long_one, limit=1)
         assert [i.id for i in page] == [second]
 
 
@@ -213,7 +213,7 @@ async def test_one_guild_cannot_read_another_guilds_rows(database: str) -> None:
         await storage.add_generator_bot(GUILD_B, 3)
 
         assert await storage.get_incident(GUILD_A, incident_b) is None
-        assert await storage.list_incidents(GUILD_A) == []
+        assert await storage.find_incidents(GUILD_A) == []
         assert await storage.get_modlog_channel(GUILD_A) is None
         assert await storage.get_screening_rules(GUILD_A) is None
         assert await storage.list_watched_channels(GUILD_A) == []

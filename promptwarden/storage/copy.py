@@ -1,7 +1,7 @@
 """Copy a SQLite database into PostgreSQL: the move from one machine to a cluster.
 
-Both sides are first brought to the same schema version by their own migrations, so the
-tables and columns match by name (a test holds the two migration lists to that). Every
+Both sides are first brought to the same schema version by the one migration history, so
+the tables and columns match by name. Every
 table is staged with COPY into a temporary table and upserted by primary key, all in one
 transaction: a failure leaves PostgreSQL as it was, and a second run finds every row
 unchanged. Values are converted by the PostgreSQL column's type, so tables added by later
@@ -21,9 +21,8 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from promptwarden.storage.base import StorageError
-from promptwarden.storage.postgres import PostgresStorage, redact_url
-from promptwarden.storage.sqlite import SQLiteStorage
+from promptwarden.storage import open_storage
+from promptwarden.storage.backends import StorageError, redact_url
 
 BATCH = 5000
 _Conn = asyncpg.Connection | PoolConnectionProxy
@@ -71,7 +70,7 @@ async def copy_sqlite_to_postgres(
             f"no SQLite database at {source}: give the bot's database with --from "
             "(DATABASE_PATH, by default data/promptwarden.db)"
         )
-    sqlite_side = await SQLiteStorage.open(source)
+    sqlite_side = await open_storage(source)
     try:
         source_version = sqlite_side.version_at_open
         version = await sqlite_side.schema_version()
@@ -79,7 +78,7 @@ async def copy_sqlite_to_postgres(
         await sqlite_side.close()
     if source_version < version:
         progress(f"upgraded {source} from schema {source_version} to {version} first")
-    target = await PostgresStorage.open(url)
+    target = await open_storage(url)
     try:
         target_version = await target.schema_version()
         if target_version != version:  # both open at their latest: same code, same number
@@ -90,15 +89,18 @@ async def copy_sqlite_to_postgres(
             f"copying {source} (SQLite, schema {version}) into {redact_url(url)} in one transaction"
         )
         with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as reader:
-            async with target.pool.acquire() as conn:
-                try:
-                    async with conn.transaction():
-                        return await _copy_all(reader, conn, overwrite, progress)
-                except asyncpg.PostgresError as error:
-                    raise StorageError(
-                        f"copy into {redact_url(url)} failed and was rolled back, nothing "
-                        f"changed there: {error}"
-                    ) from error
+            # COPY is asyncpg's own: a plain connection beside the store's pool.
+            conn = await asyncpg.connect(url)
+            try:
+                async with conn.transaction():
+                    return await _copy_all(reader, conn, overwrite, progress)
+            except asyncpg.PostgresError as error:
+                raise StorageError(
+                    f"copy into {redact_url(url)} failed and was rolled back, nothing "
+                    f"changed there: {error}"
+                ) from error
+            finally:
+                await conn.close()
     finally:
         await target.close()
 

@@ -53,6 +53,9 @@ class Incident:
     status: IncidentStatus
     created_at: datetime  # aware, UTC
     job_key: str | None = None  # identity of the generation job, see promptwarden.dedupe
+    modlog_channel_id: int | None = None  # where the incident's mod-log entry is
+    modlog_message_id: int | None = None
+    source: str = "screening"  # what raised it: screening, automod or report
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class StrikeRecord:
     points: int
     created_at: datetime
     revoked_at: datetime | None
+    points_before: int = 0  # the member's active points before and after this strike
+    points_after: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,8 @@ class Appeal:
     moderator_id: int | None
     created_at: datetime
     decided_at: datetime | None
+    modlog_channel_id: int | None = None  # where the appeal's mod-log entry is
+    modlog_message_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
