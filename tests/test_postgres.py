@@ -72,9 +72,7 @@ async def test_one_history_makes_the_same_tables_and_columns_on_both(
 
 
 async def test_processes_starting_together_migrate_once(postgres_url: str) -> None:
-    first, second = await asyncio.gather(
-        open_storage(postgres_url), open_storage(postgres_url)
-    )
+    first, second = await asyncio.gather(open_storage(postgres_url), open_storage(postgres_url))
     try:
         assert sorted([first.version_at_open, second.version_at_open]) == [0, LATEST_VERSION]
         await first.set_meta("k", "from first")

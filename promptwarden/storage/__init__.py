@@ -86,6 +86,8 @@ async def open_storage(target: Path | str, *, max_connections: int = 10) -> Stor
     `target` is a SQLite path, a `sqlite:///path` URL or a `postgresql://` URL;
     `max_connections` sizes PostgreSQL's pool (SQLite uses one connection).
     """
-    options = {"max_size": max_connections} if isinstance(target, str) and is_postgres_url(target) else {}
+    options = (
+        {"max_size": max_connections} if isinstance(target, str) and is_postgres_url(target) else {}
+    )
     backend, found = await open_backend(target, **options)
     return Storage(backend, found)

@@ -17,7 +17,7 @@ import os
 import stat
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ class Backend(ABC):
 
     engine: AsyncEngine
     shown: str  # the database as messages name it (no password)
-    on_remote_change: Callable[[int | None], Awaitable[None]]
+    on_remote_change: Callable[[int | None], Coroutine[Any, Any, None]]
     closed = False
 
     def _engine(self) -> AsyncEngine:
@@ -87,15 +87,18 @@ class Backend(ABC):
 
     async def lock_member(self, conn: AsyncConnection, guild_id: int, user_id: int) -> None:
         """Serialise one member's strikes until commit (SQLite: the write lock does)."""
+        del conn, guild_id, user_id
 
     @abstractmethod
     def has_category(self, category: str) -> ColumnElement[bool]: ...
 
     async def notify(self, conn: AsyncConnection, guild_id: int) -> None:
         """Tell other processes, at commit, that the guild's settings changed."""
+        del conn, guild_id
 
     async def listen(self) -> None:
         """Start hearing other processes' settings changes (nothing to hear on SQLite)."""
+        return
 
     @abstractmethod
     async def read_version(self, conn: AsyncConnection) -> int: ...
@@ -459,4 +462,3 @@ def sqlite_path(target: Path | str) -> Path:
     if isinstance(target, str) and target.startswith(SQLITE_PREFIX):
         return Path(target[len(SQLITE_PREFIX) :])
     return Path(target)
-

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, cast
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy import (
     ColumnElement,
     Row,
@@ -34,6 +33,7 @@ from sqlalchemy import (
     union,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import schema as t
@@ -107,7 +107,10 @@ class Storage:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -170,7 +173,10 @@ class Storage:
 
     async def get_modlog_channel(self, guild_id: int) -> int | None:
         gs = t.guild_settings
-        return cast(int | None, await self._value(select(gs.c.modlog_channel_id).where(gs.c.guild_id == guild_id)))
+        return cast(
+            int | None,
+            await self._value(select(gs.c.modlog_channel_id).where(gs.c.guild_id == guild_id)),
+        )
 
     async def set_modlog_channel(self, guild_id: int, channel_id: int | None) -> None:
         await self._save_setting(guild_id, "modlog_channel_id", channel_id)
@@ -348,9 +354,14 @@ class Storage:
         if status not in INCIDENT_STATUSES:
             raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
         i = t.incidents
-        return await self._count(
-            update(i).where(i.c.guild_id == guild_id, i.c.id == incident_id).values(status=status)
-        ) > 0
+        return (
+            await self._count(
+                update(i)
+                .where(i.c.guild_id == guild_id, i.c.id == incident_id)
+                .values(status=status)
+            )
+            > 0
+        )
 
     async def set_incident_modlog(
         self, guild_id: int, incident_id: int, channel_id: int, message_id: int
@@ -435,7 +446,11 @@ class Storage:
             raise ValueError(f"outcome must be one of {ACTION_OUTCOMES}, not {outcome!r}")
         i, a = t.incidents, t.incident_actions
         source = select(
-            i.c.guild_id, i.c.id, literal(action), literal(outcome), literal(detail[:500]),
+            i.c.guild_id,
+            i.c.id,
+            literal(action),
+            literal(outcome),
+            literal(detail[:500]),
             literal(at or _now(), t.UtcTime),
         ).where(i.c.guild_id == guild_id, i.c.id == incident_id)
         await self._count(
@@ -503,7 +518,10 @@ class Storage:
     ) -> None:
         i = t.incidents
         source = select(
-            i.c.guild_id, i.c.id, literal(moderator_id), literal(action),
+            i.c.guild_id,
+            i.c.id,
+            literal(moderator_id),
+            literal(action),
             literal(at or _now(), t.UtcTime),
         ).where(i.c.guild_id == guild_id, i.c.id == incident_id)
         await self._count(
@@ -520,7 +538,7 @@ class Storage:
             .where(p.c.guild_id == guild_id, p.c.incident_id == incident_id)
             .order_by(p.c.id)
         )
-        return [ModlogPress(*r) for r in rows]
+        return [ModlogPress(r.incident_id, r.moderator_id, r.action, r.at) for r in rows]
 
     # -- strikes
 
@@ -579,9 +597,12 @@ class Storage:
         """True when an active strike of that incident was revoked."""
         s = t.strikes
         key = and_(s.c.guild_id == guild_id, s.c.incident_id == incident_id)
-        return await self._count(
-            update(s).where(key, s.c.revoked_at.is_(None)).values(revoked_at=now or _now())
-        ) > 0
+        return (
+            await self._count(
+                update(s).where(key, s.c.revoked_at.is_(None)).values(revoked_at=now or _now())
+            )
+            > 0
+        )
 
     async def active_points(
         self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
@@ -602,7 +623,9 @@ class Storage:
         async with self._write() as conn:
             await self._db.lock_member(conn, guild_id, user_id)
             rows = (
-                await conn.execute(select(s).where(active).order_by(s.c.id.desc()).with_for_update())
+                await conn.execute(
+                    select(s).where(active).order_by(s.c.id.desc()).with_for_update()
+                )
             ).all()
             ids = [r.id for r in rows]
             if ids:
@@ -613,7 +636,9 @@ class Storage:
         """Every strike of the member, revoked and expired included, newest first."""
         s = t.strikes
         rows = await self._rows(
-            select(s).where(s.c.guild_id == guild_id, s.c.user_id == user_id).order_by(s.c.id.desc())
+            select(s)
+            .where(s.c.guild_id == guild_id, s.c.user_id == user_id)
+            .order_by(s.c.id.desc())
         )
         return [_strike(r) for r in rows]
 
@@ -625,7 +650,9 @@ class Storage:
         return cast(
             int | None,
             await self._value(
-                select(c.c.last_message_id).where(c.c.guild_id == guild_id, c.c.channel_id == channel_id)
+                select(c.c.last_message_id).where(
+                    c.c.guild_id == guild_id, c.c.channel_id == channel_id
+                )
             ),
         )
 
@@ -656,8 +683,10 @@ class Storage:
         upsert = self._db.insert(t.member_preferences).values(row)
         upsert = upsert.on_conflict_do_update(
             index_elements=["user_id"],
-            set_={"reminders_enabled": upsert.excluded.reminders_enabled,
-                  "updated_at": upsert.excluded.updated_at},
+            set_={
+                "reminders_enabled": upsert.excluded.reminders_enabled,
+                "updated_at": upsert.excluded.updated_at,
+            },
         )
         await self._count(upsert)
 
@@ -691,7 +720,9 @@ class Storage:
         r = t.reminders_sent
         await self._count(
             delete(r).where(
-                r.c.guild_id == guild_id, r.c.user_id == user_id, r.c.kind == kind,
+                r.c.guild_id == guild_id,
+                r.c.user_id == user_id,
+                r.c.kind == kind,
                 r.c.sent_at == sent_at,
             )
         )
@@ -737,7 +768,11 @@ class Storage:
             raise ValueError(f"an appeal's reason is at most {APPEAL_REASON_LIMIT} characters")
         i, a = t.incidents, t.appeals
         source = select(
-            i.c.guild_id, i.c.id, i.c.user_id, literal(reason, t.CleanText), literal("open"),
+            i.c.guild_id,
+            i.c.id,
+            i.c.user_id,
+            literal(reason, t.CleanText),
+            literal("open"),
             literal(now or _now(), t.UtcTime),
         ).where(i.c.guild_id == guild_id, i.c.id == incident_id, i.c.user_id == user_id)
         statement = self._db.insert(a).from_select(
@@ -768,7 +803,9 @@ class Storage:
         """The incident's appeals, oldest first."""
         a = t.appeals
         rows = await self._rows(
-            select(a).where(a.c.guild_id == guild_id, a.c.incident_id == incident_id).order_by(a.c.id)
+            select(a)
+            .where(a.c.guild_id == guild_id, a.c.incident_id == incident_id)
+            .order_by(a.c.id)
         )
         return [_appeal(r) for r in rows]
 
@@ -822,11 +859,16 @@ class Storage:
         """Everything stored about the person in every guild. Deliberately not scoped by
         guild: it answers the person's own request, never a moderator's."""
         i, a, s, ap, r, m = (
-            t.incidents, t.incident_actions, t.strikes, t.appeals, t.reminders_sent,
+            t.incidents,
+            t.incident_actions,
+            t.strikes,
+            t.appeals,
+            t.reminders_sent,
             t.member_preferences,
         )
         joined = a.join(i, and_(i.c.id == a.c.incident_id, i.c.guild_id == a.c.guild_id))
         async with self._db.read() as conn:
+
             async def rows(query: Any) -> Sequence[Row[Any]]:
                 return (await conn.execute(query)).all()
 
@@ -843,15 +885,19 @@ class Storage:
         return MemberData(
             user_id=user_id,
             preferences=next(
-                (MemberPreferences(p.user_id, bool(p.reminders_enabled), p.updated_at)
-                 for p in preferences),
+                (
+                    MemberPreferences(p.user_id, bool(p.reminders_enabled), p.updated_at)
+                    for p in preferences
+                ),
                 None,
             ),
             incidents=tuple(_incident(x) for x in incidents),
             actions=tuple((x.guild_id, _action(x)) for x in actions),
             strikes=tuple(_strike(x) for x in strikes),
             appeals=tuple(_appeal(x) for x in appeals),
-            reminders=tuple(ReminderRecord(x.guild_id, x.user_id, x.kind, x.sent_at) for x in reminders),
+            reminders=tuple(
+                ReminderRecord(x.guild_id, x.user_id, x.kind, x.sent_at) for x in reminders
+            ),
         )
 
     async def erase_member_data(self, user_id: int) -> ErasureReport:
@@ -923,7 +969,9 @@ class Storage:
     # -- bot-wide key/value (e.g. the hash of the last synced command tree)
 
     async def get_meta(self, key: str) -> str | None:
-        return cast(str | None, await self._value(select(t.meta.c.value).where(t.meta.c.key == key)))
+        return cast(
+            str | None, await self._value(select(t.meta.c.value).where(t.meta.c.key == key))
+        )
 
     async def set_meta(self, key: str, value: str) -> None:
         upsert = self._db.insert(t.meta).values(key=key, value=value)
@@ -935,59 +983,25 @@ class Storage:
 
 
 def _incident(row: Row[Any]) -> Incident:
-    return Incident(
-        id=row.id,
-        guild_id=row.guild_id,
-        channel_id=row.channel_id,
-        message_id=row.message_id,
-        user_id=row.user_id,
-        prompt_excerpt=row.prompt_excerpt,
-        categories=tuple(row.categories),
-        severity=Severity.parse(row.severity),
-        verdict=Verdict(row.verdict),
-        matches=tuple(row.matches),
-        action=row.action,
-        status=row.status,
-        created_at=row.created_at,
-        job_key=row.job_key,
-        modlog_channel_id=row.modlog_channel_id,
-        modlog_message_id=row.modlog_message_id,
-        source=row.source,
-    )
+    fields = dict(row._mapping)
+    fields["categories"] = tuple(fields["categories"])
+    fields["matches"] = tuple(fields["matches"])
+    fields["severity"] = Severity.parse(fields["severity"])
+    fields["verdict"] = Verdict(fields["verdict"])
+    return Incident(**fields)
 
 
 def _action(row: Row[Any]) -> ActionRecord:
     return ActionRecord(row.incident_id, row.action, row.outcome, row.detail, row.at)
 
 
+# Their columns are their fields, by name.
 def _strike(row: Row[Any]) -> StrikeRecord:
-    return StrikeRecord(
-        id=row.id,
-        guild_id=row.guild_id,
-        user_id=row.user_id,
-        incident_id=row.incident_id,
-        points=row.points,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-        points_before=row.points_before,
-        points_after=row.points_after,
-    )
+    return StrikeRecord(**row._mapping)
 
 
 def _appeal(row: Row[Any]) -> Appeal:
-    return Appeal(
-        id=row.id,
-        guild_id=row.guild_id,
-        incident_id=row.incident_id,
-        user_id=row.user_id,
-        reason=row.reason,
-        status=row.status,
-        moderator_id=row.moderator_id,
-        created_at=row.created_at,
-        decided_at=row.decided_at,
-        modlog_channel_id=row.modlog_channel_id,
-        modlog_message_id=row.modlog_message_id,
-    )
+    return Appeal(**row._mapping)
 
 
 def _matches_without_text(matches: list[Any]) -> list[Any]:
@@ -998,5 +1012,3 @@ def _matches_without_text(matches: list[Any]) -> list[Any]:
             if match.get("source") == "model":
                 match.pop("term", None)  # the learned tier's terms are the prompt's words
     return matches
-
-

@@ -13,8 +13,8 @@ import re
 from sqlalchemy import Connection, and_, select, update
 
 from promptwarden.storage.migrations import add_column
-from promptwarden.storage.schema import appeals, guild_settings, incident_actions as actions
-from promptwarden.storage.schema import incidents, strikes
+from promptwarden.storage.schema import appeals, guild_settings, incidents, strikes
+from promptwarden.storage.schema import incident_actions as actions
 
 _MESSAGE = re.compile(r"message (\d+)")
 _APPEAL = re.compile(r"appeal #(\d+): message (\d+)")
@@ -42,7 +42,10 @@ def upgrade(conn: Connection) -> None:
     for guild_id, incident_id, action, detail in done:
         key = and_(incidents.c.guild_id == guild_id, incidents.c.id == incident_id)
         if action == "modlog" and (found := _MESSAGE.fullmatch(detail.strip())):
-            values = {"modlog_channel_id": channels.get(guild_id), "modlog_message_id": int(found[1])}
+            values = {
+                "modlog_channel_id": channels.get(guild_id),
+                "modlog_message_id": int(found[1]),
+            }
             conn.execute(update(incidents).where(key).values(values))
         elif action == "appeal_modlog" and (found := _APPEAL.fullmatch(detail.strip())):
             conn.execute(
