@@ -241,3 +241,29 @@ async def test_naive_timestamps_are_rejected(database: str) -> None:
     async with await open_storage(database) as storage:
         with pytest.raises(ValueError, match="timezone-aware"):
             await add_incident(storage, GUILD_A, created_at=datetime(2026, 1, 1))
+
+
+async def test_a_full_disk_keeps_its_own_error_and_the_next_write_works_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite rolls a transaction back itself on SQLITE_FULL; the error a caller sees must be
+    the full disk, not a failed ROLLBACK, and the store must keep working once space is back."""
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        engine = storage.backend.engine  # the store's own (single) connection
+        async with engine.connect() as conn:
+            pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
+            await conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")  # a "full disk"
+        with pytest.raises(Exception) as failed:
+            for n in range(200):
+                await add_incident(storage, GUILD_A, message_id=n, prompt_excerpt="x" * 900)
+        assert "database or disk is full" in str(failed.value)
+        assert "no transaction is active" not in str(failed.value)
+        assert "x" * 50 not in str(failed.value)  # the prompt stays out of the error
+        full = [r for r in caplog.records if "disk is full" in r.getMessage()]
+        assert len(full) == 1 and full[0].levelname == "ERROR"
+        stored = len(await storage.find_incidents(GUILD_A, limit=500))  # reads still work
+
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA max_page_count = 1000000")  # space is back
+        await add_incident(storage, GUILD_A, message_id=9999, prompt_excerpt="after")
+        assert len(await storage.find_incidents(GUILD_A, limit=500)) == stored + 1

@@ -136,7 +136,11 @@ class SQLiteBackend(Backend):
         # One connection serves every coroutine, as SQLite serves one writer at a time;
         # callers queue for it instead of for the file lock.
         self.engine = create_async_engine(
-            f"sqlite+aiosqlite:///{path}", pool_size=1, max_overflow=0, pool_timeout=60
+            f"sqlite+aiosqlite:///{path}",
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            hide_parameters=True,  # errors are logged; parameters hold prompts
         )
         sync = self.engine.sync_engine
         event.listen(sync, "connect", _sqlite_connect)
@@ -250,6 +254,7 @@ class PostgresBackend(Backend):
             connect_args={"timeout": CONNECT_TIMEOUT},
             json_serializer=schema.dump_json,
             json_deserializer=json.loads,
+            hide_parameters=True,
         )
         # Marks this object's own notifications, so it ignores their echo.
         self._token = uuid.uuid4().hex
