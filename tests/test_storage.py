@@ -267,3 +267,92 @@ async def test_a_full_disk_keeps_its_own_error_and_the_next_write_works_again(
             await conn.exec_driver_sql("PRAGMA max_page_count = 1000000")  # space is back
         await add_incident(storage, GUILD_A, message_id=9999, prompt_excerpt="after")
         assert len(await storage.find_incidents(GUILD_A, limit=500)) == stored + 1
+
+
+SCHEMA_3_ROWS = [
+    "INSERT INTO guild_settings (guild_id, modlog_channel_id, updated_at) VALUES (1, 50, {now})",
+    "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "
+    "categories, severity, verdict, matches, action, status, created_at) VALUES "
+    "(1, 2, 3, 4, 'old', '[]', 'high', 'block', '[]', 'block', 'open', {now})",
+    "INSERT INTO incident_actions (guild_id, incident_id, action, outcome, detail, at) VALUES "
+    "(1, 1, 'modlog', 'done', 'message 555', {now}), "
+    "(1, 1, 'strike', 'done', '+2: 1 -> 3', {now}), "
+    "(1, 1, 'appeal_modlog', 'done', 'appeal #1: message 777', {now})",
+    "INSERT INTO strikes (guild_id, user_id, incident_id, points, created_at) "
+    "VALUES (1, 4, 1, 2, {now})",
+    "INSERT INTO appeals (guild_id, incident_id, user_id, reason, status, created_at) "
+    "VALUES (1, 1, 4, 'why', 'open', {now})",
+]
+
+
+async def make_schema_3_database(database: str) -> None:
+    """A database as schema 3 left it, with the free-text details that version wrote."""
+    from promptwarden.storage.migrations import script
+
+    if not database.startswith("postgresql://"):
+        with sqlite3.connect(database) as conn:
+            for version in (1, 2, 3):
+                conn.executescript(script(version, "sqlite"))
+            for sql in SCHEMA_3_ROWS:
+                conn.execute(sql.format(now="'2026-03-01T00:00:00.000000+00:00'"))
+            conn.execute("PRAGMA user_version = 3")
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_version (singleton BOOLEAN PRIMARY KEY DEFAULT TRUE "
+            "CHECK (singleton), version INTEGER NOT NULL); INSERT INTO schema_version VALUES "
+            "(TRUE, 3)"
+        )
+        for version in (1, 2, 3):
+            await conn.execute(script(version, "postgresql"))
+        for sql in SCHEMA_3_ROWS:
+            await conn.execute(sql.format(now="'2026-03-01T00:00:00Z'"))
+    finally:
+        await conn.close()
+
+
+async def test_schema_3_details_become_columns_on_upgrade(database: str) -> None:
+    await make_schema_3_database(database)
+    async with await open_storage(database) as storage:
+        assert storage.version_at_open == 3
+        assert await storage.schema_version() == LATEST_VERSION == 4
+        incident = await storage.get_incident(1, 1)
+        assert incident is not None
+        assert (incident.modlog_channel_id, incident.modlog_message_id) == (50, 555)
+        assert incident.source == "screening"
+        [strike] = await storage.list_strikes(1, 4)
+        assert (strike.points_before, strike.points_after) == (1, 3)
+        appeal = await storage.get_appeal(1, 1)
+        assert appeal is not None
+        assert (appeal.modlog_channel_id, appeal.modlog_message_id) == (50, 777)
+
+
+async def test_schema_4_state_is_written_and_read_as_columns(database: str) -> None:
+    async with await open_storage(database) as storage:
+        incident_id = await add_incident(storage, GUILD_A, source="automod")
+        await storage.set_incident_modlog(GUILD_A, incident_id, 60, 600)
+        await storage.set_incident_modlog(GUILD_B, incident_id, 61, 601)  # not that guild's
+        incident = await storage.get_incident(GUILD_A, incident_id)
+        assert incident is not None and incident.source == "automod"
+        assert (incident.modlog_channel_id, incident.modlog_message_id) == (60, 600)
+        window = timedelta(days=30)
+        assert await storage.add_strike(GUILD_A, 30, 2, incident_id=None, window=window) == (0, 2)
+        assert await storage.add_strike(GUILD_A, 30, 3, incident_id=incident_id, window=window) == (
+            2,
+            5,
+        )
+        totals = [
+            (s.points_before, s.points_after) for s in await storage.list_strikes(GUILD_A, 30)
+        ]
+        assert totals == [(2, 5), (0, 2)]
+        appeal = await storage.create_appeal(GUILD_A, incident_id, 30, "please")
+        assert appeal is not None and appeal.modlog_message_id is None
+        await storage.set_appeal_modlog(GUILD_A, appeal.id, 60, 700)
+        stored = await storage.get_appeal(GUILD_A, appeal.id)
+        assert stored is not None
+        assert (stored.modlog_channel_id, stored.modlog_message_id) == (60, 700)
+        with pytest.raises(ValueError, match="source"):
+            await add_incident(storage, GUILD_A, message_id=99, source="rumour")
