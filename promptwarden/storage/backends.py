@@ -182,6 +182,9 @@ class SQLiteBackend(Backend):
         for version in range(found + 1, LATEST_VERSION + 1):
             try:
                 async with self.engine.begin() as conn:
+                    # Under the write lock: another process may have just applied it.
+                    if await self.read_version(conn) >= version:
+                        continue
                     await conn.run_sync(step(version))
                     await conn.exec_driver_sql(f"PRAGMA user_version = {version}")
             except SQLAlchemyError as error:
