@@ -21,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -85,10 +86,11 @@ class Storage:
         self._version_at_open = version_at_open
         self._listeners: list[SettingsListener] = []
         backend.on_remote_change = self._announce
-        # Built once: the hot path of every screened violation.
+        # Built once: the hot paths of every screened violation.
         self._insert_incident = (
             backend.insert(t.incidents).on_conflict_do_nothing().returning(t.incidents.c.id)
         )
+        self._insert_strike = backend.insert(t.strikes).on_conflict_do_nothing()
 
     @property
     def version_at_open(self) -> int:
@@ -120,11 +122,6 @@ class Storage:
 
     # -- plumbing
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._db.write() as conn:
-            yield conn
-
     async def _rows(self, statement: Any) -> Sequence[Row[Any]]:
         async with self._db.read() as conn:
             return (await conn.execute(statement)).all()
@@ -134,7 +131,7 @@ class Storage:
             return (await conn.execute(statement)).scalar()
 
     async def _count(self, statement: Any) -> int:
-        async with self._write() as conn:
+        async with self._db.write() as conn:
             return max((await conn.execute(statement)).rowcount, 0)
 
     # -- settings-change news
@@ -164,7 +161,7 @@ class Storage:
     @asynccontextmanager
     async def _settings_write(self, guild_id: int) -> AsyncIterator[AsyncConnection]:
         """A settings write: other processes hear of it at commit, this one right after."""
-        async with self._write() as conn:
+        async with self._db.write() as conn:
             yield conn
             await self._db.notify(conn, guild_id)
         await self._announce(guild_id)
@@ -332,7 +329,7 @@ class Storage:
             "source": source,
         }
         i = t.incidents
-        async with self._write() as conn:
+        async with self._db.write() as conn:
             # A conflicting insert waits for a concurrent one of the same message or job to
             # commit, so the SELECT after it finds that row: one incident, ever.
             new = (await conn.execute(self._insert_incident, row)).scalar()
@@ -570,15 +567,12 @@ class Storage:
         if points <= 0:
             raise ValueError("a strike needs at least one point")
         now = now or _now()
-        s = t.strikes
-        total = select(func.coalesce(func.sum(s.c.points), 0)).where(
-            self._active(guild_id, user_id, now - window)
-        )
-        async with self._write() as conn:
+        key = {"guild_id": guild_id, "user_id": user_id, "cutoff": now - window}
+        async with self._db.write() as conn:
             # One member's strikes queue behind this lock until commit, whichever process
             # adds them; the next statement sees every strike committed before.
             await self._db.lock_member(conn, guild_id, user_id)
-            before = int((await conn.execute(total)).scalar_one())
+            before = int((await conn.execute(_ACTIVE_POINTS, key)).scalar_one())
             row = {
                 "guild_id": guild_id,
                 "user_id": user_id,
@@ -588,7 +582,7 @@ class Storage:
                 "points_before": before,
                 "points_after": before + points,
             }
-            added = await conn.execute(self._db.insert(s).values(row).on_conflict_do_nothing())
+            added = await conn.execute(self._insert_strike, row)
         return before, before + points if added.rowcount > 0 else before
 
     async def revoke_strike_for_incident(
@@ -607,10 +601,9 @@ class Storage:
     async def active_points(
         self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
     ) -> int:
-        cutoff = (now or _now()) - window
-        s = t.strikes
-        query = select(func.coalesce(func.sum(s.c.points), 0))
-        return int(await self._value(query.where(self._active(guild_id, user_id, cutoff))))
+        key = {"guild_id": guild_id, "user_id": user_id, "cutoff": (now or _now()) - window}
+        async with self._db.read() as conn:
+            return int((await conn.execute(_ACTIVE_POINTS, key)).scalar_one())
 
     async def revoke_active_strikes(
         self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
@@ -620,7 +613,7 @@ class Storage:
         now = now or _now()
         s = t.strikes
         active = self._active(guild_id, user_id, now - window)
-        async with self._write() as conn:
+        async with self._db.write() as conn:
             await self._db.lock_member(conn, guild_id, user_id)
             rows = (
                 await conn.execute(
@@ -778,7 +771,7 @@ class Storage:
         statement = self._db.insert(a).from_select(
             ["guild_id", "incident_id", "user_id", "reason", "status", "created_at"], source
         )
-        async with self._write() as conn:
+        async with self._db.write() as conn:
             new = await conn.execute(statement.on_conflict_do_nothing().returning(*_appeal_columns))
             row = new.first()
         return None if row is None else _appeal(row)
@@ -825,7 +818,7 @@ class Storage:
             raise ValueError(f"an appeal is decided as accepted or rejected, not {status!r}")
         when = now or _now()
         a, i, s = t.appeals, t.incidents, t.strikes
-        async with self._write() as conn:
+        async with self._db.write() as conn:
             decided = await conn.execute(
                 update(a)
                 .where(a.c.guild_id == guild_id, a.c.id == appeal_id, a.c.status == "open")
@@ -904,7 +897,7 @@ class Storage:
         """Remove the person's preferences and reminder history and redact the prompt text
         of their incidents and the reasons of their appeals, keeping the action records."""
         i, ap = t.incidents, t.appeals
-        async with self._write() as conn:
+        async with self._db.write() as conn:
             preferences = await conn.execute(
                 delete(t.member_preferences).where(t.member_preferences.c.user_id == user_id)
             )
@@ -949,7 +942,7 @@ class Storage:
         strikes and appeals; returns how many incidents were deleted."""
         i = t.incidents
         old = and_(i.c.guild_id == guild_id, i.c.created_at < cutoff)
-        async with self._write() as conn:
+        async with self._db.write() as conn:
             # Explicit rather than left to foreign keys, so every backend deletes the same.
             for table in (t.incident_actions, t.modlog_presses, t.appeals, t.strikes):
                 await conn.execute(
@@ -980,6 +973,14 @@ class Storage:
                 index_elements=["key"], set_={"value": upsert.excluded.value}
             )
         )
+
+
+_ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
+    t.strikes.c.guild_id == bindparam("guild_id"),
+    t.strikes.c.user_id == bindparam("user_id"),
+    t.strikes.c.revoked_at.is_(None),
+    t.strikes.c.created_at > bindparam("cutoff", type_=t.UtcTime),
+)
 
 
 def _incident(row: Row[Any]) -> Incident:
