@@ -34,6 +34,10 @@ from promptwarden.storage import schema
 from promptwarden.storage.migrations import LATEST_VERSION, step
 
 log = logging.getLogger(__name__)
+# SQLAlchemy logs every statement at INFO, a root logger's default level: never wanted (it
+# floods the log, and statements are about members' prompts) unless set on purpose.
+if logging.getLogger("sqlalchemy").level == logging.NOTSET:
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
 
 SETTINGS_CHANNEL = "promptwarden_settings"
 BUSY_TIMEOUT_MS = 5000
