@@ -1,5 +1,5 @@
-"""Storage queries behind the moderator commands, on a SQLite file and on PostgreSQL: filters, keyset
-paging in both directions, exports, pardons, and never a row of another guild."""
+"""Storage queries behind the moderator commands, on SQLite and on PostgreSQL: filters,
+keyset paging in both directions, exports, pardons, and never a row of another guild."""
 
 from __future__ import annotations
 

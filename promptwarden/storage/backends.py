@@ -146,6 +146,9 @@ class SQLiteBackend(Backend):
             pool_timeout=60,
             hide_parameters=True,  # errors are logged; parameters hold prompts
         )
+        # Callers queue here, not in the pool: a pool wait carries a timeout timer, and
+        # nothing should time out merely for waiting its turn.
+        self._turn = asyncio.Lock()
         sync = self.engine.sync_engine
         event.listen(sync, "connect", _sqlite_connect)
         event.listen(sync, "begin", _sqlite_begin)
@@ -155,9 +158,14 @@ class SQLiteBackend(Backend):
         return sqlite.insert(table)
 
     @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._turn, super().write() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         with _plain_value_errors():
-            async with self._engine().connect() as conn:
+            async with self._turn, self._engine().connect() as conn:
                 await conn.execution_options(pw_read=True)
                 yield conn
 
