@@ -187,6 +187,10 @@ def check_command(args: argparse.Namespace) -> int:
     application_id = application_id_from_token(settings.discord_token)
     if application_id is not None:
         print(f"Invite URL\n  {invite_url(application_id)}")
+        print(
+            "Invite URL with the optional Manage Server (for /automod)\n"
+            f"  {invite_url(application_id, optional=True)}"
+        )
     print("OK: start the bot with `python bot.py`.")
     return 0
 

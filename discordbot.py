@@ -24,8 +24,10 @@ from discord.ext import commands
 
 import cogs
 from cogs._replies import SOMETHING_WENT_WRONG
+from promptwarden.actions import Actions
 from promptwarden.config import Settings, format_shard_ids
 from promptwarden.dedupe import JobKeyer, installation_job_keyer
+from promptwarden.guild_states import GuildStates
 from promptwarden.permissions import NEEDED_PERMISSIONS, invite_url
 from promptwarden.storage import Storage, open_storage
 
@@ -39,7 +41,8 @@ PERMISSION_LABELS = {p.attr: p.label for p in NEEDED_PERMISSIONS} | {
 
 
 def required_intents() -> discord.Intents:
-    """Only what screening needs: guild messages and their text, and DMs for replies.
+    """Only what screening needs: guild messages and their text, DMs for replies, and
+    AutoMod's executions (delivered only where the bot has Manage Server) for the incident log.
 
     `members` is deliberately off: a message's author arrives as a Member with roles
     already, and timeouts take an id, so the privileged member list is never needed.
@@ -49,6 +52,7 @@ def required_intents() -> discord.Intents:
     intents.guild_messages = True
     intents.message_content = True  # privileged: must be enabled in the Developer Portal
     intents.dm_messages = True
+    intents.auto_moderation_execution = True  # not privileged
     return intents
 
 
@@ -161,6 +165,8 @@ class PromptWardenBot(commands.AutoShardedBot):
         self._storage = storage
         self._job_keyer: JobKeyer | None = None
         self._guild_caches: list[GuildCache] = []
+        self._guild_states: GuildStates | None = None
+        self._actions: Actions | None = None
 
     def register_guild_cache(self, cache: GuildCache) -> None:
         """Have `cache` forget a guild whenever any process changes that guild's settings."""
@@ -187,6 +193,20 @@ class PromptWardenBot(commands.AutoShardedBot):
         return self._storage
 
     @property
+    def guild_states(self) -> GuildStates:
+        """Every guild's settings, cached until storage announces a change."""
+        if self._guild_states is None:
+            raise RuntimeError("guild states are set up in setup_hook; not available yet")
+        return self._guild_states
+
+    @property
+    def actions(self) -> Actions:
+        """The one path from a decision to Discord (see promptwarden.actions)."""
+        if self._actions is None:
+            raise RuntimeError("the actions service is set up in setup_hook; not available yet")
+        return self._actions
+
+    @property
     def job_keyer(self) -> JobKeyer:
         """Keys stored job identities with this installation's secret (see dedupe)."""
         if self._job_keyer is None:
@@ -197,6 +217,13 @@ class PromptWardenBot(commands.AutoShardedBot):
         if self._storage is None:
             self._storage = await open_storage(self.settings.database)
         self._job_keyer = await installation_job_keyer(self._storage)
+        from cogs._port import BotPort  # the cogs import this module
+
+        self._guild_states = GuildStates(self._storage)
+        await self._guild_states.subscribe()
+        self._actions = Actions(
+            self._storage, BotPort(self), self._guild_states, clock=discord.utils.utcnow
+        )
         await self._storage.subscribe_settings_changes(self._on_settings_changed)
         for name in extension_names():
             await self.load_extension(name)
@@ -251,6 +278,8 @@ class PromptWardenBot(commands.AutoShardedBot):
 
     async def close(self) -> None:
         try:
+            if self._actions is not None:
+                await self._actions.close()
             await super().close()
         finally:
             if self._storage is not None:

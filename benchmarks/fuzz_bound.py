@@ -5,11 +5,12 @@
 
 Families: random Unicode from every category, zalgo, direction overrides, NUL runs,
 {a,b} expansions, negative weights, `--no` chains, repeated guideline terms, homoglyphs,
-and real prompts from ../shared/eval glued to 4,000 characters (when that folder is there).
-Each input is screened as the bot screens it by default (rules and learned tier), by the
-rules tier alone, and, as the baseline in the same run, by better-profanity's
-`contains_profanity`. The target holds when the default screener's p99 is under 5 ms in
-every family.
+runs of whitespace after digits and words (the shape that makes a regex backtrack), and real
+prompts from ../shared/eval glued to 4,000 characters (when that folder is there).
+Each input is screened as the bot screens it by default (rules and learned tier) both as a
+generator bot's message and as a member's, by the rules tier alone, and, as the baseline in
+the same run, by better-profanity's `contains_profanity`. The target holds when the default
+screener's p99 is under 5 ms in every family, for either author.
 """
 
 from __future__ import annotations
@@ -60,6 +61,15 @@ def families(rng: random.Random) -> dict[str, Callable[[], str]]:
         "no-chains": lambda: _fill(rng, ["--no ", "clothes ", "--no shirt ", "\u2014no "]),
         "terms": lambda: _fill(rng, [w + " " for w in words]),
         "homoglyphs": lambda: _fill(rng, [FULLWIDTH_NUDE + " ", "n.u.d.e ", "nuuuude ", "ñüdé "]),
+        "whitespace": lambda: _fill(
+            rng,
+            [
+                "bikini 1" + " " * rng.randrange(50, 4000),
+                "12" + rng.choice([" ", "\t", "\n", "\u3000"]) * rng.randrange(10, 2000),
+                "nude - " + " -" * rng.randrange(10, 500),
+                " " * rng.randrange(100, 4000) + "year old",
+            ],
+        ),
         "mj-job": lambda: "**" + _fill(rng, [w + ", " for w in words])[:3950] + "** - <@1> (fast)",
     }
     if real:
@@ -103,30 +113,33 @@ def main() -> None:
         s.screen("warm up the automaton and the caches")
     profanity.load_censor_words()
     all_screen: list[float] = []
+    all_member: list[float] = []
     all_rules: list[float] = []
     all_base: list[float] = []
     worst: tuple[float, str] = (0.0, "")
     print(
-        f"{'family':<13} {'PromptWarden (rules + learned tier)':<38} {'rules only':<12} "
-        "better-profanity (baseline)"
+        f"{'family':<13} {'PromptWarden (rules + learned tier)':<38} {'as member':<12} "
+        f"{'rules only':<12} better-profanity (baseline)"
     )
     for name, make in families(rng).items():
         inputs = [make() for _ in range(args.per_family)]
         screen = [timed(lambda t=t: screener.screen(t, author_is_bot=True)) for t in inputs]
+        member = [timed(lambda t=t: screener.screen(t)) for t in inputs]
         rules = [timed(lambda t=t: rules_only.screen(t, author_is_bot=True)) for t in inputs]
         sample = inputs[: args.baseline_per_family]
         base = [timed(lambda t=t: profanity.contains_profanity(t)) for t in sample]
         all_screen += screen
+        all_member += member
         all_rules += rules
         all_base += base
-        worst = max(worst, (quantile(screen, 0.99), name))
+        worst = max(worst, (quantile(screen, 0.99), name), (quantile(member, 0.99), name))
         print(
-            f"{name:<13} {stats(screen):<38} p50 {quantile(rules, 0.5):6.2f}  "
-            f"p50 {quantile(base, 0.5):8.2f} ms"
+            f"{name:<13} {stats(screen):<38} p99 {quantile(member, 0.99):6.2f}  "
+            f"p50 {quantile(rules, 0.5):6.2f}  p50 {quantile(base, 0.5):8.2f} ms"
         )
     print(
-        f"{'all':<13} {stats(all_screen):<38} p50 {quantile(all_rules, 0.5):6.2f}  "
-        f"p50 {quantile(all_base, 0.5):8.2f} ms"
+        f"{'all':<13} {stats(all_screen):<38} p99 {quantile(all_member, 0.99):6.2f}  "
+        f"p50 {quantile(all_rules, 0.5):6.2f}  p50 {quantile(all_base, 0.5):8.2f} ms"
     )
     ratio = quantile(all_base, 0.5) / quantile(all_screen, 0.5)
     print(f"median ratio: better-profanity takes {ratio:,.0f}x as long")

@@ -2,7 +2,7 @@
 
 Run from the project root: `python -m benchmarks.speed [--sample N]`. Reports the median time
 per prompt over real prompts from ../shared/eval (PROMPTWARDEN_EVAL_DIR overrides), the ratio
-(target >= 300x), and the time to screen 4,000 characters of adversarial text mixing zalgo,
+(target >= 600x), and the time to screen 4,000 characters of adversarial text mixing zalgo,
 homoglyphs and zero-width characters (target < 1 ms).
 """
 
@@ -92,7 +92,7 @@ def main() -> None:
     print(f"{len(prompts)} real prompts, median per prompt ({tier}):")
     print(f"  PromptWarden screen()             {ours * 1e6:10.1f} us")
     print(f"  better_profanity.contains_profanity {theirs * 1e6:8.1f} us")
-    print(f"  ratio                              {theirs / ours:8.0f}x   (target >= 300x)")
+    print(f"  ratio                              {theirs / ours:8.0f}x   (target >= 600x)")
 
     texts = [adversarial(4000, seed) for seed in range(20)]
     times = per_call(screener.screen, texts, repeat=5)

@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs._checks import refuse_without_manage_messages
-from cogs._dm import send_dm
-from cogs._outcomes import attempt
+from cogs._checks import refuse
 from cogs._replies import acknowledged
-from cogs._timeouts import lift_unearned_timeout
-from discordbot import PromptWardenBot
-from promptwarden.storage import (
-    APPEAL_REASON_LIMIT,
-    Appeal,
-    AppealDecision,
-    Incident,
-    Storage,
-)
+from promptwarden.storage import APPEAL_REASON_LIMIT, Appeal, Incident, Storage
+
+if TYPE_CHECKING:
+    from discordbot import PromptWardenBot
 
 log = logging.getLogger("promptwarden.appeals")
 
@@ -37,6 +29,8 @@ DECISION_FIELD = "Decision"
 
 
 def _bot(interaction: discord.Interaction[discord.Client]) -> PromptWardenBot:
+    from discordbot import PromptWardenBot
+
     bot = interaction.client
     assert isinstance(bot, PromptWardenBot)
     return bot
@@ -163,7 +157,7 @@ class AppealForm(discord.ui.Modal):
         guild_name = guild.name if guild else "the server"
         # The appeal is stored; posting it to the mod-log is a Discord call that may be slow.
         async with acknowledged(interaction, thinking=True):
-            if await post_appeal(bot, guild, incident, appeal):
+            if await bot.actions.post_appeal(incident, appeal):
                 text = (
                     f"Your appeal of incident #{incident.id} was sent to the moderators of "
                     f"{guild_name}. You will get their answer here."
@@ -175,31 +169,6 @@ class AppealForm(discord.ui.Modal):
                     "or not reachable); you may also contact them directly."
                 )
             await interaction.followup.send(text)
-
-
-async def post_appeal(
-    bot: PromptWardenBot, guild: discord.Guild | None, incident: Incident, appeal: Appeal
-) -> bool:
-    """The mod-log entry, recorded on the incident as `appeal_modlog`; True when posted."""
-    storage = bot.storage
-    channel_id = await storage.get_modlog_channel(incident.guild_id)
-    channel = guild.get_channel(channel_id) if guild and channel_id else None
-    if not isinstance(channel, discord.TextChannel | discord.Thread):
-        await storage.record_action_outcome(
-            incident.guild_id,
-            incident.id,
-            "appeal_modlog",
-            "skipped" if channel_id is None else "not_found",
-            f"appeal #{appeal.id}: no mod-log channel",
-        )
-        return False
-    embed = appeal_embed(incident, appeal)
-
-    async def post() -> str:
-        entry = await channel.send(embed=embed, view=decision_view(appeal.id))
-        return f"appeal #{appeal.id}: message {entry.id}"
-
-    return await attempt(storage, incident.guild_id, incident.id, "appeal_modlog", post) == "done"
 
 
 def appeal_embed(incident: Incident, appeal: Appeal) -> discord.Embed:
@@ -273,30 +242,28 @@ async def decide(
     guild = interaction.guild
     if guild is None:
         return
-    if await refuse_without_manage_messages(interaction, "decide appeals"):
+    if await refuse(interaction, f"appeal_{action}", appeal_id=appeal_id):
         return
     storage = bot.storage
-    now = discord.utils.utcnow()
     moderator = interaction.user
-    decision = await storage.decide_appeal(
-        guild.id,
-        appeal_id,
-        "accepted" if action == "accept" else "rejected",
-        moderator.id,
-        now=now,
-    )
-    if decision is None:
-        existing = await storage.get_appeal(guild.id, appeal_id)
+    existing = await storage.get_appeal(guild.id, appeal_id)
+    if existing is None or existing.status != "open":
         await interaction.response.send_message(
-            f"Appeal #{appeal_id} was already {existing.status}."
-            if existing
-            else f"Appeal #{appeal_id} no longer exists (its incident may have expired).",
-            ephemeral=True,
+            _not_open(appeal_id, existing.status if existing else None), ephemeral=True
         )
         return
-    # Decided and stored; lifting a timeout and telling the member are Discord calls.
+    # Deciding lifts a timeout and tells the member: Discord calls, so acknowledge first.
     async with acknowledged(interaction):
-        concluded = await conclude(bot, guild.id, decision, moderator.id, action=f"appeal_{action}")
+        decided = await bot.actions.decide_appeal(
+            guild.id, appeal_id, action == "accept", moderator.id
+        )
+        if decided is None:  # decided by another moderator a moment ago
+            existing = await storage.get_appeal(guild.id, appeal_id)
+            await interaction.followup.send(
+                _not_open(appeal_id, existing.status if existing else None), ephemeral=True
+            )
+            return
+        decision, concluded = decided
         message = interaction.message
         if message is not None and message.embeds:
             embed = decided_embed(message.embeds[0], concluded.line, decision.appeal)
@@ -305,11 +272,10 @@ async def decide(
             await interaction.followup.send(concluded.line, ephemeral=True)
 
 
-@dataclass(frozen=True, slots=True)
-class Concluded:
-    line: str  # for the appeal's mod-log entry
-    lifted: str | None  # what became of a timeout the incident earned, if anything
-    told: str  # whether the member got the answer
+def _not_open(appeal_id: int, status: str | None) -> str:
+    if status is None:
+        return f"Appeal #{appeal_id} no longer exists (its incident may have expired)."
+    return f"Appeal #{appeal_id} was already {status}."
 
 
 def decided_embed(embed: discord.Embed, line: str, appeal: Appeal) -> discord.Embed:
@@ -318,113 +284,3 @@ def decided_embed(embed: discord.Embed, line: str, appeal: Appeal) -> discord.Em
     updated.add_field(name=DECISION_FIELD, value=line[:FIELD_LIMIT], inline=False)
     updated.set_footer(text=f"Status: {appeal.status}")
     return updated
-
-
-async def conclude(
-    bot: PromptWardenBot,
-    guild_id: int,
-    decision: AppealDecision,
-    moderator_id: int,
-    *,
-    action: str,
-) -> Concluded:
-    """What follows a decided appeal, however it was decided (Accept/Reject, or Dismiss/
-    Uphold on the incident): the press recorded, a timeout the incident no longer earns
-    lifted, the member told by DM."""
-    storage = bot.storage
-    appeal = decision.appeal
-    incident_id = appeal.incident_id
-    guild = bot.get_guild(guild_id)
-    guild_name = guild.name if guild else "the server"
-    if appeal.status == "accepted":
-        revoked = decision.strike_revoked
-        line = f"Accepted by <@{moderator_id}>: incident dismissed" + (
-            ", strike removed" if revoked else ""
-        )
-        answer = (
-            f"Your appeal of incident #{incident_id} in {guild_name} was accepted: the "
-            "warning was withdrawn" + (" and its strike removed." if revoked else ".")
-        )
-        incident = await storage.get_incident(guild_id, incident_id)
-        lifted = (
-            await lift_unearned_timeout(bot, guild_id, incident, moderator_id)
-            if incident is not None
-            else None
-        )
-        if lifted:
-            line += f", {lifted}"
-            if lifted == "timeout lifted":
-                answer += " Your timeout was lifted."
-    else:
-        lifted = None
-        line = f"Rejected by <@{moderator_id}>: the decision stands"
-        answer = (
-            f"Your appeal of incident #{incident_id} in {guild_name} was rejected by the "
-            "moderators; the decision stands."
-        )
-    await storage.record_modlog_press(guild_id, incident_id, moderator_id, action)
-
-    async def tell_member() -> None:
-        user = bot.get_user(appeal.user_id) or await bot.fetch_user(appeal.user_id)
-        await send_dm(storage, guild_id, user, content=answer)
-
-    outcome = await attempt(storage, guild_id, incident_id, "dm_appeal_outcome", tell_member)
-    told = (
-        "member told by DM"
-        if outcome == "done"
-        else f"the member could not be told by DM ({outcome.replace('_', ' ')})"
-    )
-    return Concluded(f"{line}; {told}", lifted, told)
-
-
-async def close_open_appeal(
-    bot: PromptWardenBot,
-    guild_id: int,
-    incident_id: int,
-    accept: bool,
-    moderator_id: int,
-) -> tuple[AppealDecision, Concluded] | None:
-    """A moderator settled the incident itself while its appeal was open: decide the
-    appeal the same way (dismissed = accepted, upheld = rejected), tell the member and
-    mark the appeal's mod-log entry. None when no appeal was open."""
-    storage = bot.storage
-    open_ones = [a for a in await storage.list_appeals(guild_id, incident_id) if a.status == "open"]
-    if not open_ones:
-        return None
-    decision = await storage.decide_appeal(
-        guild_id,
-        open_ones[-1].id,
-        "accepted" if accept else "rejected",
-        moderator_id,
-        now=discord.utils.utcnow(),
-    )
-    if decision is None:
-        return None  # decided by someone else meanwhile
-    concluded = await conclude(
-        bot, guild_id, decision, moderator_id, action="appeal_accept" if accept else "appeal_reject"
-    )
-    await _mark_appeal_entry(bot, guild_id, decision.appeal, concluded.line)
-    return decision, concluded
-
-
-async def _mark_appeal_entry(
-    bot: PromptWardenBot, guild_id: int, appeal: Appeal, line: str
-) -> None:
-    """Best effort: show the decision on the appeal's mod-log entry and drop its buttons."""
-    storage = bot.storage
-    prefix = f"appeal #{appeal.id}: message "
-    posted = [
-        o.detail
-        for o in await storage.list_action_outcomes(guild_id, appeal.incident_id)
-        if o.action == "appeal_modlog" and o.outcome == "done" and o.detail.startswith(prefix)
-    ]
-    channel_id = await storage.get_modlog_channel(guild_id)
-    if not posted or channel_id is None:
-        return
-    try:
-        channel = bot.get_partial_messageable(channel_id, guild_id=guild_id)
-        message = await channel.fetch_message(int(posted[-1].removeprefix(prefix)))
-        if message.embeds:
-            await message.edit(embed=decided_embed(message.embeds[0], line, appeal), view=None)
-    except (ValueError, discord.HTTPException) as error:
-        log.info("appeal %d: mod-log entry not updated: %s", appeal.id, error)

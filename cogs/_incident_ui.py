@@ -1,8 +1,9 @@
-"""What members and moderators see of an incident: the warning DM, the privacy reminder,
-the mod-log entry and its buttons.
+"""What members and moderators see of an incident: the warning DM, the mod-log entry and
+its buttons.
 
-A helper module (not an extension) so the watcher, and later the incident and appeal
-commands, build the same embeds and the same persistent buttons.
+A helper module (not an extension): the port (cogs/_port.py) and the incident commands
+build the same embeds and the same persistent buttons from here; what a button does is
+decided by the actions service.
 """
 
 from __future__ import annotations
@@ -11,30 +12,24 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs._appeals import appeal_view
-from cogs._checks import refuse_without_manage_messages
-from cogs._outcomes import attempt, outcome_of, record_outcome
+from cogs._checks import refuse
 from cogs._replies import acknowledged
-from cogs._settle import settle
-from discordbot import PromptWardenBot
 from promptwarden.enforcement import (
     EnforcementConfig,
     guideline_for,
     matched_words,
     pii_kinds,
 )
-from promptwarden.privacy import personal_info_message
-from promptwarden.storage import ActionOutcome, Incident, IncidentStatus
+from promptwarden.storage import Incident, IncidentStatus
 
-__all__ = ["attempt", "outcome_of"]  # re-exported: callers import them from here
+if TYPE_CHECKING:
+    from discordbot import PromptWardenBot
 
 log = logging.getLogger("promptwarden.enforcement")
-
-MANUAL_TIMEOUT = timedelta(hours=1)
 VERDICT_COLOURS = {
     "block": discord.Colour.red(),
     "warn": discord.Colour.orange(),
@@ -108,17 +103,13 @@ def warning_embed(
     return embed
 
 
-def warning_view(incident: Incident) -> discord.ui.View | None:
-    """Buttons under the warning DM: Appeal (persistent, works after a restart)."""
-    return appeal_view(incident)
-
-
-def privacy_text(
-    kinds: Sequence[str], guild_name: str, *, deleted: bool, guidelines_url: str | None = None
-) -> str:
-    """The privacy DM for personal information in a prompt (the value is never repeated)."""
-    return personal_info_message(
-        list(kinds), guild_name, deleted=deleted, guidelines_url=guidelines_url
+def incident_jump_url(incident: Incident) -> str | None:
+    """A link to the incident's message (it may be gone; the link then shows nothing)."""
+    if incident.message_id is None:
+        return None
+    return (
+        f"https://discord.com/channels/{incident.guild_id}/{incident.channel_id}/"
+        f"{incident.message_id}"
     )
 
 
@@ -191,8 +182,17 @@ def modlog_embed(
     embed.add_field(name="Fired", value=_fired(incident.matches, score), inline=False)
     if kinds := pii_kinds(incident.matches):
         embed.add_field(name="Personal information (redacted)", value=", ".join(kinds))
+    if incident.source != "screening":
+        embed.add_field(name="Raised by", value=RAISED_BY.get(incident.source, incident.source))
     embed.set_footer(text=f"Status: {incident.status}")
     return embed
+
+
+# How the mod-log names what raised an incident other than screening.
+RAISED_BY = {
+    "automod": "Discord AutoMod (rule in Fired)",
+    "report": "Member reports",
+}
 
 
 def with_outcome(embed: discord.Embed, line: str, status: IncidentStatus | None) -> discord.Embed:
@@ -251,6 +251,8 @@ class IncidentButton(
         return cls(match["action"], int(match["id"]))
 
     async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
+        from discordbot import PromptWardenBot
+
         bot = interaction.client
         assert isinstance(bot, PromptWardenBot)
         await handle_press(bot, interaction, self.action, self.incident_id)
@@ -274,7 +276,7 @@ async def handle_press(
     guild = interaction.guild
     if guild is None:
         return
-    if await refuse_without_manage_messages(interaction, "act on incidents"):
+    if await refuse(interaction, action, incident_id=incident_id):
         return
     storage = bot.storage
     incident = await storage.get_incident(guild.id, incident_id)
@@ -285,90 +287,11 @@ async def handle_press(
         )
         return
     async with acknowledged(interaction):
-        line, status = await _act(bot, guild, incident, action, interaction.user)
+        user = interaction.user
+        line, status = await bot.actions.press(incident, action, user.id, str(user))
         message = interaction.message
         if message is not None and message.embeds:
             embed = with_outcome(message.embeds[0], line, status)
             await interaction.edit_original_response(embed=embed)
         else:
             await interaction.followup.send(line, ephemeral=True)
-
-
-async def _act(
-    bot: PromptWardenBot,
-    guild: discord.Guild,
-    incident: Incident,
-    action: str,
-    moderator: discord.User | discord.Member,
-) -> tuple[str, IncidentStatus | None]:
-    """Do what the button says; returns the line for the mod-log and the new status."""
-    storage = bot.storage
-    incident_id = incident.id
-    await storage.record_modlog_press(guild.id, incident_id, moderator.id, action)
-    status: IncidentStatus | None = None
-    if action in ("dismiss", "uphold"):
-        status = "dismissed" if action == "dismiss" else "upheld"
-        settled = await settle(bot, guild.id, incident, status, moderator.id)
-        line = (
-            f"Dismissed as a false positive by {moderator.mention}"
-            if status == "dismissed"
-            else f"Upheld by {moderator.mention}"
-        )
-        line += "".join(
-            f"; {note}"
-            for note in (("strike removed",) if settled.strike_revoked else ()) + settled.notes
-        )
-    elif action == "timeout":
-
-        async def time_out() -> None:
-            member = await guild.fetch_member(incident.user_id)
-            await member.timeout(
-                MANUAL_TIMEOUT, reason=f"PromptWarden incident #{incident_id} by {moderator}"
-            )
-
-        outcome = await attempt(
-            storage, guild.id, incident_id, "manual_timeout", time_out, detail=str(moderator.id)
-        )
-        line = f"Time out 1 h by {moderator.mention}: {_outcome_words(outcome)}"
-    else:
-        outcome = await delete_incident_message(bot, guild, incident, action="manual_delete")
-        line = f"Delete message by {moderator.mention}: {_outcome_words(outcome)}"
-    return line, status
-
-
-def _outcome_words(outcome: ActionOutcome) -> str:
-    return {
-        "done": "done",
-        "forbidden": "refused by Discord (missing permission or role too low)",
-        "not_found": "already gone",
-        "rate_limited": "rate limited, try again",
-        "failed": "failed",
-        "skipped": "skipped",
-    }[outcome]
-
-
-async def delete_incident_message(
-    bot: PromptWardenBot,
-    guild: discord.Guild,
-    incident: Incident,
-    *,
-    action: str = "delete",
-    message_id: int | None = None,
-    channel_id: int | None = None,
-) -> ActionOutcome:
-    """Delete the incident's message, or another message of the same job (`message_id` in
-    `channel_id`), recording the outcome."""
-    target = message_id or incident.message_id
-    if target is None:
-        await record_outcome(bot.storage, guild.id, incident.id, action, "skipped", "no message id")
-        return "skipped"
-    where = channel_id or incident.channel_id
-    channel = guild.get_channel_or_thread(where)
-    messageable: Any = channel or bot.get_partial_messageable(where, guild_id=guild.id)
-
-    async def delete() -> None:
-        await messageable.get_partial_message(target).delete()
-
-    return await attempt(
-        bot.storage, guild.id, incident.id, action, delete, detail=f"message {target}"
-    )

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import discord
 
-from promptwarden.permissions import NEEDED_PERMISSIONS, NeededPermission
+from promptwarden.permissions import NEEDED_PERMISSIONS, OPTIONAL_PERMISSIONS, NeededPermission
 
 
 def missing_permissions(permissions: discord.Permissions) -> list[NeededPermission]:
     return [p for p in NEEDED_PERMISSIONS if not getattr(permissions, p.attr)]
+
+
+def missing_optional(permissions: discord.Permissions) -> list[NeededPermission]:
+    """Optional permissions not granted: worth telling an admin, never a fault."""
+    return [p for p in OPTIONAL_PERMISSIONS if not getattr(permissions, p.attr)]
 
 
 def channel_gaps(
@@ -42,3 +47,13 @@ def fix_lines(me: discord.Member, channels: list[discord.abc.GuildChannel]) -> l
             for p in gaps
         ]
     return lines
+
+
+def optional_lines(me: discord.Member) -> list[str]:
+    """One line per optional permission not granted, with what it would enable."""
+    role = me.top_role.name if me.top_role and not me.top_role.is_default() else me.display_name
+    return [
+        f"- Optional: **{p.label}** is not granted (needed to {p.reason}). To use it: "
+        f"Server Settings > Roles > {role} > turn on {p.label}."
+        for p in missing_optional(me.guild_permissions)
+    ]

@@ -32,7 +32,8 @@ async def acknowledged(
 
     If the body fails, the user is told privately instead of being left waiting, and
     the error propagates to be logged."""
-    await interaction.response.defer(thinking=thinking, ephemeral=ephemeral)
+    if not interaction.response.is_done():  # a permission check may have acknowledged
+        await interaction.response.defer(thinking=thinking, ephemeral=ephemeral)
     try:
         yield
     except Exception:

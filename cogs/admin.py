@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
-from cogs._permission_report import fix_lines
+from cogs._permission_report import fix_lines, optional_lines
 from discordbot import PromptWardenBot
 from promptwarden.screening.extract import GENERATOR_BOT_IDS
 from promptwarden.storage import WatchKind
@@ -56,9 +56,6 @@ class Admin(commands.Cog):
     def __init__(self, bot: PromptWardenBot) -> None:
         self.bot = bot
 
-    def changed(self, guild_id: int) -> None:
-        self.bot.dispatch("promptwarden_settings_changed", guild_id)
-
     # ------------------------------------------------------------ /setup
 
     @app_commands.command(
@@ -89,8 +86,6 @@ class Admin(commands.Cog):
             if target is not None:
                 added = await storage.add_watched_channel(guild.id, target.id, _kind(target))
                 lines.append(f"{'Now watching' if added else 'Already watching'} {_label(target)}.")
-        if modlog or watch_channel or watch_category:
-            self.changed(guild.id)
 
         checked: list[discord.abc.GuildChannel] = []
         modlog_id = await storage.get_modlog_channel(guild.id)
@@ -122,6 +117,7 @@ class Admin(commands.Cog):
             lines += gaps
         else:
             lines.append("Permissions: everything I need is granted.")
+        lines += optional_lines(guild.me)
         await interaction.response.send_message(_fit("\n".join(lines)), ephemeral=True)
 
     # ------------------------------------------------------------ /watch
@@ -134,7 +130,6 @@ class Admin(commands.Cog):
         added = await self.bot.storage.add_watched_channel(
             interaction.guild_id, target.id, _kind(target)
         )
-        self.changed(interaction.guild_id)
         text = f"Now watching {_label(target)}." if added else f"Already watching {_label(target)}."
         await interaction.response.send_message(text, ephemeral=True)
 
@@ -143,7 +138,6 @@ class Admin(commands.Cog):
     async def watch_remove(self, interaction: Interaction, target: Watchable) -> None:
         assert interaction.guild_id is not None
         removed = await self.bot.storage.remove_watched_channel(interaction.guild_id, target.id)
-        self.changed(interaction.guild_id)
         text = (
             f"Stopped watching {_label(target)}."
             if removed
@@ -190,7 +184,6 @@ class Admin(commands.Cog):
             text = f"{BUILT_IN_BOTS.get(parsed, parsed)} is always screened; nothing to add."
         else:
             added = await self.bot.storage.add_generator_bot(interaction.guild_id, parsed)
-            self.changed(interaction.guild_id)
             text = (
                 f"Prompts posted by <@{parsed}> in watched channels are now screened."
                 if added
@@ -210,7 +203,6 @@ class Admin(commands.Cog):
             text = f"{BUILT_IN_BOTS.get(parsed, parsed)} is built in and cannot be removed."
         else:
             removed = await self.bot.storage.remove_generator_bot(interaction.guild_id, parsed)
-            self.changed(interaction.guild_id)
             text = f"Removed <@{parsed}>." if removed else f"<@{parsed}> was not in the list."
         await interaction.response.send_message(text, ephemeral=True)
 

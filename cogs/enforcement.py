@@ -75,7 +75,6 @@ class Enforcement(commands.Cog):
             )
             return
         await self.bot.storage.set_enforcement_config(guild_id, updated.to_dict())
-        self.bot.dispatch("promptwarden_settings_changed", guild_id)
         await interaction.response.send_message(done, ephemeral=True)
 
     # ------------------------------------------------------------ show

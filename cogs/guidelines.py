@@ -18,6 +18,7 @@ from discordbot import PromptWardenBot
 from promptwarden import rule_edits
 from promptwarden.enforcement import matched_words
 from promptwarden.screening.engine import ScreenerCache
+from promptwarden.screening.guidelines import LANGUAGE_NAMES, LANGUAGES
 from promptwarden.screening.rules import ACTIONS, GuildRules
 
 Interaction = discord.Interaction[PromptWardenBot]
@@ -39,6 +40,15 @@ async def action_choices(_: Interaction, current: str) -> list[app_commands.Choi
 
 async def severity_level_choices(_: Interaction, current: str) -> list[app_commands.Choice[str]]:
     return _choices((*rule_edits.SEVERITIES, rule_edits.DEFAULT_SEVERITY), current)
+
+
+async def language_choices(_: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    typed = current.casefold()
+    return [
+        app_commands.Choice(name=f"{LANGUAGE_NAMES[c]} ({c})", value=c)
+        for c in LANGUAGES
+        if typed in c or typed in LANGUAGE_NAMES[c].casefold()
+    ]
 
 
 async def severity_choices(_: Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -74,7 +84,6 @@ class Guidelines(commands.Cog):
     async def save(self, interaction: Interaction, rules: GuildRules, done: str) -> None:
         assert interaction.guild_id is not None
         await self.bot.storage.set_screening_rules(interaction.guild_id, rules.to_dict())
-        self.bot.dispatch("promptwarden_settings_changed", interaction.guild_id)
         await interaction.response.send_message(done, ephemeral=True)
 
     async def refuse(self, interaction: Interaction, error: ValueError) -> None:
@@ -137,8 +146,50 @@ class Guidelines(commands.Cog):
             lines.append(f"… and {len(terms) - SHOW_TERMS} more")
         allow = [_code(t) for t in rules.allow_terms]
         lines.append(f"Allowed terms ({len(allow)}): " + (", ".join(allow[:SHOW_TERMS]) or "none"))
+        if suggested := await self.bot.actions.allow_suggestions(interaction.guild_id):
+            lines.append(
+                "Suggested for the allow list (dismissed as false positives): "
+                + ", ".join(
+                    f"{_code(s.term)} ({s.dismissals} dismissals)" for s in suggested[:SHOW_TERMS]
+                )
+            )
         lines.append(f"Learned tier (review by moderators): {'on' if rules.learned else 'off'}")
+        on = rules.enabled_languages
+        off = [c for c in LANGUAGES if c not in on]
+        lines.append(
+            "Languages besides English: "
+            + (", ".join(LANGUAGE_NAMES[c] for c in on) or "none")
+            + (f" (off: {', '.join(LANGUAGE_NAMES[c] for c in off)})" if off else "")
+        )
         await interaction.response.send_message(_fit("\n".join(lines)), ephemeral=True)
+
+    @rules_group.command(
+        name="language", description="Screen prompts in one more language, or stop doing so"
+    )
+    @app_commands.describe(
+        language="Japanese, Chinese, Korean, Spanish, Portuguese, French, German or Russian",
+        setting="on: its word lists apply here (the default); off: they do not",
+    )
+    @app_commands.autocomplete(language=language_choices)
+    @guild_permissions_check(manage_guild=True)
+    async def language(
+        self, interaction: Interaction, language: str, setting: Literal["on", "off"]
+    ) -> None:
+        assert interaction.guild_id is not None
+        code = language.strip().lower()
+        try:
+            rules = (await self.rules(interaction.guild_id)).with_language(code, setting == "on")
+        except ValueError as error:
+            await self.refuse(interaction, error)
+            return
+        name = LANGUAGE_NAMES[code]
+        await self.save(
+            interaction,
+            rules,
+            f"Saved: prompts in {name} are screened here."
+            if setting == "on"
+            else f"Saved: {name} word lists no longer apply here (English always does).",
+        )
 
     @rules_group.command(name="set-action", description="What happens when a category matches")
     @app_commands.describe(

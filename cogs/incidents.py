@@ -17,11 +17,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._checks import guild_permissions_check, refuse_without_manage_messages
+from cogs._checks import guild_permissions_check, refuse, refuse_without_manage_messages
+from cogs._incident_ui import incident_jump_url as jump_url
 from cogs._incident_ui import modlog_embed, strikes_line
-from cogs._moderation import pardon, resolve_incident, warn_for_incident
 from cogs._replies import acknowledged
-from cogs._timeouts import guild_config
 from discordbot import PromptWardenBot
 from promptwarden import rule_edits
 from promptwarden.incident_export import incidents_csv
@@ -37,15 +36,6 @@ LIST_CATEGORIES = (*rule_edits.RULE_CATEGORIES, "model")
 EXCERPT_IN_LIST = 70
 # Lists name members and quote prompts: never notify anyone from them.
 NO_PINGS = discord.AllowedMentions.none()
-
-
-def jump_url(incident: Incident) -> str | None:
-    if incident.message_id is None:
-        return None
-    return (
-        f"https://discord.com/channels/{incident.guild_id}/{incident.channel_id}/"
-        f"{incident.message_id}"
-    )
 
 
 def _b36(number: int) -> str:
@@ -101,7 +91,7 @@ class QueueButton(
         bot = interaction.client
         guild = interaction.guild
         assert isinstance(bot, PromptWardenBot)
-        if guild is None or await refuse_without_manage_messages(interaction, "act on incidents"):
+        if guild is None or await refuse(interaction, self.action, incident_id=self.incident_id):
             return
         incident = await bot.storage.get_incident(guild.id, self.incident_id)
         if incident is None:
@@ -123,10 +113,10 @@ class QueueButton(
         if incident.status != "open":
             return f"Incident #{incident.id} was already {incident.status}."
         if self.action == "warn":
-            summary = await warn_for_incident(bot, guild, incident, moderator_id)
+            summary = await bot.actions.warn(incident, moderator_id)
             return f"Incident #{incident.id}: {summary}."
         status: IncidentStatus = "upheld" if self.action == "uphold" else "dismissed"
-        result = await resolve_incident(bot, guild.id, incident.id, status, moderator_id)
+        result = await bot.actions.resolve(guild.id, incident.id, status, moderator_id)
         revoked = "; strike removed" if result and result.strike_revoked else ""
         return f"Incident #{incident.id} {status}{revoked}."
 
@@ -369,12 +359,25 @@ class Incidents(commands.Cog):
         embed = modlog_embed(incident, jump_url=jump_url(incident), points=None)
         outcomes = await storage.list_action_outcomes(incident.guild_id, incident.id)
         presses = await storage.list_modlog_presses(incident.guild_id, incident.id)
-        done = [f"{o.action}: {o.outcome}" for o in outcomes if o.action != "note"]
+        done = [f"{o.action}: {o.outcome}" for o in outcomes if o.action not in ("note", "report")]
         if done:
             embed.add_field(name="Actions", value=_fit("\n".join(done), 1024), inline=False)
+        reports = [
+            f"<@{p.moderator_id}> {discord.utils.format_dt(p.at, 'R')}"
+            for p in presses
+            if p.action == "report"
+        ]
+        reports += [f"why: {o.detail}" for o in outcomes if o.action == "report" and o.detail]
+        if reports:
+            embed.add_field(
+                name=f"Reported by members ({sum(p.action == 'report' for p in presses)})",
+                value=_fit("\n".join(reports), 1024),
+                inline=False,
+            )
         who = [
             f"{p.action} by <@{p.moderator_id}> {discord.utils.format_dt(p.at, 'R')}"
             for p in presses
+            if p.action != "report"
         ]
         who += [f"note: {o.detail}" for o in outcomes if o.action == "note"]
         if who:
@@ -394,10 +397,15 @@ class Incidents(commands.Cog):
         note: app_commands.Range[str, 1, 400] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
+        if await refuse(
+            interaction, "dismiss" if outcome == "dismissed" else "uphold", incident_id=incident_id
+        ):
+            return
         # Settling may lift a timeout, tell an appellant and edit the mod-log: slow calls.
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await resolve_incident(
-            self.bot, interaction.guild_id, incident_id, outcome, interaction.user.id, note or ""
+        if not interaction.response.is_done():  # the permission check may have deferred
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self.bot.actions.resolve(
+            interaction.guild_id, incident_id, outcome, interaction.user.id, note or ""
         )
         if result is None:
             text = f"No incident #{incident_id} in this server."
@@ -444,7 +452,7 @@ class Incidents(commands.Cog):
     @guild_permissions_check(manage_messages=True)
     async def strikes_show(self, interaction: Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
-        config = await guild_config(self.bot, interaction.guild_id)
+        config = (await self.bot.guild_states.get(interaction.guild_id)).config
         window = config.strike_policy.window
         now = discord.utils.utcnow()
         storage = self.bot.storage
@@ -469,9 +477,12 @@ class Incidents(commands.Cog):
     @guild_permissions_check(manage_messages=True)
     async def strikes_pardon(self, interaction: Interaction, user: discord.User) -> None:
         assert interaction.guild_id is not None
+        if await refuse(interaction, "pardon", target=user):
+            return
         # Lifting the timeout the strikes earned fetches the member and edits them.
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        pardoned = await pardon(self.bot, interaction.guild_id, user.id, interaction.user.id)
+        if not interaction.response.is_done():  # the permission check may have deferred
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        pardoned = await self.bot.actions.pardon(interaction.guild_id, user.id, interaction.user.id)
         revoked = pardoned.revoked
         if not revoked:
             text = f"{user.mention} has no active strikes."

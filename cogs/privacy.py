@@ -9,7 +9,6 @@ their reminders and their data (`/privacy`), admins the guild's settings (`/remi
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from dataclasses import replace
@@ -22,7 +21,6 @@ from discord.ext import commands, tasks
 
 from cogs._appeals import AppealButton, AppealDecisionButton
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
-from cogs._dm import DMBudgetExhausted, privacy_config, send_dm
 from cogs._replies import acknowledged
 from discordbot import PromptWardenBot
 from promptwarden.privacy import (
@@ -42,6 +40,7 @@ log = logging.getLogger("promptwarden.privacy")
 
 CONFIRM_SECONDS = 120
 BUDGET_SPENT = "I am sending many messages right now; please try again in a minute."
+EXPORT_FAILED = "I could not send you the DM just now (Discord refused it); please try again later."
 # Each export spends one of the guild's DMs a minute, which warnings need: one a day per
 # member and guild, noted with the reminders (so a restart keeps it, retention clears it).
 EXPORT_KIND = "export"
@@ -88,13 +87,20 @@ class ConfirmDelete(discord.ui.View):
         self.stop()
         # Erasing touches every server's records: it can outlast Discord's 3 seconds.
         async with acknowledged(interaction):
-            report = await self.cog.bot.storage.erase_member_data(self.owner_id)
+            erased = await self.cog.bot.actions.erase_member(self.owner_id)
+            report = erased.report
             await interaction.edit_original_response(
                 content=(
                     "Done. Your preferences and reminder history are deleted, and the prompt "
                     f"text of your {report.incidents_redacted} incident(s) and the reasons of "
-                    f"your {report.appeals_redacted} appeal(s) are erased. The record of what "
-                    "moderators did stays, as moderation needs it."
+                    f"your {report.appeals_redacted} appeal(s) are erased, here and in the "
+                    "moderators' log messages. The record of what moderators did stays, as "
+                    "moderation needs it."
+                    + (
+                        f" {erased.entries_failed} log message(s) could not be edited yet."
+                        if erased.entries_failed
+                        else ""
+                    )
                 ),
                 view=None,
             )
@@ -143,7 +149,7 @@ class Privacy(commands.Cog):
         if guild is None:
             return "no guild"
         storage = self.bot.storage
-        config = await privacy_config(storage, guild.id)
+        config = (await self.bot.guild_states.get(guild.id)).privacy
         if not config.reminders_enabled:
             return "off in this guild"
         if await storage.get_reminders_enabled(user_id) is False:
@@ -157,23 +163,15 @@ class Privacy(commands.Cog):
             return "reminded recently"
         rules = guild.rules_channel
         text = reminder_message(config, guild.name, rules_channel_id=rules.id if rules else None)
-        try:
-            user = await self._user(message, user_id)
-            await send_dm(storage, guild.id, user, config=config, content=text)
-        except discord.Forbidden:
+        sent = await self.bot.actions.send_reminder(guild.id, user_id, text)
+        if sent.outcome == "forbidden":
             return "DMs closed"  # the claim stays: no retry on every prompt
-        except (DMBudgetExhausted, discord.HTTPException) as error:
+        if not sent.done:
             # Not sent: release the claim so the next prompt tries again.
-            log.info("privacy reminder to %d skipped: %s", user_id, error)
+            log.info("privacy reminder to %d skipped: %s", user_id, sent.detail)
             await storage.release_reminder(guild.id, user_id, PRIVATE_MODE, sent_at=now)
             return "skipped"
         return "sent"
-
-    async def _user(self, message: discord.Message, user_id: int) -> discord.User | discord.Member:
-        for user in (message.author, *message.mentions):
-            if user.id == user_id and isinstance(user, discord.User | discord.Member):
-                return user
-        return self.bot.get_user(user_id) or await self.bot.fetch_user(user_id)
 
     # ------------------------------------------------------------ /privacy (members)
 
@@ -223,16 +221,13 @@ class Privacy(commands.Cog):
             return
         document = export_document(data, generated_at=now)
         blob = json.dumps(document, ensure_ascii=False, indent=2).encode()
-        file = discord.File(io.BytesIO(blob), filename=f"promptwarden-data-{user.id}.json")
-        try:
-            await send_dm(
-                storage,
-                guild.id,
-                user,
-                content="Everything PromptWarden stores about you, in every server.",
-                file=file,
-            )
-        except discord.Forbidden:
+        sent = await self.bot.actions.send_export(
+            guild.id,
+            user.id,
+            "Everything PromptWarden stores about you, in every server.",
+            ((f"promptwarden-data-{user.id}.json", blob),),
+        )
+        if sent.outcome == "forbidden":
             # The claim now says "tried a day ago, less ten minutes": retry soon, not at once.
             retry_at = now + EXPORT_RETRY_AFTER_CLOSED_DMS
             await storage.release_reminder(guild.id, user.id, EXPORT_KIND, sent_at=now)
@@ -250,12 +245,12 @@ class Privacy(commands.Cog):
                 ephemeral=True,
             )
             return
-        except (DMBudgetExhausted, discord.HTTPException) as error:
+        if not sent.done:
             # Not sent: the member may ask again at once.
             await storage.release_reminder(guild.id, user.id, EXPORT_KIND, sent_at=now)
-            if not isinstance(error, DMBudgetExhausted):
-                raise
-            await interaction.followup.send(BUDGET_SPENT, ephemeral=True)
+            await interaction.followup.send(
+                BUDGET_SPENT if sent.held_back else EXPORT_FAILED, ephemeral=True
+            )
             return
         await interaction.followup.send(
             f"I sent you a DM with your data: {len(data.incidents)} incident(s), "
@@ -279,7 +274,7 @@ class Privacy(commands.Cog):
     # ------------------------------------------------------------ /reminders (admins)
 
     async def _update(self, guild_id: int, **changes: Any) -> PrivacyConfig:
-        config = replace(await privacy_config(self.bot.storage, guild_id), **changes)
+        config = replace((await self.bot.guild_states.get(guild_id)).privacy, **changes)
         await self.bot.storage.set_privacy_config(guild_id, config.to_dict())
         return config
 
@@ -368,7 +363,7 @@ class Privacy(commands.Cog):
     async def reminders_show(self, interaction: discord.Interaction[PromptWardenBot]) -> None:
         guild = interaction.guild
         assert guild is not None
-        config = await privacy_config(self.bot.storage, guild.id)
+        config = (await self.bot.guild_states.get(guild.id)).privacy
         rules = guild.rules_channel
         preview = reminder_message(config, guild.name, rules_channel_id=rules.id if rules else None)
         await interaction.response.send_message(
@@ -417,7 +412,7 @@ class Privacy(commands.Cog):
         deleted: dict[int, int] = {}
         for guild_id in await storage.stored_guild_ids():
             try:
-                config = await privacy_config(storage, guild_id)
+                config = (await self.bot.guild_states.get(guild_id)).privacy
                 count = await storage.delete_incidents_before(guild_id, now - config.retention)
                 await storage.delete_reminders_before(guild_id, now - config.reminder_interval)
             except Exception:

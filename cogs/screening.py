@@ -15,56 +15,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import discord
 from discord.ext import commands
 
-from cogs._dm import privacy_config, send_dm
-from cogs._incident_ui import (
-    IncidentButton,
-    attempt,
-    delete_incident_message,
-    incident_view,
-    modlog_embed,
-    privacy_text,
-    warning_embed,
-    warning_view,
-)
-from cogs._timeouts import already_timed_out, strike_step
+from cogs._incident_ui import IncidentButton
 from discordbot import PromptWardenBot
 from promptwarden.cursors import CursorTracker
 from promptwarden.dedupe import SeenCache
 from promptwarden.enforcement import (
-    GuildState,
-    GuildStateCache,
+    IncidentDraft,
     MessageFacts,
     build_incident,
-    incident_plan,
     is_exempt,
     job_identity,
-    pii_kinds,
-    planned_by_kind,
     responsible_user,
     should_screen,
 )
-from promptwarden.policy import ActionPlan, plan_actions, strike_detail
-from promptwarden.privacy import personal_info_kind
+from promptwarden.guild_states import GuildState
+from promptwarden.policy import ActionPlan, plan_actions
 from promptwarden.screening.decision import Decision
 from promptwarden.screening.engine import ScreenerCache
 from promptwarden.screening.extract import extract
-from promptwarden.storage import RETRYABLE_OUTCOMES, ActionOutcome, Incident
+from promptwarden.storage import Incident
 from promptwarden.workqueue import KeyedWorkQueue
 
 log = logging.getLogger("promptwarden.enforcement")
 
-NOTICE_SECONDS = 30
-RETRYABLE = frozenset(RETRYABLE_OUTCOMES)
 CURSOR_FLUSH_EVERY = 100
-DM_CLOSED_NOTICE = (
-    "{mention}, I could not send you a private message about your prompt because your "
-    "DMs are closed. Please read this server's guidelines before your next prompt."
-)
 
 
 def channel_chain(channel: Any) -> tuple[int | None, ...]:
@@ -94,7 +74,7 @@ def message_facts(message: discord.Message) -> MessageFacts | None:
 class Screening(commands.Cog):
     def __init__(self, bot: PromptWardenBot) -> None:
         self.bot = bot
-        self.states = GuildStateCache(bot.storage)
+        self.states = bot.guild_states
         self.screeners = ScreenerCache()
         # (message, counts for the cursor): edits re-screen an old message, not a new one.
         self.queue: KeyedWorkQueue[tuple[discord.Message, bool]] = KeyedWorkQueue(
@@ -106,10 +86,9 @@ class Screening(commands.Cog):
         self._unflushed = 0
         self._catchup: asyncio.Task[int] | None = None
         self._catchup_again = False
-        # Messages being handled and incidents being acted on in this process: resuming
-        # an incident cut short never runs beside its own handling.
+        # Messages being handled in this process: resuming an incident cut short never
+        # runs beside its own handling (the service tracks the incidents themselves).
         self._busy_messages: set[int] = set()
-        self._busy_incidents: set[int] = set()
 
     async def cog_unload(self) -> None:
         await self.queue.close()
@@ -130,12 +109,6 @@ class Screening(commands.Cog):
         if before is not None and before.content == payload.message.content:
             return
         await self.consider(payload.message)
-
-    @commands.Cog.listener()
-    async def on_promptwarden_settings_changed(self, guild_id: int) -> None:
-        """Commands that change a guild's settings dispatch this to apply them at once:
-        `bot.dispatch("promptwarden_settings_changed", guild_id)`."""
-        self.states.invalidate(guild_id)
 
     @commands.Cog.listener()
     async def on_connect(self) -> None:
@@ -239,42 +212,48 @@ class Screening(commands.Cog):
         if not plan.record or await self.exempt(message, user_id, state):
             return
         draft = build_incident(facts, decision, plan, user_id=user_id, prompt=prompt, keyer=keyer)
+        await self.record_and_act(message, draft, plan, decision, resume=True)
+
+    async def record_and_act(
+        self,
+        message: Any,
+        draft: IncidentDraft,
+        plan: ActionPlan,
+        decision: Decision,
+        *,
+        settled: Mapping[str, str] | None = None,
+        resume: bool = False,
+    ) -> tuple[Incident | None, bool]:
+        """Write the incident, then hand it to the actions service: the one place incidents
+        are recorded, whatever raised them (screening, an AutoMod hit, a member's report).
+
+        `message` is the message or a stand-in for it (id, channel). `settled` names
+        actions with nothing to do (e.g. deleting a message AutoMod blocked), recorded as
+        skipped with the detail given, so a resume after a stop does not try them. An
+        incident that existed already is acted on only with `resume` (the watcher seeing
+        a message again). Returns the incident (None if it vanished) and whether it was new.
+        """
         # The incident is written before any Discord call: whatever fails next, it stays.
         storage = self.bot.storage
         incident_id, created = await storage.record_incident(**draft.as_kwargs())
-        incident = await storage.get_incident(guild.id, incident_id)
+        incident = await storage.get_incident(draft.guild_id, incident_id)
         if incident is None:
-            return
+            return None, False
         if created:
-            self._busy_incidents.add(incident.id)
-            try:
-                await self.act(message, incident, plan, decision, state)
-            finally:
-                self._busy_incidents.discard(incident.id)
-        elif incident.message_id != message.id:
-            # Another message of the same job (its result, a re-roll): remove it too,
-            # without a second warning or strike.
-            if plan.delete:
-                await delete_incident_message(
-                    self.bot, guild, incident, message_id=message.id, channel_id=message.channel.id
+            for action, detail in (settled or {}).items():
+                await storage.record_action_outcome(
+                    draft.guild_id, incident.id, action, "skipped", detail
                 )
-        elif incident.id not in self._busy_incidents:
-            # Seen again after a restart, or edited: finish what was not settled yet
-            # (failed and rate-limited actions are tried again; the rest are final).
-            self._busy_incidents.add(incident.id)
-            try:
-                done, step = await self._settled_actions(guild.id, incident.id)
-                await self.act(message, incident, plan, decision, state, done=done, step=step)
-            finally:
-                self._busy_incidents.discard(incident.id)
-
-    async def _settled_actions(
-        self, guild_id: int, incident_id: int
-    ) -> tuple[set[str], tuple[int, int] | None]:
-        """Actions with a final outcome, and the strike step already taken (if any)."""
-        records = await self.bot.storage.list_action_outcomes(guild_id, incident_id)
-        done = {o.action for o in records if o.outcome not in RETRYABLE}
-        return done, strike_step(records)
+        if created or resume:
+            await self.bot.actions.handle_recorded(
+                incident,
+                created,
+                plan,
+                channel_id=message.channel.id,
+                message_id=message.id,
+                score=decision.score,
+            )
+        return incident, created
 
     async def exempt(self, message: discord.Message, user_id: int, state: GuildState) -> bool:
         config = state.config
@@ -306,219 +285,6 @@ class Screening(commands.Cog):
         except discord.HTTPException:
             return None
 
-    async def _user(self, message: discord.Message, user_id: int) -> discord.User | discord.Member:
-        for user in (getattr(message, "author", None), *getattr(message, "mentions", ())):
-            if isinstance(user, discord.User | discord.Member) and user.id == user_id:
-                return user
-        return self.bot.get_user(user_id) or await self.bot.fetch_user(user_id)
-
-    async def act(
-        self,
-        message: discord.Message,
-        incident: Incident,
-        plan: ActionPlan,
-        decision: Decision,
-        state: GuildState,
-        *,
-        done: set[str] | frozenset[str] = frozenset(),
-        step: tuple[int, int] | None = None,
-    ) -> None:
-        """Each action on its own: a failure is recorded and the next one still runs.
-
-        On a resume (`done` and the stored strike's `step` known), a timeout the strike
-        earned but Discord never confirmed (a crash, a 5xx) is applied then, once."""
-        guild = message.guild
-        assert guild is not None
-        storage = self.bot.storage
-        config = state.config
-        policy = config.strike_policy
-        now = discord.utils.utcnow()
-        user_id = incident.user_id
-        points: int | None = None
-        timeout = None
-
-        if plan.delete and "delete" not in done:
-            await delete_incident_message(
-                self.bot, guild, incident, message_id=message.id, channel_id=message.channel.id
-            )
-
-        if plan.strike_points and "strike" not in done:
-            try:
-                before, points = await storage.add_strike(
-                    guild.id,
-                    user_id,
-                    plan.strike_points,
-                    incident_id=incident.id,
-                    window=policy.window,
-                    now=now,
-                )
-            except Exception:
-                log.exception("incident %d: adding the strike failed", incident.id)
-                await storage.record_action_outcome(guild.id, incident.id, "strike", "failed")
-            else:
-                if before == points:
-                    # Stored before a crash that lost its record: the step it made.
-                    before = points - await self._stored_strike_points(guild.id, incident)
-                detail = strike_detail(plan.strike_points, before, points)
-                await storage.record_action_outcome(guild.id, incident.id, "strike", "done", detail)
-                timeout = policy.timeout_for(before, points)
-        elif plan.warn_member or plan.modlog:
-            points = await storage.active_points(guild.id, user_id, window=policy.window, now=now)
-        # Not when a moderator has since dismissed the incident or pardoned its strike.
-        resumed = bool(
-            timeout is None
-            and step is not None
-            and plan.strike_points
-            and "timeout" not in done
-            and incident.status != "dismissed"
-            and await self._stored_strike_points(guild.id, incident)
-        )
-        if resumed and step is not None:
-            timeout = policy.timeout_for(*step)
-            resumed = timeout is not None
-
-        if plan.warn_member and "dm_warning" not in done:
-            embed = warning_embed(incident, guild.name, points=points, config=config)
-            view = warning_view(incident)
-
-            async def send_warning() -> None:
-                user = await self._user(message, user_id)
-                if view is None:
-                    await send_dm(storage, guild.id, user, embed=embed)
-                else:
-                    await send_dm(storage, guild.id, user, embed=embed, view=view)
-
-            outcome = await attempt(storage, guild.id, incident.id, "dm_warning", send_warning)
-            if outcome == "forbidden":
-                await self.dm_closed_notice(message, incident, state)
-
-        if timeout is not None:
-            reason = f"PromptWarden: {points} strike points (incident #{incident.id})"
-
-            async def time_out() -> str:
-                # On a resume, fresh from Discord: the cached member may predate the first try.
-                member = None if resumed else await self._member(message, user_id)
-                if member is None:
-                    member = await guild.fetch_member(user_id)  # raises NotFound: recorded
-                if resumed and await already_timed_out(storage, incident, member, timeout):
-                    return f"{timeout} (already applied before a restart)"
-                await member.timeout(timeout, reason=reason)
-                return str(timeout)
-
-            await attempt(storage, guild.id, incident.id, "timeout", time_out)
-
-        if plan.privacy_notice and "dm_privacy" not in done:
-            outcome = await self.send_privacy_reminder(message, incident, plan)
-            if outcome == "forbidden":
-                await self.dm_closed_notice(message, incident, state)
-
-        if plan.modlog and "modlog" not in done:
-            await self.post_modlog(message, incident, state, points, decision.score)
-
-    async def _stored_strike_points(self, guild_id: int, incident: Incident) -> int:
-        strikes = await self.bot.storage.list_strikes(guild_id, incident.user_id)
-        return next(
-            (s.points for s in strikes if s.incident_id == incident.id and s.revoked_at is None),
-            0,
-        )
-
-    async def dm_closed_notice(
-        self, message: discord.Message, incident: Incident, state: GuildState
-    ) -> None:
-        guild = message.guild
-        if not state.config.dm_failure_notice or guild is None:
-            return
-        channel = message.channel
-
-        async def notice() -> None:
-            await channel.send(
-                DM_CLOSED_NOTICE.format(mention=f"<@{incident.user_id}>"),
-                delete_after=NOTICE_SECONDS,
-                allowed_mentions=discord.AllowedMentions(
-                    everyone=False, roles=False, users=[discord.Object(incident.user_id)]
-                ),
-            )
-
-        await attempt(self.bot.storage, guild.id, incident.id, "channel_notice", notice)
-
-    async def send_privacy_reminder(
-        self, message: discord.Message, incident: Incident, plan: ActionPlan
-    ) -> ActionOutcome:
-        """The privacy DM for personal information: at most one per kind of data per
-        person per interval, unless the message was deleted (they must learn why)."""
-        guild = message.guild
-        assert guild is not None
-        storage = self.bot.storage
-        config = await privacy_config(storage, guild.id)
-        kinds = pii_kinds(incident.matches)
-        now = discord.utils.utcnow()
-        claimed = [
-            kind
-            for kind in kinds
-            if await storage.claim_reminder(
-                guild.id,
-                incident.user_id,
-                personal_info_kind(kind),
-                interval=config.reminder_interval,
-                now=now,
-            )
-        ]
-        if kinds and not claimed and not plan.delete:
-            days = config.reminder_interval.days
-            await storage.record_action_outcome(
-                guild.id,
-                incident.id,
-                "dm_privacy",
-                "skipped",
-                f"warned about {', '.join(kinds)} within the last {days} days",
-            )
-            return "skipped"
-        text = privacy_text(
-            kinds, guild.name, deleted=plan.delete, guidelines_url=config.guidelines_url
-        )
-
-        async def send() -> None:
-            user = await self._user(message, incident.user_id)
-            await send_dm(storage, guild.id, user, config=config, content=text)
-
-        outcome = await attempt(storage, guild.id, incident.id, "dm_privacy", send)
-        if outcome in ("skipped", "failed", "rate_limited"):
-            for kind in claimed:  # never sent: the next prompt may warn again
-                await storage.release_reminder(
-                    guild.id, incident.user_id, personal_info_kind(kind), sent_at=now
-                )
-        return outcome
-
-    async def post_modlog(
-        self,
-        message: discord.Message,
-        incident: Incident,
-        state: GuildState,
-        points: int | None,
-        score: float | None,
-    ) -> None:
-        guild = message.guild
-        assert guild is not None
-        storage = self.bot.storage
-        if state.modlog_channel_id is None:
-            await storage.record_action_outcome(
-                guild.id, incident.id, "modlog", "skipped", "no mod-log channel set"
-            )
-            return
-        channel = guild.get_channel(state.modlog_channel_id)
-        if not isinstance(channel, discord.TextChannel | discord.Thread):
-            await storage.record_action_outcome(
-                guild.id, incident.id, "modlog", "not_found", "the mod-log channel is gone"
-            )
-            return
-        embed = modlog_embed(incident, jump_url=message.jump_url, points=points, score=score)
-
-        async def post() -> str:
-            entry = await channel.send(embed=embed, view=incident_view(incident.id))
-            return f"message {entry.id}"  # where later features find the entry
-
-        await attempt(storage, guild.id, incident.id, "modlog", post)
-
     # ------------------------------------------------------------ catch-up
 
     def start_catch_up(self) -> None:
@@ -538,7 +304,6 @@ class Screening(commands.Cog):
             epoch = self.cursors.epoch
             complete = True
             for guild in list(self.bot.guilds):
-                self.states.invalidate(guild.id)
                 try:
                     await self.resume_unsettled(guild)
                 except Exception:
@@ -592,50 +357,12 @@ class Screening(commands.Cog):
         return queued
 
     async def resume_unsettled(self, guild: discord.Guild) -> int:
-        """Run the actions a stop left unsettled (none recorded, or failed / rate limited)
-        for incidents within the catch-up window; returns how many incidents were resumed.
-        The message may be gone: the delete is then recorded as not found, and the warning,
-        strike and mod-log entry still happen. A warning DM whose outcome a kill kept from
-        being written is sent again (at least once); the incident itself stays one."""
-        state = await self.states.get(guild.id)
-        config = state.config
-        since = discord.utils.utcnow() - config.catchup_window
-        storage = self.bot.storage
-        resumed = 0
-        for incident in await storage.list_unsettled_incidents(
-            guild.id, since=since, planned=planned_by_kind(config)
-        ):
-            if incident.id in self._busy_incidents or incident.message_id in self._busy_messages:
-                continue  # being handled right now by its own message
-            self._busy_incidents.add(incident.id)
-            try:
-                done, step = await self._settled_actions(guild.id, incident.id)
-                plan = incident_plan(incident, config)
-                decision = Decision(
-                    prompt=incident.prompt_excerpt,
-                    verdict=incident.verdict,
-                    severity=incident.severity,
-                    categories=incident.categories,
-                )
-                message = self._stand_in(guild, incident)
-                await self.act(message, incident, plan, decision, state, done=done, step=step)
-                resumed += 1
-            except Exception:
-                log.exception("incident %d: resuming its actions failed", incident.id)
-            finally:
-                self._busy_incidents.discard(incident.id)
-        if resumed:
-            log.info("guild %d: finished %d incident(s) cut short", guild.id, resumed)
-        return resumed
-
-    def _stand_in(self, guild: discord.Guild, incident: Incident) -> Any:
-        """The incident's message as far as acting needs it (id, channel, jump link): it
-        may be gone from Discord and from the cache."""
-        channel = guild.get_channel_or_thread(incident.channel_id)
-        if not isinstance(channel, discord.TextChannel | discord.Thread):
-            where = self.bot.get_partial_messageable(incident.channel_id, guild_id=guild.id)
-            return where.get_partial_message(incident.message_id or 0)
-        return channel.get_partial_message(incident.message_id or 0)
+        """Finish the incidents a stop cut short (see `Actions.resume_unsettled`), except
+        those whose message is being handled right now."""
+        busy = self._busy_messages
+        return await self.bot.actions.resume_unsettled(
+            guild.id, skip=lambda incident: incident.message_id in busy
+        )
 
     async def flush_cursors(self) -> None:
         """Cursor writes are batched: losing some on a crash only re-reads messages that

@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
-from cogs._permission_report import channel_gaps, missing_permissions
+from cogs._permission_report import channel_gaps, missing_optional, missing_permissions
 from discordbot import PromptWardenBot
 
 # Keeps the reply within Discord's 2,000 characters however many channels are watched.
@@ -84,6 +84,10 @@ class Status(commands.Cog):
         for target, in_channel in per_channel:
             names = ", ".join(p.label for p in in_channel)
             lines.append(f"Missing in {target.mention}: {names}")
+        optional = missing_optional(me.guild_permissions)
+        if optional:
+            lines.append("Optional permissions not granted:")
+            lines.extend(f"- {p.label}: needed to {p.reason}" for p in optional)
         return "\n".join(lines)
 
 

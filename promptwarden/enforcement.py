@@ -8,18 +8,19 @@ here is tested without a gateway and behaves the same on every backend and proce
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptwarden.dedupe import JobKeyer, job_key
 from promptwarden.policy import ActionPlan, StrikePolicy, plan_actions
 from promptwarden.screening.decision import Decision, Match, Severity, Verdict
-from promptwarden.screening.extract import GENERATOR_BOT_IDS, ExtractedPrompt
-from promptwarden.screening.rules import GuildRules
-from promptwarden.storage import EXCERPT_LIMIT, Incident, Storage, WatchedChannel
+from promptwarden.screening.extract import ExtractedPrompt
+from promptwarden.storage import EXCERPT_LIMIT, Incident
+
+if TYPE_CHECKING:
+    from promptwarden.guild_states import GuildState
 
 log = logging.getLogger(__name__)
 
@@ -128,89 +129,6 @@ class EnforcementConfig:
             catchup_window=timedelta(hours=hours),
             dm_failure_notice=_flag(data, "dm_failure_notice", True),
             delete_personal_info=_flag(data, "delete_personal_info", False),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class GuildState:
-    """Everything the watcher needs about one guild, read once and cached briefly."""
-
-    guild_id: int
-    watched: tuple[WatchedChannel, ...] = ()
-    generator_bots: frozenset[int] = GENERATOR_BOT_IDS
-    rules: GuildRules = field(default_factory=GuildRules)
-    config: EnforcementConfig = field(default_factory=EnforcementConfig)
-    modlog_channel_id: int | None = None
-
-    @property
-    def watched_ids(self) -> frozenset[int]:
-        return frozenset(w.channel_id for w in self.watched)
-
-    def in_scope(self, channel_chain: Iterable[int | None]) -> bool:
-        """`channel_chain`: the channel, its parent (for a thread or forum post) and the
-        category above them. A watched channel covers its threads; a category covers every
-        channel, thread and forum post inside it. Exempt channels win."""
-        chain = {c for c in channel_chain if c is not None}
-        if chain & self.config.exempt_channel_ids:
-            return False
-        return bool(chain & self.watched_ids)
-
-    def is_generator(self, user_id: int) -> bool:
-        return user_id in self.generator_bots
-
-
-class GuildStateCache:
-    """Per-guild state with a short time to live: a burst reads the database once per guild,
-    and a setting changed elsewhere (another process, a slash command) applies within `ttl`.
-    Commands that change settings call `invalidate` to apply at once."""
-
-    def __init__(
-        self,
-        storage: Storage,
-        *,
-        ttl: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._storage = storage
-        self._ttl = ttl
-        self._clock = clock
-        self._entries: dict[int, tuple[float, GuildState]] = {}
-
-    def invalidate(self, guild_id: int) -> None:
-        self._entries.pop(guild_id, None)
-
-    async def get(self, guild_id: int) -> GuildState:
-        entry = self._entries.get(guild_id)
-        now = self._clock()
-        if entry is not None and now - entry[0] < self._ttl:
-            return entry[1]
-        state = await self._load(guild_id)
-        self._entries[guild_id] = (now, state)
-        return state
-
-    async def _load(self, guild_id: int) -> GuildState:
-        storage = self._storage
-        try:
-            rules = GuildRules.from_dict(await storage.get_screening_rules(guild_id))
-        except ValueError as error:
-            # Screening must go on: fall back to the shipped guidelines and say why.
-            log.warning("guild %d: screening rules ignored, using defaults: %s", guild_id, error)
-            rules = GuildRules()
-        try:
-            config = EnforcementConfig.from_dict(await storage.get_enforcement_config(guild_id))
-        except ValueError as error:
-            log.warning(
-                "guild %d: enforcement settings ignored, using defaults: %s", guild_id, error
-            )
-            config = EnforcementConfig()
-        return GuildState(
-            guild_id=guild_id,
-            watched=tuple(await storage.list_watched_channels(guild_id)),
-            generator_bots=GENERATOR_BOT_IDS
-            | frozenset(await storage.list_generator_bots(guild_id)),
-            rules=rules,
-            config=config,
-            modlog_channel_id=await storage.get_modlog_channel(guild_id),
         )
 
 
@@ -363,7 +281,7 @@ class IncidentDraft:
 
     guild_id: int
     channel_id: int
-    message_id: int
+    message_id: int | None  # None: a message AutoMod blocked, which never existed
     user_id: int
     prompt_excerpt: str
     categories: tuple[str, ...]
@@ -372,7 +290,8 @@ class IncidentDraft:
     matches: tuple[dict[str, Any], ...]
     action: str
     created_at: datetime
-    job_key: str
+    job_key: str | None
+    source: str = "screening"  # what raised it: screening, automod or report
 
     def as_kwargs(self) -> dict[str, Any]:
         return {
@@ -388,6 +307,7 @@ class IncidentDraft:
             "action": self.action,
             "created_at": self.created_at,
             "job_key": self.job_key,
+            "source": self.source,
         }
 
 

@@ -27,6 +27,7 @@ COLUMNS = (
     "matched_words",
     "personal_info",
     "prompt_excerpt",
+    "source",  # screening, automod or report
 )
 # Spreadsheet programs run cells starting with these as formulas (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -56,6 +57,7 @@ def incidents_csv(incidents: Iterable[Incident]) -> bytes:
                 _cell(" | ".join(matched_words(i.matches, limit=50))),
                 " ".join(pii_kinds(i.matches)),
                 _cell(i.prompt_excerpt),
+                i.source,
             ]
         )
     return out.getvalue().encode("utf-8")

@@ -6,7 +6,6 @@ history; storage only has to add a strike and read back the active total atomica
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -102,18 +101,9 @@ class StrikePolicy:
 
 
 def strike_detail(points: int, before: int, after: int) -> str:
-    """How a strike is recorded on its incident: `+2: 1 -> 3`."""
+    """How a strike reads in its incident's history: `+2: 1 -> 3`. For people only: the
+    totals themselves are stored on the strike (`points_before`, `points_after`)."""
     return f"+{points}: {before} -> {after}"
-
-
-_STRIKE_DETAIL = re.compile(r"\+(\d+): (\d+) -> (\d+)")
-
-
-def parse_strike_detail(detail: str) -> tuple[int, int] | None:
-    """(before, after) active points from a recorded strike, None if not one. A resumed
-    incident and a dismissal read the step from here: the strike row keeps no totals."""
-    found = _STRIKE_DETAIL.fullmatch(detail.strip())
-    return (int(found[2]), int(found[3])) if found else None
 
 
 def timeout_to_lift(

@@ -2,9 +2,20 @@
 
     python scripts/train_model.py [--eval-dir DIR] [--out data/model.json]
 
-Trains only on the evaluation prompts in ../shared/eval (or PROMPTWARDEN_EVAL_DIR, or
---eval-dir). scikit-learn is needed here only; the bot scores with
-`promptwarden.screening.model.LinearModel`, which reads the file this script writes.
+Trains on the evaluation prompts in ../shared/eval (or PROMPTWARDEN_EVAL_DIR, or --eval-dir),
+the hand-written rows in data/training/*.tsv and the `dev` rows of benchmarks/sets/*.tsv; the
+`heldout` rows of those sets are never read here (benchmarks/model_report.py judges on them).
+scikit-learn is needed here only; the bot scores with `promptwarden.screening.model.LinearModel`,
+which reads the file this script writes. Training is deterministic (fixed seeds and order).
+
+Features: word 1-2-grams, and letter 5-grams of the words run together, which a split
+("pu $$ ssy") or glued ("nakedsunited") word shares with the plain one.
+
+Hand-written rows. The evaluation data alone taught the model that people in a prompt mean
+trouble (I2P prompts are full of them, Midjourney prompts are mostly landscapes), so plain
+captions with people, art vocabulary and look-alikes are added as negatives with weight
+HAND_NEGATIVE_WEIGHT, and nudity synonyms and red-team forms as positives. They are in the
+training part of every fold; out-of-fold figures are on the evaluation data only.
 
 Labels. I2P labels describe the images a prompt produced, not the prompt, so every I2P prompt
 is a positive weighted by its inappropriate_percentage / 100 (at least WEIGHT_FLOOR: every I2P
@@ -43,10 +54,20 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from promptwarden.screening.model import LinearModel, model_text, ngram_features  # noqa: E402
+from promptwarden.screening.model import (  # noqa: E402
+    LinearModel,
+    char_features,
+    model_text,
+    ngram_features,
+)
 from promptwarden.screening.tokens import prompt_words  # noqa: E402
 
 MAX_N = 2
+CHAR_NGRAMS = (5,)
+HAND_NEGATIVE_WEIGHT = 4.0
+HAND_POSITIVE_WEIGHT = 1.0
+TRAINING_DIR = ROOT / "data" / "training"
+SETS_DIR = ROOT / "benchmarks" / "sets"
 MIN_DF = 2  # a feature must occur in two training prompts: drops typos and one-off names
 C = 1.0
 FOLDS = 5
@@ -54,6 +75,7 @@ SEED = 0
 TARGET_MJ_SHARE = 0.009  # of Midjourney prompts at or above the threshold, out of fold
 WEIGHT_DIGITS = 9
 WEIGHT_FLOOR = 0.05
+PRUNE = 0.01  # weights smaller than this are dropped: a third of the file, no figure moves
 
 MJ_FILE = "midjourney_prompts.txt"
 DDB_FILE = "diffusiondb_prompts.txt"
@@ -61,8 +83,55 @@ I2P_FILE = "i2p.csv"
 I2P_COLUMNS = ("prompt", "inappropriate_percentage", "nudity_percentage")
 
 
+KNOWN_MIN_DF = 3  # a word in this many evaluation prompts is known: no letters read from it
+KNOWN: frozenset[str] = frozenset()
+
+
+def known_words(texts: Sequence[str]) -> frozenset[str]:
+    """Words of KNOWN_MIN_DF or more evaluation prompts (labels unused): ordinary words.
+
+    Only the evaluation prompts count, never the hand-written rows, whose split and glued
+    forms would otherwise become "known" and stop being read letter by letter.
+    """
+    df: dict[str, int] = {}
+    for t in texts:
+        for word in set(prompt_words(model_text(t))):
+            df[word] = df.get(word, 0) + 1
+    return frozenset(w for w, n in df.items() if n >= KNOWN_MIN_DF)
+
+
 def features(line: str) -> list[str]:
-    return [f for f, _, _ in ngram_features(prompt_words(model_text(line)), MAX_N)]
+    words = prompt_words(model_text(line))
+    return [f for f, _, _ in ngram_features(words, MAX_N)] + [
+        f for f, _, _ in char_features(words, CHAR_NGRAMS, KNOWN)
+    ]
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    """Rows of a hand-written TSV file (header first; `label` is violation or benign)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    for n, row in enumerate(rows, start=2):
+        if row.get("label") not in ("violation", "benign") or not row.get("text"):
+            sys.exit(f"error: {path} line {n}: need a label (violation/benign) and a text")
+    return rows
+
+
+def hand_rows() -> tuple[list[str], list[float], list[float]]:
+    """Texts, labels and weights of data/training and the sets' dev rows (never heldout)."""
+    texts: list[str] = []
+    y: list[float] = []
+    w: list[float] = []
+    files = sorted(TRAINING_DIR.glob("*.tsv")) + sorted(SETS_DIR.glob("*.tsv"))
+    for path in files:
+        for row in read_tsv(path):
+            if row.get("split", "dev") != "dev":
+                continue
+            positive = row["label"] == "violation"
+            texts.append(row["text"])
+            y.append(1.0 if positive else 0.0)
+            w.append(HAND_POSITIVE_WEIGHT if positive else HAND_NEGATIVE_WEIGHT)
+    return texts, y, w
 
 
 @dataclass
@@ -114,6 +183,8 @@ def load(path: Path) -> Corpus:
                 source.append(code)
                 inappropriate.append(0.0)
                 nudity.append(0.0)
+    global KNOWN
+    KNOWN = known_words(texts)  # `features` reads letters only from words outside it
     return Corpus(texts, np.array(source), np.array(inappropriate), np.array(nudity), hashes)
 
 
@@ -136,17 +207,30 @@ def train(
     return vectorizer, clf
 
 
-def export(vectorizer: CountVectorizer, clf: LogisticRegression) -> LinearModel:
-    """The runtime form of a trained model (its threshold is set by the caller)."""
+def export(
+    vectorizer: CountVectorizer, clf: LogisticRegression, *, prune: float = 0.0
+) -> LinearModel:
+    """The runtime form of a trained model (its threshold is set by the caller), without
+    weights smaller than `prune` in size."""
     names = vectorizer.get_feature_names_out()
-    weights = {str(f): float(v) for f, v in zip(names, clf.coef_[0], strict=True) if v != 0.0}
+    weights = {
+        str(f): float(v)
+        for f, v in zip(names, clf.coef_[0], strict=True)
+        if v != 0.0 and abs(v) >= prune
+    }
     return LinearModel(
-        weights, float(clf.intercept_[0]), 0.5, max_n=MAX_N, binary=bool(vectorizer.binary)
+        weights,
+        float(clf.intercept_[0]),
+        0.5,
+        max_n=MAX_N,
+        binary=bool(vectorizer.binary),
+        char_ngrams=CHAR_NGRAMS,
+        known=KNOWN,
     )
 
 
 def fit(docs: Sequence[list[str]], y: NDArray[np.float64], w: NDArray[np.float64]) -> LinearModel:
-    return export(*train(docs, y, w))
+    return export(*train(docs, y, w), prune=PRUNE)
 
 
 def labels(corpus: Corpus) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -161,6 +245,26 @@ def decisions(model: LinearModel, docs: Sequence[list[str]]) -> NDArray[np.float
     return np.array([model.bias + sum(get(f, 0.0) for f in set(d)) for d in docs])
 
 
+HAND: tuple[list[list[str]], list[float], list[float]] | None = None
+
+
+def hand_docs() -> tuple[list[list[str]], list[float], list[float]]:
+    """`hand_rows` as feature lists, read once."""
+    global HAND
+    if HAND is None:
+        texts, y, w = hand_rows()
+        HAND = ([features(t) for t in texts], y, w)
+    return HAND
+
+
+def fit_with_hand(
+    docs: Sequence[list[str]], y: NDArray[np.float64], w: NDArray[np.float64]
+) -> LinearModel:
+    """`fit` on these evaluation rows plus every hand-written training row."""
+    hd, hy, hw = hand_docs()
+    return fit([*docs, *hd], np.concatenate([y, hy]), np.concatenate([w, hw]))
+
+
 def out_of_fold(
     corpus: Corpus, docs: list[list[str]], index: NDArray[np.int_]
 ) -> NDArray[np.float64]:
@@ -172,7 +276,7 @@ def out_of_fold(
     splitter = StratifiedGroupKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
     for train, test in splitter.split(index, strata, groups):
         keep = train[w[index[train]] > 0]
-        model = fit([docs[i] for i in index[keep]], y[index[keep]], w[index[keep]])
+        model = fit_with_hand([docs[i] for i in index[keep]], y[index[keep]], w[index[keep]])
         scores[test] = decisions(model, [docs[i] for i in index[test]])
     return scores
 
@@ -216,7 +320,7 @@ def held_out_estimate(corpus: Corpus, docs: list[list[str]]) -> dict[str, Any]:
     cut = threshold_for(out_of_fold(corpus, docs, train)[corpus.source[train] == 1])
     y, w = labels(corpus)
     keep = train[w[train] > 0]
-    model = fit([docs[i] for i in keep], y[keep], w[keep])
+    model = fit_with_hand([docs[i] for i in keep], y[keep], w[keep])
     return figures(corpus, test, decisions(model, [docs[i] for i in test]), cut)
 
 
@@ -245,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     y, w = labels(corpus)
     keep = everything[w > 0]
-    model = fit([docs[i] for i in keep], y[keep], w[keep])
+    model = fit_with_hand([docs[i] for i in keep], y[keep], w[keep])
     model.threshold = round(float(1.0 / (1.0 + np.exp(-cut))), 6)
     model.metadata = {
         "data": {
@@ -258,14 +362,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             },
         },
         "labels": "I2P prompts positive, weight inappropriate_percentage/100; "
-        "Midjourney and DiffusionDB prompts negative, weight 1",
+        "Midjourney and DiffusionDB prompts negative, weight 1; hand-written rows "
+        f"(data/training, dev rows of benchmarks/sets) negative weight {HAND_NEGATIVE_WEIGHT}, "
+        f"positive weight {HAND_POSITIVE_WEIGHT}",
+        "hand_rows": len(hand_docs()[0]),
         "text_preprocessing": "Midjourney parameters (from the first --name or \u2014name), URLs "
         "and ::weights removed before prompt_words",
         "model": {
             "kind": "logistic_regression",
             "C": C,
             "min_df": MIN_DF,
+            "prune_below": PRUNE,
             "binary": True,
+            "word_ngrams": [1, MAX_N],
+            "char_ngrams": list(CHAR_NGRAMS),
+            "char_ngrams_read": "only in runs of unknown or short words; known = in "
+            f">= {KNOWN_MIN_DF} evaluation prompts",
             "features": len(model.weights),
             "seed": SEED,
         },

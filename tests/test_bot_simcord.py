@@ -34,10 +34,12 @@ async def test_every_cog_loads_and_commands_are_synced_once(simcord_env: simcord
     assert isinstance(bot, PromptWardenBot)
     assert extension_names() == [
         "cogs.admin",
+        "cogs.automod",
         "cogs.enforcement",
         "cogs.guidelines",
         "cogs.incidents",
         "cogs.privacy",
+        "cogs.reports",
         "cogs.screening",
         "cogs.stats",
         "cogs.status",
@@ -47,6 +49,8 @@ async def test_every_cog_loads_and_commands_are_synced_once(simcord_env: simcord
     syncs = command_syncs(simcord_env)
     assert len(syncs) == 1
     assert sorted(c["name"] for c in syncs[0].json) == [
+        "Report prompt",  # a message context-menu command
+        "automod",
         "enforcement",
         "generator-bots",
         "guideline-rules",

@@ -32,7 +32,9 @@ class Server:
         admins = self.guild.create_role(
             "Admins", permissions=discord.Permissions(manage_guild=True, manage_messages=True)
         )
-        mods = self.guild.create_role("Mods", permissions=discord.Permissions(manage_messages=True))
+        mods = self.guild.create_role(
+            "Mods", permissions=discord.Permissions(manage_messages=True, moderate_members=True)
+        )
         self.admin = self.guild.add_member(env.create_user(f"ada-{name}"), roles=[admins])
         self.moderator = self.guild.add_member(env.create_user(f"mo-{name}"), roles=[mods])
         self.member = self.guild.add_member(env.create_user(f"bob-{name}"))

@@ -10,8 +10,6 @@ import pytest
 from promptwarden.dedupe import JobKeyer
 from promptwarden.enforcement import (
     EnforcementConfig,
-    GuildState,
-    GuildStateCache,
     MessageFacts,
     build_incident,
     is_exempt,
@@ -21,6 +19,7 @@ from promptwarden.enforcement import (
     responsible_user,
     should_screen,
 )
+from promptwarden.guild_states import GuildState, GuildStates
 from promptwarden.policy import StrikePolicy, plan_actions
 from promptwarden.screening.engine import Screener
 from promptwarden.screening.extract import MIDJOURNEY_BOT_ID, extract
@@ -155,21 +154,52 @@ def test_settings_round_trip_and_bad_settings_say_what_is_wrong() -> None:
         EnforcementConfig.from_dict({"catchup_hours": 10_000})
 
 
-async def test_guild_state_is_cached_and_bad_stored_settings_fall_back(tmp_path: Path) -> None:
-    now = [0.0]
+async def test_guild_state_is_cached_until_a_change_and_bad_settings_fall_back(
+    tmp_path: Path,
+) -> None:
     async with await open_storage(tmp_path / "pw.db") as storage:
-        cache = GuildStateCache(storage, ttl=10, clock=lambda: now[0])
+        cache = GuildStates(storage)
+        await cache.subscribe()
         await storage.add_watched_channel(GUILD, CHANNEL)
         await storage.add_generator_bot(GUILD, BOT_ID)
         await storage.set_enforcement_config(GUILD, {"moderators_exempt": "maybe"})
+        await storage.set_privacy_config(GUILD, {"dm_per_minute": 3})
         first = await cache.get(GUILD)
         assert first.watched_ids == {CHANNEL}
         assert first.is_generator(BOT_ID) and first.is_generator(MIDJOURNEY_BOT_ID)
         assert first.config == EnforcementConfig()  # invalid settings: defaults, logged
-        await storage.add_watched_channel(GUILD, 77)
-        assert (await cache.get(GUILD)).watched_ids == {CHANNEL}  # still cached
-        now[0] = 11
+        assert first.privacy.dm_per_minute == 3
+        assert await cache.get(GUILD) is first  # kept: no second read
+        assert cache.loads == 1
+        await storage.add_watched_channel(GUILD, 77)  # announced by storage: dropped
         assert (await cache.get(GUILD)).watched_ids == {CHANNEL, 77}
         await storage.remove_watched_channel(GUILD, 77)
-        cache.invalidate(GUILD)
+        assert (await cache.get(GUILD)).watched_ids == {CHANNEL}
+        assert cache.loads == 3
+
+
+async def test_concurrent_callers_share_one_load_and_the_cache_is_bounded(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        cache = GuildStates(storage, max_guilds=2)
+        states = await asyncio.gather(*(cache.get(GUILD) for _ in range(20)))
+        assert cache.loads == 1 and all(s is states[0] for s in states)
+        await cache.get(GUILD + 1)
+        await cache.get(GUILD + 2)  # the least recently used guild goes
+        assert cache.cached(GUILD) is None and cache.cached(GUILD + 2) is not None
+
+
+async def test_a_change_announced_during_a_load_is_not_lost(tmp_path: Path) -> None:
+    import asyncio
+
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        cache = GuildStates(storage)
+        await cache.subscribe()
+        loading = asyncio.ensure_future(cache.get(GUILD))
+        await asyncio.sleep(0)  # the load has started
+        await storage.add_watched_channel(GUILD, CHANNEL)  # announced meanwhile
+        await loading
         assert (await cache.get(GUILD)).watched_ids == {CHANNEL}

@@ -16,6 +16,7 @@ from promptwarden.screening.model import (
     LinearModel,
     ModelFileError,
     default_model,
+    letter_runs,
     model_text,
 )
 from promptwarden.screening.tokens import prompt_tokens, prompt_words
@@ -91,25 +92,94 @@ def test_repeated_feature_counts_as_the_vectorizer_counts_it() -> None:
     assert twice == (2.0, [Contribution("storm", 2.0, 0, 0)])
 
 
-def test_contributions_point_at_the_words_including_bigrams() -> None:
-    model = LinearModel({"red door": 2.0, "storm": 1.5, "door": 0.5, "castle": -1.0}, -1.0, 0.5)
+def test_explanation_names_the_words_including_bigrams_as_phrases() -> None:
+    model = LinearModel({"red door": 2.0, "storm": 1.5, "door": 0.5, "castle": -1.0}, -4.0, 0.5)
     text = "A castle, a **Red  Door** in the STORM"
     tokens = prompt_tokens(text)
     probability, contributions = model.score([t.text for t in tokens])
 
-    assert probability == pytest.approx(1 / (1 + math.exp(-(2.0 + 1.5 + 0.5 - 1.0 - 1.0))))
-    assert [c.feature for c in contributions] == ["red door", "storm", "door"]  # heaviest first
+    assert probability == pytest.approx(1 / (1 + math.exp(-(2.0 + 1.5 + 0.5 - 1.0 - 4.0))))
+    # below the threshold: the heaviest content words, neighbours joined into a phrase
+    assert [c.feature for c in contributions] == ["red door", "storm"]
     spans = [text[tokens[c.first].start : tokens[c.last].end] for c in contributions]
-    assert spans == ["Red  Door", "STORM", "Door"]
+    assert spans == ["Red  Door", "STORM"]
+    assert [c.weight for c in contributions] == [pytest.approx(2.5), pytest.approx(1.5)]
+
+
+def test_explanation_never_names_function_words() -> None:
+    weights = {"the": 2.0, "on": 1.5, "on the": 1.0, "is": 1.0, "me": 1.0, "beach": 0.5}
+    model = LinearModel(weights, -1.0, 0.5)
+    words = prompt_words("show me the woman is on the beach")
+    probability, contributions = model.score(words)
+    assert model.flags(probability)
+    assert [c.feature for c in contributions] == ["beach"]
+    assert all(c.weight > 0 for c in contributions)
+
+
+def test_explanation_names_just_enough_words_to_carry_the_verdict() -> None:
+    # every named word matters: without them the prompt is under the threshold, and
+    # naming stops as soon as that holds (a weaker word is left out)
+    model = LinearModel({"naked": 2.0, "bloody": 1.5, "night": 0.4, "city": 0.2}, -1.0, 0.5)
+    words = prompt_words("a naked and bloody man in the city at night")
+    probability, contributions = model.score(words)
+    assert model.flags(probability)
+    named = [c.feature for c in contributions]
+    assert named == ["naked", "bloody"]
+    gone = {k for c in contributions for k in range(c.first, c.last + 1)}
+    rest = [w for k, w in enumerate(words) if k not in gone]
+    assert not model.flags(model.probability(rest))
+
+
+def test_letter_grams_see_split_glued_and_symbol_words() -> None:
+    model = LinearModel({"#naked": 3.0, "#kedsu": 0.0001}, -2.0, 0.5, char_ngrams=(5,))
+    for text, shown in [
+        ("a naked woman", "naked"),
+        ("nakedsunited on a beach", "nakedsunited"),
+        ("na ked woman", "na ked"),
+        ("n-a-k-e-d woman", "n-a-k-e-d"),
+        ("<|startoftext|> na $$ ked ~~ woman", "na $$ ked"),
+    ]:
+        probability, matches = model.explain(text)
+        assert model.flags(probability), text
+        assert [m.text for m in matches] == [shown], text
+    for text in ["a snake in the grass", "snack ed", "an apple tree"]:
+        assert not model.flags(model.explain(text)[0]), text
+
+
+def test_letters_are_read_only_where_words_are_unknown_or_split() -> None:
+    known = frozenset({"a", "woman", "on", "the", "beach", "snake", "dancing"})
+    assert list(letter_runs(["a", "woman", "on", "the", "beach"], known)) == []
+    assert list(letter_runs(["a", "snake", "dancing"], known)) == []  # "asnakedancing": unread
+    assert list(letter_runs(["pu", "ssy", "woman"], known)) == [(0, 1)]
+    assert list(letter_runs(["a", "nakedsunited", "on", "the", "beach"], known)) == [(0, 3)]
+    model = LinearModel({"#naked": 3.0}, -2.0, 0.5, char_ngrams=(5,), known=known)
+    assert not model.flags(model.probability(["a", "snake", "dancing"]))
+    assert model.flags(model.probability(["na", "ked", "woman"]))
+    assert model.decision(["a", "nakedsunited"])[1] == [Contribution("#naked", 3.0, 1, 1)]
 
 
 def test_at_most_five_contributions_and_only_positive_ones() -> None:
     weights = {w: float(i + 1) for i, w in enumerate(["a", "b", "c", "d", "e", "f", "g"])} | {
         "h": -3.0
     }
-    _, contributions = LinearModel(weights, 0.0, 0.5).score(
-        ["h", "a", "b", "c", "d", "e", "f", "g"]
-    )
+    words = [
+        "h",
+        "the",
+        "a",
+        "the",
+        "b",
+        "the",
+        "c",
+        "the",
+        "d",
+        "the",
+        "e",
+        "the",
+        "f",
+        "the",
+        "g",
+    ]
+    _, contributions = LinearModel(weights, 0.0, 0.5).score(words)
     assert [c.feature for c in contributions] == ["g", "f", "e", "d", "c"]
 
 
@@ -119,7 +189,8 @@ def test_shipped_model_is_plain_json_and_small() -> None:
     data = json.loads(raw)
     assert data["tokenizer"] == "promptwarden.screening.tokens.prompt_words"
     assert data["ngram_range"] == [1, 2]
-    assert len(raw) < 2_000_000
+    assert data["char_ngrams"] == [5]
+    assert len(raw) < 3_000_000
     oof = data["training"]["out_of_fold"]
     assert oof["midjourney"]["share"] <= 0.01  # the threshold rule, on out-of-fold scores
     assert list(data["weights"]) == sorted(data["weights"])  # stable diffs on retraining
@@ -174,6 +245,11 @@ def _valid() -> dict[str, object]:
         ({"tokenizer": "str.split"}, "'tokenizer' must be"),
         ({"ngram_range": [1, "2"]}, "'ngram_range' must be"),
         ({"binary": "yes"}, "'binary' must be"),
+        ({"char_ngrams": [5, 5]}, "'char_ngrams' must be"),
+        ({"char_ngrams": [1]}, "'char_ngrams' must be"),
+        ({"char_ngrams": "5"}, "'char_ngrams' must be"),
+        ({"known_words": ["ok", ""]}, "'known_words' must be"),
+        ({"weights": {"#nak": 1.0}, "char_ngrams": [5]}, "letter feature '#nak'"),
         ({"bias": None}, "'bias' must be a finite number"),
         ({"threshold": 1.5}, "'threshold' is a probability"),
         ({"weights": {}}, "'weights' must be a non-empty object"),
@@ -229,25 +305,32 @@ def test_model_text_drops_parameters_links_and_weights_in_place() -> None:
 def test_explain_names_the_words_in_the_original_message() -> None:
     model = default_model()
     assert model is not None
-    bare = "police mugshot of a screaming criminal"
+    bare = "police mugshot of a screaming criminal covered in blood"
     posted = f"<https://s.mj.run/xyz> {bare}::1.5 --ar 16:9 --w 6000 --no blood"
     probability, matches = model.explain(posted)
 
     assert probability == model.score(prompt_words(bare))[0]  # parameters change nothing
     assert model.flags(probability)
-    assert {m.text for m in matches} >= {"mugshot", "screaming", "police"}
+    assert matches
     for m in matches:
         assert posted[m.start : m.end] == m.text
         assert m.source == "model" and m.weight is not None and m.weight > 0
+    # taking the named words out of the prompt leaves it under the threshold
+    rest = bare
+    for m in sorted(matches, key=lambda m: -m.start):
+        start = m.start - len("<https://s.mj.run/xyz> ")
+        rest = rest[:start] + rest[m.end - len("<https://s.mj.run/xyz> ") :]
+    assert not model.flags(model.probability(prompt_words(rest)))
 
 
 def test_equal_weights_are_listed_in_word_order() -> None:
     weights = {w: 1.0 for w in ["f", "e", "d", "c", "b", "a"]}
-    _, contributions = LinearModel(weights, 0.0, 0.5).score(["f", "e", "d", "c", "b", "a"])
+    words = ["f", "the", "e", "the", "d", "the", "c", "the", "b", "the", "a"]
+    _, contributions = LinearModel(weights, 0.0, 0.5).score(words)
     assert [(c.feature, c.first) for c in contributions] == [
         ("f", 0),
-        ("e", 1),
-        ("d", 2),
-        ("c", 3),
-        ("b", 4),
+        ("e", 2),
+        ("d", 4),
+        ("c", 6),
+        ("b", 8),
     ]

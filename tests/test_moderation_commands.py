@@ -59,6 +59,10 @@ async def test_queue_lists_review_incidents_oldest_first_and_warn_acts(
     [dm] = s.member.user.dm_channel.history()
     assert "goes against the guidelines" in (dm.embeds[0].title or "")
     assert "No gore" in dm.embeds[0].fields[0].value
+    # The same warning as the watcher's: with the Appeal button, through the DM budget.
+    assert [c.custom_id for row in dm.components for c in row.children] == [  # type: ignore[union-attr]
+        f"pw:appeal:open:{s.guild.id}:{first}"
+    ]
     stored = await s.storage.get_incident(s.guild.id, first)
     assert stored.status == "upheld"
     points = await s.storage.active_points(

@@ -188,9 +188,11 @@ async def test_personal_information_warning_names_the_kind_never_the_value(
 # ---------------------------------------------------------------- DM budget
 
 
-async def test_the_dm_budget_caps_a_burst_and_records_the_rest_as_skipped(
+async def test_the_dm_budget_caps_a_burst_and_sends_the_rest_later(
     simcord_env: simcord.Env,
 ) -> None:
+    """Warnings over the budget wait, recorded as retryable, and reach every member once
+    the budget allows: a burst never silences a warning."""
     w = await world(simcord_env)
     await w.admin.slash(w.channel, "reminders off")
     result = await w.admin.slash(w.channel, "reminders dm-limit", per_minute=2)
@@ -203,17 +205,23 @@ async def test_the_dm_budget_caps_a_burst_and_records_the_rest_as_skipped(
     assert len(warned) == 2
     incidents = await w.incidents()
     assert len(incidents) == 5  # every incident is recorded all the same
-    skipped = [(await w.outcomes(i))["dm_warning"] for i in incidents[2:]]
-    assert all(o == "skipped" and "DM budget of 2 a minute" in d for o, d in skipped)
+    held = [(await w.outcomes(i))["dm_warning"] for i in incidents[2:]]
+    assert all(o == "rate_limited" and "queued" in d for o, d in held)
     assert ["channel_notice" in await w.outcomes(i) for i in incidents] == [False] * 5
     assert len(w.modlog_entries()) == 5  # the mod-log is not a DM: nothing held back
 
     spent = await people[0].slash(w.channel, "privacy export")
     assert spent.ephemeral and "try again in a minute" in spent.response.content
 
-    await simcord_env.advance_time(60)
+    await simcord_env.advance_time(150)  # two more minutes of budget: 2 + 2 DMs
+    assert all(len(p.user.dm_channel.history()) == 1 for p in people)
+    for person in people:
+        [warning] = person.user.dm_channel.history()
+        assert warning.embeds and warning.components  # the Appeal button, as always
+    assert [(await w.outcomes(i))["dm_warning"][0] for i in incidents] == ["done"] * 5
+
     await people[4].send(w.channel, f"{GORE} once more")
-    assert len(people[4].user.dm_channel.history()) == 1
+    assert len(people[4].user.dm_channel.history()) == 2
 
 
 # ---------------------------------------------------------------- appeals

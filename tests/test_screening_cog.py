@@ -78,7 +78,9 @@ async def world(env: simcord.Env) -> World:
     guild = env.create_guild("Prompt Art")
     channel = guild.create_text_channel("imagine")
     modlog = guild.create_text_channel("mod-log")
-    mods = guild.create_role("Mods", permissions=discord.Permissions(manage_messages=True))
+    mods = guild.create_role(
+        "Mods", permissions=discord.Permissions(manage_messages=True, moderate_members=True)
+    )
     member = guild.add_member(env.create_user("bob"))
     moderator = guild.add_member(env.create_user("mo"), roles=[mods])
     generator = guild.add_member(env.create_user("Midjourney Bot", bot=True))

@@ -140,3 +140,79 @@ def test_cached_never_builds_and_sees_equal_rules() -> None:
     assert cache.cached(1, GuildRules.from_dict({"custom_terms": ["kiwi"]})) is None
     cache.forget(1)
     assert cache.cached(1, rules) is None
+
+
+# ---- matching memory: one shared automaton, small guild ones, bounded caches -----------------
+def _limit_rules(seed: int) -> GuildRules:
+    words = [f"zq{seed}x{k}" for k in range(1000)]
+    return GuildRules.from_dict({"custom_terms": words})
+
+
+def test_guilds_share_the_guidelines_automaton_and_own_only_their_terms() -> None:
+    cache = ScreenerCache(model=None)
+    a = cache.get(1, GuildRules.from_dict({"custom_terms": ["banana"]}))
+    b = cache.get(2, GuildRules.from_dict({"custom_terms": ["red panda with a tiny hat"]}))
+    assert a.matcher is b.matcher  # the shipped guidelines, compiled once
+    assert a.own is not None and b.own is not None
+    assert a.own.size < 60 and b.own.size < 60  # its own words and their forms, nothing more
+    assert a.screen("a naked banana").categories == ("sexual", "custom")
+    assert b.screen("a red panda with a tiny hat").verdict is Verdict.BLOCK
+
+
+def test_a_long_phrase_does_not_double_its_letters_into_hundreds_of_keys() -> None:
+    s = Screener(GuildRules.from_dict({"custom_terms": ["purple elephant umbrella"]}), model=None)
+    assert s.own is not None and s.own.size <= 12
+    assert s.screen("a purpleelephantumbrella").verdict is Verdict.BLOCK  # joined still reads
+
+
+def test_a_guild_allow_phrase_covers_a_shipped_hit_and_the_reverse() -> None:
+    allowed = screen({"allow_terms": ["nude lipstick"]}, "nude lipstick on a shelf")
+    assert not allowed.flagged
+    willow = screen({"custom_terms": ["pussy*"]}, "pussy willow in a vase")
+    assert not willow.flagged  # the shipped "pussy willow" covers the guild's term too
+
+
+def test_replacing_terms_keeps_no_old_automaton() -> None:
+    import gc
+    import weakref
+
+    cache = ScreenerCache(model=None)
+    first = cache.get(7, _limit_rules(0))
+    assert first.own is not None
+    gone = weakref.ref(first.own)
+    del first
+    cache.get(7, _limit_rules(1))
+    gc.collect()
+    assert gone() is None
+
+
+def test_concurrent_misses_share_one_build() -> None:
+    import threading
+
+    cache = ScreenerCache(model=None)
+    rules = _limit_rules(2)
+    start = threading.Barrier(6)
+    got: list[Screener] = []
+
+    def build() -> None:
+        start.wait()
+        got.append(cache.get(9, rules))
+
+    threads = [threading.Thread(target=build) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 6 and all(s is got[0] for s in got)
+
+
+def test_the_screener_cache_is_bounded() -> None:
+    cache = ScreenerCache(model=None, max_guilds=2)
+    rules = [GuildRules.from_dict({"custom_terms": [f"word{k}"]}) for k in range(3)]
+    for guild, r in enumerate(rules):
+        cache.get(guild, r)
+    cache.get(1, rules[1])  # guild 1 used again: guild 0 is the least recently used
+    cache.get(3, rules[0])
+    assert cache.cached(0, rules[0]) is None
+    assert cache.cached(1, rules[1]) is not None
+    assert cache.cached(3, rules[0]) is not None

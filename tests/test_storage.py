@@ -269,67 +269,6 @@ async def test_a_full_disk_keeps_its_own_error_and_the_next_write_works_again(
         assert len(await storage.find_incidents(GUILD_A, limit=500)) == stored + 1
 
 
-SCHEMA_3_ROWS = [
-    "INSERT INTO guild_settings (guild_id, modlog_channel_id, updated_at) VALUES (1, 50, {now})",
-    "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "
-    "categories, severity, verdict, matches, action, status, created_at) VALUES "
-    "(1, 2, 3, 4, 'old', '[]', 'high', 'block', '[]', 'block', 'open', {now})",
-    "INSERT INTO incident_actions (guild_id, incident_id, action, outcome, detail, at) VALUES "
-    "(1, 1, 'modlog', 'done', 'message 555', {now}), "
-    "(1, 1, 'strike', 'done', '+2: 1 -> 3', {now}), "
-    "(1, 1, 'appeal_modlog', 'done', 'appeal #1: message 777', {now})",
-    "INSERT INTO strikes (guild_id, user_id, incident_id, points, created_at) "
-    "VALUES (1, 4, 1, 2, {now})",
-    "INSERT INTO appeals (guild_id, incident_id, user_id, reason, status, created_at) "
-    "VALUES (1, 1, 4, 'why', 'open', {now})",
-]
-
-
-async def make_schema_3_database(database: str) -> None:
-    """A database as schema 3 left it, with the free-text details that version wrote."""
-    from promptwarden.storage.migrations import script
-
-    if not database.startswith("postgresql://"):
-        with sqlite3.connect(database) as conn:
-            for version in (1, 2, 3):
-                conn.executescript(script(version, "sqlite"))
-            for sql in SCHEMA_3_ROWS:
-                conn.execute(sql.format(now="'2026-03-01T00:00:00.000000+00:00'"))
-            conn.execute("PRAGMA user_version = 3")
-        return
-    import asyncpg
-
-    conn = await asyncpg.connect(database)
-    try:
-        await conn.execute(
-            "CREATE TABLE schema_version (singleton BOOLEAN PRIMARY KEY DEFAULT TRUE "
-            "CHECK (singleton), version INTEGER NOT NULL); INSERT INTO schema_version VALUES "
-            "(TRUE, 3)"
-        )
-        for version in (1, 2, 3):
-            await conn.execute(script(version, "postgresql"))
-        for sql in SCHEMA_3_ROWS:
-            await conn.execute(sql.format(now="'2026-03-01T00:00:00Z'"))
-    finally:
-        await conn.close()
-
-
-async def test_schema_3_details_become_columns_on_upgrade(database: str) -> None:
-    await make_schema_3_database(database)
-    async with await open_storage(database) as storage:
-        assert storage.version_at_open == 3
-        assert await storage.schema_version() == LATEST_VERSION == 4
-        incident = await storage.get_incident(1, 1)
-        assert incident is not None
-        assert (incident.modlog_channel_id, incident.modlog_message_id) == (50, 555)
-        assert incident.source == "screening"
-        [strike] = await storage.list_strikes(1, 4)
-        assert (strike.points_before, strike.points_after) == (1, 3)
-        appeal = await storage.get_appeal(1, 1)
-        assert appeal is not None
-        assert (appeal.modlog_channel_id, appeal.modlog_message_id) == (50, 777)
-
-
 async def test_schema_4_state_is_written_and_read_as_columns(database: str) -> None:
     async with await open_storage(database) as storage:
         incident_id = await add_incident(storage, GUILD_A, source="automod")
@@ -356,3 +295,53 @@ async def test_schema_4_state_is_written_and_read_as_columns(database: str) -> N
         assert (stored.modlog_channel_id, stored.modlog_message_id) == (60, 700)
         with pytest.raises(ValueError, match="source"):
             await add_incident(storage, GUILD_A, message_id=99, source="rumour")
+
+
+async def test_incidents_keep_what_raised_them_and_one_message_stays_one_incident(
+    database: str,
+) -> None:
+    async with await open_storage(database) as storage:
+        screened = await add_incident(storage, GUILD_A)
+        blocked = await add_incident(
+            storage, GUILD_A, message_id=None, source="automod", job_key="automod:1"
+        )
+        again, created = await storage.record_incident(
+            guild_id=GUILD_A,
+            channel_id=10,
+            message_id=20,
+            user_id=30,
+            prompt_excerpt="",
+            categories=["custom"],
+            severity=Severity.HIGH,
+            verdict=Verdict.REVIEW,
+            matches=[],
+            action="review",
+            source="report",
+        )
+        assert (again, created) == (screened, False)
+        first = await storage.get_incident(GUILD_A, screened)
+        second = await storage.get_incident(GUILD_A, blocked)
+        assert first is not None and first.source == "screening"
+        assert second is not None and second.source == "automod"
+        with pytest.raises(ValueError, match="source must be one of"):
+            await add_incident(storage, GUILD_A, message_id=99, source="rumour")
+
+
+async def test_upgrading_from_schema_3_marks_old_incidents_as_screened(tmp_path: Path) -> None:
+    from promptwarden.storage.migrations import script
+
+    path = tmp_path / "pw.db"
+    with sqlite3.connect(path) as conn:
+        for version in (1, 2, 3):
+            conn.executescript(script(version, "sqlite"))
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute(
+            "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "
+            "categories, severity, verdict, matches, action, status, created_at) VALUES "
+            "(1, 2, 3, 4, 'old', '[]', 'high', 'block', '[]', 'block', 'open', "
+            "'2026-01-01T00:00:00+00:00')"
+        )
+    async with await open_storage(path) as storage:
+        assert storage.version_at_open == 3
+        (old,) = await storage.list_incidents(1)
+        assert old.source == "screening" and old.prompt_excerpt == "old"

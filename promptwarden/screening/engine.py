@@ -10,15 +10,16 @@ learned tier, whose hits go to moderators for review.
 from __future__ import annotations
 
 import re
+import threading
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from .decision import Decision, Match, Severity, Verdict
 from .extract import ExtractedPrompt, JobKind, Region, extract
-from .guidelines import CATEGORIES, CLOTHING, CONTEXT, Guidelines, default_guidelines
+from .guidelines import CATEGORIES, CLOTHING, CONTEXT, PERSON, Guidelines, default_guidelines
 from .matcher import ALLOW, IGNORED_ZONE, Hit, Matcher, Term
 from .model import model_blanks
 from .normalize import Normalized, normalize
@@ -75,10 +76,16 @@ _ACTION_VERDICT = {
     "allow": Verdict.ALLOW,
 }
 _DIGIT = re.compile(r"[0-9]")
-# "12 year old", "12yo", "12-year-old": ages under 18 are minor terms
+# "12 year old", "12yo", "12-year-old": ages under 18 are minor terms. Every gap is bounded
+# (at most 3 spaces, one hyphen): two adjacent unbounded `\s*` backtrack quadratically over
+# a long run of spaces after a digit.
+_GAP = r"(?:\s{0,3}-)?\s{0,3}"
 _MINOR_AGE = re.compile(
-    r"(?<![0-9.])(?<![0-9] )(?:[1-9]|1[0-7])\s*-?\s*(?:yo|y/o|yrs?|years?)(?:\s*-?\s*old)?(?![a-z])"
+    rf"(?<![0-9.])(?<![0-9] )(?:[1-9]|1[0-7]){_GAP}(?:yo|y/o|yrs?|years?)(?:{_GAP}old)?(?![a-z])"
 )
+# The stored term of an age match: the rule's name, never the prompt's own words, which
+# must not outlive the member's erasure in an incident's matches.
+MINOR_AGE_TERM = "age under 18"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +100,46 @@ class _Found:
     severity: Severity
 
 
-@lru_cache(maxsize=64)
-def _matcher(
-    guidelines: Guidelines, custom: tuple[tuple[str, str, Severity], ...], allow: tuple[str, ...]
-) -> Matcher:
-    terms = list(guidelines.terms)
-    terms += [Term(t, c, s, "custom") for t, c, s in custom]
-    terms += [Term(t, ALLOW, Severity.NONE, "custom") for t in allow]
-    return Matcher(terms)
+_SHARED_LOCK = threading.Lock()
+# id(guidelines) -> (guidelines, its automaton, the automaton of its person words)
+_SHARED: dict[int, tuple[Guidelines, Matcher, Matcher]] = {}
+_SHARED_MAX = 4  # guideline sets kept compiled (the shipped one, plus tests' own)
+
+
+def shared_matchers(guidelines: Guidelines) -> tuple[Matcher, Matcher]:
+    """The automata for a set of guidelines, shared by every guild: all terms but the
+    person words, and the person words alone.
+
+    Person words ("woman", "portrait") are in most prompts and matter only beside a
+    clothing word under `--no`, so they are read only then instead of on every prompt.
+    Keyed by identity (the shipped set is loaded once), bounded, and built once even when
+    several threads ask at the same time.
+    """
+    entry = _SHARED.get(id(guidelines))
+    if entry is not None and entry[0] is guidelines:
+        return entry[1], entry[2]
+    with _SHARED_LOCK:
+        entry = _SHARED.get(id(guidelines))
+        if entry is not None and entry[0] is guidelines:
+            return entry[1], entry[2]
+        matcher = Matcher(t for t in guidelines.terms if t.category != PERSON)
+        persons = Matcher(guidelines.by_category(PERSON))
+        while len(_SHARED) >= _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]
+        _SHARED[id(guidelines)] = (guidelines, matcher, persons)
+        return matcher, persons
+
+
+def shared_matcher(guidelines: Guidelines) -> Matcher:
+    """The shared automaton of every term but the person words (see `shared_matchers`)."""
+    return shared_matchers(guidelines)[0]
+
+
+def guild_matcher(rules: GuildRules) -> Matcher | None:
+    """A small automaton of the guild's own terms and allow phrases, or None without any."""
+    terms = [Term(t.term, t.category, t.severity, "custom") for t in rules.custom_terms]
+    terms += [Term(t, ALLOW, Severity.NONE, "custom") for t in rules.allow_terms]
+    return Matcher(terms) if terms else None
 
 
 # `{a, b}` expansions: only what an expansion adds to the flat text is screened, which is
@@ -235,8 +274,11 @@ class Screener:
         """`model=True` loads the shipped model if there is one; None or False disables it."""
         self.rules = rules or GuildRules()
         self.guidelines = guidelines or default_guidelines()
-        custom = tuple((t.term, t.category, t.severity) for t in self.rules.custom_terms)
-        self.matcher = _matcher(self.guidelines, custom, self.rules.allow_terms)
+        self.matcher, self._persons = shared_matchers(self.guidelines)
+        self.own = guild_matcher(self.rules)  # owned by this screener: dropped with it
+        langs = self.rules.languages
+        self._languages = None if langs is None else frozenset(langs)
+        self._longest = max(self.matcher.longest, self.own.longest if self.own else 0)
         self.model: _Model | None = None
         if self.rules.learned:
             self.model = _load_model() if model is True else (model or None)
@@ -294,10 +336,13 @@ class Screener:
 
     # ---- rules tier ----------------------------------------------------------------------
 
+    def _find(self, norm: Normalized, zones: str) -> list[Hit]:
+        return self.matcher.find(norm, zones, also=self.own, languages=self._languages)
+
     def _hits(self, prompt: ExtractedPrompt, norm: Normalized) -> list[Hit]:
         zones = _zones(prompt)
-        hits = self.matcher.find(norm, norm.project(zones))
-        windows = expansion_windows(prompt, self.matcher.longest + 1)
+        hits = self._find(norm, norm.project(zones))
+        windows = expansion_windows(prompt, self._longest + 1)
         if windows is None:
             return hits
         seen = {(h.term, h.start, h.end) for h in hits}
@@ -315,7 +360,7 @@ class Screener:
             )
         )
         joins = windows.joins
-        for h in self.matcher.find(wnorm, wnorm.project(aligned)):
+        for h in self._find(wnorm, wnorm.project(aligned)):
             # only hits across a join are new: the flat text holds every other one
             k = bisect_left(joins, h.start)
             if k == len(joins) or joins[k] > h.end:
@@ -333,6 +378,8 @@ class Screener:
         minors: list[_Found] = []
         figures: list[_Found] = []
         scenes: list[_Found] = []
+        negated: list[_Found] = []  # clothing under --no that asks for nudity only on a person
+        person = False
         for h in hits:
             region = prompt.region_at(h.start)
             t = h.term
@@ -341,17 +388,15 @@ class Screener:
             if region is Region.NEGATIVE:
                 # "--no blood" asks for less gore; "--no clothes" asks for nudity
                 if t.category == CLOTHING:
-                    plain.append(
-                        _Found(
-                            "sexual",
-                            f"--no {t.term}",
-                            h.start,
-                            h.end,
-                            "rule:negative",
-                            Severity.HIGH,
-                        )
+                    found = _Found(
+                        "sexual", f"--no {t.term}", h.start, h.end, "rule:negative", Severity.HIGH
                     )
+                    # "--no swimsuit" only ever means a body; "--no shirt" on a logo means
+                    # no shirt mock-up, so it counts once the prompt shows a person
+                    (plain if t.severity >= Severity.HIGH else negated).append(found)
                 continue
+            if t.category in ("minors", "real_person"):
+                person = True
             found = _Found(t.category, t.term, h.start, h.end, t.source, t.severity)
             if t.category == "minors" and t.severity == Severity.NONE:
                 minors.append(found)
@@ -361,6 +406,14 @@ class Screener:
                 scenes.append(found)
             elif t.severity > Severity.NONE and t.category in (*CATEGORIES, CUSTOM):
                 plain.append(found)
+        if negated and not person:
+            # the plain text only: a person needs no evasion to count as one
+            person = any(
+                prompt.region_at(norm.orig(start)) is Region.PROMPT
+                for start, _, _ in self._persons.raw(norm.text, ())
+            )
+        for f in negated:
+            plain.append(f if person else replace(f, severity=Severity.LOW))
         if not plain and not figures and not scenes:
             return plain
         if plain and _DIGIT.search(norm.text):
@@ -368,14 +421,21 @@ class Screener:
                 start, end = norm.span(m.start(), m.end())
                 if prompt.region_at(start) is Region.PROMPT:
                     minors.append(
-                        _Found("minors", m.group(), start, end, "rule:minors", Severity.NONE)
+                        _Found("minors", MINOR_AGE_TERM, start, end, "rule:minors", Severity.NONE)
                     )
         sexual = [f for f in plain if f.category == "sexual"]
+        harm = [
+            f
+            for f in plain
+            if (f.category == "self_harm" and f.severity > Severity.NONE)
+            or (f.category == "violence" and f.severity >= Severity.MEDIUM)
+        ]
         out = list(plain)
-        if sexual and minors:
+        if minors and (sexual or harm):
+            # a minor in a sexual scene, or hurt (self-harm, real violence): never allowed
+            source = "rule:minors+sexual" if sexual else f"rule:minors+{harm[0].category}"
             out += [
-                _Found("minors", f.term, f.start, f.end, "rule:minors+sexual", Severity.CRITICAL)
-                for f in minors
+                _Found("minors", f.term, f.start, f.end, source, Severity.CRITICAL) for f in minors
             ]
         if figures:
             scene = [f for f in plain if f.category in ("sexual", "violence")]
@@ -476,11 +536,21 @@ class Screener:
 
 
 class ScreenerCache:
-    """Compiled screeners per guild, rebuilt when the guild's rules change."""
+    """Compiled screeners per guild, rebuilt when the guild's rules change.
 
-    def __init__(self, *, model: _Model | bool | None = True) -> None:
+    Bounded (least recently used guilds are dropped and rebuilt on their next message), and
+    a guild's screener is built once under that guild's lock: concurrent misses, each in a
+    worker thread, wait for the one build instead of each building their own.
+    """
+
+    MAX_GUILDS = 2048
+
+    def __init__(self, *, model: _Model | bool | None = True, max_guilds: int = MAX_GUILDS) -> None:
         self._model = model
-        self._entries: dict[int, tuple[str, GuildRules, Screener]] = {}
+        self._max = max_guilds
+        self._entries: OrderedDict[int, tuple[str, GuildRules, Screener]] = OrderedDict()
+        self._locks: dict[int, threading.Lock] = {}
+        self._guard = threading.Lock()  # the two dicts above, never held while building
 
     def cached(self, guild_id: int, rules: GuildRules) -> Screener | None:
         """The compiled screener for these rules if there is one; never builds.
@@ -492,19 +562,44 @@ class ScreenerCache:
         if entry is None:
             return None
         if entry[1] is rules:
+            self._touch(guild_id)
             return entry[2]
         if entry[0] == rules.fingerprint():
-            self._entries[guild_id] = (entry[0], rules, entry[2])
+            with self._guard:
+                if guild_id in self._entries:
+                    self._entries[guild_id] = (entry[0], rules, entry[2])
             return entry[2]
         return None
 
     def get(self, guild_id: int, rules: GuildRules) -> Screener:
-        """The screener for these rules, building it (a fraction of a second) if needed."""
+        """The screener for these rules, building it (a fraction of a second) if needed.
+
+        Called from worker threads (`asyncio.to_thread`): builds never block the event loop.
+        """
         screener = self.cached(guild_id, rules)
-        if screener is None:
-            screener = Screener(rules, model=self._model)
-            self._entries[guild_id] = (rules.fingerprint(), rules, screener)
+        if screener is not None:
+            return screener
+        with self._guard:
+            lock = self._locks.setdefault(guild_id, threading.Lock())
+        with lock:
+            screener = self.cached(guild_id, rules)  # built while this thread waited
+            if screener is None:
+                screener = Screener(rules, model=self._model)
+                with self._guard:
+                    # the old screener (and its automaton) goes here, before the next build
+                    self._entries[guild_id] = (rules.fingerprint(), rules, screener)
+                    self._entries.move_to_end(guild_id)
+                    while len(self._entries) > self._max:
+                        old, _ = self._entries.popitem(last=False)
+                        self._locks.pop(old, None)
         return screener
 
+    def _touch(self, guild_id: int) -> None:
+        with self._guard:
+            if guild_id in self._entries:
+                self._entries.move_to_end(guild_id)
+
     def forget(self, guild_id: int) -> None:
-        self._entries.pop(guild_id, None)
+        with self._guard:
+            self._entries.pop(guild_id, None)
+            self._locks.pop(guild_id, None)

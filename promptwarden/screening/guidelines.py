@@ -2,9 +2,12 @@
 
 The word lists are data, not code, so moderators can read and edit them: tab-separated files
 under `data/guidelines/` with a header `term, category, severity, note`. Severity `none` marks a
-*context* term that never fires alone (a minor, a public figure, an arrest scene, a clothing word
-under `--no`); the engine combines context terms into decisions. The profanity category comes
-from better-profanity's own word list, read as data and given our severities.
+*context* term that never fires alone (a minor, a public figure, an arrest scene, a person, a
+clothing word under `--no`); the engine combines context terms into decisions. A clothing word
+of severity `high` asks for nudity under `--no` on its own ("--no swimsuit"); one of severity
+`none` only when the prompt shows a person ("--no shirt" on a logo means no shirt mock-up).
+The profanity category comes from better-profanity's own word list, read as data and given
+our severities.
 """
 
 from __future__ import annotations
@@ -31,10 +34,24 @@ CATEGORIES = (
 )
 # Data-only categories: context that the engine combines, and the allow-list.
 CONTEXT = "context"  # fake-news / arrest / mugshot scenes for real_person
-CLOTHING = "clothing"  # clothing words: under --no they ask for nudity
-DATA_CATEGORIES = (*CATEGORIES, CONTEXT, CLOTHING, ALLOW)
+CLOTHING = "clothing"  # clothing words: under --no they ask for nudity (severity: see below)
+PERSON = "person"  # words that put a person in the scene (a body that clothing is taken off)
+DATA_CATEGORIES = (*CATEGORIES, CONTEXT, CLOTHING, PERSON, ALLOW)
 
 HEADER = ("term", "category", "severity", "note")
+# Languages shipped as `lang-<code>.tsv` files beside the English ones; a guild can switch
+# each off (`GuildRules.languages`). English is the base and always applies.
+LANGUAGES = ("ja", "zh", "ko", "es", "pt", "fr", "de", "ru")
+LANGUAGE_NAMES = {
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "ko": "Korean",
+    "es": "Spanish",
+    "pt": "Portuguese",
+    "fr": "French",
+    "de": "German",
+    "ru": "Russian",
+}
 
 
 class GuidelineError(ValueError):
@@ -49,9 +66,22 @@ def default_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "data" / "guidelines"
 
 
+def file_language(name: str) -> str:
+    """The language of a guideline file from its name: `lang-ja.tsv` is "ja", others ""."""
+    stem = name.rsplit("/", 1)[-1].removesuffix(".tsv")
+    if stem.startswith("lang-"):
+        code = stem.removeprefix("lang-")
+        if code not in LANGUAGES:
+            raise GuidelineError(f"{name}: unknown language {code!r}; expected one of "
+                                 f"{', '.join(LANGUAGES)}")  # fmt: skip
+        return code
+    return ""
+
+
 def parse_tsv(text: str, name: str) -> list[Term]:
     """Entries of one guideline file; raises GuidelineError naming the first bad line."""
     terms: list[Term] = []
+    language = file_language(name)
     lines = text.splitlines()
     header_seen = False
     for lineno, line in enumerate(lines, 1):
@@ -86,7 +116,7 @@ def parse_tsv(text: str, name: str) -> list[Term]:
                 f"{name}:{lineno}: unknown severity {severity!r}; "
                 "expected none, low, medium, high or critical"
             ) from None
-        terms.append(Term(term, category, sev, f"rule:{category}", note))
+        terms.append(Term(term, category, sev, f"rule:{category}", note, language))
     if not header_seen:
         raise GuidelineError(f"{name}: no header line")
     return terms

@@ -12,15 +12,29 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import ahocorasick
 
 from .decision import Severity
-from .normalize import WORD_CHARS, Normalized, Shifted, candidates, doubled, normalize, squeeze
+from .normalize import (
+    WORD_CHARS,
+    Candidate,
+    Normalized,
+    Shifted,
+    candidates,
+    doubled,
+    normalize,
+    squeeze,
+)
 
 ALLOW = "allow"
 KEEP_PER_ZONE = 5  # places reported per term and zone (see `Matcher.find`)
 IGNORED_ZONE = "-"
+# Words whose doubled-letter forms become keys: about n*n/2 keys each, so long words are left
+# to the repeated-letter reading of `candidates` (three or more of a letter).
+MIN_DOUBLED = 4
+MAX_DOUBLED = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +46,7 @@ class Term:
     severity: Severity
     source: str
     note: str = ""
+    language: str = ""  # ISO 639-1 code of a language file's terms; "" for English and custom
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +62,14 @@ class _Key:
     lead: bool  # may start inside a word
     trail: bool  # may end inside a word
     derived: bool  # a generated word form, not the term as written
+    inside_only: bool = False  # a wildcard twin of a whole-word key: fires only inside words
 
 
 _VOWELS = set("aeiou")
+# Kana, CJK ideographs and Hangul: no spaces between words, so no word boundaries either
+_CJK = re.compile(
+    "[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
+)
 
 
 def word_forms(word: str) -> set[str]:
@@ -99,17 +119,25 @@ class Matcher:
         for term in terms:
             keys, lead, trail = term_keys(term.term)
             for key in keys:
-                table.setdefault(key, []).append(_Key(term, lead, trail, False))
+                # scripts written without spaces match anywhere, even beside "8k" or a digit
+                lead_k = lead or _CJK.match(key) is not None
+                trail_k = trail or _CJK.match(key[-1]) is not None
+                table.setdefault(key, []).append(_Key(term, lead_k, trail_k, False))
                 explicit.add(key)
-                if (
-                    term.severity >= Severity.MEDIUM
-                    and term.category != ALLOW
-                    and squeeze(key) == key
-                    and len(key) >= 4
-                    and key.isalpha()
-                    and not (lead or trail)
-                ):
-                    derived += [(v, _Key(term, lead, trail, True)) for v in doubled(key)]
+            if term.language:  # English suffixes and doubled letters read other languages wrong
+                continue
+            # doubled letters ("nnaked") for single words only: a phrase joined without
+            # spaces would add hundreds of long keys per term and read no likelier evasion
+            if (
+                len(keys) == 1
+                and term.severity >= Severity.MEDIUM
+                and term.category != ALLOW
+                and squeeze(keys[0]) == keys[0]
+                and MIN_DOUBLED <= len(keys[0]) <= MAX_DOUBLED
+                and keys[0].isalpha()
+                and not (lead or trail)
+            ):
+                derived += [(v, _Key(term, lead, trail, True)) for v in doubled(keys[0])]
             if keys and not trail and term.category != ALLOW:  # allow phrases as written
                 head, _, last = keys[0].rpartition(" ")
                 for form in word_forms(last):
@@ -118,13 +146,27 @@ class Matcher:
         for key, k in derived:
             if key not in explicit:  # a term as written beats another's word form
                 table.setdefault(key, []).append(k)
+        for ks in table.values():
+            # "nude*" beside "nude": at a whole word only the plain one reports, so a
+            # message repeating the word does not pay for every hit twice
+            plain = {(k.term.category, k.term.severity) for k in ks if not (k.lead or k.trail)}
+            for k in ks:
+                if (k.lead or k.trail) and (k.term.category, k.term.severity) in plain:
+                    k.inside_only = True
         self.size = len(table)
         self._longest = max(map(len, table), default=0)
-        self._automaton = ahocorasick.Automaton()
+        # Keys in kana, ideographs or Hangul live in an automaton of their own, read only
+        # when the text has such characters: in one automaton with the Latin keys they make
+        # every scan of a Latin prompt over twice as slow.
+        latin = ahocorasick.Automaton()
+        cjk = ahocorasick.Automaton()
         for key, ks in table.items():
-            self._automaton.add_word(key, (len(key), tuple(ks)))
-        if self.size:
-            self._automaton.make_automaton()
+            (cjk if _CJK.search(key) else latin).add_word(key, (len(key), tuple(ks)))
+        self._automata: list[tuple[Any, bool]] = []
+        for automaton, needs_cjk in ((latin, False), (cjk, True)):
+            if len(automaton):
+                automaton.make_automaton()
+                self._automata.append((automaton, needs_cjk))
 
     @property
     def longest(self) -> int:
@@ -137,6 +179,7 @@ class Matcher:
         *,
         substring: bool = False,
         changed: Shifted | None = None,
+        shortest: int = 3,
     ) -> list[tuple[int, int, _Key]]:
         """Hits [start, end) in `text` that respect word boundaries.
 
@@ -149,37 +192,36 @@ class Matcher:
         n = len(text)
         cuts = changed.cuts if changed is not None else None
         keep = changed.keep if changed is not None else 0
-        q = 0  # cuts whose kept letters start before the current hit's end (ends only grow)
-        for end, (length, keys) in self._automaton.iter(text):
-            start = end - length + 1
-            stop = end + 1
-            if cuts is not None:
-                while q < len(cuts) and cuts[q] - keep < stop:
-                    q += 1
-                if not q or cuts[q - 1] <= start:
-                    continue
-            if substring:
-                if length >= 3:
-                    out += [(start, stop, k) for k in keys]
+        for automaton, needs_cjk in self._automata:
+            if needs_cjk and (text.isascii() or _CJK.search(text) is None):
                 continue
-            left = start == 0 or text[start - 1] not in WORD_CHARS
-            right = stop == n or text[stop] not in WORD_CHARS
-            for k in keys:
-                if (left or k.lead) and (right or k.trail):
-                    out.append((start, stop, k))
+            q = 0  # cuts whose kept letters start before the hit's end (ends only grow)
+            for end, (length, keys) in automaton.iter(text):
+                start = end - length + 1
+                stop = end + 1
+                if cuts is not None:
+                    while q < len(cuts) and cuts[q] - keep < stop:
+                        q += 1
+                    if not q or cuts[q - 1] <= start:
+                        continue
+                if substring:
+                    if length >= shortest:
+                        out += [(start, stop, k) for k in keys]
+                    continue
+                left = start == 0 or text[start - 1] not in WORD_CHARS
+                right = stop == n or text[stop] not in WORD_CHARS
+                whole = left and right
+                for k in keys:
+                    if (left or k.lead) and (right or k.trail) and not (whole and k.inside_only):
+                        out.append((start, stop, k))
         return out
 
-    def find(self, norm: Normalized, zones: str | None = None) -> list[Hit]:
-        """Every term hit in `norm`, allow-listed spans removed, spans in the original text.
-
-        `zones[i]` names the zone of normalized index `i` (IGNORED_ZONE: hits starting
-        there are dropped). Only the first KEEP_PER_ZONE places of each term in each zone
-        are reported: one is enough for the decision and a few explain it, while a message
-        repeating a word a thousand times would otherwise cost a thousand span lookups.
-        """
-        text = norm.text
+    def raw(self, text: str, readings: Iterable[Candidate]) -> list[tuple[int, int, _Key]]:
+        """Hits [start, end) in normalized `text` and in its alternative `readings`."""
         raw: list[tuple[int, int, _Key]] = self._scan(text)
-        for cand in candidates(text):
+        if not self.size:
+            return raw
+        for cand in readings:
             pos = cand.positions
             if pos is None:
                 found_ = self._scan(cand.text)
@@ -191,8 +233,35 @@ class Matcher:
                     for s, e, key in self._scan(cand.text, changed=pos)
                 ]
             else:
-                hits = self._scan(cand.text, substring=cand.substring)
+                hits = self._scan(cand.text, substring=cand.substring, shortest=cand.shortest)
                 raw += [(pos[s], pos[e - 1] + 1, key) for s, e, key in hits]
+        return raw
+
+    def find(
+        self,
+        norm: Normalized,
+        zones: str | None = None,
+        *,
+        also: Matcher | None = None,
+        languages: frozenset[str] | None = None,
+    ) -> list[Hit]:
+        """Every term hit in `norm`, allow-listed spans removed, spans in the original text.
+
+        `zones[i]` names the zone of normalized index `i` (IGNORED_ZONE: hits starting
+        there are dropped). Only the first KEEP_PER_ZONE places of each term in each zone
+        are reported: one is enough for the decision and a few explain it, while a message
+        repeating a word a thousand times would otherwise cost a thousand span lookups.
+        `also` is a second automaton read over the same text (a guild's own terms beside
+        the shared guidelines); allow phrases of either cover hits of both. `languages`,
+        when given, keeps only terms of those languages (terms without one always count).
+        """
+        text = norm.text
+        readings: Iterable[Candidate] = candidates(text)
+        if also is not None and also.size:
+            readings = list(readings)
+            raw = self.raw(text, readings) + also.raw(text, readings)
+        else:
+            raw = self.raw(text, readings)
         allows = [(s, e) for s, e, key in raw if key.term.category == ALLOW]
         allowed = _Cover(allows) if allows else None
         found: dict[tuple[str, int, int], Hit] = {}
@@ -202,6 +271,8 @@ class Matcher:
         for start, end, key in raw:
             term = key.term
             if term.category == ALLOW:
+                continue
+            if languages is not None and term.language and term.language not in languages:
                 continue
             zone = zones[start] if zones is not None else ""
             if zone == IGNORED_ZONE:
@@ -217,9 +288,15 @@ class Matcher:
             ostart, oend = norm.span(start, end)
             place = (term.category, ostart, oend)  # one hit per category and span
             old = found.get(place)
-            if old is None or term.severity > old.term.severity:
+            if old is None or _rank(term) > _rank(old.term):
                 found[place] = Hit(term, ostart, oend)
         return sorted(found.values(), key=lambda h: (h.start, h.end, h.term.term))
+
+
+def _rank(term: Term) -> tuple[int, bool, bool]:
+    """Which of two terms on one span explains it: the graver one, then an English term,
+    then one written without wildcards ("nude" over "nude*", "sex" over German "Sex")."""
+    return term.severity, not term.language, "*" not in term.term
 
 
 class _Cover:

@@ -1,9 +1,13 @@
-"""The learned tier at run time: a linear model over word 1-2-grams, scored without scikit-learn.
+"""The learned tier at run time: a linear model over word n-grams and letter n-grams, scored
+without scikit-learn.
 
 Word lists miss prompts whose words are each harmless but whose images are not; a linear model
-trained on ../shared/eval (see `scripts/train_model.py`) sees some of them. Its weights ship as
-plain JSON so no pickle is ever loaded, and scoring is one set intersection per prompt. Its hits
-only ever justify a `review`: a statistical guess must not warn or block a member.
+trained on the evaluation prompts and the hand-written rows in data/training (see
+`scripts/train_model.py`) sees some of them. Besides word 1-2-grams it reads letter n-grams of
+the prompt with every space and symbol taken out ("pu $$ ssy", "nakedsunited" and "naked"
+share them), so splitting or gluing a word does not hide it. Its weights ship as plain JSON so
+no pickle is ever loaded, and scoring is a few set intersections per prompt. Its hits only ever
+justify a `review`: a statistical guess must not warn or block a member.
 """
 
 from __future__ import annotations
@@ -23,9 +27,22 @@ from promptwarden.screening.decision import Match, Severity
 from promptwarden.screening.tokens import prompt_tokens, prompt_words
 
 FORMAT = "promptwarden-linear-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+CHAR_PREFIX = "#"  # letter n-gram features: never part of a word token
 TOKENIZER = "promptwarden.screening.tokens.prompt_words"
 MAX_CONTRIBUTIONS = 5
+MAX_NAMED_WORDS = 8
+FRAGMENT = 4  # letters: a piece of a split word ("pu", "ssy"), not a word of its own
+# Words an explanation never names: they carry grammar, not content, and a moderator learns
+# nothing from "the" or "on" (their weight, if any, stays in the score).
+_STOP_TEXT = """a an the and or but nor of in on at to by for from with into onto upon over
+    under up down as is are was were be been being am do does did has have had
+    i me my mine we us our you your he him his she her hers it its they them their this that
+    these those there here who whom whose which what when where why how so than then
+    too very just also all any some each every both few more most other such own same s t
+    can will would should could may might must shall about above below between through during
+    before after again once while if because until against among per via"""
+STOP_WORDS = frozenset(_STOP_TEXT.split())
 # Tokenized into the file at training time and again at load: weights learned over other words
 # than the runtime produces would score silently wrong, so a mismatch refuses to load.
 TOKENIZER_PROBE = (
@@ -101,8 +118,8 @@ class Contribution:
 def ngram_features(words: Sequence[str], max_n: int) -> Iterator[tuple[str, int, int]]:
     """Every 1..max_n-gram with the indices of its first and last word.
 
-    Training uses this same function as the vectorizer's analyzer, so the features the runtime
-    looks up are exactly those scikit-learn counted.
+    Training uses this same function (with `char_features`) as the vectorizer's analyzer, so
+    the features the runtime looks up are exactly those scikit-learn counted.
     """
     count = len(words)
     for i in range(count):
@@ -111,6 +128,51 @@ def ngram_features(words: Sequence[str], max_n: int) -> Iterator[tuple[str, int,
             if i + n > count:
                 break
             yield " ".join(words[i : i + n]), i, i + n - 1
+
+
+SHORT = 3  # letters: a word this short may be a piece of a split one ("na ked", "pu $$ ssy")
+
+
+def letter_runs(words: Sequence[str], known: frozenset[str]) -> Iterator[tuple[int, int]]:
+    """Where letter n-grams are read: maximal runs of words that are unknown or SHORT,
+    holding at least one unknown word, as (first, last) word indices.
+
+    A glued word ("nakedsunited") or a split one ("pu", "ssy") is unknown to the prompts the
+    model learned from, while ordinary words are known and already features of their own;
+    reading letters only there keeps the cost of an ordinary prompt at one set check.
+    """
+    start = -1
+    unknown = False
+    for k, w in enumerate(words):
+        if w not in known:
+            if start < 0:
+                start = k
+            unknown = True
+        elif len(w) <= SHORT:
+            if start < 0:
+                start = k
+        else:
+            if unknown:
+                yield start, k - 1
+            start, unknown = -1, False
+    if unknown:
+        yield start, len(words) - 1
+
+
+def char_features(
+    words: Sequence[str], sizes: Sequence[int], known: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, int, int]]:
+    """Letter n-grams of each `letter_runs` run with its words run together, as CHAR_PREFIX +
+    gram, with the indices of the first and last word each one touches."""
+    if not sizes:
+        return
+    for lo, hi in letter_runs(words, known):
+        text = "".join(words[lo : hi + 1])
+        # the word index of each letter of the run
+        owner = [k for k in range(lo, hi + 1) for _ in words[k]]
+        for n in sizes:
+            for i in range(len(text) - n + 1):
+                yield CHAR_PREFIX + text[i : i + n], owner[i], owner[i + n - 1]
 
 
 def sigmoid(z: float) -> float:
@@ -122,7 +184,8 @@ def sigmoid(z: float) -> float:
 
 
 class LinearModel:
-    """Logistic regression over binary or counted n-gram features of `prompt_words` output."""
+    """Logistic regression over binary or counted word n-grams of `prompt_words` output, plus
+    binary letter n-grams of the same words run together (`char_features`)."""
 
     def __init__(
         self,
@@ -132,14 +195,24 @@ class LinearModel:
         *,
         max_n: int = 2,
         binary: bool = True,
+        char_ngrams: Sequence[int] = (),
+        known: frozenset[str] = frozenset(),
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self.weights = weights
-        self._features = frozenset(weights)  # set operations iterate the smaller side
+        self._features = frozenset(f for f in weights if not f.startswith(CHAR_PREFIX))
+        # letter grams without the prefix, so the per-message path slices and looks up only
+        self._char_weights = {
+            f[len(CHAR_PREFIX) :]: w for f, w in weights.items() if f.startswith(CHAR_PREFIX)
+        }
+        self._chars = frozenset(self._char_weights)
         self.bias = bias
         self.threshold = threshold
+        self._cut = math.log(threshold / (1.0 - threshold))  # the threshold as log-odds
         self.max_n = max_n
         self.binary = binary
+        self.char_ngrams = tuple(char_ngrams)
+        self.known = known
         self.metadata: dict[str, Any] = metadata or {}
 
     @classmethod
@@ -184,6 +257,19 @@ class LinearModel:
             or not 1 <= ngram[1] <= 5
         ):
             raise ModelFileError(f"'ngram_range' must be [1, n] with 1 <= n <= 5, found {ngram!r}")
+        chars = data.get("char_ngrams")
+        if (
+            not isinstance(chars, list)
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in chars)
+            or not all(2 <= n <= 8 for n in chars)
+            or len(set(chars)) != len(chars)
+        ):
+            raise ModelFileError(
+                f"'char_ngrams' must be a list of distinct sizes 2..8, found {chars!r}"
+            )
+        known = data.get("known_words", [])
+        if not isinstance(known, list) or not all(isinstance(w, str) and w for w in known):
+            raise ModelFileError("'known_words' must be a list of words")
         binary = data.get("binary")
         if not isinstance(binary, bool):
             raise ModelFileError(f"'binary' must be true or false, found {binary!r}")
@@ -203,16 +289,35 @@ class LinearModel:
             raise ModelFileError("'weights' must be a non-empty object of feature: weight")
         weights: dict[str, float] = {}
         for feature, weight in raw_weights.items():
-            n_words = len(feature.split(" "))
-            if not feature or feature != feature.strip() or "  " in feature:
-                raise ModelFileError(f"feature {feature!r} must be words joined by single spaces")
-            if n_words > ngram[1]:
-                raise ModelFileError(f"feature {feature!r} is longer than ngram_range allows")
+            if feature.startswith(CHAR_PREFIX):
+                gram = feature[len(CHAR_PREFIX) :]
+                if len(gram) not in chars or not gram.strip() or " " in gram:
+                    raise ModelFileError(
+                        f"letter feature {feature!r} must be {CHAR_PREFIX!r} and a letter "
+                        f"n-gram (no spaces) of a size in char_ngrams {chars!r}"
+                    )
+            else:
+                n_words = len(feature.split(" "))
+                if not feature or feature != feature.strip() or "  " in feature:
+                    raise ModelFileError(
+                        f"feature {feature!r} must be words joined by single spaces"
+                    )
+                if n_words > ngram[1]:
+                    raise ModelFileError(f"feature {feature!r} is longer than ngram_range allows")
             weights[feature] = _finite(weight, f"weight of {feature!r}")
         metadata = data.get("training", {})
         if not isinstance(metadata, dict):
             raise ModelFileError("'training' must be an object")
-        return cls(weights, bias, threshold, max_n=ngram[1], binary=binary, metadata=metadata)
+        return cls(
+            weights,
+            bias,
+            threshold,
+            max_n=ngram[1],
+            binary=binary,
+            char_ngrams=chars,
+            known=frozenset(known),
+            metadata=metadata,
+        )
 
     def _grams(self, words: Sequence[str]) -> list[Sequence[str]]:
         """All 1-grams, then all 2-grams, ... in word order (the features of `ngram_features`)."""
@@ -224,66 +329,189 @@ class LinearModel:
                 grams.append([" ".join(words[i : i + n]) for i in range(len(words) - n + 1)])
         return grams
 
-    def _scored(self, words: Sequence[str], limit: int | None) -> tuple[float, list[Contribution]]:
-        """Log-odds and the heaviest `limit` raising features (all of them when None).
+    def _letter_grams(self, words: Sequence[str]) -> set[str]:
+        """The letter n-grams (`char_features`) that carry a weight."""
+        if self.known.issuperset(words):
+            return set()  # most prompts: every word known, no letters to read
+        chars = self._chars
+        present: set[str] = set()
+        for lo, hi in letter_runs(words, self.known):
+            text = "".join(words[lo : hi + 1])
+            for n in self.char_ngrams:
+                present |= chars.intersection([text[i : i + n] for i in range(len(text) - n + 1)])
+        return present
 
-        Set and Counter operations run in C: this is called on every watched message. fsum
-        makes the total independent of set order, so a score never varies between runs.
-        """
+    def _log_odds(self, words: Sequence[str]) -> float:
+        """The linear score alone: what `probability` and the explanation's checks need."""
         weights = self.weights
         grams = self._grams(words)
-        every = [g for per_n in grams for g in per_n]
         if self.binary:
-            times: Counter[str] | None = None
-            present = self._features.intersection(every)
-            total = self.bias + math.fsum(map(weights.__getitem__, present))
+            present = self._features.intersection([g for per_n in grams for g in per_n])
+            parts = list(map(weights.__getitem__, present))
         else:
-            times = Counter(every)
-            present = self._features.intersection(times)
-            total = self.bias + math.fsum(weights[f] * times[f] for f in present)
-        if limit == 0:
-            return total, []
-        ranked = sorted(
-            (-weights[f] * (1 if times is None else times[f]), f) for f in present if weights[f] > 0
-        )
-        if limit is not None and len(ranked) > limit:
-            # keep ties with the last kept weight: position decides among them below
-            cut = ranked[limit - 1][0]
-            ranked = [r for r in ranked if r[0] <= cut]
-        placed = []
-        for neg_weight, f in ranked:
-            size = f.count(" ") + 1
-            first = grams[size - 1].index(f)
-            placed.append((neg_weight, first, first + size - 1, f))
-        placed.sort()
-        if limit is not None:
-            placed = placed[:limit]
-        return total, [Contribution(f, -w, first, last) for w, first, last, f in placed]
+            times = Counter(g for per_n in grams for g in per_n)
+            parts = [weights[f] * times[f] for f in self._features.intersection(times)]
+        if self.char_ngrams and self.binary:
+            parts += map(self._char_weights.__getitem__, self._letter_grams(words))
+        elif self.char_ngrams:
+            letters = Counter(f for f, _, _ in char_features(words, self.char_ngrams, self.known))
+            parts += [weights[f] * letters[f] for f in letters if f in weights]
+        # fsum: the total does not depend on set order, so a score never varies between runs
+        return self.bias + math.fsum(parts)
 
     def decision(self, words: Sequence[str]) -> tuple[float, list[Contribution]]:
-        """The raw linear score (log-odds) and every feature that raised it, heaviest first."""
-        return self._scored(words, None)
+        """The raw linear score (log-odds) and every feature that raised it, heaviest first.
+
+        Each feature is placed at its first occurrence; letter features name the words
+        their letters came from.
+        """
+        weights = self.weights
+        total = self._log_odds(words)
+        counted: Counter[str] = Counter()
+        placed: dict[str, tuple[int, int]] = {}
+        for f, a, b in ngram_features(words, self.max_n):
+            if f in self._features:
+                counted[f] += 1
+                placed.setdefault(f, (a, b))
+        for f, a, b in char_features(words, self.char_ngrams, self.known):
+            if f in weights:
+                counted[f] += 1
+                placed.setdefault(f, (a, b))
+        ranked = []
+        for f, (a, b) in placed.items():
+            w = weights[f] * (1 if self.binary else counted[f])
+            if w > 0:
+                ranked.append((-w, a, b, f))
+        ranked.sort()
+        return total, [Contribution(f, -w, a, b) for w, a, b, f in ranked]
 
     def probability(self, words: Sequence[str]) -> float:
-        """`score(words)[0]` without ranking the features: the per-message fast path."""
+        """`score(words)[0]` without explaining it: the per-message fast path."""
         if self.binary and self.max_n == 2:
+            weights = self.weights
             features = self._features
-            present = features.intersection(words) | features.intersection(
-                [a + " " + b for a, b in pairwise(words)]
-            )
-            return sigmoid(self.bias + math.fsum(map(self.weights.__getitem__, present)))
-        return sigmoid(self._scored(words, 0)[0])
+            grams = [a + " " + b for a, b in pairwise(words)]
+            grams += words
+            parts = list(map(weights.__getitem__, features.intersection(grams)))
+            if self.char_ngrams:
+                parts += map(self._char_weights.__getitem__, self._letter_grams(words))
+            return sigmoid(self.bias + math.fsum(parts))
+        return sigmoid(self._log_odds(words))
+
+    def _placed(self, words: Sequence[str]) -> list[tuple[str, int, int]]:
+        """Every occurrence of a weighted feature, with its first and last word."""
+        weights = self.weights
+        placed = [f for f in ngram_features(words, self.max_n) if f[0] in weights]
+        placed += [f for f in char_features(words, self.char_ngrams, self.known) if f[0] in weights]
+        return placed
+
+    def attributions(
+        self, words: Sequence[str], placed: list[tuple[str, int, int]] | None = None
+    ) -> list[float]:
+        """How much of the linear score each word carries.
+
+        A feature's weight is shared equally among the words of all its occurrences (a letter
+        gram across "two" and "men" is half each), so taking all those words out removes it.
+        """
+        shares = [0.0] * len(words)
+        covered: dict[str, set[int]] = {}
+        for f, a, b in self._placed(words) if placed is None else placed:
+            covered.setdefault(f, set()).update(range(a, b + 1))
+        for f, where in covered.items():
+            share = self.weights[f] / len(where)
+            for k in where:
+                shares[k] += share
+        return shares
 
     def score(self, words: Sequence[str]) -> tuple[float, list[Contribution]]:
-        """Probability that the prompt is inappropriate, with its heaviest positive features."""
-        total, raised = self._scored(words, MAX_CONTRIBUTIONS)
-        return sigmoid(total), raised
+        """Probability that the prompt is inappropriate, and the words that make it so.
+
+        The named words are content words (never STOP_WORDS), each word counted once with
+        all its occurrences, adjacent ones joined into a phrase, heaviest first. They are
+        picked greedily by their share of the score until taking them out of the prompt
+        brings it under the threshold (at most MAX_NAMED_WORDS words in MAX_CONTRIBUTIONS
+        phrases), so an explanation is what made the verdict, not merely what leaned that
+        way. Below the threshold the heaviest content words are named.
+        """
+        total = self._log_odds(words)
+        placed = self._placed(words)
+        shares = self.attributions(words, placed)
+        weight: dict[str, float] = {}
+        first: dict[str, int] = {}
+        for k, w in enumerate(words):
+            if w not in STOP_WORDS:
+                weight[w] = weight.get(w, 0.0) + shares[k]
+                first.setdefault(w, k)
+        order = sorted(
+            (w for w, v in weight.items() if v > 0), key=lambda w: (-weight[w], first[w])
+        )
+        chosen: list[str] = []
+        estimate = total  # the score less the shares of the chosen words: checks are costly
+        for w in order:
+            if len(chosen) >= MAX_NAMED_WORDS:
+                break
+            trial = [*chosen, w]
+            if len(_runs(sorted(first[x] for x in trial))) > MAX_CONTRIBUTIONS:
+                continue
+            chosen = trial
+            estimate -= weight[w]
+            if total < self._cut:
+                if len(chosen) >= MAX_CONTRIBUTIONS:
+                    break
+                continue
+            if estimate >= self._cut:
+                continue  # not enough named yet, even before checking
+            gone = set(chosen)
+            if self._log_odds([x for x in words if x not in gone]) < self._cut:
+                break
+        at = self._with_fragments(words, sorted(first[w] for w in chosen), placed)
+        phrases = [
+            Contribution(
+                " ".join(words[a : b + 1]),
+                math.fsum(weight.get(w, 0.0) for w in dict.fromkeys(words[a : b + 1])),
+                a,
+                b,
+            )
+            for a, b in _runs(at)[:MAX_CONTRIBUTIONS]
+        ]
+        phrases.sort(key=lambda c: (-c.weight, c.first))
+        return sigmoid(total), phrases
+
+    def _with_fragments(
+        self, words: Sequence[str], chosen: list[int], placed: list[tuple[str, int, int]]
+    ) -> list[int]:
+        """`chosen` plus the short pieces of the same split word ("na ked", "pu $$ ssy").
+
+        A neighbour joins when a letter gram that raises the score runs across into it and
+        it is a fragment (at most FRAGMENT letters, not a function word), so a moderator
+        sees the whole disguised word rather than half of it.
+        """
+        if not self.char_ngrams or not chosen:
+            return chosen
+        crossing: set[int] = set()  # k: a raising gram spans words k and k + 1
+        for f, a, b in placed:
+            if a != b and f.startswith(CHAR_PREFIX) and self.weights[f] > 0:
+                crossing.update(range(a, b))
+        picked = set(chosen)
+
+        def fragment(k: int) -> bool:
+            return len(words[k]) <= FRAGMENT and words[k] not in STOP_WORDS
+
+        for k in chosen:
+            j = k
+            while j - 1 >= 0 and j - 1 in crossing and fragment(j - 1) and fragment(j):
+                j -= 1
+                picked.add(j)
+            j = k
+            while j + 1 < len(words) and j in crossing and fragment(j + 1) and fragment(j):
+                j += 1
+                picked.add(j)
+        return sorted(picked)
 
     def explain(self, text: str) -> tuple[float, list[Match]]:
-        """Score a prompt's text and name the heaviest words as matches with spans in `text`.
-
-        The caller turns a probability at or above `threshold` into a `review`, never more.
-        """
+        """Score a prompt's text and name the words that made it, as matches with spans in
+        `text`. The caller turns a probability at or above `threshold` into a `review`, never
+        more."""
         tokens = prompt_tokens(model_text(text))
         probability, raised = self.score([t.text for t in tokens])
         matches = [
@@ -316,6 +544,8 @@ class LinearModel:
             "tokenizer": TOKENIZER,
             "tokenizer_probe": probe_words(),
             "ngram_range": [1, self.max_n],
+            "char_ngrams": list(self.char_ngrams),
+            "known_words": sorted(self.known),
             "binary": self.binary,
             "bias": rounded(self.bias),
             "threshold": self.threshold,
@@ -326,6 +556,17 @@ class LinearModel:
     def dump(self, path: Path, *, digits: int | None = None) -> None:
         text = json.dumps(self.to_dict(digits=digits), sort_keys=True, ensure_ascii=False, indent=0)
         path.write_text(text + "\n", encoding="utf-8")
+
+
+def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted word indices as runs of neighbours: [2, 3, 7] -> [(2, 3), (7, 7)]."""
+    runs: list[tuple[int, int]] = []
+    for k in indices:
+        if runs and runs[-1][1] == k - 1:
+            runs[-1] = (runs[-1][0], k)
+        else:
+            runs.append((k, k))
+    return runs
 
 
 def probe_words() -> list[str]:

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate, product
 from typing import Protocol
 
@@ -92,6 +92,11 @@ def _fold_char(ch: str) -> str:
         return HOMOGLYPHS[low]
     if unicodedata.category(ch) in ("Mn", "Me", "Cf", "Cc"):
         return GONE
+    if unicodedata.decomposition(ch).startswith(("<narrow>", "<wide>")):
+        # halfwidth katakana and Hangul, fullwidth signs: their usual width, one character
+        wide = unicodedata.normalize("NFKC", ch)
+        if len(wide) == 1 and not unicodedata.combining(wide) and not wide.isascii():
+            return wide
     decomposed = unicodedata.normalize("NFKD", low)
     base = "".join(c for c in decomposed if not unicodedata.combining(c))
     if not base:
@@ -240,8 +245,27 @@ class Normalized:
         return [self.orig(i) for i in range(len(self.text))]
 
 
+_HALFWIDTH_MARKS = {"\uff9e": "\u3099", "\uff9f": "\u309a"}  # halfwidth (han)dakuten
+
+
+def _compose_marks(text: str, folded: str) -> str:
+    """Halfwidth "ｸﾞ" is two characters for one kana: the kana takes the mark ("グ") and the
+    mark folds to GONE, so the text keeps one folded character per original one."""
+    out = list(folded)
+    for i, ch in enumerate(text):
+        mark = _HALFWIDTH_MARKS.get(ch)
+        if mark is not None and i and out[i - 1] != GONE:
+            composed = unicodedata.normalize("NFC", out[i - 1] + mark)
+            if len(composed) == 1:
+                out[i - 1] = composed
+                out[i] = GONE
+    return "".join(out)
+
+
 def normalize(text: str) -> Normalized:
     folded = _fold(text)
+    if len(folded) == len(text) and ("\uff9e" in text or "\uff9f" in text):
+        folded = _compose_marks(text, folded)
     if len(folded) == len(text):
         if GONE not in folded:
             return Normalized(text, folded)
@@ -317,6 +341,7 @@ class Candidate:
     positions: Positions | None  # None: same positions as the normalized text
     substring: bool = False
     accept: Callable[[int, int], bool] | None = None  # which hits [start, end) count
+    shortest: int = 3  # substring readings: the shortest key that may match inside
 
 
 class _LeetCheck:
@@ -363,10 +388,10 @@ class _Batch:
         self.parts.append(text)
         self.positions.extend(positions)
 
-    def candidate(self, *, substring: bool = False) -> Candidate | None:
+    def candidate(self, *, substring: bool = False, shortest: int = 3) -> Candidate | None:
         if not self.parts:
             return None
-        return Candidate("".join(self.parts), self.positions, substring)
+        return Candidate("".join(self.parts), self.positions, substring, shortest=shortest)
 
 
 _SPLIT_SEPARATORS_CHARS = " .-,/\\:+·•"  # as in _SPLIT_RUN
@@ -421,12 +446,108 @@ def candidates(norm: str) -> Iterator[Candidate]:
         for batch_ in (runs, decoded_runs):
             if (cand := batch_.candidate(substring=True)) is not None:
                 yield cand
+    if _FRAGMENT_HINT.search(norm):
+        yield from _fragments(norm)
+    if "<" in norm or "[" in norm:
+        noise = _without_noise(norm)
+        if noise is not None:
+            yield noise
     if _TRIPLE.search(norm):
         for keep in (1, 2):
             yield _collapse(norm, keep, _TRIPLE)
     if "{" in norm or "}" in norm:
         # "{nu}{de}", "{red,nu}de": Midjourney joins options to their neighbours
         yield _collapse(norm, 0, _BRACE_RUN)
+
+
+# Short fragments with a symbol among them, split by spaces or punctuation: "pu $$ ssy",
+# "p0 rn", "s3 x". Fragment and separator characters are disjoint, so matching is linear.
+_FRAG = "a-z0-9@$!*#%"
+_FRAG_SEP = r" .\-,/\\:+·•_~"
+_FRAGMENT_RUN = re.compile(
+    rf"(?<![{_FRAG}])(?:[{_FRAG}]{{1,3}}[{_FRAG_SEP}]{{1,3}})+[{_FRAG}]{{1,3}}(?![{_FRAG}])"
+)
+_FRAGMENT_HINT = re.compile(rf"[{_FRAG_SEP}][@$!*#%0-9]|[@$!*#%0-9][{_FRAG_SEP}]")
+_LETTER_AND_SYMBOL = re.compile(r"[a-z][^a-z]*?[@$!0-9]|[@$!0-9][^@$!0-9]*?[a-z]")
+_FRAGMENT_INSIDE = 5  # keys at least this long may match inside a joined run
+
+
+def _fragments(norm: str) -> Iterator[Candidate]:
+    """Runs of short fragments with a leet digit or symbol in them, each read as one word.
+
+    The run is joined, leet-decoded and its letter runs cut to two ("pu$$ssy" -> "pussy"),
+    then read whole, and for longer keys also inside ("a pu $$ ssy" still reads "pussy").
+    Joining and decoding happen in C; only a run with a tripled letter takes a Python pass.
+    """
+    batch = _Batch()
+    for m in _FRAGMENT_RUN.finditer(norm):
+        run = m.group()
+        joined = run.translate(_FRAG_DROP)  # most runs ("8 k", "16:9") end here
+        if len(joined) < 3 or joined.isdigit() or not _LETTER_AND_SYMBOL.search(joined):
+            continue
+        base = m.start()
+        pos = [base + k for k, ch in enumerate(run) if ch not in _FRAG_DROP_CHARS]
+        letters = joined.translate(LEET)
+        if _TRIPLE_ANY.search(letters):
+            # "ssss" reads "ss" (the doubled letters of "pussy", "ass"): cut per run, in C
+            parts: list[str] = []
+            kept: list[int] = []
+            last = 0
+            for t in _TRIPLE_ANY.finditer(letters):
+                parts.append(letters[last : t.start() + 2])
+                kept += pos[last : t.start() + 2]
+                last = t.end()
+            parts.append(letters[last:])
+            kept += pos[last:]
+            letters, pos = "".join(parts), kept
+        if len(letters) >= 3:
+            batch.add(letters, pos)
+    if (whole := batch.candidate()) is not None:
+        yield whole
+        yield replace(whole, substring=True, shortest=_FRAGMENT_INSIDE)
+
+
+_FRAG_DROP_CHARS = frozenset(" .-,/\\:+·•_~*#%")  # separators, and symbols read as nothing
+_FRAG_DROP = str.maketrans(dict.fromkeys(_FRAG_DROP_CHARS))
+_TRIPLE_ANY = re.compile(r"(.)\1\1+")
+
+
+# Tokens of text encoders and markup pasted into prompts: "<|startoftext|>", "</s>", "[SEP]".
+# Markdown folding has removed "|" already.
+_NOISE = re.compile(r"</?[a-z_]{1,20}>|\[(?:cls|sep|pad|mask|unk)\]")
+
+
+_NOISE_REACH = 64  # a key is at most 60 characters (and a few for its forms)
+
+
+def _without_noise(norm: str) -> Candidate | None:
+    """The text around noise tokens with the tokens cut out, so words they split rejoin
+    ("na<|eot|>ked"). Only `_NOISE_REACH` characters either side are read: farther text
+    reads as in the plain scan, so a message full of tokens is not copied whole."""
+    tokens = [m.span() for m in _NOISE.finditer(norm)]
+    if not tokens:
+        return None
+    batch = _Batch()
+    text: list[str] = []
+    pos: list[int] = []
+    lo = max(0, tokens[0][0] - _NOISE_REACH)
+    for k, (start, end) in enumerate(tokens):
+        text.append(norm[lo:start])
+        pos.extend(range(lo, start))
+        nxt = tokens[k + 1][0] if k + 1 < len(tokens) else len(norm)
+        if nxt - end <= 2 * _NOISE_REACH:
+            lo = end  # the gap joins this group to the next token
+            continue
+        text.append(norm[end : end + _NOISE_REACH])
+        pos.extend(range(end, end + _NOISE_REACH))
+        batch.add("".join(text), pos)
+        text, pos = [], []
+        lo = nxt - _NOISE_REACH
+    if text or lo < len(norm):
+        text.append(norm[lo:])
+        pos.extend(range(lo, len(norm)))
+        batch.add("".join(text), pos)
+    return batch.candidate()
 
 
 class Shifted:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .decision import Severity
-from .guidelines import CATEGORIES
+from .guidelines import CATEGORIES, LANGUAGES
 
 CUSTOM = "custom"
 ACTIONS = ("block", "warn", "review", "remind", "allow", "off")
@@ -22,6 +22,7 @@ MAX_CUSTOM_TERMS = 1000
 MAX_ALLOW_TERMS = 1000
 _REGEX_CHARS = set("\\^$[](){}+?|")
 _RULE_CATEGORIES = (*CATEGORIES, CUSTOM)
+_SETTINGS = ("custom_terms", "allow_terms", "severity", "actions", "learned", "languages")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,8 @@ class GuildRules:
     severity: dict[str, Severity] = field(default_factory=dict)  # category -> severity
     actions: dict[str, str] = field(default_factory=dict)  # category -> action
     learned: bool = True
+    # languages whose guideline files apply; None: every shipped language (the default)
+    languages: tuple[str, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> GuildRules:
@@ -46,11 +49,11 @@ class GuildRules:
             return cls()
         if not isinstance(data, dict):
             raise ValueError("screening rules must be a JSON object")
-        unknown = set(data) - {"custom_terms", "allow_terms", "severity", "actions", "learned"}
+        unknown = set(data) - {*_SETTINGS}
         if unknown:
             raise ValueError(
                 f"unknown screening setting(s): {', '.join(sorted(unknown))}; expected "
-                "custom_terms, allow_terms, severity, actions, learned"
+                f"{', '.join(_SETTINGS)}"
             )
         raw_terms = data.get("custom_terms", [])
         if not isinstance(raw_terms, list):
@@ -91,7 +94,19 @@ class GuildRules:
         learned = data.get("learned", True)
         if not isinstance(learned, bool):
             raise ValueError("learned must be true or false")
-        return cls(tuple(terms), allow, severities, actions, learned)
+        languages: tuple[str, ...] | None = None
+        if data.get("languages") is not None:
+            raw_langs = data["languages"]
+            if not isinstance(raw_langs, list) or not all(isinstance(x, str) for x in raw_langs):
+                raise ValueError("languages must be a list of language codes")
+            bad_langs = sorted(set(raw_langs) - set(LANGUAGES))
+            if bad_langs:
+                raise ValueError(
+                    f"unknown language(s) {', '.join(bad_langs)}; expected some of "
+                    f"{', '.join(LANGUAGES)}"
+                )
+            languages = tuple(x for x in LANGUAGES if x in raw_langs)  # one order: one hash
+        return cls(tuple(terms), allow, severities, actions, learned, languages)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,7 +118,22 @@ class GuildRules:
             "severity": {k: v.name.lower() for k, v in sorted(self.severity.items())},
             "actions": dict(sorted(self.actions.items())),
             "learned": self.learned,
+            **({"languages": list(self.languages)} if self.languages is not None else {}),
         }
+
+    @property
+    def enabled_languages(self) -> tuple[str, ...]:
+        """The shipped languages screened here (every one unless the guild switched some off)."""
+        return LANGUAGES if self.languages is None else self.languages
+
+    def with_language(self, code: str, enabled: bool) -> GuildRules:
+        """These rules with one shipped language switched on or off; ValueError if unknown."""
+        if code not in LANGUAGES:
+            raise ValueError(f"unknown language {code!r}; expected one of {', '.join(LANGUAGES)}")
+        now = set(self.enabled_languages)
+        now = now | {code} if enabled else now - {code}
+        kept = tuple(x for x in LANGUAGES if x in now)
+        return replace(self, languages=None if kept == LANGUAGES else kept)
 
     def fingerprint(self) -> str:
         """Stable hash of the settings: compiled matchers are cached under it."""

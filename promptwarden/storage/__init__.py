@@ -24,6 +24,7 @@ from promptwarden.storage.models import (
     APPEAL_STATUSES,
     ERASED_TEXT,
     EXCERPT_LIMIT,
+    INCIDENT_SOURCES,
     INCIDENT_STATUSES,
     RETRYABLE_OUTCOMES,
     ActionOutcome,
@@ -33,6 +34,7 @@ from promptwarden.storage.models import (
     AppealStatus,
     ErasureReport,
     Incident,
+    IncidentSource,
     IncidentStatus,
     MemberData,
     MemberPreferences,
@@ -42,7 +44,7 @@ from promptwarden.storage.models import (
     WatchedChannel,
     WatchKind,
 )
-from promptwarden.storage.store import INCIDENT_SOURCES, SettingsListener, Storage
+from promptwarden.storage.store import SettingsListener, Storage
 
 __all__ = [
     "ACTION_OUTCOMES",
@@ -62,6 +64,7 @@ __all__ = [
     "AppealStatus",
     "ErasureReport",
     "Incident",
+    "IncidentSource",
     "IncidentStatus",
     "MemberData",
     "MemberPreferences",

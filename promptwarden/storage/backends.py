@@ -294,7 +294,7 @@ class PostgresBackend(Backend):
     async def notify(self, conn: AsyncConnection, guild_id: int) -> None:
         await conn.execute(
             text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": SETTINGS_CHANNEL, "payload": f"{guild_id} {self._token}"},
+            {"channel": SETTINGS_CHANNEL, "payload": f"{guild_id}:{self._token}"},
         )
 
     async def read_version(self, conn: AsyncConnection) -> int:
@@ -352,7 +352,7 @@ class PostgresBackend(Backend):
 
     def _on_notification(self, conn: object, pid: int, channel: str, payload: object) -> None:
         del conn, pid, channel
-        guild, _, token = str(payload).partition(" ")
+        guild, _, token = str(payload).partition(":")
         if token == self._token:
             return  # this object's own change, already announced at commit
         try:

@@ -18,6 +18,9 @@ ACTION_OUTCOMES: tuple[str, ...] = get_args(ActionOutcome)
 RETRYABLE_OUTCOMES: tuple[ActionOutcome, ...] = ("failed", "rate_limited")
 WATCH_KINDS: tuple[str, ...] = get_args(WatchKind)
 INCIDENT_STATUSES: tuple[str, ...] = get_args(IncidentStatus)
+# What raised an incident: the watcher's screening, Discord's AutoMod, a member's report.
+IncidentSource = Literal["screening", "automod", "report"]
+INCIDENT_SOURCES: tuple[str, ...] = get_args(IncidentSource)
 AppealStatus = Literal["open", "accepted", "rejected"]
 APPEAL_STATUSES: tuple[str, ...] = get_args(AppealStatus)
 
@@ -53,9 +56,10 @@ class Incident:
     status: IncidentStatus
     created_at: datetime  # aware, UTC
     job_key: str | None = None  # identity of the generation job, see promptwarden.dedupe
-    modlog_channel_id: int | None = None  # where the incident's mod-log entry is
+    # Where the incident's mod-log entry is, once posted: later edits find it here.
+    modlog_channel_id: int | None = None
     modlog_message_id: int | None = None
-    source: str = "screening"  # what raised it: screening, automod or report
+    source: str = "screening"  # one of INCIDENT_SOURCES
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,9 @@ class StrikeRecord:
     points: int
     created_at: datetime
     revoked_at: datetime | None
-    points_before: int = 0  # the member's active points before and after this strike
+    # The member's active points just before and after this strike, stored with it: the
+    # threshold it crossed (and the timeout that earned) is read from here.
+    points_before: int = 0
     points_after: int = 0
 
 
@@ -101,7 +107,8 @@ class Appeal:
     moderator_id: int | None
     created_at: datetime
     decided_at: datetime | None
-    modlog_channel_id: int | None = None  # where the appeal's mod-log entry is
+    # The appeal's own mod-log entry (with Accept and Reject), once posted.
+    modlog_channel_id: int | None = None
     modlog_message_id: int | None = None
 
 

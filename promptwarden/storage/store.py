@@ -45,6 +45,7 @@ from promptwarden.storage.models import (
     APPEAL_STATUSES,
     ERASED_TEXT,
     EXCERPT_LIMIT,
+    INCIDENT_SOURCES,
     INCIDENT_STATUSES,
     RETRYABLE_OUTCOMES,
     WATCH_KINDS,
@@ -71,7 +72,6 @@ log = logging.getLogger(__name__)
 # after the notification channel reconnected and changes could have been missed).
 SettingsListener = Callable[[int | None], Awaitable[None] | None]
 MAX_PAGE = 500
-INCIDENT_SOURCES = ("screening", "automod", "report")
 
 _appeal_columns = [c for c in t.appeals.c]
 
@@ -375,6 +375,21 @@ class Storage:
         i = t.incidents
         rows = await self._rows(select(i).where(i.c.guild_id == guild_id, i.c.id == incident_id))
         return _incident(rows[0]) if rows else None
+
+    async def list_incidents(
+        self,
+        guild_id: int,
+        *,
+        user_id: int | None = None,
+        status: IncidentStatus | None = None,
+        since: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Incident]:
+        """Newest first; `before_id` pages backwards from an incident id."""
+        return await self.find_incidents(
+            guild_id, user_id=user_id, status=status, since=since, before_id=before_id, limit=limit
+        )
 
     async def find_incidents(
         self,

@@ -21,6 +21,8 @@ from aiohttp import WSMsgType, web
 from .world import World
 
 MESSAGE_CONTENT_INTENT = 1 << 15
+AUTO_MODERATION_CONFIGURATION_INTENT = 1 << 20
+AUTO_MODERATION_EXECUTION_INTENT = 1 << 21
 HELLO, IDENTIFY, RESUME, HEARTBEAT, HEARTBEAT_ACK, INVALID_SESSION = 10, 2, 6, 1, 11, 9
 
 
@@ -66,10 +68,11 @@ class Gateway:
 
     # -- dispatch
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send to every live session; a session between connections keeps it for RESUME."""
+    async def dispatch(self, event: str, data: dict[str, Any], *, intent: int = 0) -> None:
+        """Send to every live session (with `intent`, only those that asked for it); a
+        session between connections keeps it for RESUME."""
         for session in list(self.sessions.values()):
-            if session.resumable:
+            if session.resumable and session.intents & intent == intent:
                 await self._send_event(session, event, data)
 
     async def _send_event(self, session: Session, event: str, data: dict[str, Any]) -> None:

@@ -241,8 +241,15 @@ async def _put_commands(
     answer = []
     for command in body or []:
         command_id = rest.command_ids.setdefault(command["name"], rest.world.ids.next())
+        # Context-menu commands have no description; Discord answers with an empty one.
         answer.append(
-            {**command, "id": str(command_id), "application_id": params["app_id"], "version": "1"}
+            {
+                "description": "",
+                **command,
+                "id": str(command_id),
+                "application_id": params["app_id"],
+                "version": "1",
+            }
         )
     return 200, answer
 

@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from . import automod
 from .gateway import Gateway
 from .rest import Call, Fault, Rest
-from .world import BOT_PERMISSIONS, Channel, User, World
+from .world import Channel, User, World
 
 T = TypeVar("T")
 
@@ -144,6 +145,83 @@ class Emulator:
     def user(self, user_id: int) -> User:
         return self.world.users[user_id]
 
+    def set_bot_permissions(self, permissions: int) -> None:
+        """Change what the bot's role may do, and tell the bot as Discord does."""
+
+        async def change() -> None:
+            guild = self.world.guild
+            guild.bot_permissions = permissions
+            role = next(r for r in guild.roles_payload() if int(r["id"]) == guild.bot_role_id)
+            await self.gateway.dispatch(
+                "GUILD_ROLE_UPDATE", {"guild_id": str(guild.id), "role": role}
+            )
+
+        self._run(change())
+
+    # -- AutoMod
+
+    def automod_rules(self) -> list[dict[str, Any]]:
+        return self.in_loop(lambda: [dict(r) for r in self.world.guild.automod_rules.values()])
+
+    def add_automod_rule(
+        self, name: str, keywords: list[str], *, actions: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """A keyword rule the guild's owner made by hand (not the bot's); it blocks unless
+        given other `actions`."""
+
+        def add() -> dict[str, Any]:
+            world = self.world
+            body = {
+                "name": name,
+                "trigger_type": 1,
+                "trigger_metadata": {"keyword_filter": keywords},
+                "actions": actions if actions is not None else [{"type": 1, "metadata": {}}],
+                "enabled": True,
+            }
+            rule = automod.build_rule(world, body, creator_id=world.guild.owner_id)
+            world.guild.automod_rules[int(rule["id"])] = rule
+            return rule
+
+        return self.in_loop(add)
+
+    def automod_hit(
+        self,
+        rule_id: int,
+        channel: Channel,
+        member: User,
+        content: str,
+        keyword: str,
+        *,
+        blocked: bool = True,
+    ) -> int | None:
+        """A member's message caught by a rule: one execution event per action of the rule.
+
+        A blocked message never exists (no id); otherwise it is posted too, and its id is
+        returned.
+        """
+
+        async def hit() -> int | None:
+            world = self.world
+            rule = world.guild.automod_rules[rule_id]
+            message_id = None
+            if not blocked:
+                data = world.store(world.message_payload(channel, member, content))
+                message_id = int(data["id"])
+                await self.gateway.dispatch("MESSAGE_CREATE", data)
+            events = automod.execution_events(
+                world,
+                rule,
+                channel=channel,
+                member=member,
+                content=content,
+                keyword=keyword,
+                message_id=message_id,
+            )
+            await automod.dispatch_execution(self.rest, events)
+            return message_id
+
+        return self._run(hit())
+
     # -- messages in
 
     def post(self, channel: Channel, author: User, content: str, **kwargs: Any) -> int:
@@ -183,17 +261,53 @@ class Emulator:
 
     # -- interactions
 
-    def invoke(self, channel: Channel, user: User, command: str, *subcommand: str) -> int:
-        """A slash command as `user` typed it; returns the interaction id.
+    def invoke(
+        self,
+        channel: Channel,
+        user: User,
+        command: str,
+        *subcommand: str,
+        options: dict[str, str | int] | None = None,
+    ) -> int:
+        """A slash command as `user` typed it (`options`: its text and integer options);
+        returns the interaction id.
 
         The command's id is the one this emulator gave it when the bot synced its tree.
         """
         command_id = self.in_loop(lambda: self.rest.command_ids[command])
-        options: list[dict[str, Any]] = []
+        typed: list[dict[str, Any]] = [
+            {"name": name, "type": 4 if isinstance(value, int) else 3, "value": value}
+            for name, value in (options or {}).items()
+        ]
         for name in reversed(subcommand):
-            options = [{"name": name, "type": 1, "options": options}]
-        data = {"id": str(command_id), "name": command, "type": 1, "options": options}
+            typed = [{"name": name, "type": 1, "options": typed}]
+        data = {"id": str(command_id), "name": command, "type": 1, "options": typed}
         return self._interact(channel, user, 2, data)
+
+    def invoke_message_command(
+        self, channel: Channel, user: User, command: str, message_id: int
+    ) -> int:
+        """A message context-menu command (Apps > `command`) on one message."""
+        command_id = self.in_loop(lambda: self.rest.command_ids[command])
+        message = self.in_loop(lambda: dict(channel.messages[message_id]))
+        data = {
+            "id": str(command_id),
+            "name": command,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): message}},
+        }
+        return self._interact(channel, user, 2, data)
+
+    def submit_modal(
+        self, channel: Channel, user: User, custom_id: str, values: dict[str, str]
+    ) -> int:
+        """A submitted form: `values` maps each text input's custom_id to what was typed."""
+        rows = [
+            {"type": 1, "components": [{"type": 4, "custom_id": key, "value": value}]}
+            for key, value in values.items()
+        ]
+        return self._interact(channel, user, 5, {"custom_id": custom_id, "components": rows})
 
     def press_button(self, channel: Channel, user: User, message_id: int, custom_id: str) -> int:
         """A click on a button of one of the bot's messages; returns the interaction id."""
@@ -227,7 +341,7 @@ class Emulator:
                 "channel": channel.payload(),
                 "member": {**member.payload(), "permissions": str((1 << 41) - 1 if admin else 0)},
                 "data": data,
-                "app_permissions": str(BOT_PERMISSIONS),
+                "app_permissions": str(world.guild.bot_permissions),
                 "locale": "en-US",
                 "guild_locale": "en-US",
                 "entitlements": [],

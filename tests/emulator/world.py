@@ -22,6 +22,7 @@ NIJI_BOT_ID = 1022952195194359889
 # History, Manage Messages, Moderate Members: what the bot's invite asks for.
 BOT_PERMISSIONS = 1374389660672
 ADMINISTRATOR = 1 << 3
+MANAGE_GUILD = 1 << 5
 
 
 class Snowflakes:
@@ -133,6 +134,8 @@ class Guild:
     admin_role_id: int
     channels: dict[int, Channel] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
+    bot_permissions: int = BOT_PERMISSIONS  # of the bot's role; grant Manage Server to test it
+    automod_rules: dict[int, dict[str, Any]] = field(default_factory=dict)  # by id, REST shape
 
     def roles_payload(self) -> list[dict[str, Any]]:
         def role(role_id: int, name: str, position: int, permissions: int) -> dict[str, Any]:
@@ -148,11 +151,17 @@ class Guild:
                 "flags": 0,
             }
 
+        # The bot's own role is managed by its integration, as Discord makes it.
+        bot_role = role(self.bot_role_id, "PromptWarden", 10, self.bot_permissions)
+        bot_role.update(managed=True, tags={"bot_id": str(self.members_bot_id())})
         return [
             role(self.id, "@everyone", 0, 0),  # @everyone's id is the guild's
             role(self.admin_role_id, "Admin", 1, ADMINISTRATOR),
-            role(self.bot_role_id, "PromptWarden", 10, BOT_PERMISSIONS),
+            bot_role,
         ]
+
+    def members_bot_id(self) -> int:
+        return next(m.user.id for m in self.members.values() if self.bot_role_id in m.roles)
 
     def create_payload(self, bot_id: int) -> dict[str, Any]:
         """GUILD_CREATE: only the bot's own member is sent, and member_count says so.
