@@ -249,10 +249,9 @@ async def test_a_full_disk_keeps_its_own_error_and_the_next_write_works_again(
     """SQLite rolls a transaction back itself on SQLITE_FULL; the error a caller sees must be
     the full disk, not a failed ROLLBACK, and the store must keep working once space is back."""
     async with await open_storage(tmp_path / "pw.db") as storage:
-        engine = storage.backend.engine  # the store's own (single) connection
-        async with engine.connect() as conn:
-            pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
-            await conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")  # a "full disk"
+        conn = storage.backend._connection()  # the store's own (single) connection
+        pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
+        await conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")  # a "full disk"
         with pytest.raises(Exception) as failed:
             for n in range(200):
                 await add_incident(storage, GUILD_A, message_id=n, prompt_excerpt="x" * 900)
@@ -263,8 +262,7 @@ async def test_a_full_disk_keeps_its_own_error_and_the_next_write_works_again(
         assert len(full) == 1 and full[0].levelname == "ERROR"
         stored = len(await storage.find_incidents(GUILD_A, limit=500))  # reads still work
 
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA max_page_count = 1000000")  # space is back
+        await conn.exec_driver_sql("PRAGMA max_page_count = 1000000")  # space is back
         await add_incident(storage, GUILD_A, message_id=9999, prompt_excerpt="after")
         assert len(await storage.find_incidents(GUILD_A, limit=500)) == stored + 1
 

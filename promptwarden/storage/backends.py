@@ -10,21 +10,24 @@ the schema version is kept.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import os
+import sqlite3
 import stat
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
+import aiosqlite
 import asyncpg
-from sqlalchemy import ColumnElement, Table, bindparam, event, text
+from sqlalchemy import ColumnElement, Dialect, Table, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
@@ -134,53 +137,65 @@ def _upgrade(conn: Connection, found: int, shown: str) -> None:
 
 
 class SQLiteBackend(Backend):
+    """Migrations go through SQLAlchemy's engine; every query after them runs on one raw
+    aiosqlite connection (`SQLiteConnection`): one thread round trip per statement, where
+    SQLAlchemy's adapter needs four, and on a busy machine each round trip is a wake-up."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.shown = str(path)
-        # One connection serves every coroutine, as SQLite serves one writer at a time;
-        # callers queue for it instead of for the file lock.
         self.engine = create_async_engine(
             f"sqlite+aiosqlite:///{path}",
             pool_size=1,
             max_overflow=0,
-            pool_timeout=60,
             hide_parameters=True,  # errors are logged; parameters hold prompts
         )
-        # Callers queue here, not in the pool: a pool wait carries a timeout timer, and
-        # nothing should time out merely for waiting its turn.
+        # Callers take turns on the one connection, as SQLite serves one writer at a time.
         self._turn = asyncio.Lock()
+        self._conn: SQLiteConnection | None = None
         sync = self.engine.sync_engine
         event.listen(sync, "connect", _sqlite_connect)
         event.listen(sync, "begin", _sqlite_begin)
-        event.listen(sync, "handle_error", _sqlite_error)
 
     def insert(self, table: Table) -> sqlite.Insert:
         return sqlite.insert(table)
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._turn, super().write() as conn:
-            yield conn
+    def _connection(self) -> SQLiteConnection:
+        if self.closed or self._conn is None:
+            raise StorageError("the database is closed")
+        return self._conn
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        with _plain_value_errors():
-            async with self._turn, self._engine().connect() as conn:
-                await conn.execution_options(pw_read=True)
+    async def write(self) -> AsyncIterator[Any]:
+        async with self._turn:
+            conn = self._connection()
+            await conn.raw.execute("BEGIN IMMEDIATE")
+            try:
                 yield conn
+            except BaseException:
+                if conn.raw.in_transaction:  # SQLite rolls back a full disk itself
+                    await conn.raw.execute("ROLLBACK")
+                raise
+            await conn.raw.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Any]:
+        async with self._turn:
+            yield self._connection()
 
     def has_category(self, category: str) -> ColumnElement[bool]:
         return text(
             "EXISTS (SELECT 1 FROM json_each(incidents.categories) WHERE value = :category)"
         ).bindparams(category=category)  # type: ignore[return-value]
 
-    async def read_version(self, conn: AsyncConnection) -> int:
+    async def read_version(self, conn: Any) -> int:
         return int((await conn.exec_driver_sql("PRAGMA user_version")).scalar_one())
 
     async def migrate(self) -> int:
         _create_private_file(self.path)
         try:
-            async with self.read() as conn:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(pw_read=True)
                 found = await self.read_version(conn)
                 if found > LATEST_VERSION:
                     raise StorageError(newer_schema_message(found, "DATABASE_PATH"))
@@ -206,7 +221,126 @@ class SQLiteBackend(Backend):
                     f"{cause}; the database was left unchanged"
                 ) from error
             log.info("database %s migrated to schema %d", self.path, version)
+        await self.engine.dispose()  # its connection is not needed after migrating
+        raw = await aiosqlite.connect(self.path, isolation_level=None)
+        await raw.executescript(_PRAGMAS)
+        self._conn = SQLiteConnection(raw, self.engine.dialect)
         return found
+
+    async def close(self) -> None:
+        self.closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.raw.close()
+        await self.engine.dispose()
+
+
+class _Plan(NamedTuple):
+    """A statement compiled once: its SQL, which parameters go where, how rows come back."""
+
+    compiled: Any  # SQLAlchemy's SQLCompiler, whose parameter helpers are not typed public
+    sql: str
+    names: Sequence[str]
+    binds: Mapping[str, Callable[[Any], Any]]
+    row: Callable[..., Any] | None  # None: the statement returns no rows
+    results: tuple[Callable[[Any], Any] | None, ...]
+    expanding: bool  # IN lists: the SQL depends on how many values each holds
+
+
+class Result:
+    """The part of SQLAlchemy's Result that `store` uses, over rows already fetched."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def all(self) -> list[Any]:
+        return self.rows
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        (row,) = self.rows
+        return row[0]
+
+
+class SQLiteConnection:
+    """Runs SQLAlchemy statements on a raw aiosqlite connection, each compiled once per
+    shape (SQLAlchemy's own cache key), with the columns' own conversions both ways."""
+
+    def __init__(self, raw: aiosqlite.Connection, dialect: Dialect) -> None:
+        self.raw = raw
+        self._dialect = dialect
+        self._plans: dict[Any, _Plan] = {}
+
+    async def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> Result:
+        key = statement._generate_cache_key()
+        columns = tuple(sorted(params)) if params else ()
+        plan = self._plans.get((key.key, columns)) if key is not None else None
+        if plan is None:
+            plan = self._plan(statement, key, columns)
+            if key is not None:
+                self._plans[(key.key, columns)] = plan
+        values: Any = plan.compiled.construct_params(
+            params, escape_names=False, extracted_parameters=key.bindparams if key else None
+        )
+        sql, names, binds = plan.sql, plan.names, plan.binds
+        if plan.expanding:
+            expanded = plan.compiled._process_parameters_for_postcompile(values)
+            sql, names, values = expanded.statement, expanded.positiontup, expanded.parameters
+            binds = {**binds, **expanded.processors}
+        args = [binds[n](values[n]) if n in binds else values[n] for n in names]
+        try:
+            if plan.row is None:
+                cursor = await self.raw.execute(sql, args)
+                return Result([], cursor.rowcount)
+            rows = await self.raw.execute_fetchall(sql, args)
+        except sqlite3.Error as error:
+            if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL:
+                log.error("the database disk is full (%s); this write was not saved", error)
+            raise
+        convert = plan.results
+        made = [
+            plan.row(*[v if f is None else f(v) for f, v in zip(convert, r, strict=True)])
+            for r in rows
+        ]
+        return Result(made, len(made))
+
+    def _plan(self, statement: Any, key: Any, columns: tuple[str, ...]) -> _Plan:
+        dialect = self._dialect
+        compiled: Any = dialect.statement_compiler(
+            dialect, statement, cache_key=key, column_keys=list(columns)
+        )
+        entries = compiled._result_columns
+        names = [e[0] for e in entries]
+        row = collections.namedtuple("Row", names, rename=True) if entries else None
+        results = tuple(e[3]._cached_result_processor(self._dialect, None) for e in entries)
+        return _Plan(
+            compiled,
+            compiled.string,
+            compiled.positiontup or (),
+            compiled._bind_processors,
+            row,
+            results,
+            bool(compiled.literal_execute_params or compiled.post_compile_params),
+        )
+
+    async def exec_driver_sql(self, sql: str) -> Result:
+        rows = list(await self.raw.execute_fetchall(sql))
+        return Result(rows, len(rows))
+
+
+# Per connection: SQLite forgets these when a connection closes.
+_PRAGMAS = f"""
+    PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
+    PRAGMA synchronous = NORMAL;
+    PRAGMA foreign_keys = ON;
+"""
 
 
 def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
@@ -215,8 +349,6 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
-    cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
 
 
@@ -225,14 +357,6 @@ def _sqlite_begin(conn: Connection) -> None:
     (busy_timeout) instead of interleaving; reads run without a transaction."""
     if not conn.get_execution_options().get("pw_read"):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _sqlite_error(context: Any) -> None:
-    """A full disk: SQLite has rolled back already; say so once, clearly, and let the
-    original error through (nothing here retries or hides it)."""
-    original = context.original_exception
-    if getattr(original, "sqlite_errorcode", None) == SQLITE_FULL:
-        log.error("the database disk is full (%s); this write was not saved", original)
 
 
 def _create_private_file(path: Path) -> None:

@@ -999,7 +999,7 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
 
 
 def _incident(row: Row[Any]) -> Incident:
-    fields = dict(row._mapping)
+    fields = row._asdict()
     fields["categories"] = tuple(fields["categories"])
     fields["matches"] = tuple(fields["matches"])
     fields["severity"] = Severity.parse(fields["severity"])
@@ -1013,11 +1013,11 @@ def _action(row: Row[Any]) -> ActionRecord:
 
 # Their columns are their fields, by name.
 def _strike(row: Row[Any]) -> StrikeRecord:
-    return StrikeRecord(**row._mapping)
+    return StrikeRecord(**row._asdict())
 
 
 def _appeal(row: Row[Any]) -> Appeal:
-    return Appeal(**row._mapping)
+    return Appeal(**row._asdict())
 
 
 def _matches_without_text(matches: list[Any]) -> list[Any]:
