@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Dialect,
+    ForeignKey,
     Integer,
     MetaData,
     Table,
@@ -100,6 +101,11 @@ def _big(name: str, *, nullable: bool = False, key: bool = False) -> Column[int]
     return Column(name, BigInteger, nullable=nullable, primary_key=key)
 
 
+def _incident_id(*, nullable: bool = False) -> Column[int]:
+    """A reference to an incident (copy.py orders tables by these)."""
+    return Column("incident_id", BigInteger, ForeignKey("incidents.id"), nullable=nullable)
+
+
 metadata = MetaData()
 
 guild_settings = Table(
@@ -162,7 +168,7 @@ strikes = Table(
     _id(),
     _big("guild_id"),
     _big("user_id"),
-    _big("incident_id", nullable=True),
+    _incident_id(nullable=True),
     Column("points", Integer, nullable=False),
     Column("created_at", UtcTime, nullable=False),
     Column("revoked_at", UtcTime),
@@ -175,7 +181,7 @@ incident_actions = Table(
     metadata,
     _id(),
     _big("guild_id"),
-    _big("incident_id"),
+    _incident_id(),
     Column("action", Text, nullable=False),
     Column("outcome", Text, nullable=False),
     Column("detail", Text, nullable=False),
@@ -187,7 +193,7 @@ modlog_presses = Table(
     metadata,
     _id(),
     _big("guild_id"),
-    _big("incident_id"),
+    _incident_id(),
     _big("moderator_id"),
     Column("action", Text, nullable=False),
     Column("at", UtcTime, nullable=False),
@@ -223,7 +229,7 @@ appeals = Table(
     metadata,
     _id(),
     _big("guild_id"),
-    _big("incident_id"),
+    _incident_id(),
     _big("user_id"),
     Column("reason", CleanText, nullable=False),
     Column("status", Text, nullable=False),
