@@ -1,7 +1,8 @@
 """PromptWarden against the loopback emulator, beside a bare discord.py client, in one run.
 
     python benchmarks/e2e.py                 # 10,000 messages, 4 channels
-    python benchmarks/e2e.py --count 2000
+    python benchmarks/e2e.py --count 1000000 # streamed: the burst is never built in memory
+    python benchmarks/e2e.py --rate 500      # a fixed offered load: p50/p99 message -> delete
 
 Both processes get the same burst (about 2% violating, 70% Midjourney Bot job messages)
 pushed as fast as the emulator's socket takes it. Reported for each:
@@ -10,7 +11,9 @@ pushed as fast as the emulator's socket takes it. Reported for each:
   violating message in each channel (channels are handled in order, so all before it are done);
 - p50/p99 latency: message sent -> its last action (delete, DM, mod-log entry) for the
   violating messages; for the bare client, sent -> received, over the same messages;
-- resident memory at the end.
+- peak resident memory (the process's high-water mark).
+With `--rate N` messages are offered at N a second instead, and latency is message sent ->
+its delete (the action a channel's readers notice).
 The ratios PromptWarden/bare read as the bot's own cost. Time is measured with
 time.monotonic() in every process (one system-wide clock on Linux).
 """
@@ -19,10 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from promptwarden.storage import open_storage  # noqa: E402
-from tests.emulator import GOOD_TOKEN, MIDJOURNEY_BOT_ID, BotProcess, Emulator, Post  # noqa: E402
-from tests.emulator.traffic import ActionLog, Planned, burst  # noqa: E402
+from tests.emulator import (  # noqa: E402
+    GOOD_TOKEN,
+    MIDJOURNEY_BOT_ID,
+    BotProcess,
+    Emulator,
+    Post,
+)
+from tests.emulator.traffic import ActionLog, Planned, burst_stream  # noqa: E402
 
 DONE = "benchmark burst complete"
 DM_BUDGET = 60  # the most a guild can allow
@@ -62,21 +75,43 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def make_burst(emu: Emulator, count: int, channels: int) -> tuple[list[Planned], list[Post]]:
-    chans = [emu.add_channel(f"imagine-{i}") for i in range(channels)]
-    members = [emu.add_member(f"member{i}") for i in range(200)]
-    generator = emu.user(MIDJOURNEY_BOT_ID)
-    planned = burst(chans, members, generator, count)
-    # A last violating message per channel marks "everything before it is handled".
-    # burst() deals messages to channels in turn, so closing message i lands in channel i.
-    closing = burst(chans, members, generator, channels, violating_share=1.0, first_tag=count)
-    return planned + closing, [p.post for p in planned + closing]
+class Burst:
+    """The burst as a stream of posts; only the violating messages are remembered (by
+    position), so a million messages cost the benchmark no memory to build."""
+
+    def __init__(self, emu: Emulator, count: int, channels: int) -> None:
+        self.count = count
+        self.chans = [emu.add_channel(f"imagine-{i}") for i in range(channels)]
+        self.members = [emu.add_member(f"member{i}") for i in range(200)]
+        self.generator = emu.user(MIDJOURNEY_BOT_ID)
+        self.violating: list[tuple[int, Planned]] = []
+
+    def posts(self, extra: list[Post] | None = None) -> Iterator[Post]:
+        self.violating.clear()
+        stream = burst_stream(self.chans, self.members, self.generator, self.count)
+        # A last violating message per channel marks "everything before it is handled".
+        # Messages are dealt to channels in turn, so closing message i lands in channel i.
+        closing = burst_stream(
+            self.chans,
+            self.members,
+            self.generator,
+            len(self.chans),
+            violating_share=1.0,
+            first_tag=self.count,
+        )
+        for n, p in enumerate(itertools.chain(stream, closing)):
+            if p.violating:
+                self.violating.append((n, p))
+            yield p.post
+        yield from extra or ()
+
+    def channel_ids(self) -> list[int]:
+        return [c.id for c in self.chans]
 
 
-def bare(count: int, channels: int, workdir: Path) -> Result:
+def bare(count: int, channels: int, workdir: Path, rate: float | None) -> Result:
     with Emulator() as emu:
-        planned, posts = make_burst(emu, count, channels)
-        posts.append(Post(posts[-1].channel, posts[-1].author, DONE))
+        plan = Burst(emu, count, channels)
         receipts = workdir / "receipts.json"
         env = {
             **emu.env(),
@@ -89,23 +124,22 @@ def bare(count: int, channels: int, workdir: Path) -> Result:
         ) as proc:
             emu.gateway.ready_sent.wait(30)
             time.sleep(0.5)  # let the client finish its start-up before the clock starts
-            ids = emu.post_many(posts)
+            done = Post(plan.chans[-1], plan.members[0], DONE)
+            ids = emu.post_many(plan.posts([done]), rate=rate, timeout=timeout_for(count))
             emu.wait_until(
                 lambda: any(
                     c.body and c.body.get("content") == "received everything"
                     for c in emu.calls("POST /channels/{channel_id}/messages")
                 ),
-                timeout=600,
+                timeout=timeout_for(count),
                 what="the bare client to receive the burst",
             )
-            rss = proc.rss_kb() / 1024
+            rss = proc.peak_rss_kb() / 1024
         got = {int(k): v for k, v in json.loads(receipts.read_text()).items()}
         sent = emu.sent_at
-        start = min(sent[i] for i in ids)
+        start = sent[ids[0]]
         seconds = got[ids[-1]] - start
-        latencies = [
-            (got[i] - sent[i]) * 1000 for p, i in zip(planned, ids, strict=False) if p.violating
-        ]
+        latencies = [(got[ids[n]] - sent[ids[n]]) * 1000 for n, _ in plan.violating]
         return Result(
             "bare client",
             len(ids),
@@ -116,9 +150,30 @@ def bare(count: int, channels: int, workdir: Path) -> Result:
         )
 
 
-def promptwarden(count: int, channels: int, workdir: Path) -> Result:
+def start_profile(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy attached to the bot (`pip install py-spy`; may need ptrace permission)."""
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    fmt = "flamegraph" if out.endswith(".svg") else "raw"
+    return subprocess.Popen(
+        [spy, "record", "-r", "200", "-f", fmt, "-o", str(Path(out).resolve()), "-p", str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def timeout_for(count: int) -> float:
+    return max(900.0, count / 200)
+
+
+def promptwarden(
+    count: int,
+    channels: int,
+    workdir: Path,
+    rate: float | None,
+    profile: str | None = None,
+) -> Result:
     with Emulator() as emu:
-        planned, posts = make_burst(emu, count, channels)
+        plan = Burst(emu, count, channels)
         database = workdir / "promptwarden.db"
         modlog = emu.add_channel("mod-log")
 
@@ -126,7 +181,7 @@ def promptwarden(count: int, channels: int, workdir: Path) -> Result:
             storage = await open_storage(database)
             async with storage:
                 guild = emu.world.guild.id
-                for channel in {p.channel.id for p in posts}:
+                for channel in plan.channel_ids():
                     await storage.add_watched_channel(guild, channel)
                 await storage.set_modlog_channel(guild, modlog.id)
                 await storage.set_screening_rules(guild, {"learned": False})
@@ -142,23 +197,37 @@ def promptwarden(count: int, channels: int, workdir: Path) -> Result:
         with BotProcess(env, workdir, name="promptwarden") as proc:
             emu.gateway.ready_sent.wait(30)
             time.sleep(0.5)
-            ids = emu.post_many(posts)
+            spy = None if profile is None else start_profile(proc.pid, profile)
+            ids = emu.post_many(plan.posts(), rate=rate, timeout=timeout_for(count))
             actions = ActionLog(emu)
-            violating = [(p, i) for p, i in zip(planned, ids, strict=True) if p.violating]
+            violating = [(p, ids[n]) for n, p in plan.violating]
+
+            pending = dict((i, p) for p, i in violating)
 
             def handled() -> bool:
                 actions.update()
                 # Deleted, and quoted by a DM or the mod-log entry (DMs beyond the guild's
                 # budget of DM_BUDGET a minute are dropped by design; mod-log entries never).
-                return all(
-                    actions.deletes.get(i) and actions.posts.get(p.tag) for p, i in violating
-                )
+                # Only what is still pending is checked: this runs after every REST call.
+                for i, p in list(pending.items()):
+                    if not (actions.deletes.get(i) and actions.posts.get(p.tag)):
+                        return False
+                    del pending[i]
+                return True
 
-            emu.wait_until(handled, timeout=900, what="PromptWarden to act on every violation")
-            rss = proc.rss_kb() / 1024
+            emu.wait_until(
+                handled, timeout=timeout_for(count), what="PromptWarden to act on every violation"
+            )
+            rss = proc.peak_rss_kb() / 1024
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+                spy.wait(60)
         sent = emu.sent_at
-        start = min(sent[i] for i in ids)
-        done = {i: actions.last_action_at(i, p.tag) or 0.0 for p, i in violating}
+        start = sent[ids[0]]
+        if rate is None:
+            done = {i: actions.last_action_at(i, p.tag) or 0.0 for p, i in violating}
+        else:
+            done = {i: min(c.at for c in actions.deletes[i] if c.ok) for _, i in violating}
         closing_done = max(done[i] for i in ids[-channels:])
         latencies = [(done[i] - sent[i]) * 1000 for _, i in violating]
         return Result(
@@ -175,11 +244,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000, help="messages in the burst")
     parser.add_argument("--channels", type=int, default=4, help="watched channels")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="offer this many messages a second"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record a py-spy profile of PromptWarden (speedscope JSON or .svg) into FILE",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
-        base = bare(args.count, args.channels, Path(tmp) / "bare")
-        bot = promptwarden(args.count, args.channels, Path(tmp) / "bot")
-    print(f"burst: {args.count:,} messages (+{args.channels} closing), {args.channels} channels")
+        base = bare(args.count, args.channels, Path(tmp) / "bare", args.rate)
+        bot = promptwarden(args.count, args.channels, Path(tmp) / "bot", args.rate, args.profile)
+    offered = "as fast as possible" if args.rate is None else f"at {args.rate:,.0f}/s"
+    print(
+        f"burst: {args.count:,} messages (+{args.channels} closing), "
+        f"{args.channels} channels, offered {offered}"
+    )
     print(base.row())
     print(bot.row())
     print(

@@ -1,10 +1,12 @@
 """Watch the image-generation channels and act on what screening finds.
 
-Listeners stay cheap: they decide whether a message is in scope and queue it per channel
-(order kept per channel, memory bounded). A worker screens it, writes the incident first,
-then acts, recording each action's outcome: delete, DM, strike and timeout, mod-log entry.
-On start and on reconnect, what was posted while the bot was away is read from history,
-and incidents a stop cut short (recorded, some actions never settled) are finished.
+Listeners stay cheap: they decide whether a message is in scope and hand it to intake
+(promptwarden.intake: order kept per channel, turns shared across guilds and channels,
+memory bounded; what does not fit is read back from history later). A worker screens it,
+writes the incident first, then acts, recording each action's outcome: delete, DM, strike
+and timeout, mod-log entry. When a shard starts or resumes a session, what its guilds
+posted while it was away is read from history, and incidents a stop cut short (recorded,
+some actions never settled) are finished.
 
 The catch-up cursor of a channel only ever covers a contiguous prefix of handled messages
 (see promptwarden.cursors): a message still in flight, or history not yet read after a
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import discord
@@ -35,12 +37,12 @@ from promptwarden.enforcement import (
     should_screen,
 )
 from promptwarden.guild_states import GuildState
+from promptwarden.intake import ChannelUnreadable, Intake, Key
 from promptwarden.policy import ActionPlan, plan_actions
 from promptwarden.screening.decision import Decision
-from promptwarden.screening.engine import ScreenerCache
+from promptwarden.screening.engine import Screener, ScreenerCache
 from promptwarden.screening.extract import extract
 from promptwarden.storage import Incident
-from promptwarden.workqueue import KeyedWorkQueue
 
 log = logging.getLogger("promptwarden.enforcement")
 
@@ -76,23 +78,45 @@ class Screening(commands.Cog):
         self.bot = bot
         self.states = bot.guild_states
         self.screeners = ScreenerCache()
-        # (message, counts for the cursor): edits re-screen an old message, not a new one.
-        self.queue: KeyedWorkQueue[tuple[discord.Message, bool]] = KeyedWorkQueue(
-            self.handle, workers=4, capacity=1000
+        settings = getattr(bot, "settings", None)
+        # Bounded: beyond these a channel's messages are read back from history later.
+        self.intake: Intake[discord.Message] = Intake(
+            self.handle,
+            self._history_page,
+            self.tracker,
+            max_messages=getattr(settings, "intake_max_messages", 10_000),
+            per_channel=getattr(settings, "intake_channel_messages", 2500),
+            workers=4,
+            after_item=self._after_item,
         )
         # (guild, message, job) already handled here: progress edits cost nothing.
         self.handled = SeenCache(max_items=50_000, ttl=6 * 3600)
-        self.cursors: CursorTracker[tuple[int, int]] = CursorTracker()
+        # One cursor tracker per shard: a shard's new session freezes only its guilds.
+        self._trackers: dict[int, CursorTracker[Key]] = {}
         self._unflushed = 0
-        self._catchup: asyncio.Task[int] | None = None
-        self._catchup_again = False
+        self._catchup: asyncio.Task[None] | None = None
+        # Shards whose catch-up was asked for and not started yet (None: every shard).
+        self._catchup_wanted: set[int | None] = set()
         # Messages being handled in this process: resuming an incident cut short never
         # runs beside its own handling (the service tracks the incidents themselves).
         self._busy_messages: set[int] = set()
+        self._screener_locks: dict[int, asyncio.Lock] = {}
 
     async def cog_unload(self) -> None:
-        await self.queue.close()
+        """A clean stop: take no more messages, let those being handled finish (queued
+        ones stay below the saved cursor and are read again on the next start), save the
+        cursors; the bot closes the database after this."""
+        if self._catchup is not None:
+            self._catchup.cancel()
+            await asyncio.gather(self._catchup, return_exceptions=True)
+        await self.intake.close()
         await self.flush_cursors()
+
+    def shard_of(self, guild_id: int) -> int:
+        return (guild_id >> 22) % (self.bot.shard_count or 1)
+
+    def tracker(self, guild_id: int) -> CursorTracker[Key]:
+        return self._shard_tracker(self.shard_of(guild_id))
 
     # ------------------------------------------------------------ events
 
@@ -111,78 +135,90 @@ class Screening(commands.Cog):
         await self.consider(payload.message)
 
     @commands.Cog.listener()
-    async def on_connect(self) -> None:
-        # A new session (first start or a lost one): events may have been missed, so no
-        # cursor moves until catch-up has read each channel's history.
-        self.cursors.gap_opened()
+    async def on_shard_connect(self, shard_id: int) -> None:
+        # A new session of this shard (first start or a lost one): events may have been
+        # missed, so none of its cursors moves until catch-up has read its channels.
+        self._shard_tracker(shard_id).gap_opened()
 
     @commands.Cog.listener()
-    async def on_disconnect(self) -> None:
-        self.cursors.gap_opened()
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._shard_tracker(shard_id).gap_opened()
+
+    @commands.Cog.listener()
+    async def on_shard_ready(self, shard_id: int) -> None:
+        # A shard's READY does not fire `ready` unless every shard re-identified.
+        self.start_catch_up(shard_id)
+
+    @commands.Cog.listener()
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.start_catch_up(shard_id)
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
         self.start_catch_up()
 
-    @commands.Cog.listener()
-    async def on_resumed(self) -> None:
-        self.start_catch_up()
+    def _shard_tracker(self, shard_id: int) -> CursorTracker[Key]:
+        tracker = self._trackers.get(shard_id)
+        if tracker is None:
+            tracker = self._trackers[shard_id] = CursorTracker()
+        return tracker
 
     async def consider(self, message: discord.Message, *, counts: bool = False) -> bool:
-        """Queue the message when it is in scope; True when queued. `counts`: a new message
-        (live or from history) that the catch-up cursor must not pass until handled; it is
-        registered before the first await, so arrival order holds even under backpressure."""
-        key = (message.guild.id, message.channel.id) if message.guild else None
-        if counts and key is not None:
-            self.cursors.begin(key, message.id)
-        queued = False
+        """Hold the message for screening when it is in scope; True when held. `counts`: a
+        new message that the catch-up cursor must not pass until handled; it is registered
+        before the first await, so arrival order holds. Never waits for room: a message
+        that does not fit is read back from channel history later (see promptwarden.intake)."""
+        intake = self.intake
+        if message.guild is None or intake.closed:
+            return False
+        key = (message.guild.id, message.channel.id)
+        if counts:
+            if intake.behind(key):
+                return intake.offer(key, message.id, message)  # let go, read back later
+            intake.begin(key, message.id)
         try:
-            queued = await self._queue_if_in_scope(message, counts)
+            in_scope = await self._in_scope(message)
         except BaseException:
-            if counts and key is not None:
-                self.cursors.hold(key)
+            if counts:
+                self.tracker(key[0]).hold(key)
+                intake.skip(key, message.id)
+            if intake.closed:
+                return False  # stopping: the database may be closed already
             raise
-        finally:
-            if counts and key is not None and not queued:
-                self.cursors.finish(key, message.id, handled=False)
-        return queued
+        if not in_scope:
+            if counts:
+                intake.skip(key, message.id)
+            return False
+        return intake.offer(key, message.id, message, counts=counts)
 
-    async def _queue_if_in_scope(self, message: discord.Message, counts: bool) -> bool:
+    async def _in_scope(self, message: discord.Message) -> bool:
         facts = message_facts(message)
         me = self.bot.user
         if facts is None or me is None:
             return False
         state = await self.states.get(facts.guild_id)
-        if not should_screen(facts, state, me.id):
-            return False
-        await self.queue.put(message.channel.id, (message, counts))
-        return True
+        return should_screen(facts, state, me.id)
 
     # ------------------------------------------------------------ one message
 
-    async def handle(self, item: tuple[discord.Message, bool]) -> None:
-        message, counts = item
+    async def handle(self, message: discord.Message) -> bool:
+        """Screen and act; True once screened and its incident (if any) recorded. On an
+        error intake lets the channel go and reads it again after a backoff."""
         facts = message_facts(message)
         guild = message.guild
         if facts is None or guild is None:
-            return
-        key = (facts.guild_id, facts.channel_id)
-        handled = False
+            return True
         self._busy_messages.add(message.id)
         try:
             await self.screen_and_act(message, facts, guild)
-            handled = True
         finally:
             self._busy_messages.discard(message.id)
-            if counts:
-                if not handled:
-                    # Not screened, or its incident not known to be recorded: the cursor
-                    # stays below it, so the next catch-up reads it again.
-                    self.cursors.hold(key)
-                self.cursors.finish(key, facts.message_id, handled=handled)
-                self._unflushed += 1
-            if self.queue.pending() == 0 or self._unflushed >= CURSOR_FLUSH_EVERY:
-                await self.flush_cursors()
+        return True
+
+    async def _after_item(self) -> None:
+        self._unflushed += 1
+        if not len(self.intake.queue) or self._unflushed >= CURSOR_FLUSH_EVERY:
+            await self.flush_cursors()
 
     async def screen_and_act(
         self, message: discord.Message, facts: MessageFacts, guild: discord.Guild
@@ -200,8 +236,7 @@ class Screening(commands.Cog):
         self.bot.dispatch("promptwarden_prompt", message, user_id)
         screener = self.screeners.cached(guild.id, state.rules)
         if screener is None:
-            # Compiling a guild's automaton takes a fraction of a second: off the loop.
-            screener = await asyncio.to_thread(self.screeners.get, guild.id, state.rules)
+            screener = await self._build_screener(guild.id, state)
         decision = screener.screen(
             facts.content, author_is_bot=facts.author_is_bot, extracted=prompt
         )
@@ -212,7 +247,9 @@ class Screening(commands.Cog):
         if not plan.record or await self.exempt(message, user_id, state):
             return
         draft = build_incident(facts, decision, plan, user_id=user_id, prompt=prompt, keyer=keyer)
-        await self.record_and_act(message, draft, plan, decision, resume=True)
+        await self.record_and_act(
+            message, draft, plan, decision, resume=True, unrecorded=(guild.id, message.id, identity)
+        )
 
     async def record_and_act(
         self,
@@ -223,6 +260,7 @@ class Screening(commands.Cog):
         *,
         settled: Mapping[str, str] | None = None,
         resume: bool = False,
+        unrecorded: Hashable | None = None,
     ) -> tuple[Incident | None, bool]:
         """Write the incident, then hand it to the actions service: the one place incidents
         are recorded, whatever raised them (screening, an AutoMod hit, a member's report).
@@ -231,12 +269,19 @@ class Screening(commands.Cog):
         actions with nothing to do (e.g. deleting a message AutoMod blocked), recorded as
         skipped with the detail given, so a resume after a stop does not try them. An
         incident that existed already is acted on only with `resume` (the watcher seeing
-        a message again). Returns the incident (None if it vanished) and whether it was new.
+        a message again). `unrecorded`: the `handled` key to forget when recording fails,
+        so the message is screened again when intake reads it back. Returns the incident
+        (None if it vanished) and whether it was new.
         """
         # The incident is written before any Discord call: whatever fails next, it stays.
         storage = self.bot.storage
-        incident_id, created = await storage.record_incident(**draft.as_kwargs())
-        incident = await storage.get_incident(draft.guild_id, incident_id)
+        try:
+            incident_id, created = await storage.record_incident(**draft.as_kwargs())
+            incident = await storage.get_incident(draft.guild_id, incident_id)
+        except BaseException:
+            if unrecorded is not None:
+                self.handled.forget(unrecorded)
+            raise
         if incident is None:
             return None, False
         if created:
@@ -254,6 +299,16 @@ class Screening(commands.Cog):
                 score=decision.score,
             )
         return incident, created
+
+    async def _build_screener(self, guild_id: int, state: GuildState) -> Screener:
+        """Compiling a guild's automaton takes a fraction of a second: off the loop, and
+        once: the workers that need it meanwhile wait for that one build."""
+        lock = self._screener_locks.setdefault(guild_id, asyncio.Lock())
+        async with lock:
+            screener = self.screeners.cached(guild_id, state.rules)
+            if screener is None:
+                screener = await asyncio.to_thread(self.screeners.get, guild_id, state.rules)
+            return screener
 
     async def exempt(self, message: discord.Message, user_id: int, state: GuildState) -> bool:
         config = state.config
@@ -287,42 +342,56 @@ class Screening(commands.Cog):
 
     # ------------------------------------------------------------ catch-up
 
-    def start_catch_up(self) -> None:
+    def start_catch_up(self, shard_id: int | None = None) -> None:
+        """Catch up `shard_id`'s guilds (None: every shard). A request that arrives while
+        a catch-up runs is kept and served when it ends, never dropped."""
+        self._catchup_wanted.add(shard_id)
         if self._catchup is None or self._catchup.done():
-            self._catchup = asyncio.create_task(self.catch_up(), name="promptwarden-catch-up")
-        else:
-            self._catchup_again = True  # a newer session: read again once this run ends
+            self._catchup = asyncio.create_task(self._catch_up_loop(), name="promptwarden-catch-up")
 
-    async def catch_up(self) -> int:
-        """Finish incidents a stop cut short, then queue what was posted in watched channels
-        after each channel's cursor up to the newest message (within the guild's window);
-        returns how many messages were queued. Idempotent: a message already handled keeps
-        its one incident."""
-        queued = 0
-        while True:
-            self._catchup_again = False
-            epoch = self.cursors.epoch
-            complete = True
-            for guild in list(self.bot.guilds):
-                try:
-                    await self.resume_unsettled(guild)
-                except Exception:
-                    log.exception("resuming the incidents of guild %d failed", guild.id)
-                try:
-                    queued += await self._catch_up_guild(guild, epoch)
-                except Exception:
-                    # Channels not read stay held until the next catch-up.
-                    complete = False
-                    log.exception("catch-up of guild %d failed", guild.id)
-            if complete:
-                self.cursors.catch_up_done(epoch)
-            if not self._catchup_again:
-                break
-        await self.queue.join()
+    async def _catch_up_loop(self) -> None:
+        while self._catchup_wanted and not self.intake.closed:
+            wanted, self._catchup_wanted = self._catchup_wanted, set()
+            shards = None if None in wanted else {s for s in wanted if s is not None}
+            try:
+                await self.catch_up(shards)
+            except Exception:
+                log.exception("catch-up failed")
+
+    async def catch_up(self, shards: set[int] | None = None) -> int:
+        """Finish incidents a stop cut short, then read what was posted in watched channels
+        after each channel's cursor up to the newest message (within the guild's window),
+        for the guilds of `shards` (None: all); returns how many channels were read.
+        Idempotent: a message already handled keeps its one incident."""
+        guilds = [g for g in self.bot.guilds if shards is None or self.shard_of(g.id) in shards]
+        epochs = {s: t.epoch for s, t in self._trackers.items()}
+        complete: dict[int, bool] = {}
+        reading = 0
+        for guild in guilds:
+            shard = self.shard_of(guild.id)
+            tracker = self.tracker(guild.id)
+            epoch = epochs.setdefault(shard, tracker.epoch)
+            try:
+                await self.resume_unsettled(guild)
+            except Exception:
+                log.exception("resuming the incidents of guild %d failed", guild.id)
+            try:
+                reading += await self._catch_up_guild(guild, epoch)
+            except Exception:
+                # Channels not read stay held until the next catch-up.
+                complete[shard] = False
+                log.exception("catch-up of guild %d failed", guild.id)
+            else:
+                complete.setdefault(shard, True)
+        await self.intake.join()
+        for shard, ok in complete.items():
+            if ok:
+                self._shard_tracker(shard).catch_up_done(epochs[shard])
+        if shards is not None:
+            for shard in shards - complete.keys():  # a shard without guilds here
+                self._shard_tracker(shard).catch_up_done(epochs.get(shard, 0))
         await self.flush_cursors()
-        if queued:
-            log.info("catch-up: screened %d message(s) posted while away", queued)
-        return queued
+        return reading
 
     async def _catch_up_guild(self, guild: discord.Guild, epoch: int) -> int:
         state = await self.states.get(guild.id)
@@ -330,7 +399,7 @@ class Screening(commands.Cog):
             return 0
         window_start = discord.utils.utcnow() - state.config.catchup_window
         floor = discord.utils.time_snowflake(window_start)
-        queued = 0
+        reading = 0
         channels: list[discord.TextChannel | discord.Thread] = [
             *guild.text_channels,
             *guild.threads,
@@ -338,23 +407,34 @@ class Screening(commands.Cog):
         for channel in channels:
             if not state.in_scope(channel_chain(channel)):
                 continue
-            key = (guild.id, channel.id)
             if not channel.permissions_for(guild.me).read_message_history:
                 log.warning("catch-up: no Read Message History in #%s", channel.name)
                 continue
             cursor = await self.bot.storage.get_catchup_cursor(guild.id, channel.id)
-            after = discord.Object(max(cursor or 0, floor))
-            try:
-                async for message in channel.history(limit=None, after=after, oldest_first=True):
-                    queued += await self.consider(message, counts=True)
-            except discord.HTTPException as error:
-                log.warning("catch-up: reading #%s failed: %s", channel.name, error)
-                self.cursors.hold(key)  # the cursor stays: the next catch-up reads it again
-            else:
-                # Everything up to the newest message is queued (and counted in flight):
-                # from here the cursor may move over what is handled.
-                self.cursors.caught_up(key, epoch)
-        return queued
+            # Intake reads it page by page as room allows; once read through, the
+            # channel's cursor may move again.
+            self.intake.read((guild.id, channel.id), max(cursor or 0, floor), epoch=epoch)
+            reading += 1
+        return reading
+
+    async def _history_page(
+        self, guild_id: int, channel_id: int, after: int, limit: int
+    ) -> list[tuple[int, discord.Message | None]]:
+        """A page of the channel's history after `after`, oldest first, with the messages
+        out of scope as None (intake's reader)."""
+        guild = self.bot.get_guild(guild_id)
+        channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
+        if guild is None or not isinstance(channel, discord.TextChannel | discord.Thread):
+            raise ChannelUnreadable("the channel is gone")
+        page: list[tuple[int, discord.Message | None]] = []
+        try:
+            async for message in channel.history(
+                limit=limit, after=discord.Object(after), oldest_first=True
+            ):
+                page.append((message.id, message if await self._in_scope(message) else None))
+        except (discord.NotFound, discord.Forbidden) as error:
+            raise ChannelUnreadable(str(error)) from error
+        return page
 
     async def resume_unsettled(self, guild: discord.Guild) -> int:
         """Finish the incidents a stop cut short (see `Actions.resume_unsettled`), except
@@ -367,7 +447,9 @@ class Screening(commands.Cog):
     async def flush_cursors(self) -> None:
         """Cursor writes are batched: losing some on a crash only re-reads messages that
         the unique keys then recognise, so batching loses nothing."""
-        pending = self.cursors.take_advanced()
+        pending: dict[Key, int] = {}
+        for tracker in self._trackers.values():
+            pending.update(tracker.take_advanced())
         self._unflushed = 0
         for (guild_id, channel_id), message_id in pending.items():
             try:

@@ -39,6 +39,11 @@ class ConfigError(Exception):
     """A setting is missing or invalid; the message is one line meant for the admin."""
 
 
+DEFAULT_INTAKE_MAX_MESSAGES = 10_000
+DEFAULT_INTAKE_CHANNEL_MESSAGES = 2500
+MAX_INTAKE_MESSAGES = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     discord_token: str = field(repr=False)
@@ -56,6 +61,10 @@ class Settings:
     guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT
     # None: discord.py's loggers follow LOG_LEVEL but never below INFO (see below).
     discord_log_level: str | None = None
+    # Messages held in memory awaiting screening, in total and per channel; beyond them a
+    # channel's messages are read back from its history later (memory stays flat).
+    intake_max_messages: int = DEFAULT_INTAKE_MAX_MESSAGES
+    intake_channel_messages: int = DEFAULT_INTAKE_CHANNEL_MESSAGES
 
     @property
     def log_level_number(self) -> int:
@@ -131,7 +140,26 @@ def load_settings(
             if (raw := get("DISCORD_LOG_LEVEL"))
             else None
         ),
+        intake_max_messages=_check_intake_limit(
+            get("INTAKE_MAX_MESSAGES"), "INTAKE_MAX_MESSAGES", DEFAULT_INTAKE_MAX_MESSAGES
+        ),
+        intake_channel_messages=_check_intake_limit(
+            get("INTAKE_CHANNEL_MESSAGES"),
+            "INTAKE_CHANNEL_MESSAGES",
+            DEFAULT_INTAKE_CHANNEL_MESSAGES,
+        ),
     )
+
+
+def _check_intake_limit(raw: str, name: str, default: int) -> int:
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_INTAKE_MESSAGES:
+        raise ConfigError(
+            f"{name} must be a whole number of messages from 1 to {MAX_INTAKE_MESSAGES} "
+            f"(got {raw!r}); leave it empty for {default}."
+        )
+    return int(raw)
 
 
 def database_path_setting(

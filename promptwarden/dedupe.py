@@ -124,5 +124,9 @@ class SeenCache:
             self._items.popitem(last=False)
         return not repeat
 
+    def forget(self, key: Hashable) -> None:
+        """Unmark `key`: its handling failed, and a repeat must be handled again."""
+        self._items.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._items)

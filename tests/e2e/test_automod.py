@@ -7,7 +7,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from promptwarden.automod import BLOCK_MESSAGE, MAX_KEYWORD_LENGTH, MAX_KEYWORDS
+from cogs.automod import SHOW_LEFT_OUT
+from promptwarden.automod import BLOCK_MESSAGE, MAX_KEYWORD_LENGTH, MAX_KEYWORDS, mirrored_terms
+from promptwarden.screening.guidelines import default_guidelines
+from promptwarden.screening.rules import GuildRules
 from promptwarden.storage import open_storage
 from tests.e2e.backends import Backend, backend
 from tests.e2e.conftest import Server
@@ -74,14 +77,15 @@ def test_sync_fills_only_the_free_rules_most_severe_first_and_reports_the_rest(
     # The guild's own rules take 5 of Discord's 6 keyword rules: one is left for PromptWarden.
     theirs = [emu.add_automod_rule(f"house rule {i}", [f"spamword{i}"]) for i in range(5)]
     custom = [{"term": f"customword{i:04d}", "severity": "high"} for i in range(999)]
-    set_rules(
-        server,
-        {
-            "learned": False,
-            "custom_terms": [{"term": "forbiddenphrase", "severity": "critical"}, *custom],
-            "allow_terms": ["gore magazine"],
-        },
-    )
+    stored = {
+        "learned": False,
+        "custom_terms": [{"term": "forbiddenphrase", "severity": "critical"}, *custom],
+        "allow_terms": ["gore magazine"],
+    }
+    set_rules(server, stored)
+    # Every critical and high term AutoMod can express, shipped and custom: what is left out.
+    expressible, _ = mirrored_terms(default_guidelines(), GuildRules.from_dict(stored))
+    left_out = len(expressible) - MAX_KEYWORDS
     start_bot()
 
     answer = reply(emu, emu.invoke(server.modlog, server.moderator, "automod", "sync"))
@@ -105,8 +109,8 @@ def test_sync_fills_only_the_free_rules_most_severe_first_and_reports_the_rest(
     assert rule["enabled"] is True
     # The guild's rules are exactly as they were.
     assert [r for r in emu.automod_rules() if r not in rules] == theirs
-    assert "Did not fit (199, screening still catches them)" in answer
-    assert answer.endswith(" and 189 more")
+    assert f"Did not fit ({left_out}, screening still catches them)" in answer
+    assert f" and {left_out - SHOW_LEFT_OUT} more\n" in answer + "\n"
 
     status = reply(emu, emu.invoke(server.modlog, server.moderator, "automod", "status"))
     assert "On: 1 rule(s), 1000 term(s)" in status

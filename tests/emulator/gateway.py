@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiohttp import WSMsgType, web
 
 from .world import World
 
+BACKLOG = 100_000
 MESSAGE_CONTENT_INTENT = 1 << 15
 AUTO_MODERATION_CONFIGURATION_INTENT = 1 << 20
 AUTO_MODERATION_EXECUTION_INTENT = 1 << 21
@@ -33,7 +35,9 @@ class Session:
     seq: int = 0
     resumable: bool = True
     ws: web.WebSocketResponse | None = None
-    backlog: list[tuple[int, str]] = field(default_factory=list)  # (seq, frame) for RESUME
+    # (seq, frame) for RESUME; bounded, as Discord's own buffer is, so a long burst
+    # costs the emulator flat memory.
+    backlog: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=BACKLOG))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 

@@ -71,10 +71,17 @@ class BotProcess:
 
     def rss_kb(self) -> int:
         """Resident memory now, from /proc (Linux)."""
+        return self._status_kb("VmRSS:")
+
+    def peak_rss_kb(self) -> int:
+        """The most resident memory the process has had (its high-water mark)."""
+        return self._status_kb("VmHWM:")
+
+    def _status_kb(self, field: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1])
-        raise RuntimeError("no VmRSS line")
+        raise RuntimeError(f"no {field} line")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as when the machine loses power."""

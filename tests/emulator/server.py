@@ -227,13 +227,23 @@ class Emulator:
     def post(self, channel: Channel, author: User, content: str, **kwargs: Any) -> int:
         return self.post_many([Post(channel, author, content, **kwargs)])[0]
 
-    def post_many(self, posts: Iterable[Post]) -> list[int]:
-        """Create the messages and dispatch them as fast as the socket takes them."""
-        return self._run(self._post_many(list(posts)), timeout=600)
+    def post_many(
+        self, posts: Iterable[Post], *, rate: float | None = None, timeout: float = 600
+    ) -> list[int]:
+        """Create the messages and dispatch them as fast as the socket takes them (or at
+        `rate` a second). `posts` is consumed as it goes: a generator streams a burst of
+        any size without building it first."""
+        return self._run(self._post_many(posts, rate), timeout=timeout)
 
-    async def _post_many(self, posts: list[Post]) -> list[int]:
+    async def _post_many(self, posts: Iterable[Post], rate: float | None) -> list[int]:
         ids = []
-        for p in posts:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for n, p in enumerate(posts):
+            if rate is not None:
+                due = start + n / rate
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
             data = self.world.store(
                 self.world.message_payload(
                     p.channel,

@@ -11,6 +11,7 @@ import json
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .rest import Call
@@ -57,11 +58,37 @@ def burst(
     first_tag: int = 0,
 ) -> list[Planned]:
     """`count` messages over `channels`; a fixed seed makes the same burst every run."""
+    return list(
+        burst_stream(
+            channels,
+            members,
+            generator,
+            count,
+            violating_share=violating_share,
+            generator_share=generator_share,
+            seed=seed,
+            first_tag=first_tag,
+        )
+    )
+
+
+def burst_stream(
+    channels: list[Channel],
+    members: list[User],
+    generator: User,
+    count: int,
+    *,
+    violating_share: float = 0.02,
+    generator_share: float = 0.7,
+    seed: int = 7,
+    first_tag: int = 0,
+) -> Iterator[Planned]:
+    """The same burst as `burst`, made one message at a time (a million cost no memory)."""
     rng = random.Random(seed)
     violating_at = set(rng.sample(range(count), max(1, round(count * violating_share))))
-    planned = []
     for i in range(count):
-        tag = f"#{first_tag + i:06d}"  # fixed width: no tag is a prefix of another
+        # Six digits (seven past a million): tags end where a digit cannot follow.
+        tag = f"#{first_tag + i:06d}"
         violating = i in violating_at
         prompt = f"{rng.choice(VIOLATING if violating else BENIGN)} {tag}"
         member = rng.choice(members)
@@ -71,11 +98,10 @@ def burst(
             post = Post(channel, generator, content, mentions=[member])
         else:
             post = Post(channel, member, prompt)
-        planned.append(Planned(post, tag, violating, member))
-    return planned
+        yield Planned(post, tag, violating, member)
 
 
-_TAG = re.compile(r"#\d{6}")
+_TAG = re.compile(r"#\d{6,7}")
 DELETE_MESSAGE = "DELETE /channels/{channel_id}/messages/{message_id}"
 SEND_MESSAGE = "POST /channels/{channel_id}/messages"
 
@@ -93,14 +119,16 @@ class ActionLog:
         self._read = 0
 
     def update(self) -> ActionLog:
-        calls = self.emulator.calls()
-        for call in calls[self._read :]:
+        rest = self.emulator.rest
+        with rest.changed:  # only the calls since the last read: no copy of them all
+            calls = rest.calls[self._read :]
+        for call in calls:
             if call.route == DELETE_MESSAGE:
                 self.deletes[call.param("message_id")].append(call)
             elif call.route == SEND_MESSAGE:
                 for tag in set(_TAG.findall(json.dumps(call.body, ensure_ascii=False))):
                     self.posts[tag].append(call)
-        self._read = len(calls)
+        self._read += len(calls)
         return self
 
     def dm_posts(self, tag: str) -> list[Call]:

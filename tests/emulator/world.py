@@ -8,6 +8,7 @@ on Discord.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import threading
 import time
@@ -100,6 +101,9 @@ class Channel:
     parent_id: int | None = None
     recipient: User | None = None
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)  # insertion = id order
+    # Every id ever stored, ascending (deleted ones too): history finds its page by bisection,
+    # so reading a channel of a million messages costs a page, not the channel.
+    order: list[int] = field(default_factory=list)
 
     def payload(self, position: int = 0) -> dict[str, Any]:
         if self.guild_id is None:
@@ -301,7 +305,11 @@ class World:
         return data
 
     def store(self, data: dict[str, Any]) -> dict[str, Any]:
-        self.channels[int(data["channel_id"])].messages[int(data["id"])] = data
+        channel = self.channels[int(data["channel_id"])]
+        message_id = int(data["id"])
+        if message_id not in channel.messages:
+            channel.order.append(message_id)
+        channel.messages[message_id] = data
         return data
 
     def history(
@@ -313,8 +321,22 @@ class World:
         after: int | None = None,
     ) -> list[dict[str, Any]]:
         """Newest first, as Discord answers; with `after`, the oldest `limit` after it."""
-        ids = list(channel.messages)  # ascending: ids only grow
-        if before is not None:
-            ids = [i for i in ids if i < before]
-        chosen = [i for i in ids if i > after][:limit] if after is not None else ids[-limit:]
-        return [channel.messages[i] for i in reversed(chosen)]
+        order, messages = channel.order, channel.messages
+        chosen: list[int] = []
+        if after is not None:
+            at = bisect.bisect_right(order, after)
+            while at < len(order) and len(chosen) < limit:
+                i = order[at]
+                if before is not None and i >= before:
+                    break
+                if i in messages:
+                    chosen.append(i)
+                at += 1
+        else:
+            at = bisect.bisect_left(order, before) if before is not None else len(order)
+            while at > 0 and len(chosen) < limit:
+                at -= 1
+                if order[at] in messages:
+                    chosen.append(order[at])
+            chosen.reverse()
+        return [messages[i] for i in reversed(chosen)]
