@@ -172,11 +172,11 @@ class SQLiteBackend(Backend):
             await conn.raw.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                await conn.raw.execute("COMMIT")
             except BaseException:
                 if conn.raw.in_transaction:  # SQLite rolls back a full disk itself
                     await conn.raw.execute("ROLLBACK")
                 raise
-            await conn.raw.execute("COMMIT")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Any]:
@@ -563,24 +563,23 @@ def _root(error: BaseException) -> BaseException:
 
 def _connect_message(shown: str, error: BaseException) -> str:
     root = _root(error)
-    if isinstance(
-        root, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    if isinstance(root, asyncpg.PostgresError) and not isinstance(
+        root,
+        asyncpg.InvalidPasswordError
+        | asyncpg.InvalidAuthorizationSpecificationError
+        | asyncpg.InvalidCatalogNameError,
     ):
-        hint = "check the user name and password in DATABASE_URL"
-        what = "cannot connect to PostgreSQL"
-    elif isinstance(root, asyncpg.InvalidCatalogNameError):
+        return f"could not prepare the database at {shown}: {root}; the database was left unchanged"
+    if isinstance(root, asyncpg.InvalidCatalogNameError):
         hint = "create the database first (createdb) or fix its name in DATABASE_URL"
-        what = "cannot connect to PostgreSQL"
+    elif isinstance(root, asyncpg.PostgresError):
+        hint = "check the user name and password in DATABASE_URL"
     elif isinstance(root, OSError | TimeoutError):
         hint = "is the server running and reachable from this machine?"
-        what = "cannot connect to PostgreSQL"
-    elif isinstance(root, asyncpg.PostgresError):
-        return f"could not prepare the database at {shown}: {root}; the database was left unchanged"
     else:
         hint = "check DATABASE_URL"
-        what = "cannot connect to PostgreSQL"
     detail = str(root).strip() or type(root).__name__
-    return f"{what} at {shown}: {detail}; {hint}"
+    return f"cannot connect to PostgreSQL at {shown}: {detail}; {hint}"
 
 
 async def open_backend(target: Path | str, **options: Any) -> tuple[Backend, int]:

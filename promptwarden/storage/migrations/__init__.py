@@ -11,13 +11,17 @@ database; later steps build their DDL from `schema` objects.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from types import ModuleType
 
 from sqlalchemy import Column, Connection, Table, text
 from sqlalchemy.schema import CreateColumn
 
-LATEST_VERSION = 4
+# The highest vN.py here: adding a step's file is all it takes to raise it.
+LATEST_VERSION = max(
+    int(m.name[1:]) for m in pkgutil.iter_modules(__path__) if m.name[1:].isdigit()
+)
 
 # What steps 1-3 wrote for each placeholder, per database.
 TYPES = {
