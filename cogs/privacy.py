@@ -9,6 +9,7 @@ their reminders and their data (`/privacy`), admins the guild's settings (`/remi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import replace
@@ -35,6 +36,7 @@ from promptwarden.privacy import (
     export_document,
     reminder_message,
 )
+from promptwarden.reminders import Claim, ReminderTable
 
 log = logging.getLogger("promptwarden.privacy")
 
@@ -47,6 +49,10 @@ EXPORT_KIND = "export"
 EXPORT_INTERVAL = timedelta(days=1)
 # A DM to closed DMs spends a unit too: the next try waits this long, not a whole day.
 EXPORT_RETRY_AFTER_CLOSED_DMS = timedelta(minutes=10)
+# On stop, reminders being sent get this long to finish (and be noted) before the save.
+STOP_WAIT_SECONDS = 5.0
+# Reminders sent are saved in batches this often (a crash forgets at most this much).
+REMINDER_SAVE_SECONDS = 5.0
 
 
 def is_public(channel: Any) -> bool:
@@ -87,6 +93,8 @@ class ConfirmDelete(discord.ui.View):
         self.stop()
         # Erasing touches every server's records: it can outlast Discord's 3 seconds.
         async with acknowledged(interaction):
+            # Memory first: no reminder noted before the erasure is saved after it.
+            await self.cog.table.forget_member(self.owner_id)
             erased = await self.cog.bot.actions.erase_member(self.owner_id)
             report = erased.report
             await interaction.edit_original_response(
@@ -126,52 +134,95 @@ class Privacy(commands.Cog):
 
     def __init__(self, bot: PromptWardenBot) -> None:
         self.bot = bot
+        # Private-mode reminders decided in memory: an allowed prompt costs no query.
+        self.table = ReminderTable(bot.storage, PRIVATE_MODE)
+        self._reminding: set[asyncio.Task[object]] = set()
 
     async def cog_load(self) -> None:
         self.retention_job.start()
 
     async def cog_unload(self) -> None:
+        """The bot unloads cogs before it closes the database: let reminders being sent
+        finish, then save the table; no prompt reads or writes anything after this."""
         self.retention_job.cancel()
+        self.save_reminders.cancel()
+        self.table.stop()
+        if self._reminding:
+            await asyncio.wait(tuple(self._reminding), timeout=STOP_WAIT_SECONDS)
+        await self.table.close()
 
     # ------------------------------------------------------------ reminders
 
     @commands.Cog.listener()
     async def on_promptwarden_prompt(self, message: discord.Message, user_id: int) -> None:
         """Dispatched by the watcher for each new prompt it screens."""
+        if self.table.closed:
+            return  # stopping: the database may be closed already
+        task = asyncio.current_task()
+        if task is not None:
+            self._reminding.add(task)
         try:
             await self.remind(message, user_id)
         except Exception:
+            if self.table.closed:
+                return  # the stop cut it short; the next start reminds them instead
             log.exception("privacy reminder for a prompt in channel %d failed", message.channel.id)
+        finally:
+            if task is not None:
+                self._reminding.discard(task)
 
     async def remind(self, message: discord.Message, user_id: int) -> str:
-        """Send the private-mode reminder if due; returns why not, or "sent"."""
+        """Send the private-mode reminder if due; returns why not, or "sent". With the
+        guild's settings cached and the member seen before, nothing here reads or writes
+        the database unless a reminder is due."""
         guild = message.guild
         if guild is None:
             return "no guild"
-        storage = self.bot.storage
         config = (await self.bot.guild_states.get(guild.id)).privacy
         if not config.reminders_enabled:
             return "off in this guild"
-        if await storage.get_reminders_enabled(user_id) is False:
-            return "opted out"
         if not is_public(message.channel):
             return "private channel"
-        now = discord.utils.utcnow()
-        if not await storage.claim_reminder(
-            guild.id, user_id, PRIVATE_MODE, interval=config.reminder_interval, now=now
-        ):
-            return "reminded recently"
+        claim = await self.table.claim(
+            guild.id, user_id, interval=config.reminder_interval, now=discord.utils.utcnow()
+        )
+        if claim is None:
+            return "not due"  # reminded within the interval, or opted out
         rules = guild.rules_channel
         text = reminder_message(config, guild.name, rules_channel_id=rules.id if rules else None)
-        sent = await self.bot.actions.send_reminder(guild.id, user_id, text)
+        try:
+            sent = await self.bot.actions.send_reminder(guild.id, user_id, text)
+        except BaseException:
+            self.table.release(claim)
+            raise
         if sent.outcome == "forbidden":
-            return "DMs closed"  # the claim stays: no retry on every prompt
+            self._confirm(claim)  # kept: no retry on every prompt
+            return "DMs closed"
         if not sent.done:
-            # Not sent: release the claim so the next prompt tries again.
+            # Not sent: released, so the next prompt tries again.
             log.info("privacy reminder to %d skipped: %s", user_id, sent.detail)
-            await storage.release_reminder(guild.id, user_id, PRIVATE_MODE, sent_at=now)
+            self.table.release(claim)
             return "skipped"
+        self._confirm(claim)
         return "sent"
+
+    def _confirm(self, claim: Claim) -> None:
+        self.table.confirm(claim)
+        if not self.table.closed and not self.save_reminders.is_running():
+            self.save_reminders.start()
+
+    @tasks.loop(seconds=REMINDER_SAVE_SECONDS)
+    async def save_reminders(self) -> None:
+        """Runs only while reminders wait to be saved: started by the first one, it saves
+        a period later and stops once nothing is left (an idle bot keeps no timer)."""
+        if self.save_reminders.current_loop == 0:
+            return
+        try:
+            await self.table.flush()
+        except Exception:
+            log.exception("saving %d reminder(s) failed; tried again shortly", self.table.unsaved)
+        if not self.table.unsaved:
+            self.save_reminders.stop()
 
     # ------------------------------------------------------------ /privacy (members)
 
@@ -184,6 +235,7 @@ class Privacy(commands.Cog):
         await self.bot.storage.set_reminders_enabled(
             interaction.user.id, enabled, now=discord.utils.utcnow()
         )
+        self.table.set_choice(interaction.user.id, enabled)  # the very next prompt obeys
         text = (
             "Private-mode reminders are **on** for you again."
             if enabled

@@ -15,6 +15,7 @@ from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import (
     ERASED_TEXT,
     EXCERPT_LIMIT,
+    ReminderRecord,
     Storage,
     open_storage,
 )
@@ -79,6 +80,44 @@ async def test_concurrent_claims_send_one_reminder(storage: Storage) -> None:
         )
     )
     assert results.count(True) == 1
+
+
+async def test_reminder_state_is_read_and_written_for_many_members_at_once(
+    storage: Storage,
+) -> None:
+    many = list(range(1000, 1700))  # more ids than one SQLite statement binds
+    await storage.set_reminders_enabled(ME, False, now=NOW)
+    await storage.set_reminders_enabled(many[-1], True, now=NOW)
+    assert await storage.get_reminder_choices([ME, SOMEONE_ELSE, *many]) == {
+        ME: False,
+        many[-1]: True,
+    }
+    assert await storage.get_reminder_choices([]) == {}
+
+    await storage.save_reminders(
+        [ReminderRecord(GUILD_A, u, "private_mode", NOW) for u in many]
+        + [
+            ReminderRecord(GUILD_B, ME, "private_mode", NOW),
+            ReminderRecord(GUILD_A, ME, "export", NOW),
+        ]
+    )
+    sent = await storage.get_reminders_sent(GUILD_A, "private_mode", [ME, *many])
+    assert sent == dict.fromkeys(many, NOW)  # ME got one in guild B and an export only
+    # A later time moves a record forward; an older batch never moves it back.
+    await storage.save_reminders(
+        [
+            ReminderRecord(GUILD_A, many[0], "private_mode", NOW + DAY),
+            ReminderRecord(GUILD_A, many[1], "private_mode", NOW - DAY),
+        ]
+    )
+    sent = await storage.get_reminders_sent(GUILD_A, "private_mode", many[:2])
+    assert sent == {many[0]: NOW + DAY, many[1]: NOW}
+    # What was saved in a batch is what a claim sees: no second reminder in the interval.
+    assert not await storage.claim_reminder(
+        GUILD_A, many[2], "private_mode", interval=DAY, now=NOW + DAY / 2
+    )
+    await storage.save_reminders([])
+    assert (await storage.export_member_data(many[1])).reminders[0].sent_at == NOW
 
 
 async def test_dm_budget_counts_per_guild_and_minute(storage: Storage) -> None:

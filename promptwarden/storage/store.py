@@ -735,6 +735,48 @@ class Storage:
             )
         )
 
+    async def get_reminder_choices(self, user_ids: Collection[int]) -> dict[int, bool]:
+        """Each person's own reminder choice, for those of `user_ids` who made one: one
+        round trip for many members (promptwarden.reminders seeds its table with it)."""
+        m = t.member_preferences
+        rows: list[Any] = []
+        for chunk in _chunks(user_ids):
+            query = select(m.c.user_id, m.c.reminders_enabled).where(m.c.user_id.in_(chunk))
+            rows += await self._rows(query)
+        return {int(r[0]): bool(r[1]) for r in rows}
+
+    async def get_reminders_sent(
+        self, guild_id: int, kind: str, user_ids: Collection[int]
+    ) -> dict[int, datetime]:
+        """When each of `user_ids` last got a reminder of `kind` in the guild, for those
+        who got one (and whose record retention has not forgotten)."""
+        r = t.reminders_sent
+        rows: list[Any] = []
+        for chunk in _chunks(user_ids):
+            query = select(r.c.user_id, r.c.sent_at).where(
+                r.c.guild_id == guild_id, r.c.kind == kind, r.c.user_id.in_(chunk)
+            )
+            rows += await self._rows(query)
+        return {int(x[0]): x[1] for x in rows}
+
+    async def save_reminders(self, sent: Sequence[ReminderRecord]) -> None:
+        """Note many reminders as sent, in one transaction: the write-behind batch of
+        promptwarden.reminders. A stored time later than the one given is kept, so an
+        old batch never moves a record back."""
+        if not sent:
+            return
+        r = t.reminders_sent
+        upsert = self._db.insert(r)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["guild_id", "user_id", "kind"],
+            set_={"sent_at": upsert.excluded.sent_at},
+            where=r.c.sent_at < upsert.excluded.sent_at,
+        )
+        async with self._db.write() as conn:
+            for x in sent:
+                row = {"guild_id": x.guild_id, "user_id": x.user_id, "kind": x.kind}
+                await conn.execute(upsert, {**row, "sent_at": x.sent_at})
+
     async def take_dm_budget(
         self, guild_id: int, *, limit: int, now: datetime | None = None
     ) -> bool:
@@ -996,6 +1038,12 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
     t.strikes.c.revoked_at.is_(None),
     t.strikes.c.created_at > bindparam("cutoff", type_=t.UtcTime),
 )
+
+
+def _chunks(ids: Collection[int], size: int = 500) -> list[tuple[int, ...]]:
+    """Distinct ids in groups well under SQLite's limit on bound parameters."""
+    unique = tuple(dict.fromkeys(ids))
+    return [unique[i : i + size] for i in range(0, len(unique), size)]
 
 
 def _incident(row: Row[Any]) -> Incident:
