@@ -68,6 +68,8 @@ def configure_logging(settings: Settings) -> None:
     discord.utils.setup_logging(level=settings.log_level_number, root=True)
     # discord.py logs raw gateway payloads (prompts) at DEBUG: not unless asked for.
     logging.getLogger("discord").setLevel(settings.discord_log_level_number)
+    # The SQLite driver logs every statement with its parameters (prompts) at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(max(settings.log_level_number, logging.INFO))
     install_secret_redaction(settings.discord_token, *database_secrets(settings))
 
 

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from threading import Barrier as BarrierType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -62,14 +63,17 @@ async def _strike(storage: Storage, writer: int, n: int) -> None:
 WORKLOADS = {"incidents": _incident, "strikes": _strike}
 
 
-async def _write(target: str, workload: str, writer: int, start_at: float, seconds: float) -> int:
+async def _write(
+    target: str, workload: str, writer: int, ready: BarrierType, seconds: float
+) -> int:
     step = WORKLOADS[workload]
     storage = await open_storage(target)
     try:
-        while time.time() < start_at:
-            await asyncio.sleep(0.001)
+        # Every writer starts once all have imported and connected: start-up is not
+        # write throughput, and a slow import must not eat into the timed window.
+        ready.wait(timeout=120)
         done = 0
-        end = start_at + seconds
+        end = time.time() + seconds
         while time.time() < end:
             await step(storage, writer, done)
             done += 1
@@ -79,9 +83,9 @@ async def _write(target: str, workload: str, writer: int, start_at: float, secon
 
 
 def _writer_process(
-    target: str, workload: str, writer: int, start_at: float, seconds: float, out: mp.Queue[int]
+    target: str, workload: str, writer: int, ready: BarrierType, seconds: float, out: mp.Queue[int]
 ) -> None:
-    out.put(asyncio.run(_write(target, workload, writer, start_at, seconds)))
+    out.put(asyncio.run(_write(target, workload, writer, ready, seconds)))
 
 
 async def _stored_total(target: str, workload: str) -> int:
@@ -113,9 +117,9 @@ def run(target: str, workload: str, writers: int, seconds: float) -> float:
     asyncio.run(_stored_total(target, "strikes"))  # create and migrate before timing
     context = mp.get_context("spawn")
     out: mp.Queue[int] = context.Queue()
-    start_at = time.time() + 2.0  # time for every process to start and connect
+    ready = context.Barrier(writers)
     processes = [
-        context.Process(target=_writer_process, args=(target, workload, w, start_at, seconds, out))
+        context.Process(target=_writer_process, args=(target, workload, w, ready, seconds, out))
         for w in range(writers)
     ]
     for process in processes:

@@ -298,7 +298,7 @@ async def test_warn_from_the_queue_with_a_slow_dm_still_updates_the_queue(
     s.bot.dispatch("promptwarden_settings_changed", s.guild.id)
     await simcord_env.settle()
     await s.member.send(s.channel, GORE)
-    [incident] = await s.storage.list_incidents(s.guild.id)
+    [incident] = await s.storage.find_incidents(s.guild.id)
     queue = await s.slash(s.moderator, "incidents queue")
     slow("POST", MESSAGES)
     calls = Calls(simcord_env)

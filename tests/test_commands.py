@@ -173,7 +173,7 @@ async def test_setup_sets_channels_and_says_how_to_fix_missing_permissions(
 
     # Takes effect at once: the next prompt there is screened.
     await s.member.send(locked, GORE)
-    assert len(await s.storage.list_incidents(s.guild.id)) == 1
+    assert len(await s.storage.find_incidents(s.guild.id)) == 1
 
 
 async def test_setup_without_options_reports_what_is_missing(simcord_env: simcord.Env) -> None:
@@ -219,7 +219,7 @@ async def test_generator_bots_by_id(simcord_env: simcord.Env) -> None:
     assert "built in and cannot be removed" in text(builtin)
 
     await other.send(s.channel, f"**{GORE}** - <@{s.member.id}> (fast)")
-    [incident] = await s.storage.list_incidents(s.guild.id)
+    [incident] = await s.storage.find_incidents(s.guild.id)
     assert incident.user_id == s.member.id
 
     assert f"Removed <@{other.id}>" in text(
@@ -278,7 +278,7 @@ async def test_a_new_term_applies_to_the_next_prompt(simcord_env: simcord.Env) -
 
     await s.member.send(s.channel, prompt + " again")
     assert [m.content for m in s.channel.history()] == [prompt]
-    [incident] = await s.storage.list_incidents(s.guild.id)
+    [incident] = await s.storage.find_incidents(s.guild.id)
     assert incident.categories == ("custom",)
 
     shown = text(await s.slash(s.admin, "guideline-rules show"))

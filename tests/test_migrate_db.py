@@ -71,14 +71,14 @@ async def snapshot(storage: Storage) -> dict[str, object]:
         seen[f"{guild}:rules"] = await storage.get_screening_rules(guild)
         seen[f"{guild}:watched"] = await storage.list_watched_channels(guild)
         seen[f"{guild}:bots"] = await storage.list_generator_bots(guild)
-        seen[f"{guild}:incidents"] = await storage.list_incidents(guild, limit=500)
+        seen[f"{guild}:incidents"] = await storage.find_incidents(guild, limit=500)
         seen[f"{guild}:privacy"] = await storage.get_privacy_config(guild)
         seen[f"{guild}:appeals"] = await storage.list_appeals(guild, 2)
         seen[f"{guild}:enforcement"] = await storage.get_enforcement_config(guild)
         seen[f"{guild}:cursor"] = await storage.get_catchup_cursor(guild, 6)
         for member in range(40, 44):
             seen[f"{guild}:{member}:strikes"] = await storage.list_strikes(guild, member)
-        for incident in await storage.list_incidents(guild, limit=500):
+        for incident in await storage.find_incidents(guild, limit=500):
             seen[f"{guild}:{incident.id}:actions"] = await storage.list_action_outcomes(
                 guild, incident.id
             )

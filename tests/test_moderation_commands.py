@@ -38,7 +38,7 @@ async def test_queue_lists_review_incidents_oldest_first_and_warn_acts(
     await simcord_env.settle()
     await s.member.send(s.channel, GORE)
     await s.member.send(s.channel, "a gruesome ogre feast")
-    first, second = sorted(i.id for i in await s.storage.list_incidents(s.guild.id))
+    first, second = sorted(i.id for i in await s.storage.find_incidents(s.guild.id))
     await s.incident(99, verdict=Verdict.WARN)  # not a review: not queued
     assert s.member.user.dm_channel.history() == []  # review tells the member nothing
 

@@ -1,8 +1,8 @@
-"""PostgreSQL specifics: migrations shared by processes, the schema twin of SQLite,
+"""PostgreSQL specifics: migrations shared by processes, the same schema as SQLite,
 notifications across connections, races between two storages, connection errors.
 
 Every test here gets a brand-new database on the server named by
-PROMPTWARDEN_TEST_POSTGRES_URL, and two PostgresStorage objects stand for two bot processes:
+PROMPTWARDEN_TEST_POSTGRES_URL, and two Storage objects stand for two bot processes:
 each has its own pool of connections.
 """
 
@@ -20,12 +20,10 @@ import pytest
 
 from promptwarden.storage import (
     LATEST_VERSION,
-    PostgresStorage,
+    Storage,
     StorageError,
     open_storage,
 )
-from promptwarden.storage.postgres_migrations import MIGRATIONS as PG_MIGRATIONS
-from promptwarden.storage.sqlite_migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.conftest import POSTGRES_URL, needs_postgres
 
 pytestmark = needs_postgres
@@ -62,10 +60,9 @@ def sqlite_columns(path: Path) -> dict[str, list[str]]:
         return {n: [c[1] for c in conn.execute(f"PRAGMA table_info({n})")] for n in names}
 
 
-async def test_schema_is_the_twin_of_sqlite_version_for_version(
+async def test_one_history_makes_the_same_tables_and_columns_on_both(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    assert len(PG_MIGRATIONS) == len(SQLITE_MIGRATIONS) == LATEST_VERSION
     async with await open_storage(tmp_path / "pw.db"):
         pass
     async with await open_storage(postgres_url) as storage:
@@ -75,9 +72,7 @@ async def test_schema_is_the_twin_of_sqlite_version_for_version(
 
 
 async def test_processes_starting_together_migrate_once(postgres_url: str) -> None:
-    first, second = await asyncio.gather(
-        PostgresStorage.open(postgres_url), PostgresStorage.open(postgres_url)
-    )
+    first, second = await asyncio.gather(open_storage(postgres_url), open_storage(postgres_url))
     try:
         assert sorted([first.version_at_open, second.version_at_open]) == [0, LATEST_VERSION]
         await first.set_meta("k", "from first")
@@ -117,8 +112,8 @@ async def test_failed_migration_leaves_the_database_unchanged(postgres_url: str)
 
 async def test_a_setting_changed_by_one_process_reaches_another(postgres_url: str) -> None:
     """Two pools, two LISTEN/NOTIFY ends: the way two machines see each other's changes."""
-    writer = await PostgresStorage.open(postgres_url)
-    reader = await PostgresStorage.open(postgres_url)
+    writer = await open_storage(postgres_url)
+    reader = await open_storage(postgres_url)
     heard: asyncio.Queue[int | None] = asyncio.Queue()
     try:
         await reader.subscribe_settings_changes(heard.put_nowait)
@@ -132,10 +127,44 @@ async def test_a_setting_changed_by_one_process_reaches_another(postgres_url: st
         await reader.close()
 
 
+async def test_watch_and_generator_bot_changes_reach_another_process(postgres_url: str) -> None:
+    """`/watch add` on one shard's process must reach every other's cache."""
+    writer = await open_storage(postgres_url)
+    reader = await open_storage(postgres_url)
+    heard: asyncio.Queue[int | None] = asyncio.Queue()
+    try:
+        await reader.subscribe_settings_changes(heard.put_nowait)
+        await writer.add_watched_channel(GUILD, 10)
+        assert await asyncio.wait_for(heard.get(), 10) == GUILD
+        await writer.add_generator_bot(GUILD + 1, 99)
+        assert await asyncio.wait_for(heard.get(), 10) == GUILD + 1
+        await writer.remove_watched_channel(GUILD, 10)
+        assert await asyncio.wait_for(heard.get(), 10) == GUILD
+        await writer.remove_generator_bot(GUILD + 1, 99)
+        assert await asyncio.wait_for(heard.get(), 10) == GUILD + 1
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def test_own_change_is_heard_once_at_commit_not_again_as_an_echo(postgres_url: str) -> None:
+    storage = await open_storage(postgres_url)
+    heard: list[int | None] = []
+    try:
+        await storage.subscribe_settings_changes(heard.append)
+        await storage.add_watched_channel(GUILD, 10)
+        assert heard == [GUILD]  # announced by the time the write returns
+        await storage.set_meta("k", "v")  # a later round trip: any echo has arrived by now
+        await asyncio.sleep(0.5)
+        assert heard == [GUILD]
+    finally:
+        await storage.close()
+
+
 async def test_a_lost_notification_channel_reconnects_and_drops_every_cache(
     postgres_url: str,
 ) -> None:
-    storage = await PostgresStorage.open(postgres_url)
+    storage = await open_storage(postgres_url)
     heard: asyncio.Queue[int | None] = asyncio.Queue()
     try:
         await storage.subscribe_settings_changes(heard.put_nowait)
@@ -154,8 +183,8 @@ async def test_a_lost_notification_channel_reconnects_and_drops_every_cache(
 
 
 async def test_two_processes_share_one_dm_budget(postgres_url: str) -> None:
-    one = await PostgresStorage.open(postgres_url)
-    two = await PostgresStorage.open(postgres_url)
+    one = await open_storage(postgres_url)
+    two = await open_storage(postgres_url)
     try:
         results = await asyncio.gather(
             *(s.take_dm_budget(GUILD, limit=5, now=T0) for _ in range(10) for s in (one, two))
@@ -167,8 +196,8 @@ async def test_two_processes_share_one_dm_budget(postgres_url: str) -> None:
 
 
 async def test_two_processes_racing_for_one_reminder_send_it_once(postgres_url: str) -> None:
-    one = await PostgresStorage.open(postgres_url)
-    two = await PostgresStorage.open(postgres_url)
+    one = await open_storage(postgres_url)
+    two = await open_storage(postgres_url)
     try:
         results = await asyncio.gather(
             *(
@@ -246,8 +275,8 @@ async def test_two_processes_striking_one_member_cross_each_threshold_once(
     from promptwarden.policy import StrikePolicy
 
     policy = StrikePolicy()  # timeouts at 3 points (1 h) and 5 points (1 day)
-    one = await PostgresStorage.open(postgres_url, max_size=10)
-    two = await PostgresStorage.open(postgres_url, max_size=10)
+    one = await open_storage(postgres_url, max_connections=10)
+    two = await open_storage(postgres_url, max_connections=10)
     try:
         pairs = await asyncio.gather(
             *(
@@ -270,10 +299,10 @@ async def test_a_job_seen_by_two_processes_is_recorded_once(postgres_url: str) -
     """Progress edits and the result of one Midjourney job reach both processes at once."""
     from promptwarden.screening.decision import Severity, Verdict
 
-    one = await PostgresStorage.open(postgres_url)
-    two = await PostgresStorage.open(postgres_url)
+    one = await open_storage(postgres_url)
+    two = await open_storage(postgres_url)
 
-    async def see(storage: PostgresStorage, message_id: int) -> tuple[int, bool]:
+    async def see(storage: Storage, message_id: int) -> tuple[int, bool]:
         return await storage.record_incident(
             guild_id=GUILD,
             channel_id=1,
@@ -292,7 +321,7 @@ async def test_a_job_seen_by_two_processes_is_recorded_once(postgres_url: str) -
         results = await asyncio.gather(
             *(see(storage, 100 + n) for n in range(6) for storage in (one, two))
         )
-        incidents = await one.list_incidents(GUILD)
+        incidents = await one.find_incidents(GUILD)
     finally:
         await one.close()
         await two.close()

@@ -44,7 +44,7 @@ class World:
         return [m for m in self.dms(who) if m.content.startswith("**A reminder from")]
 
     async def incidents(self, guild: simcord.GuildHandle | None = None) -> list[Incident]:
-        found = await self.bot.storage.list_incidents((guild or self.guild).id)
+        found = await self.bot.storage.find_incidents((guild or self.guild).id)
         return list(reversed(found))
 
     async def outcomes(self, incident: Incident) -> dict[str, tuple[str, str]]:

@@ -18,16 +18,17 @@ import simcord
 from discordbot import PromptWardenBot
 from promptwarden.privacy import PRIVATE_MODE
 from promptwarden.reminders import ReminderTable
-from promptwarden.storage import ReminderRecord, SQLiteStorage, Storage
+from promptwarden.storage import ReminderRecord, Storage
+from promptwarden.storage.backends import SQLiteBackend
 from tests.test_privacy import CAT, DAY, DOG, world
 
 
 @contextlib.asynccontextmanager
 async def traced(bot: PromptWardenBot) -> AsyncIterator[list[str]]:
     """Every SQL statement the bot's database connection runs meanwhile."""
-    storage = bot.storage
-    assert isinstance(storage, SQLiteStorage)
-    conn = storage._db  # the aiosqlite connection; its trace hook runs in its thread
+    backend = bot.storage.backend
+    assert isinstance(backend, SQLiteBackend)
+    conn = backend._connection().raw  # the aiosqlite connection; its hook runs in its thread
     seen: list[str] = []
     lock = threading.Lock()
 
@@ -39,7 +40,7 @@ async def traced(bot: PromptWardenBot) -> AsyncIterator[list[str]]:
     try:
         yield seen
     finally:
-        if storage._conn is not None:  # not closed meanwhile
+        if backend._conn is not None:  # not closed meanwhile
             await conn.set_trace_callback(None)  # type: ignore[arg-type]
 
 

@@ -12,9 +12,7 @@ import asyncpg
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import Storage, open_storage
-from promptwarden.storage.postgres_migrations import MIGRATIONS as PG_MIGRATIONS
-from promptwarden.storage.postgres_migrations import SCHEMA_VERSION_TABLE
-from promptwarden.storage.sqlite_migrations import MIGRATIONS as SQLITE_MIGRATIONS
+from promptwarden.storage.migrations import script
 from tests.conftest import needs_postgres
 
 GUILD = 10
@@ -63,8 +61,8 @@ async def check_moved(storage_target: Path | str) -> None:
 async def test_sqlite_schema_3_upgrades_moving_free_text_state(tmp_path: Path) -> None:
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:
-        for step in SQLITE_MIGRATIONS[:3]:
-            conn.executescript(step)
+        for version in (1, 2, 3):
+            conn.executescript(script(version, "sqlite"))
         for row in OLD_ROWS:
             conn.execute(row)
         conn.execute("PRAGMA user_version = 3")
@@ -75,9 +73,13 @@ async def test_sqlite_schema_3_upgrades_moving_free_text_state(tmp_path: Path) -
 async def test_postgres_schema_3_upgrades_moving_free_text_state(postgres_url: str) -> None:
     conn = await asyncpg.connect(postgres_url)
     try:
-        await conn.execute(SCHEMA_VERSION_TABLE)
-        for step in PG_MIGRATIONS[:3]:
-            await conn.execute(step)
+        await conn.execute(
+            "CREATE TABLE schema_version (singleton BOOLEAN PRIMARY KEY DEFAULT TRUE "
+            "CHECK (singleton), version INTEGER NOT NULL); "
+            "INSERT INTO schema_version VALUES (TRUE, 0)"
+        )
+        for version in (1, 2, 3):
+            await conn.execute(script(version, "postgresql"))
         for row in OLD_ROWS:
             await conn.execute(row)
         await conn.execute("SELECT setval(pg_get_serial_sequence('incidents', 'id'), 10)")

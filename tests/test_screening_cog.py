@@ -49,7 +49,7 @@ class World:
         return (who or self.member).user.dm_channel.history()
 
     async def incidents(self) -> list[Incident]:
-        return list(reversed(await self.bot.storage.list_incidents(self.guild.id)))
+        return list(reversed(await self.bot.storage.find_incidents(self.guild.id)))
 
     async def outcomes(self, incident: Incident) -> dict[str, str]:
         records = await self.bot.storage.list_action_outcomes(self.guild.id, incident.id)
@@ -621,7 +621,7 @@ async def test_a_burst_of_generator_messages_gets_one_incident_per_violating_job
             )
     await simcord_env.settle(timeout=60)
 
-    incidents = await w.bot.storage.list_incidents(w.guild.id, limit=500)
+    incidents = await w.bot.storage.find_incidents(w.guild.id, limit=500)
     assert len(incidents) == violating == 6
     assert len({i.job_key for i in incidents}) == violating
     assert len(w.modlog_entries()) == violating
@@ -685,4 +685,4 @@ async def test_an_incident_cut_short_by_a_stop_is_finished_on_restart(
 
     await simcord_env.restart_bot(make_bot())  # settled: nothing happens again
     assert len(w.dms()) == 1 and len(w.modlog_entries()) == 1
-    assert len(await storage.list_incidents(w.guild.id)) == 1
+    assert len(await storage.find_incidents(w.guild.id)) == 1

@@ -77,12 +77,12 @@ async def test_an_exempt_role_and_channel_apply_to_the_next_prompt(
     await s.member.send(sandbox, NUDE)
     assert [m.content for m in s.channel.history()] == [NUDE]
     assert [m.content for m in sandbox.history()] == [NUDE]
-    assert await s.storage.list_incidents(s.guild.id) == []
+    assert await s.storage.find_incidents(s.guild.id) == []
 
     await s.slash(s.admin, "enforcement exempt-role remove", role=artists)
     await trusted.send(s.channel, NUDE)
     assert [m.content for m in s.channel.history()] == [NUDE]  # the new one is removed
-    assert len(await s.storage.list_incidents(s.guild.id)) == 1
+    assert len(await s.storage.find_incidents(s.guild.id)) == 1
 
 
 async def test_moderators_can_be_screened_and_personal_info_deleted(
@@ -93,7 +93,7 @@ async def test_moderators_can_be_screened_and_personal_info_deleted(
     result = await s.slash(s.admin, "enforcement moderators-exempt", setting="off")
     assert "now screened like everyone" in text(result)
     await s.moderator.send(s.channel, NUDE)
-    [incident] = await s.storage.list_incidents(s.guild.id)
+    [incident] = await s.storage.find_incidents(s.guild.id)
     assert incident.user_id == s.moderator.id
 
     result = await s.slash(s.admin, "enforcement delete-personal-info", setting="on")

@@ -194,13 +194,13 @@ async def test_incidents_round_trip_and_filter(database: str) -> None:
         stored_long = await storage.get_incident(GUILD_A, long_one)
         assert stored_long is not None and len(stored_long.prompt_excerpt) == EXCERPT_LIMIT
 
-        ids = [i.id for i in await storage.list_incidents(GUILD_A)]
+        ids = [i.id for i in await storage.find_incidents(GUILD_A)]
         assert ids == [long_one, second, first]  # newest first
-        assert [i.id for i in await storage.list_incidents(GUILD_A, user_id=31)] == [second]
-        assert [i.id for i in await storage.list_incidents(GUILD_A, status="upheld")] == [second]
-        since = await storage.list_incidents(GUILD_A, since=start + timedelta(hours=1))
+        assert [i.id for i in await storage.find_incidents(GUILD_A, user_id=31)] == [second]
+        assert [i.id for i in await storage.find_incidents(GUILD_A, status="upheld")] == [second]
+        since = await storage.find_incidents(GUILD_A, since=start + timedelta(hours=1))
         assert [i.id for i in since] == [long_one, second]
-        page = await storage.list_incidents(GUILD_A, before_id=long_one, limit=1)
+        page = await storage.find_incidents(GUILD_A, before_id=long_one, limit=1)
         assert [i.id for i in page] == [second]
 
 
@@ -213,7 +213,7 @@ async def test_one_guild_cannot_read_another_guilds_rows(database: str) -> None:
         await storage.add_generator_bot(GUILD_B, 3)
 
         assert await storage.get_incident(GUILD_A, incident_b) is None
-        assert await storage.list_incidents(GUILD_A) == []
+        assert await storage.find_incidents(GUILD_A) == []
         assert await storage.get_modlog_channel(GUILD_A) is None
         assert await storage.get_screening_rules(GUILD_A) is None
         assert await storage.list_watched_channels(GUILD_A) == []
@@ -241,6 +241,58 @@ async def test_naive_timestamps_are_rejected(database: str) -> None:
     async with await open_storage(database) as storage:
         with pytest.raises(ValueError, match="timezone-aware"):
             await add_incident(storage, GUILD_A, created_at=datetime(2026, 1, 1))
+
+
+async def test_a_full_disk_keeps_its_own_error_and_the_next_write_works_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite rolls a transaction back itself on SQLITE_FULL; the error a caller sees must be
+    the full disk, not a failed ROLLBACK, and the store must keep working once space is back."""
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        conn = storage.backend._connection()  # the store's own (single) connection
+        pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
+        await conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")  # a "full disk"
+        with pytest.raises(Exception) as failed:
+            for n in range(200):
+                await add_incident(storage, GUILD_A, message_id=n, prompt_excerpt="x" * 900)
+        assert "database or disk is full" in str(failed.value)
+        assert "no transaction is active" not in str(failed.value)
+        assert "x" * 50 not in str(failed.value)  # the prompt stays out of the error
+        full = [r for r in caplog.records if "disk is full" in r.getMessage()]
+        assert len(full) == 1 and full[0].levelname == "ERROR"
+        stored = len(await storage.find_incidents(GUILD_A, limit=500))  # reads still work
+
+        await conn.exec_driver_sql("PRAGMA max_page_count = 1000000")  # space is back
+        await add_incident(storage, GUILD_A, message_id=9999, prompt_excerpt="after")
+        assert len(await storage.find_incidents(GUILD_A, limit=500)) == stored + 1
+
+
+async def test_schema_4_state_is_written_and_read_as_columns(database: str) -> None:
+    async with await open_storage(database) as storage:
+        incident_id = await add_incident(storage, GUILD_A, source="automod")
+        await storage.set_incident_modlog(GUILD_A, incident_id, 60, 600)
+        await storage.set_incident_modlog(GUILD_B, incident_id, 61, 601)  # not that guild's
+        incident = await storage.get_incident(GUILD_A, incident_id)
+        assert incident is not None and incident.source == "automod"
+        assert (incident.modlog_channel_id, incident.modlog_message_id) == (60, 600)
+        window = timedelta(days=30)
+        assert await storage.add_strike(GUILD_A, 30, 2, incident_id=None, window=window) == (0, 2)
+        assert await storage.add_strike(GUILD_A, 30, 3, incident_id=incident_id, window=window) == (
+            2,
+            5,
+        )
+        totals = [
+            (s.points_before, s.points_after) for s in await storage.list_strikes(GUILD_A, 30)
+        ]
+        assert totals == [(2, 5), (0, 2)]
+        appeal = await storage.create_appeal(GUILD_A, incident_id, 30, "please")
+        assert appeal is not None and appeal.modlog_message_id is None
+        await storage.set_appeal_modlog(GUILD_A, appeal.id, 60, 700)
+        stored = await storage.get_appeal(GUILD_A, appeal.id)
+        assert stored is not None
+        assert (stored.modlog_channel_id, stored.modlog_message_id) == (60, 700)
+        with pytest.raises(ValueError, match="source"):
+            await add_incident(storage, GUILD_A, message_id=99, source="rumour")
 
 
 async def test_incidents_keep_what_raised_them_and_one_message_stays_one_incident(
@@ -274,12 +326,12 @@ async def test_incidents_keep_what_raised_them_and_one_message_stays_one_inciden
 
 
 async def test_upgrading_from_schema_3_marks_old_incidents_as_screened(tmp_path: Path) -> None:
-    from promptwarden.storage.sqlite_migrations import MIGRATIONS
+    from promptwarden.storage.migrations import script
 
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:
-        for step in MIGRATIONS[:3]:
-            conn.executescript(step)
+        for version in (1, 2, 3):
+            conn.executescript(script(version, "sqlite"))
         conn.execute("PRAGMA user_version = 3")
         conn.execute(
             "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "

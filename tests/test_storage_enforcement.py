@@ -12,7 +12,7 @@ import pytest
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import Storage, open_storage
-from promptwarden.storage.sqlite_migrations import MIGRATIONS
+from promptwarden.storage.migrations import script
 
 GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -52,7 +52,7 @@ async def test_same_message_or_same_job_never_gets_two_incidents(database: str) 
     # After a restart (the crash case) the keys still hold.
     async with await open_storage(path) as storage:
         assert await record(storage, message_id=22) == (first, False)
-        assert len(await storage.list_incidents(GUILD_A)) == 1
+        assert len(await storage.find_incidents(GUILD_A)) == 1
         incident = await storage.get_incident(GUILD_A, first)
         assert incident is not None and incident.job_key == "30:abc:2026-03-01"
 
@@ -180,7 +180,7 @@ async def test_enforcement_config_and_cursors(database: str) -> None:
 async def test_version_one_database_is_upgraded_keeping_its_incidents(tmp_path: Path) -> None:
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:
-        conn.executescript(MIGRATIONS[0])
+        conn.executescript(script(1, "sqlite"))
         conn.execute(
             "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "
             "categories, severity, verdict, matches, action, created_at) "
@@ -190,7 +190,7 @@ async def test_version_one_database_is_upgraded_keeping_its_incidents(tmp_path: 
         conn.execute("PRAGMA user_version = 1")
     async with await open_storage(path) as storage:
         assert storage.version_at_open == 1
-        [old] = await storage.list_incidents(1)
+        [old] = await storage.find_incidents(1)
         assert old.prompt_excerpt == "old" and old.job_key is None
         assert await storage.record_incident(
             guild_id=1,

@@ -16,11 +16,10 @@ from promptwarden.storage import (
     ERASED_TEXT,
     EXCERPT_LIMIT,
     ReminderRecord,
-    SQLiteStorage,
     Storage,
     open_storage,
 )
-from promptwarden.storage.sqlite_migrations import MIGRATIONS
+from promptwarden.storage.migrations import script
 
 GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
 ME, SOMEONE_ELSE = 30, 31
@@ -276,8 +275,8 @@ async def test_schema_2_databases_upgrade_with_their_incidents(tmp_path: Path) -
     path = tmp_path / "old.db"
 
     with sqlite3.connect(path) as conn:
-        for version, script in enumerate(MIGRATIONS[:2], start=1):
-            conn.executescript(script)
+        for version in (1, 2):
+            conn.executescript(script(version, "sqlite"))
             conn.execute(f"PRAGMA user_version = {version}")
         conn.execute(
             "INSERT INTO incidents (guild_id, channel_id, message_id, user_id, prompt_excerpt, "
@@ -285,7 +284,7 @@ async def test_schema_2_databases_upgrade_with_their_incidents(tmp_path: Path) -
             "(1, 2, 3, 4, 'x', '[]', 'high', 'block', '[]', 'block', 'open', ?)",
             (NOW.isoformat(),),
         )
-    async with await SQLiteStorage.open(path) as storage:
+    async with await open_storage(path) as storage:
         assert storage.version_at_open == 2
-        assert [a.id for a in await storage.list_incidents(1)] == [1]
+        assert [a.id for a in await storage.find_incidents(1)] == [1]
         assert await storage.create_appeal(1, 1, 4, "upgrade kept it") is not None

@@ -1,18 +1,17 @@
-"""Storage queries behind the moderator commands, on a real SQLite file: filters, keyset
-paging in both directions, exports, pardons, and never a row of another guild."""
+"""Storage queries behind the moderator commands, on SQLite and on PostgreSQL: filters,
+keyset paging in both directions, exports, pardons, and never a row of another guild."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from promptwarden.screening.decision import Verdict
 from promptwarden.storage import open_storage
 from tests.test_storage_enforcement import GUILD_A, GUILD_B, NOW, WINDOW, record
 
 
-async def test_find_incidents_filters_and_pages_both_ways(tmp_path: Path) -> None:
-    async with await open_storage(tmp_path / "pw.db") as storage:
+async def test_find_incidents_filters_and_pages_both_ways(database: str) -> None:
+    async with await open_storage(database) as storage:
         ids = []
         for n in range(7):
             incident_id, _ = await record(
@@ -49,9 +48,9 @@ async def test_find_incidents_filters_and_pages_both_ways(tmp_path: Path) -> Non
 
 
 async def test_a_pardon_revokes_only_active_strikes_of_that_member_in_that_guild(
-    tmp_path: Path,
+    database: str,
 ) -> None:
-    async with await open_storage(tmp_path / "pw.db") as storage:
+    async with await open_storage(database) as storage:
         old, _ = await record(storage, message_id=1, job_key="a")
         new, _ = await record(storage, message_id=2, job_key="b")
         theirs, _ = await record(storage, GUILD_B, message_id=3, job_key="c")

@@ -1,6 +1,6 @@
 """Persistence: the only package that speaks SQL.
 
-Callers hold a `Storage` and call `open_storage`; which backend sits behind it is decided
+Callers hold a `Storage` and call `open_storage`; which database sits behind it is decided
 here, from the target alone: a `postgresql://` URL means PostgreSQL (several processes,
 several machines), anything else is a SQLite file (one machine, zero setup).
 """
@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from promptwarden.storage.base import SETTINGS_CHANNEL, SettingsListener, Storage, StorageError
+from promptwarden.storage.backends import (
+    SETTINGS_CHANNEL,
+    StorageError,
+    is_postgres_url,
+    open_backend,
+    redact_url,
+    sqlite_path,
+)
+from promptwarden.storage.migrations import LATEST_VERSION
 from promptwarden.storage.models import (
     ACTION_OUTCOMES,
     APPEAL_REASON_LIMIT,
@@ -36,9 +44,7 @@ from promptwarden.storage.models import (
     WatchedChannel,
     WatchKind,
 )
-from promptwarden.storage.postgres import PostgresStorage, is_postgres_url, redact_url
-from promptwarden.storage.sqlite import SQLiteStorage
-from promptwarden.storage.sqlite_migrations import LATEST_VERSION
+from promptwarden.storage.store import SettingsListener, Storage
 
 __all__ = [
     "ACTION_OUTCOMES",
@@ -63,9 +69,7 @@ __all__ = [
     "MemberData",
     "MemberPreferences",
     "ModlogPress",
-    "PostgresStorage",
     "ReminderRecord",
-    "SQLiteStorage",
     "SettingsListener",
     "Storage",
     "StorageError",
@@ -79,21 +83,14 @@ __all__ = [
 ]
 
 
-SQLITE_PREFIX = "sqlite:///"
-
-
-async def open_storage(target: Path | str) -> Storage:
+async def open_storage(target: Path | str, *, max_connections: int = 10) -> Storage:
     """Open and migrate the database; raises StorageError with a one-line explanation.
 
-    `target` is a SQLite path, a `sqlite:///path` URL or a `postgresql://` URL.
+    `target` is a SQLite path, a `sqlite:///path` URL or a `postgresql://` URL;
+    `max_connections` sizes PostgreSQL's pool (SQLite uses one connection).
     """
-    if isinstance(target, str) and is_postgres_url(target):
-        return await PostgresStorage.open(target)
-    return await SQLiteStorage.open(sqlite_path(target))
-
-
-def sqlite_path(target: Path | str) -> Path:
-    """`sqlite:///data/pw.db` is relative, `sqlite:////var/pw.db` absolute (as in SQLAlchemy)."""
-    if isinstance(target, str) and target.startswith(SQLITE_PREFIX):
-        return Path(target[len(SQLITE_PREFIX) :])
-    return Path(target)
+    options = (
+        {"max_size": max_connections} if isinstance(target, str) and is_postgres_url(target) else {}
+    )
+    backend, found = await open_backend(target, **options)
+    return Storage(backend, found)

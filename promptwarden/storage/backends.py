@@ -1,0 +1,607 @@
+"""What truly differs between SQLite and PostgreSQL, and nothing else.
+
+Each backend owns its engine and answers a handful of questions for `store`: how a write
+transaction starts (SQLite takes the file's write lock at once, BEGIN IMMEDIATE), how one
+member's strikes are serialised (PostgreSQL: an advisory lock), how a JSON array is
+searched, how settings news travels between processes (PostgreSQL LISTEN/NOTIFY), and where
+the schema version is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import stat
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
+
+import aiosqlite
+import asyncpg
+from sqlalchemy import ColumnElement, Dialect, Table, bindparam, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from promptwarden.storage import schema
+from promptwarden.storage.migrations import LATEST_VERSION, step
+
+log = logging.getLogger(__name__)
+# SQLAlchemy logs every statement at INFO, a root logger's default level: never wanted (it
+# floods the log, and statements are about members' prompts) unless set on purpose.
+if logging.getLogger("sqlalchemy").level == logging.NOTSET:
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+
+SETTINGS_CHANNEL = "promptwarden_settings"
+BUSY_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT = 10.0
+LISTEN_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
+MIGRATION_LOCK = 0x50574D49  # "PWMI": every process migrating one database takes it
+STRIKE_LOCK_SEED = 0x5057534B  # "PWSK": seeds the hash of (guild, member) a strike locks
+SQLITE_FULL = 13
+
+
+class StorageError(Exception):
+    """The database cannot be used as it is; the message says what to do, in one line."""
+
+
+def newer_schema_message(found: int, setting: str) -> str:
+    return (
+        f"this database was written by a newer PromptWarden (schema {found}); this version "
+        f"knows up to {LATEST_VERSION}; upgrade PromptWarden or point {setting} elsewhere"
+    )
+
+
+class Backend(ABC):
+    """One database; `store.Storage` asks it only what the two databases do differently."""
+
+    engine: AsyncEngine
+    shown: str  # the database as messages name it (no password)
+    on_remote_change: Callable[[int | None], Coroutine[Any, Any, None]]
+    closed = False
+
+    def _engine(self) -> AsyncEngine:
+        if self.closed:
+            raise StorageError("the database is closed")
+        return self.engine
+
+    @abstractmethod
+    def insert(self, table: Table) -> Any:
+        """INSERT with this database's ON CONFLICT clauses (the same API on both)."""
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction, committed when the block ends without an error."""
+        with _plain_value_errors():
+            async with self._engine().begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        with _plain_value_errors():
+            async with self._engine().connect() as conn:
+                yield conn
+
+    async def lock_member(self, conn: AsyncConnection, guild_id: int, user_id: int) -> None:
+        """Serialise one member's strikes until commit (SQLite: the write lock does)."""
+        del conn, guild_id, user_id
+
+    @abstractmethod
+    def has_category(self, category: str) -> ColumnElement[bool]: ...
+
+    async def notify(self, conn: AsyncConnection, guild_id: int) -> None:
+        """Tell other processes, at commit, that the guild's settings changed."""
+        del conn, guild_id
+
+    async def listen(self) -> None:
+        """Start hearing other processes' settings changes (nothing to hear on SQLite)."""
+        return
+
+    @abstractmethod
+    async def read_version(self, conn: AsyncConnection) -> int: ...
+
+    @abstractmethod
+    async def migrate(self) -> int:
+        """Refuse a newer schema, apply missing steps; returns the version found."""
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.engine.dispose()
+
+
+@contextlib.contextmanager
+def _plain_value_errors() -> Iterator[None]:
+    """A value a column refuses (a naive timestamp) is the caller's ValueError, unwrapped."""
+    try:
+        yield
+    except StatementError as error:
+        if isinstance(error.orig, ValueError):
+            raise error.orig from None
+        raise
+
+
+def _upgrade(conn: Connection, found: int, shown: str) -> None:
+    for version in range(found + 1, LATEST_VERSION + 1):
+        step(version)(conn)
+        log.info("database %s migrated to schema %d", shown, version)
+
+
+class SQLiteBackend(Backend):
+    """Migrations go through SQLAlchemy's engine; every query after them runs on one raw
+    aiosqlite connection (`SQLiteConnection`): one thread round trip per statement, where
+    SQLAlchemy's adapter needs four, and on a busy machine each round trip is a wake-up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.shown = str(path)
+        self.engine = create_async_engine(
+            f"sqlite+aiosqlite:///{path}",
+            pool_size=1,
+            max_overflow=0,
+            hide_parameters=True,  # errors are logged; parameters hold prompts
+        )
+        # Callers take turns on the one connection, as SQLite serves one writer at a time.
+        self._turn = asyncio.Lock()
+        self._conn: SQLiteConnection | None = None
+        sync = self.engine.sync_engine
+        event.listen(sync, "connect", _sqlite_connect)
+        event.listen(sync, "begin", _sqlite_begin)
+
+    def insert(self, table: Table) -> sqlite.Insert:
+        return sqlite.insert(table)
+
+    def _connection(self) -> SQLiteConnection:
+        if self.closed or self._conn is None:
+            raise StorageError("the database is closed")
+        return self._conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Any]:
+        async with self._turn:
+            conn = self._connection()
+            await conn.raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                await conn.raw.execute("COMMIT")
+            except BaseException:
+                if conn.raw.in_transaction:  # SQLite rolls back a full disk itself
+                    await conn.raw.execute("ROLLBACK")
+                raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Any]:
+        async with self._turn:
+            yield self._connection()
+
+    def has_category(self, category: str) -> ColumnElement[bool]:
+        return text(
+            "EXISTS (SELECT 1 FROM json_each(incidents.categories) WHERE value = :category)"
+        ).bindparams(category=category)  # type: ignore[return-value]
+
+    async def read_version(self, conn: Any) -> int:
+        return int((await conn.exec_driver_sql("PRAGMA user_version")).scalar_one())
+
+    async def migrate(self) -> int:
+        _create_private_file(self.path)
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(pw_read=True)
+                found = await self.read_version(conn)
+                if found > LATEST_VERSION:
+                    raise StorageError(newer_schema_message(found, "DATABASE_PATH"))
+                await conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+                await conn.commit()
+        except DBAPIError as error:
+            raise StorageError(
+                f"{self.path} is not a PromptWarden database ({error.orig}); point "
+                "DATABASE_PATH at a new file or at the bot's database"
+            ) from error
+        for version in range(found + 1, LATEST_VERSION + 1):
+            try:
+                async with self.engine.begin() as conn:
+                    # Under the write lock: another process may have just applied it.
+                    if await self.read_version(conn) >= version:
+                        continue
+                    await conn.run_sync(step(version))
+                    await conn.exec_driver_sql(f"PRAGMA user_version = {version}")
+            except SQLAlchemyError as error:
+                cause = getattr(error, "orig", None) or error
+                raise StorageError(
+                    f"could not upgrade {self.path} from schema {version - 1} to {version}: "
+                    f"{cause}; the database was left unchanged"
+                ) from error
+            log.info("database %s migrated to schema %d", self.path, version)
+        await self.engine.dispose()  # its connection is not needed after migrating
+        raw = await aiosqlite.connect(self.path, isolation_level=None)
+        await raw.executescript(_PRAGMAS)
+        self._conn = SQLiteConnection(raw, self.engine.dialect)
+        return found
+
+    async def close(self) -> None:
+        self.closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.raw.close()
+        await self.engine.dispose()
+
+
+class _Plan(NamedTuple):
+    """A statement compiled once: its SQL, which parameters go where, how rows come back."""
+
+    compiled: Any  # SQLAlchemy's SQLCompiler, whose parameter helpers are not typed public
+    sql: str
+    names: Sequence[str]
+    binds: Mapping[str, Callable[[Any], Any]]
+    row: Callable[..., Any] | None  # None: the statement returns no rows
+    results: tuple[Callable[[Any], Any] | None, ...]
+    expanding: bool  # IN lists: the SQL depends on how many values each holds
+
+
+class Result:
+    """The part of SQLAlchemy's Result that `store` uses, over rows already fetched."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def all(self) -> list[Any]:
+        return self.rows
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        (row,) = self.rows
+        return row[0]
+
+
+class SQLiteConnection:
+    """Runs SQLAlchemy statements on a raw aiosqlite connection, each compiled once per
+    shape (SQLAlchemy's own cache key), with the columns' own conversions both ways."""
+
+    def __init__(self, raw: aiosqlite.Connection, dialect: Dialect) -> None:
+        self.raw = raw
+        self._dialect = dialect
+        self._plans: dict[Any, _Plan] = {}
+
+    async def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> Result:
+        key = statement._generate_cache_key()
+        columns = tuple(sorted(params)) if params else ()
+        plan = self._plans.get((key.key, columns)) if key is not None else None
+        if plan is None:
+            plan = self._plan(statement, key, columns)
+            if key is not None:
+                self._plans[(key.key, columns)] = plan
+        values: Any = plan.compiled.construct_params(
+            params, escape_names=False, extracted_parameters=key.bindparams if key else None
+        )
+        sql, names, binds = plan.sql, plan.names, plan.binds
+        if plan.expanding:
+            expanded = plan.compiled._process_parameters_for_postcompile(values)
+            sql, names, values = expanded.statement, expanded.positiontup, expanded.parameters
+            binds = {**binds, **expanded.processors}
+        args = [binds[n](values[n]) if n in binds else values[n] for n in names]
+        try:
+            if plan.row is None:
+                cursor = await self.raw.execute(sql, args)
+                return Result([], cursor.rowcount)
+            rows = await self.raw.execute_fetchall(sql, args)
+        except sqlite3.Error as error:
+            if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL:
+                log.error("the database disk is full (%s); this write was not saved", error)
+            raise
+        convert = plan.results
+        made = [
+            plan.row(*[v if f is None else f(v) for f, v in zip(convert, r, strict=True)])
+            for r in rows
+        ]
+        return Result(made, len(made))
+
+    def _plan(self, statement: Any, key: Any, columns: tuple[str, ...]) -> _Plan:
+        dialect = self._dialect
+        compiled: Any = dialect.statement_compiler(
+            dialect, statement, cache_key=key, column_keys=list(columns)
+        )
+        entries = compiled._result_columns
+        names = [e[0] for e in entries]
+        row = collections.namedtuple("Row", names, rename=True) if entries else None
+        results = tuple(e[3]._cached_result_processor(self._dialect, None) for e in entries)
+        return _Plan(
+            compiled,
+            compiled.string,
+            compiled.positiontup or (),
+            compiled._bind_processors,
+            row,
+            results,
+            bool(compiled.literal_execute_params or compiled.post_compile_params),
+        )
+
+    async def exec_driver_sql(self, sql: str) -> Result:
+        rows = list(await self.raw.execute_fetchall(sql))
+        return Result(rows, len(rows))
+
+
+# Per connection: SQLite forgets these when a connection closes.
+_PRAGMAS = f"""
+    PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
+    PRAGMA synchronous = NORMAL;
+    PRAGMA foreign_keys = ON;
+"""
+
+
+def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
+    del record
+    # SQLAlchemy issues BEGIN itself (see _sqlite_begin); the driver must not.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Writes take SQLite's write lock at once, so a second process on the same file waits
+    (busy_timeout) instead of interleaving; reads run without a transaction."""
+    if not conn.get_execution_options().get("pw_read"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file owner-only before SQLite does (its WAL files copy the mode)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning(
+                "database file %s is readable by other users (mode %o); "
+                "consider chmod 600 since it holds moderation records",
+                path,
+                mode,
+            )
+        return
+    except OSError as error:
+        raise StorageError(
+            f"cannot create the database at {path}: {error.strerror}; "
+            "set DATABASE_PATH to a writable location"
+        ) from error
+    os.close(fd)
+
+
+class PostgresBackend(Backend):
+    def __init__(self, url: str, *, max_size: int = 10) -> None:
+        self.url = url
+        self.shown = redact_url(url)
+        self.engine = create_async_engine(
+            "postgresql+asyncpg://" + url.split("://", 1)[1],
+            pool_size=max_size,
+            max_overflow=0,
+            connect_args={"timeout": CONNECT_TIMEOUT},
+            json_serializer=schema.dump_json,
+            json_deserializer=json.loads,
+            hide_parameters=True,
+        )
+        # Marks this object's own notifications, so it ignores their echo.
+        self._token = uuid.uuid4().hex
+        self._listen_conn: asyncpg.Connection | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._listen_lock = asyncio.Lock()
+        self._closing = False
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def insert(self, table: Table) -> postgresql.Insert:
+        return postgresql.insert(table)
+
+    async def lock_member(self, conn: AsyncConnection, guild_id: int, user_id: int) -> None:
+        await conn.execute(
+            _STRIKE_LOCK, {"key": f"strike:{guild_id}:{user_id}", "seed": STRIKE_LOCK_SEED}
+        )
+
+    def has_category(self, category: str) -> ColumnElement[bool]:
+        # JSONB: the array holds that string.
+        return schema.incidents.c.categories.op("?")(bindparam("category", category))
+
+    async def notify(self, conn: AsyncConnection, guild_id: int) -> None:
+        await conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": SETTINGS_CHANNEL, "payload": f"{guild_id}:{self._token}"},
+        )
+
+    async def read_version(self, conn: AsyncConnection) -> int:
+        return int((await conn.exec_driver_sql("SELECT version FROM schema_version")).scalar_one())
+
+    async def migrate(self) -> int:
+        """All steps in one transaction under an advisory lock: processes starting together
+        take turns, and a failure leaves the database as it was."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+                await conn.exec_driver_sql(
+                    "CREATE TABLE IF NOT EXISTS schema_version ("
+                    "singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton), "
+                    "version INTEGER NOT NULL)"
+                )
+                await conn.exec_driver_sql(
+                    "INSERT INTO schema_version (singleton, version) VALUES (TRUE, 0) "
+                    "ON CONFLICT DO NOTHING"
+                )
+                found = int(
+                    (
+                        await conn.exec_driver_sql("SELECT version FROM schema_version FOR UPDATE")
+                    ).scalar_one()
+                )
+                if found > LATEST_VERSION:
+                    raise StorageError(newer_schema_message(found, "DATABASE_URL"))
+                await conn.run_sync(_upgrade, found, self.shown)
+                await conn.execute(
+                    text("UPDATE schema_version SET version = :v"), {"v": LATEST_VERSION}
+                )
+        except (DBAPIError, OSError, TimeoutError) as error:
+            raise StorageError(_connect_message(self.shown, error)) from error
+        return found
+
+    # -- settings news from other processes
+
+    async def listen(self) -> None:
+        async with self._listen_lock:
+            if self._listen_conn is not None or self._listen_task is not None:
+                return
+            try:
+                await self._listen()  # the first subscription fails loudly
+            except (asyncpg.PostgresError, OSError, TimeoutError) as error:
+                raise StorageError(
+                    f"cannot listen for settings changes on {self.shown}: {error}; other "
+                    "processes' changes would not reach this one"
+                ) from error
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+        conn.add_termination_listener(self._on_listen_lost)
+        await conn.add_listener(SETTINGS_CHANNEL, self._on_notification)
+        self._listen_conn = conn
+
+    def _on_notification(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        del conn, pid, channel
+        guild, _, token = str(payload).partition(":")
+        if token == self._token:
+            return  # this object's own change, already announced at commit
+        try:
+            guild_id: int | None = int(guild)
+        except ValueError:
+            guild_id = None
+        self._spawn(self.on_remote_change(guild_id))
+
+    def _on_listen_lost(self, conn: object) -> None:
+        del conn
+        self._listen_conn = None
+        if not self._closing and self._listen_task is None:
+            log.warning("lost the settings-change channel; reconnecting")
+            self._listen_task = asyncio.get_running_loop().create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        """Listen again; changes may have been missed meanwhile, so everyone forgets all."""
+        attempt = 0
+        try:
+            while not self._closing:
+                try:
+                    async with self._listen_lock:
+                        await self._listen()
+                except (asyncpg.PostgresError, OSError, TimeoutError) as error:
+                    delay = LISTEN_RETRY_SECONDS[min(attempt, len(LISTEN_RETRY_SECONDS) - 1)]
+                    attempt += 1
+                    log.warning("settings-change channel: %s; retrying in %.0f s", error, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                await self.on_remote_change(None)
+                return
+        finally:
+            self._listen_task = None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def close(self) -> None:
+        self._closing = True
+        task, self._listen_task = self._listen_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for pending in list(self._pending):
+            pending.cancel()
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is not None:
+            conn.remove_termination_listener(self._on_listen_lost)
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                await conn.close(timeout=5)
+        self.closed = True
+        await self.engine.dispose()
+
+
+_STRIKE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :seed))")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def _root(error: BaseException) -> BaseException:
+    """The driver's own exception under SQLAlchemy's wrappers."""
+    seen: BaseException = error
+    while True:
+        inner = getattr(seen, "orig", None) or seen.__cause__
+        if inner is None or inner is seen:
+            return seen
+        seen = inner
+
+
+def _connect_message(shown: str, error: BaseException) -> str:
+    root = _root(error)
+    if isinstance(root, asyncpg.PostgresError) and not isinstance(
+        root,
+        asyncpg.InvalidPasswordError
+        | asyncpg.InvalidAuthorizationSpecificationError
+        | asyncpg.InvalidCatalogNameError,
+    ):
+        return f"could not prepare the database at {shown}: {root}; the database was left unchanged"
+    if isinstance(root, asyncpg.InvalidCatalogNameError):
+        hint = "create the database first (createdb) or fix its name in DATABASE_URL"
+    elif isinstance(root, asyncpg.PostgresError):
+        hint = "check the user name and password in DATABASE_URL"
+    elif isinstance(root, OSError | TimeoutError):
+        hint = "is the server running and reachable from this machine?"
+    else:
+        hint = "check DATABASE_URL"
+    detail = str(root).strip() or type(root).__name__
+    return f"cannot connect to PostgreSQL at {shown}: {detail}; {hint}"
+
+
+async def open_backend(target: Path | str, **options: Any) -> tuple[Backend, int]:
+    """The backend for `target`, migrated; returns it with the version found."""
+    backend: Backend
+    if isinstance(target, str) and is_postgres_url(target):
+        backend = PostgresBackend(target, **options)
+    else:
+        backend = SQLiteBackend(sqlite_path(target))
+    try:
+        found = await backend.migrate()
+    except BaseException:
+        await backend.close()
+        raise
+    return backend, found
+
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_path(target: Path | str) -> Path:
+    """`sqlite:///data/pw.db` is relative, `sqlite:////var/pw.db` absolute (as in SQLAlchemy)."""
+    if isinstance(target, str) and target.startswith(SQLITE_PREFIX):
+        return Path(target[len(SQLITE_PREFIX) :])
+    return Path(target)
