@@ -22,8 +22,8 @@ from promptwarden.enforcement import (
     EnforcementConfig,
     guideline_for,
     matched_words,
-    pii_kinds,
 )
+from promptwarden.privacy import pii_kinds
 from promptwarden.storage import Incident, IncidentStatus
 
 if TYPE_CHECKING:

@@ -23,10 +23,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from promptwarden.allow_suggestions import RECENT_DISMISSALS, Suggestion, note, reached, suggestions
-from promptwarden.enforcement import EnforcementConfig, incident_plan, pii_kinds, planned_by_kind
+from promptwarden.enforcement import EnforcementConfig, incident_plan, planned_by_kind
 from promptwarden.guild_states import GuildState, GuildStates
 from promptwarden.policy import ActionPlan, strike_detail, timeout_to_lift
-from promptwarden.privacy import personal_info_kind, personal_info_message
+from promptwarden.privacy import personal_info_kind, personal_info_message, pii_kinds
 from promptwarden.screening.decision import Verdict
 from promptwarden.storage import (
     RETRYABLE_OUTCOMES,

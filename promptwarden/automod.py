@@ -20,8 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from promptwarden.dedupe import JobKeyer
-from promptwarden.enforcement import IncidentDraft, action_name, redact
+from promptwarden.enforcement import IncidentDraft, action_name
 from promptwarden.policy import ActionPlan
+from promptwarden.privacy import redact
 from promptwarden.screening.decision import Decision, Match, Severity, Verdict
 from promptwarden.screening.guidelines import Guidelines
 from promptwarden.screening.matcher import ALLOW

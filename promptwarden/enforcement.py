@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from promptwarden.dedupe import JobKeyer, job_key
 from promptwarden.policy import ActionPlan, StrikePolicy, plan_actions
-from promptwarden.screening.decision import Decision, Match, Severity, Verdict
+from promptwarden.privacy import PII_SOURCE_PREFIX, redact
+from promptwarden.screening.decision import Decision, Severity, Verdict
 from promptwarden.screening.extract import ExtractedPrompt
 from promptwarden.storage import EXCERPT_LIMIT, Incident
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CATCHUP_WINDOW = timedelta(hours=24)
 MAX_CATCHUP_WINDOW = timedelta(days=14)
-PII_SOURCE_PREFIX = "pii:"
 
 # What each category means, in the words of the guidelines, for warnings and the mod-log.
 GUIDELINES: Mapping[str, str] = {
@@ -189,57 +189,6 @@ def job_identity(
 # ---------------------------------------------------------------- what is stored
 
 
-def _pii_kind(match: Match) -> str | None:
-    if match.source.startswith(PII_SOURCE_PREFIX):
-        return match.source[len(PII_SOURCE_PREFIX) :] or "personal info"
-    return None
-
-
-def redact(content: str, matches: Sequence[Match]) -> tuple[str, list[dict[str, Any]]]:
-    """The content with personal information replaced by `[email]`, `[phone]`...,
-    and the matches as stored: PII values removed, spans moved to the redacted text."""
-    pii = sorted(
-        ((m.start, m.end, f"[{kind}]") for m in matches if (kind := _pii_kind(m))),
-        key=lambda s: s[0],
-    )
-    merged: list[tuple[int, int, str]] = []
-    for start, end, label in pii:
-        if merged and start < merged[-1][1]:
-            prev = merged[-1]
-            merged[-1] = (prev[0], max(prev[1], end), prev[2])
-        else:
-            merged.append((start, end, label))
-    parts: list[str] = []
-    pos = 0
-    for start, end, label in merged:
-        parts += [content[pos:start], label]
-        pos = end
-    parts.append(content[pos:])
-
-    def moved(index: int) -> int:
-        delta = 0
-        for start, end, label in merged:
-            if index < start:
-                break
-            if index < end:
-                return start + delta  # inside a redacted span: where its label begins
-            delta += len(label) - (end - start)
-        return index + delta
-
-    stored: list[dict[str, Any]] = []
-    for m in matches:
-        data = m.to_dict()
-        start = moved(m.start)
-        end = moved(m.end - 1) + 1 if m.end > m.start else start
-        if kind := _pii_kind(m):
-            label = f"[{kind}]"
-            data["text"] = data["term"] = label
-            end = start + len(label)
-        data["start"], data["end"] = start, end
-        stored.append(data)
-    return "".join(parts), stored
-
-
 def matched_words(matches: Sequence[Mapping[str, Any]], limit: int = 10) -> list[str]:
     """The words that fired, heaviest first for the learned tier, never PII values."""
     ordered = sorted(
@@ -254,17 +203,6 @@ def matched_words(matches: Sequence[Mapping[str, Any]], limit: int = 10) -> list
         if len(words) >= limit:
             break
     return words
-
-
-def pii_kinds(matches: Sequence[Mapping[str, Any]]) -> list[str]:
-    kinds: list[str] = []
-    for m in matches:
-        source = str(m.get("source", ""))
-        if source.startswith(PII_SOURCE_PREFIX):
-            kind = source[len(PII_SOURCE_PREFIX) :]
-            if kind not in kinds:
-                kinds.append(kind)
-    return kinds
 
 
 def action_name(plan: ActionPlan) -> str:

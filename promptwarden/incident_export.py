@@ -10,7 +10,8 @@ import csv
 import io
 from collections.abc import Iterable
 
-from promptwarden.enforcement import matched_words, pii_kinds
+from promptwarden.enforcement import matched_words
+from promptwarden.privacy import pii_kinds
 from promptwarden.storage.models import Incident
 
 COLUMNS = (

@@ -7,11 +7,12 @@ mean the same in every backend and every process; storage only applies them atom
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from promptwarden.screening.decision import Match
 from promptwarden.storage.models import Appeal, Incident, MemberData, StrikeRecord
 
 DEFAULT_REMINDER_INTERVAL = timedelta(days=30)
@@ -238,3 +239,71 @@ def export_document(data: MemberData, *, generated_at: datetime) -> dict[str, An
             for r in data.reminders
         ],
     }
+
+
+# ---------------------------------------------------------------- personal information stored
+
+# Screening's source for a personal-information match: "pii:email", "pii:phone"...
+PII_SOURCE_PREFIX = "pii:"
+
+
+def _pii_kind(match: Match) -> str | None:
+    if match.source.startswith(PII_SOURCE_PREFIX):
+        return match.source[len(PII_SOURCE_PREFIX) :] or "personal info"
+    return None
+
+
+def redact(content: str, matches: Sequence[Match]) -> tuple[str, list[dict[str, Any]]]:
+    """The content with personal information replaced by `[email]`, `[phone]`...,
+    and the matches as stored: PII values removed, spans moved to the redacted text."""
+    pii = sorted(
+        ((m.start, m.end, f"[{kind}]") for m in matches if (kind := _pii_kind(m))),
+        key=lambda s: s[0],
+    )
+    merged: list[tuple[int, int, str]] = []
+    for start, end, label in pii:
+        if merged and start < merged[-1][1]:
+            prev = merged[-1]
+            merged[-1] = (prev[0], max(prev[1], end), prev[2])
+        else:
+            merged.append((start, end, label))
+    parts: list[str] = []
+    pos = 0
+    for start, end, label in merged:
+        parts += [content[pos:start], label]
+        pos = end
+    parts.append(content[pos:])
+
+    def moved(index: int) -> int:
+        delta = 0
+        for start, end, label in merged:
+            if index < start:
+                break
+            if index < end:
+                return start + delta  # inside a redacted span: where its label begins
+            delta += len(label) - (end - start)
+        return index + delta
+
+    stored: list[dict[str, Any]] = []
+    for m in matches:
+        data = m.to_dict()
+        start = moved(m.start)
+        end = moved(m.end - 1) + 1 if m.end > m.start else start
+        if kind := _pii_kind(m):
+            label = f"[{kind}]"
+            data["text"] = data["term"] = label
+            end = start + len(label)
+        data["start"], data["end"] = start, end
+        stored.append(data)
+    return "".join(parts), stored
+
+
+def pii_kinds(matches: Sequence[Mapping[str, Any]]) -> list[str]:
+    kinds: list[str] = []
+    for m in matches:
+        source = str(m.get("source", ""))
+        if source.startswith(PII_SOURCE_PREFIX):
+            kind = source[len(PII_SOURCE_PREFIX) :]
+            if kind not in kinds:
+                kinds.append(kind)
+    return kinds

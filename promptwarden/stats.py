@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from promptwarden.enforcement import PII_SOURCE_PREFIX
+from promptwarden.privacy import PII_SOURCE_PREFIX
 from promptwarden.storage.models import Incident
 
 

@@ -15,12 +15,12 @@ from promptwarden.enforcement import (
     is_exempt,
     job_identity,
     matched_words,
-    redact,
     responsible_user,
     should_screen,
 )
 from promptwarden.guild_states import GuildState, GuildStates
 from promptwarden.policy import StrikePolicy, plan_actions
+from promptwarden.privacy import redact
 from promptwarden.screening.engine import Screener
 from promptwarden.screening.extract import MIDJOURNEY_BOT_ID, extract
 from promptwarden.storage import WatchedChannel, open_storage
