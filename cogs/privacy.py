@@ -37,6 +37,7 @@ from promptwarden.privacy import (
     reminder_message,
 )
 from promptwarden.reminders import Claim, ReminderTable
+from promptwarden.storage.models import EXPORT_KIND
 
 log = logging.getLogger("promptwarden.privacy")
 
@@ -45,7 +46,6 @@ BUDGET_SPENT = "I am sending many messages right now; please try again in a minu
 EXPORT_FAILED = "I could not send you the DM just now (Discord refused it); please try again later."
 # Each export spends one of the guild's DMs a minute, which warnings need: one a day per
 # member and guild, noted with the reminders (so a restart keeps it, retention clears it).
-EXPORT_KIND = "export"
 EXPORT_INTERVAL = timedelta(days=1)
 # A DM to closed DMs spends a unit too: the next try waits this long, not a whole day.
 EXPORT_RETRY_AFTER_CLOSED_DMS = timedelta(minutes=10)

@@ -24,6 +24,7 @@ from promptwarden.enforcement import MessageFacts, build_incident, responsible_u
 from promptwarden.policy import plan_actions
 from promptwarden.screening.decision import Decision, Verdict
 from promptwarden.screening.extract import extract
+from promptwarden.storage.models import REPORT_KIND
 
 if TYPE_CHECKING:
     # Only for types: importing it at run time would run the module beside the loader's copy.
@@ -33,7 +34,6 @@ log = logging.getLogger("promptwarden.reports")
 Interaction = discord.Interaction[PromptWardenBot]
 
 REPORT_SOURCE = "report"
-REPORT_KIND = "report"  # the reminder kind that rate-limits reports
 REPORT_INTERVAL = timedelta(minutes=1)
 REASON_LIMIT = 200
 THANKS = "Thanks: the moderators will look at this prompt. Only they see who reported it."

@@ -20,6 +20,7 @@ from promptwarden.storage import (
     open_storage,
 )
 from promptwarden.storage.migrations import script
+from promptwarden.storage.models import EXPORT_KIND, REPORT_KIND
 
 GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
 ME, SOMEONE_ELSE = 30, 31
@@ -224,6 +225,26 @@ async def test_erasure_redacts_prompts_and_keeps_the_actions(storage: Storage) -
     assert await storage.claim_reminder(GUILD_A, ME, "private_mode", interval=DAY, now=NOW)
     other = await storage.get_incident(GUILD_A, theirs)
     assert other is not None and other.prompt_excerpt == "a nude knight"
+
+
+async def test_erasure_takes_the_reasons_of_reports_but_keeps_the_rate_limits(
+    storage: Storage,
+) -> None:
+    theirs = await incident(storage, GUILD_A, SOMEONE_ELSE, 1)
+    # I reported someone else's prompt, with a reason in my own words.
+    await storage.record_modlog_press(GUILD_A, theirs, ME, REPORT_KIND)
+    await storage.record_action_outcome(GUILD_A, theirs, REPORT_KIND, "done", "my words about it")
+    await storage.record_action_outcome(GUILD_A, theirs, "delete", "done", "10/1")
+    assert await storage.claim_reminder(GUILD_A, ME, EXPORT_KIND, interval=DAY, now=NOW)
+    assert await storage.claim_reminder(GUILD_A, ME, REPORT_KIND, interval=DAY, now=NOW)
+
+    await storage.erase_member_data(ME)
+
+    details = {o.action: o.detail for o in await storage.list_action_outcomes(GUILD_A, theirs)}
+    assert details == {REPORT_KIND: ERASED_TEXT, "delete": "10/1"}
+    # Erasing does not hand back the export or report spent today.
+    assert not await storage.claim_reminder(GUILD_A, ME, EXPORT_KIND, interval=DAY, now=NOW)
+    assert not await storage.claim_reminder(GUILD_A, ME, REPORT_KIND, interval=DAY, now=NOW)
 
 
 async def test_retention_deletes_old_incidents_with_their_rows_in_that_guild_only(

@@ -28,6 +28,11 @@ APPEAL_STATUSES: tuple[str, ...] = get_args(AppealStatus)
 APPEAL_REASON_LIMIT = 1000
 # What an erased prompt or appeal reason reads afterwards.
 ERASED_TEXT = "[erased at the member's request]"
+# Reminder kinds that are rate limits a member spends (exports, reports), not reminders:
+# erasure keeps their times (no words in them), or erasing would reset the limit.
+EXPORT_KIND = "export"
+REPORT_KIND = "report"  # also the press naming a reporter and the action holding the reason
+RATE_LIMIT_KINDS: tuple[str, ...] = (EXPORT_KIND, REPORT_KIND)
 
 # Stored prompts are excerpts: enough for a moderator to judge, never a full archive.
 EXCERPT_LIMIT = 1000

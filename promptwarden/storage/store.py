@@ -47,6 +47,8 @@ from promptwarden.storage.models import (
     EXCERPT_LIMIT,
     INCIDENT_SOURCES,
     INCIDENT_STATUSES,
+    RATE_LIMIT_KINDS,
+    REPORT_KIND,
     RETRYABLE_OUTCOMES,
     WATCH_KINDS,
     ActionOutcome,
@@ -952,14 +954,31 @@ class Storage:
 
     async def erase_member_data(self, user_id: int) -> ErasureReport:
         """Remove the person's preferences and reminder history and redact the prompt text
-        of their incidents and the reasons of their appeals, keeping the action records."""
+        of their incidents, the reasons of their appeals and of their reports of others'
+        prompts, keeping the action records and the rate limits they spent."""
         i, ap = t.incidents, t.appeals
         async with self._db.write() as conn:
             preferences = await conn.execute(
                 delete(t.member_preferences).where(t.member_preferences.c.user_id == user_id)
             )
+            sent = t.reminders_sent
             reminders = await conn.execute(
-                delete(t.reminders_sent).where(t.reminders_sent.c.user_id == user_id)
+                delete(sent).where(sent.c.user_id == user_id, sent.c.kind.not_in(RATE_LIMIT_KINDS))
+            )
+            # Reasons the person wrote when reporting others' prompts. A reason is not linked
+            # to its writer, so every report reason of an incident they reported goes.
+            presses, acts = t.modlog_presses, t.incident_actions
+            reported = select(presses.c.incident_id).where(
+                presses.c.moderator_id == user_id, presses.c.action == REPORT_KIND
+            )
+            await conn.execute(
+                update(acts)
+                .where(
+                    acts.c.action == REPORT_KIND,
+                    acts.c.incident_id.in_(reported),
+                    acts.c.detail != ERASED_TEXT,
+                )
+                .values(detail=ERASED_TEXT)
             )
             found = await conn.execute(
                 select(i.c.id, i.c.matches)
