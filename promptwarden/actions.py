@@ -690,16 +690,17 @@ class Actions:
         open incident that was settled elsewhere. Best effort: False when there is no
         entry or it cannot be edited."""
         fresh = await self.storage.get_incident(incident.guild_id, incident.id) or incident
-        if fresh.modlog_channel_id is None or fresh.modlog_message_id is None:
+        return await self._edit_entry("incident", fresh, ModlogEdit(line=line, status=status))
+
+    async def _edit_entry(self, what: str, row: Incident | Appeal, edit: ModlogEdit) -> bool:
+        """Edit the mod-log message stored for an incident or an appeal, if there is one."""
+        if row.modlog_channel_id is None or row.modlog_message_id is None:
             return False
         result = await self.port.edit_modlog(
-            fresh.guild_id,
-            fresh.modlog_channel_id,
-            fresh.modlog_message_id,
-            ModlogEdit(line=line, status=status),
+            row.guild_id, row.modlog_channel_id, row.modlog_message_id, edit
         )
         if not result.done:
-            log.info("incident %d: mod-log entry not updated: %s", incident.id, result.detail)
+            log.info("%s %d: mod-log entry not updated: %s", what, row.id, result.detail)
         return result.done
 
     async def press(
@@ -1020,17 +1021,7 @@ class Actions:
     async def mark_appeal_entry(self, appeal: Appeal, line: str) -> bool:
         """Best effort: show the decision on the appeal's mod-log entry, buttons gone."""
         stored = await self.storage.get_appeal(appeal.guild_id, appeal.id) or appeal
-        if stored.modlog_channel_id is None or stored.modlog_message_id is None:
-            return False
-        result = await self.port.edit_modlog(
-            stored.guild_id,
-            stored.modlog_channel_id,
-            stored.modlog_message_id,
-            ModlogEdit(line=line, appeal=stored),
-        )
-        if not result.done:
-            log.info("appeal %d: mod-log entry not updated: %s", appeal.id, result.detail)
-        return result.done
+        return await self._edit_entry("appeal", stored, ModlogEdit(line=line, appeal=stored))
 
     # ------------------------------------------------------------ erasure
 
