@@ -13,14 +13,15 @@ import asyncio
 import dataclasses
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs._facts import channel_chain, message_facts
 from discordbot import PromptWardenBot
-from promptwarden.enforcement import MessageFacts, build_incident, responsible_user
+from promptwarden.enforcement import build_incident, responsible_user
 from promptwarden.policy import plan_actions
 from promptwarden.screening.decision import Decision, Verdict
 from promptwarden.screening.extract import extract
@@ -41,13 +42,6 @@ ALREADY = "You already reported this prompt; the moderators have it."
 TOO_SOON = "You reported a prompt moments ago; you can report again in a minute."
 NOT_WATCHED = "Reports are for prompts in the image channels PromptWarden watches here."
 NOT_A_PROMPT = "That message cannot be reported."
-
-
-def _channel_chain(channel: Any) -> tuple[int | None, ...]:
-    """The channel, its parent (threads, forum posts) and the category above them."""
-    if isinstance(channel, discord.Thread):
-        return (channel.id, channel.parent_id, getattr(channel.parent, "category_id", None))
-    return (channel.id, None, getattr(channel, "category_id", None))
 
 
 class ReportForm(discord.ui.Modal, title="Report prompt"):
@@ -96,7 +90,7 @@ class Reports(commands.Cog):
             await interaction.response.send_message(NOT_A_PROMPT, ephemeral=True)
             return
         state = await screening.states.get(message.guild.id)
-        if not state.in_scope(_channel_chain(message.channel)):
+        if not state.in_scope(channel_chain(message.channel)):
             await interaction.response.send_message(NOT_WATCHED, ephemeral=True)
             return
         await interaction.response.send_modal(ReportForm(self, message))
@@ -114,17 +108,8 @@ class Reports(commands.Cog):
         ):
             return TOO_SOON
         state = await screening.states.get(guild.id)
-        facts = MessageFacts(
-            guild_id=guild.id,
-            channel_id=message.channel.id,
-            message_id=message.id,
-            author_id=message.author.id,
-            author_is_bot=message.author.bot,
-            content=message.content,
-            created_at=message.created_at,
-            channel_chain=_channel_chain(message.channel),
-            webhook_id=message.webhook_id,
-        )
+        facts = message_facts(message)
+        assert facts is not None  # a guild message
         prompt = extract(facts.content, author_is_bot=facts.author_is_bot)
         user_id = responsible_user(facts, state, prompt) or facts.author_id
         # What screening makes of it, for the moderators; the verdict is theirs to give.

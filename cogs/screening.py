@@ -23,6 +23,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from cogs._facts import channel_chain, message_facts
 from cogs._incident_ui import IncidentButton
 from discordbot import PromptWardenBot
 from promptwarden.cursors import CursorTracker
@@ -47,30 +48,6 @@ from promptwarden.storage import Incident
 log = logging.getLogger("promptwarden.enforcement")
 
 CURSOR_FLUSH_EVERY = 100
-
-
-def channel_chain(channel: Any) -> tuple[int | None, ...]:
-    """The channel, its parent (threads and forum posts) and the category above them."""
-    if isinstance(channel, discord.Thread):
-        parent = channel.parent
-        return (channel.id, channel.parent_id, getattr(parent, "category_id", None))
-    return (channel.id, None, getattr(channel, "category_id", None))
-
-
-def message_facts(message: discord.Message) -> MessageFacts | None:
-    if message.guild is None:
-        return None
-    return MessageFacts(
-        guild_id=message.guild.id,
-        channel_id=message.channel.id,
-        message_id=message.id,
-        author_id=message.author.id,
-        author_is_bot=message.author.bot,
-        content=message.content,
-        created_at=message.created_at,
-        channel_chain=channel_chain(message.channel),
-        webhook_id=message.webhook_id,
-    )
 
 
 class Screening(commands.Cog):
