@@ -341,5 +341,5 @@ async def test_upgrading_from_schema_3_marks_old_incidents_as_screened(tmp_path:
         )
     async with await open_storage(path) as storage:
         assert storage.version_at_open == 3
-        (old,) = await storage.list_incidents(1)
+        (old,) = await storage.find_incidents(1)
         assert old.source == "screening" and old.prompt_excerpt == "old"
