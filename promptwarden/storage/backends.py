@@ -442,7 +442,23 @@ class PostgresBackend(Backend):
         )
 
     def _cannot_open(self, error: BaseException) -> str:
-        return _connect_message(self.shown, error)
+        root = _root(error)
+        detail = str(root).strip() or type(root).__name__
+        if isinstance(root, asyncpg.InvalidCatalogNameError):
+            hint = "create the database first (createdb) or fix its name in DATABASE_URL"
+        elif isinstance(
+            root, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+        ):
+            hint = "check the user name and password in DATABASE_URL"
+        elif isinstance(root, asyncpg.PostgresError):  # connected, then a statement failed
+            return (
+                f"could not prepare the database at {self.shown}: {detail}; it was left unchanged"
+            )
+        elif isinstance(root, OSError | TimeoutError):
+            hint = "is the server running and reachable from this machine?"
+        else:
+            hint = "check DATABASE_URL"
+        return f"cannot connect to PostgreSQL at {self.shown}: {detail}; {hint}"
 
     # -- settings news from other processes
 
@@ -549,27 +565,6 @@ def _root(error: BaseException) -> BaseException:
         if inner is None or inner is seen:
             return seen
         seen = inner
-
-
-def _connect_message(shown: str, error: BaseException) -> str:
-    root = _root(error)
-    if isinstance(root, asyncpg.PostgresError) and not isinstance(
-        root,
-        asyncpg.InvalidPasswordError
-        | asyncpg.InvalidAuthorizationSpecificationError
-        | asyncpg.InvalidCatalogNameError,
-    ):
-        return f"could not prepare the database at {shown}: {root}; the database was left unchanged"
-    if isinstance(root, asyncpg.InvalidCatalogNameError):
-        hint = "create the database first (createdb) or fix its name in DATABASE_URL"
-    elif isinstance(root, asyncpg.PostgresError):
-        hint = "check the user name and password in DATABASE_URL"
-    elif isinstance(root, OSError | TimeoutError):
-        hint = "is the server running and reachable from this machine?"
-    else:
-        hint = "check DATABASE_URL"
-    detail = str(root).strip() or type(root).__name__
-    return f"cannot connect to PostgreSQL at {shown}: {detail}; {hint}"
 
 
 async def open_backend(target: Path | str, **options: Any) -> tuple[Backend, int]:

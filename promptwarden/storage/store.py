@@ -541,9 +541,7 @@ class Storage:
         self, guild_id: int, incident_id: int, *, now: datetime | None = None
     ) -> bool:
         """True when an active strike of that incident was revoked."""
-        s = t.strikes
-        active = and_(_of(s, guild_id, incident_id=incident_id), s.c.revoked_at.is_(None))
-        return await self._count(update(s).where(active).values(revoked_at=now or _now())) > 0
+        return await self._count(_revoke_strike(guild_id, incident_id, now or _now())) > 0
 
     async def active_points(
         self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
@@ -753,7 +751,7 @@ class Storage:
         if status not in m.APPEAL_STATUSES or status == "open":
             raise ValueError(f"an appeal is decided as accepted or rejected, not {status!r}")
         when = now or _now()
-        a, i, s = t.appeals, t.incidents, t.strikes
+        a, i = t.appeals, t.incidents
         async with self._db.write() as conn:
             decided = await conn.execute(
                 update(a)
@@ -767,11 +765,8 @@ class Storage:
             incident = _of(i, guild_id, id=row.incident_id)
             revoked = 0
             if status == "accepted":
-                strike = and_(
-                    _of(s, guild_id, incident_id=row.incident_id), s.c.revoked_at.is_(None)
-                )
                 revoked = (
-                    await conn.execute(update(s).where(strike).values(revoked_at=when))
+                    await conn.execute(_revoke_strike(guild_id, row.incident_id, when))
                 ).rowcount
                 await conn.execute(update(i).where(incident).values(status="dismissed"))
             else:
@@ -916,6 +911,13 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
     t.strikes.c.revoked_at.is_(None),
     t.strikes.c.created_at > bindparam("cutoff", type_=t.UtcTime),
 )
+
+
+def _revoke_strike(guild_id: int, incident_id: int, when: datetime) -> Any:
+    """Revoke the incident's strike, if it still counts."""
+    s = t.strikes
+    active = and_(_of(s, guild_id, incident_id=incident_id), s.c.revoked_at.is_(None))
+    return update(s).where(active).values(revoked_at=when)
 
 
 def _chunks(ids: Collection[int], size: int = 500) -> list[tuple[int, ...]]:
