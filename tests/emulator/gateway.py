@@ -1,4 +1,4 @@
-"""The gateway half: HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME, drops.
+"""The gateway half: HELLO, IDENTIFY -> READY + a GUILD_CREATE per guild, heartbeats, RESUME.
 
 Frames go out as text (discord.py inflates only binary frames, so the `compress` it asks
 for can be ignored). A session keeps every event it dispatched, so a RESUME replays what
@@ -153,7 +153,7 @@ class Gateway:
             {
                 "v": 10,
                 "user": world.bot.payload(),
-                "guilds": [{"id": str(world.guild.id), "unavailable": True}],
+                "guilds": [{"id": str(g), "unavailable": True} for g in world.guilds],
                 "session_id": session.id,
                 "resume_gateway_url": self.url,
                 "application": {"id": str(world.app_id), "flags": 0},
@@ -162,7 +162,8 @@ class Gateway:
             },
         )
         self.ready_sent.set()
-        await self._send_event(session, "GUILD_CREATE", world.guild.create_payload(world.app_id))
+        for guild in list(world.guilds.values()):
+            await self._send_event(session, "GUILD_CREATE", guild.create_payload(world.app_id))
         return session
 
     async def _resume(self, ws: web.WebSocketResponse, d: dict[str, Any]) -> Session | None:
