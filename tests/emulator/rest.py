@@ -160,7 +160,9 @@ class Rest:
         return self.world.channels.get(int(channel_id))
 
     def guild(self, guild_id: str) -> Guild | None:
-        return self.world.guilds.get(int(guild_id))
+        """The guild, if the bot is in it (Discord answers as if no other guild exists)."""
+        guild = self.world.guilds.get(int(guild_id))
+        return guild if guild is not None and guild.joined else None
 
     async def create_message(self, channel: Channel, data: dict[str, Any]) -> dict[str, Any]:
         """Store and announce a message, as Discord does for the bot's own messages too."""

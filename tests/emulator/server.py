@@ -131,17 +131,23 @@ class Emulator:
 
     # -- the world
 
-    def add_guild(self, name: str) -> Guild:
+    def add_guild(self, name: str, *, joined: bool = True) -> Guild:
         """Another guild with the bot in it. Made before the bot connects, it comes in READY
         and its own GUILD_CREATE; made after, the bot is told with a GUILD_CREATE, as when it
-        is invited to a server."""
+        is invited to a server. `joined=False`: not yet, until `invite(guild)`."""
+        guild = self.in_loop(lambda: self.world.add_guild(name, joined=False))
+        if joined:
+            self.invite(guild)
+        return guild
 
-        async def add() -> Guild:
-            guild = self.world.add_guild(name)
+    def invite(self, guild: Guild) -> None:
+        """The bot joins `guild`: a GUILD_CREATE to every live session."""
+
+        async def join() -> None:
+            guild.joined = True
             await self.gateway.dispatch("GUILD_CREATE", guild.create_payload(self.world.app_id))
-            return guild
 
-        return self._run(add())
+        self._run(join())
 
     def add_channel(self, name: str, *, guild: Guild | None = None) -> Channel:
         return self.in_loop(lambda: self.world.add_channel(name, guild=guild))

@@ -140,6 +140,7 @@ class Guild:
     members: dict[int, Member] = field(default_factory=dict)
     bot_permissions: int = BOT_PERMISSIONS  # of the bot's role; grant Manage Server to test it
     automod_rules: dict[int, dict[str, Any]] = field(default_factory=dict)  # by id, REST shape
+    joined: bool = True  # False until the bot is invited: no READY entry, no GUILD_CREATE
 
     def roles_payload(self) -> list[dict[str, Any]]:
         def role(role_id: int, name: str, position: int, permissions: int) -> dict[str, Any]:
@@ -231,8 +232,11 @@ class World:
 
     # -- building the world
 
-    def add_guild(self, name: str, *, owner_name: str | None = None) -> Guild:
-        """A guild with its own owner (an administrator), the bot and the generator bots."""
+    def add_guild(self, name: str, *, owner_name: str | None = None, joined: bool = True) -> Guild:
+        """A guild with its own owner (an administrator), the bot and the generator bots.
+
+        `joined=False`: the bot is not in it yet (the gateway says nothing of it).
+        """
         owner = User(self.ids.next(), owner_name or f"owner of {name}")
         self.users[owner.id] = owner
         guild = Guild(
@@ -241,6 +245,7 @@ class World:
             owner_id=owner.id,
             bot_role_id=self.ids.next(),
             admin_role_id=self.ids.next(),
+            joined=joined,
         )
         self.guilds[guild.id] = guild
         guild.members[self.app_id] = Member(self.bot, roles=[guild.bot_role_id])
