@@ -51,7 +51,14 @@ from tests.emulator import (  # noqa: E402
     Post,
     User,
 )
-from tests.emulator.traffic import ActionLog, Planned, burst_stream  # noqa: E402
+from tests.emulator.rest import Call  # noqa: E402
+from tests.emulator.traffic import (  # noqa: E402
+    DELETE_MESSAGE,
+    SEND_MESSAGE,
+    ActionLog,
+    Planned,
+    burst_stream,
+)
 
 DONE = "benchmark burst complete"
 DM_BUDGET = 60  # the most a guild can allow
@@ -67,6 +74,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     rss_mb: float
+    work: str = ""  # what the process sent Discord while measured, if anything
 
     @property
     def rate(self) -> float:
@@ -265,6 +273,7 @@ def promptwarden(
             done = {i: min(c.at for c in actions.deletes[i] if c.ok) for _, i in violating}
         closing_done = max(done[i] for i in ids[-len(plan.chans) :])
         latencies = [(done[i] - sent[i]) * 1000 for _, i in violating]
+        measured = [c for c in emu.calls() if start <= c.at <= closing_done]
         return Result(
             "PromptWarden",
             len(ids),
@@ -272,7 +281,28 @@ def promptwarden(
             percentile(latencies, 0.5),
             percentile(latencies, 0.99),
             rss,
+            rest_work(emu, measured, {c.id for c in modlogs.values()}),
         )
+
+
+def rest_work(emu: Emulator, calls: list[Call], modlogs: set[int]) -> str:
+    """The REST calls made while measured, by kind: what the bot did for the burst. More
+    guilds mean more DMs (each guild has its own DM budget) and more mod-log entries."""
+    dms = {c.id for c in emu.world.dm_channels.values()}
+    deletes = sent_dms = entries = other = 0
+    for call in calls:
+        if call.route == DELETE_MESSAGE:
+            deletes += 1
+        elif call.route == SEND_MESSAGE and call.param("channel_id") in dms:
+            sent_dms += 1
+        elif call.route == SEND_MESSAGE and call.param("channel_id") in modlogs:
+            entries += 1
+        else:
+            other += 1
+    return (
+        f"{deletes:,} deletes, {sent_dms:,} DMs, {entries:,} mod-log entries, "
+        f"{other:,} other REST calls"
+    )
 
 
 def main() -> None:
@@ -304,6 +334,7 @@ def main() -> None:
     print(f"burst: {args.count:,} messages (+{channels} closing), {where}, offered {offered}")
     print(base.row())
     print(bot.row())
+    print(f"{'':<14} while measured: {bot.work}")
     print(
         f"ratio PromptWarden/bare: throughput {bot.rate / base.rate:.2f}x, "
         f"p50 {bot.p50_ms / base.p50_ms:.1f}x, p99 {bot.p99_ms / base.p99_ms:.1f}x, "
