@@ -1,7 +1,8 @@
 """One bot process, several guilds: each guild's violations are handled in that guild only.
 
 Two guilds exist when the bot connects (READY lists them, a GUILD_CREATE each); a third
-invites it once it is running. One burst is dealt round-robin over their watched channels.
+invites it once it is running. One burst is dealt round-robin over their watched channels,
+and one member of all three servers breaks the rules once in each.
 Read where each guild's moderators would look: the incident log, the deletes Discord
 received, and the entries in that guild's own mod-log channel.
 """
@@ -23,9 +24,10 @@ from tests.emulator import (
     Channel,
     Emulator,
     Guild,
+    Post,
     User,
 )
-from tests.emulator.traffic import DELETE_MESSAGE, ActionLog, Planned, burst
+from tests.emulator.traffic import DELETE_MESSAGE, VIOLATING, ActionLog, Planned, burst
 
 
 @dataclass
@@ -79,10 +81,22 @@ def test_each_guild_gets_exactly_one_incident_per_violation_in_its_own_channels(
         third = make_place(emu, emu.add_guild("Third Gallery", joined=False))
         places = [first, second, third]
         configure(database, places)
+        everywhere = emu.add_member("everywhere", guild=first.guild)
+        for place in (second, third):
+            emu.join(everywhere, place.guild)
+        theirs = [
+            Planned(
+                Post(p.watched, everywhere, f"{VIOLATING[0]} #9{n:05d}"),
+                f"#9{n:05d}",
+                True,
+                everywhere,
+            )
+            for n, p in enumerate(places)
+        ]
         with BotProcess(env, tmp_path / "logs") as bot:
             bot.wait_for_log("ready as")
             emu.invite(third.guild)
-            planned = make_burst(emu, places, 300)
+            planned = make_burst(emu, places, 300) + theirs
             ids = emu.post_many(p.post for p in planned)
             expected = {
                 (p.post.channel.guild_id, i)
@@ -119,6 +133,14 @@ def test_each_guild_gets_exactly_one_incident_per_violation_in_its_own_channels(
                 if c.param("channel_id") in modlogs
             ]
             assert [modlogs[c] for c in entries] == [guild_id], (tag, entries)
+        # Judged apart in each server: a first strike in each, from nothing.
+        strikes = read_db(
+            database,
+            f"SELECT guild_id, points_before FROM strikes WHERE user_id = {everywhere.id}",
+        )
+        assert sorted((int(str(g)), b) for g, b in strikes) == sorted(
+            (p.guild.id, 0) for p in places
+        )
         deleted = {c.param("message_id") for c in emu.calls(DELETE_MESSAGE) if c.ok}
         assert deleted == {i for _, i in expected}, "benign prompts stay, in every guild"
 

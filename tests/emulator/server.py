@@ -162,6 +162,10 @@ class Emulator:
 
         return self.in_loop(add)
 
+    def join(self, user: User, guild: Guild) -> None:
+        """`user` is a member of `guild` too (people are in many servers)."""
+        self.in_loop(lambda: self.world.join(user, guild))
+
     def user(self, user_id: int) -> User:
         return self.world.users[user_id]
 
