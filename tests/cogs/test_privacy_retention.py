@@ -15,7 +15,7 @@ import pytest
 import simcord
 
 from promptwarden.screening.decision import Severity, Verdict
-from tests.test_privacy import DAY, World, world
+from tests.cogs.test_privacy import DAY, World, world
 
 
 @contextlib.contextmanager

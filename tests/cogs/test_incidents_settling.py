@@ -17,7 +17,7 @@ from typing import Any
 
 import simcord
 
-from tests.test_screening_cog import GORE, NUDE, World, field, world
+from tests.cogs.test_screening import GORE, NUDE, World, field, world
 
 
 async def timed_out_twice_over(w: World) -> tuple[Any, Any]:

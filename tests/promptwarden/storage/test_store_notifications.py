@@ -1,7 +1,7 @@
 """Settings-change news on both backends: what lets every process drop its cached copy.
 
-(The shared DM budget and reminders are tested in test_storage_privacy.py, on both
-backends, and raced between two processes in test_postgres.py.)"""
+(The shared DM budget and reminders are tested in test_store_privacy.py, on both
+backends, and raced between two processes in test_backends_postgres.py.)"""
 
 from __future__ import annotations
 

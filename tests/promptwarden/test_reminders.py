@@ -20,7 +20,7 @@ from promptwarden.privacy import PRIVATE_MODE
 from promptwarden.reminders import ReminderTable
 from promptwarden.storage import ReminderRecord, Storage
 from promptwarden.storage.backends import SQLiteBackend
-from tests.test_privacy import CAT, DAY, DOG, world
+from tests.cogs.test_privacy import CAT, DAY, DOG, world
 
 
 @contextlib.asynccontextmanager

@@ -92,7 +92,7 @@ def test_per_message_score_is_exactly_the_explained_score() -> None:
     model = default_model()
     if model is None:
         pytest.skip("no shipped model")
-    sets = Path(__file__).resolve().parents[1] / "benchmarks" / "sets"
+    sets = Path(__file__).resolve().parents[3] / "benchmarks" / "sets"
     texts = [
         line.split("\t")[2]
         for f in sorted(sets.glob("*.tsv"))

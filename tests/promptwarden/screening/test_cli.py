@@ -14,7 +14,7 @@ import pytest
 from promptwarden.screening import cli
 from promptwarden.storage import open_storage
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 LINES = [
     "a red fox in the snow",

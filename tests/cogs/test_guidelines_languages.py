@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import simcord
 
-from tests.test_commands import Server, text
+from tests.cogs.test_guidelines import Server, text
 
 SPANISH = "una mujer desnuda en la playa, óleo"
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import simcord
 
 from discordbot import PromptWardenBot
-from tests.test_privacy import DAY, world
-from tests.test_screening_cog import close_dms
+from tests.cogs.test_privacy import DAY, world
+from tests.cogs.test_screening import close_dms
 
 RELATIVE_TIME = re.compile(r"<t:(\d+):R>")
 

@@ -18,7 +18,7 @@ from discord import app_commands
 from discordbot import PromptWardenBot
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import ERASED_TEXT, Incident
-from tests.test_screening_cog import close_dms
+from tests.cogs.test_screening import close_dms
 
 GORE = "a gruesome battlefield painting"
 CAT = "a cat in a hat --ar 3:2"

@@ -15,7 +15,7 @@ from promptwarden.screening.model import STOP_WORDS, LinearModel, default_model,
 from promptwarden.screening.rules import GuildRules
 from promptwarden.screening.tokens import prompt_words
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SETS = ROOT / "benchmarks" / "sets"
 EVAL = Path(os.environ.get("PROMPTWARDEN_EVAL_DIR", ROOT.parent / "shared" / "eval"))
 

@@ -9,7 +9,7 @@ import pytest
 import simcord
 
 from discordbot import PromptWardenBot
-from tests.test_screening_cog import NUDE, screening, world
+from tests.cogs.test_screening import NUDE, screening, world
 
 
 async def settled(env: simcord.Env, done: Callable[[], bool], timeout: float = 30) -> None:

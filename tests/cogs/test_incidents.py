@@ -11,7 +11,7 @@ import pytest
 import simcord
 
 from promptwarden.screening.decision import Verdict
-from tests.test_commands import GORE, Server, text
+from tests.cogs.test_guidelines import GORE, Server, text
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -18,8 +18,8 @@ from simcord.actors import MemberActor
 from discordbot import PromptWardenBot
 from promptwarden.permissions import Facts, Standing, refusal
 from promptwarden.storage import Incident
+from tests.cogs.test_screening import GORE, NUDE, World, field, screening
 from tests.conftest import BOTH_BOT_BACKENDS
-from tests.test_screening_cog import GORE, NUDE, World, field, screening
 
 MM = "manage_messages"
 MOD = "moderate_members"

@@ -15,7 +15,7 @@ from promptwarden.permissions import (
     invite_url,
 )
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_bits_match_discord_py() -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import simcord
 
 from promptwarden.storage import ERASED_TEXT
+from tests.cogs.test_privacy import GORE, appeal, button_ids, field, warned, world
+from tests.cogs.test_screening import NUDE
+from tests.cogs.test_screening import world as screening_world
 from tests.conftest import BOTH_BOT_BACKENDS
-from tests.test_privacy import GORE, appeal, button_ids, field, warned, world
-from tests.test_screening_cog import NUDE
-from tests.test_screening_cog import world as screening_world
 
 pytestmark = BOTH_BOT_BACKENDS
 
