@@ -15,45 +15,7 @@ import pytest
 from promptwarden.permissions import invite_url
 from promptwarden.storage import LATEST_VERSION
 from tests.emulator import APP_ID, BAD_TOKEN, GOOD_TOKEN, ROOT, Emulator, clean_env
-
-VALID_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.cli-test-token_0123456789abcdefghij"
-
-
-def bot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "bot.py", *args],
-        cwd=ROOT,
-        env={**clean_env(), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def start_bot(emulator: Emulator, env: dict[str, str]) -> subprocess.Popen[str]:
-    """The unmodified bot.py, pointed at the emulator by its own settings."""
-    return subprocess.Popen(
-        [sys.executable, "bot.py"],
-        cwd=ROOT,
-        env={**clean_env(), **emulator.env(), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def assert_one_line_error(
-    result: subprocess.CompletedProcess[str], *fragments: str, secret: str = ""
-) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    if secret:
-        assert secret not in result.stdout + result.stderr
+from tests.helpers import VALID_TOKEN, assert_one_line_error, bot, start_bot
 
 
 def test_no_token_prints_the_discord_token_line(tmp_path: Path) -> None:

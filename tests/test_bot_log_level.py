@@ -14,7 +14,7 @@ import pytest
 
 import bot
 from promptwarden.config import ConfigError, load_settings
-from tests.conftest import FAKE_TOKEN
+from tests.helpers import FAKE_TOKEN
 
 PROMPT = "a portrait of my neighbour, photorealistic"
 # What discord.gateway logs for each event it receives, shaped as it writes it.

@@ -10,7 +10,7 @@ import simcord
 
 from discordbot import PromptWardenBot, extension_names
 from promptwarden.storage import LATEST_VERSION, open_storage
-from tests.conftest import needs_postgres
+from tests.helpers import needs_postgres
 
 
 class RecordingCache:

@@ -9,8 +9,10 @@ timeout on the target, the message still there, the incident untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import discord
+import pytest
 import simcord
 from discord import app_commands
 from simcord.actors import MemberActor
@@ -18,8 +20,7 @@ from simcord.actors import MemberActor
 from discordbot import PromptWardenBot
 from promptwarden.permissions import Facts, Standing, refusal
 from promptwarden.storage import Incident
-from tests.cogs.test_screening import GORE, NUDE, World, field, screening
-from tests.conftest import BOTH_BOT_BACKENDS
+from tests.helpers import BOTH_BOT_BACKENDS, GORE, NUDE, Server, World, field, screening, text
 
 MM = "manage_messages"
 MOD = "moderate_members"
@@ -396,3 +397,47 @@ def test_delete_judges_the_channel_of_the_message() -> None:
         _standing(MM), BOT, presser_in_channel=frozenset({MM}), bot_in_channel=frozenset()
     )
     assert (refusal("delete", bot_denied) or "").startswith("I need")
+
+
+# ---------------------------------------------------------------- slash commands for admins
+
+
+@pytest.mark.parametrize(
+    "command", ["setup", "watch list", "generator-bots list", "guideline-rules show"]
+)
+async def test_admin_commands_are_hidden_from_moderators_and_members(
+    simcord_env: simcord.Env, command: str
+) -> None:
+    s = Server(simcord_env)
+    assert command not in s.member.available_commands(s.channel)
+    assert command not in s.moderator.available_commands(s.channel)
+    assert command in s.admin.available_commands(s.channel)
+    with pytest.raises(simcord.SetupError, match="not visible"):
+        await s.slash(s.moderator, command)
+
+
+@pytest.mark.parametrize(
+    ("command", "needed", "options"),
+    [
+        ("incidents list", "Manage Messages", {}),
+        ("strikes show", "Manage Messages", {"user": None}),
+        ("stats", "Manage Messages", {}),
+        ("guideline-rules show", "Manage Server", {}),
+        ("watch list", "Manage Server", {}),
+    ],
+)
+async def test_a_member_shown_a_command_is_still_refused_at_run_time(
+    simcord_env: simcord.Env, command: str, needed: str, options: dict[str, Any]
+) -> None:
+    s = Server(simcord_env)
+    top = command.split()[0]
+    [app_command] = [c for c in await s.bot.tree.fetch_commands() if c.name == top]
+    s.guild.set_command_permissions(app_command, {s.member: True})
+    if "user" in options:
+        options = {"user": s.member}
+
+    result = await s.slash(s.member, command, **options)
+
+    assert result.ephemeral
+    assert text(result) == f"You need the {needed} permission to use this."
+    assert isinstance(simcord_env.errors[-1], app_commands.MissingPermissions)

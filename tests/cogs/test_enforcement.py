@@ -11,7 +11,7 @@ import pytest
 import simcord
 from discord import app_commands
 
-from tests.cogs.test_guidelines import GORE, NUDE, Server, text
+from tests.helpers import GORE, NUDE, Server, text
 
 
 def dms(who: simcord.MemberActor) -> list[discord.Message]:

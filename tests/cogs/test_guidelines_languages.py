@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import simcord
 
-from tests.cogs.test_guidelines import Server, text
+from tests.helpers import Server, text
 
 SPANISH = "una mujer desnuda en la playa, óleo"
 

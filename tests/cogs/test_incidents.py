@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import simcord
 
 from promptwarden.screening.decision import Verdict
-from tests.cogs.test_guidelines import GORE, Server, text
+from tests.helpers import GORE, Server, text
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -292,3 +292,22 @@ async def test_paging_keeps_the_filters(simcord_env: simcord.Env) -> None:
     assert second.content.count("`#") == 1 and f"`#{sexual[0]}`" in second.content
     for page in (first.response.content, second.content):
         assert f"`#{violence}`" not in page and f"`#{old}`" not in page
+
+
+async def test_the_pager_fits_its_state_in_a_discord_custom_id() -> None:
+    from cogs.incidents import ListQuery, PageButton
+
+    biggest = 2**64 - 1
+    query = ListQuery(
+        invoker=biggest,
+        user_id=biggest,
+        category="personal_info",
+        status="dismissed",
+        since=datetime(2099, 12, 31, tzinfo=UTC),
+    )
+    custom_id = query.encode("n", biggest)
+    assert len(custom_id) <= 100  # Discord's limit
+    match = PageButton.__discord_ui_compiled_template__.fullmatch(custom_id)  # type: ignore[attr-defined]
+    assert match is not None
+    button = await PageButton.from_custom_id(None, None, match)  # type: ignore[arg-type]
+    assert (button.query, button.direction, button.cursor) == (query, "n", biggest)

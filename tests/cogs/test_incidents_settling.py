@@ -17,7 +17,7 @@ from typing import Any
 
 import simcord
 
-from tests.cogs.test_screening import GORE, NUDE, World, field, world
+from tests.helpers import GORE, NUDE, World, field, world
 
 
 async def timed_out_twice_over(w: World) -> tuple[Any, Any]:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import simcord
 
 from promptwarden.storage import ERASED_TEXT
-from tests.cogs.test_privacy import GORE, appeal, button_ids, field, warned, world
-from tests.cogs.test_screening import NUDE
-from tests.cogs.test_screening import world as screening_world
-from tests.conftest import BOTH_BOT_BACKENDS
+from tests.helpers import BOTH_BOT_BACKENDS, GORE, NUDE, appeal, button_ids, field, warned
+from tests.helpers import privacy_world as world
+from tests.helpers import world as screening_world
 
 pytestmark = BOTH_BOT_BACKENDS
 

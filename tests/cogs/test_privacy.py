@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,74 +15,20 @@ import simcord
 from discord import app_commands
 
 from discordbot import PromptWardenBot
-from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage import ERASED_TEXT, Incident
-from tests.cogs.test_screening import close_dms
-
-GORE = "a gruesome battlefield painting"
-CAT = "a cat in a hat --ar 3:2"
-DOG = "a dog on a skateboard"
-DAY = 24 * 3600
-
-
-@dataclass
-class World:
-    env: simcord.Env
-    bot: PromptWardenBot
-    guild: simcord.GuildHandle
-    channel: simcord.ChannelHandle
-    modlog: simcord.ChannelHandle
-    member: simcord.MemberActor
-    moderator: simcord.MemberActor
-    admin: simcord.MemberActor
-
-    def dms(self, who: simcord.MemberActor | None = None) -> list[discord.Message]:
-        return (who or self.member).user.dm_channel.history()
-
-    def reminders(self, who: simcord.MemberActor | None = None) -> list[discord.Message]:
-        return [m for m in self.dms(who) if m.content.startswith("**A reminder from")]
-
-    async def incidents(self, guild: simcord.GuildHandle | None = None) -> list[Incident]:
-        found = await self.bot.storage.find_incidents((guild or self.guild).id)
-        return list(reversed(found))
-
-    async def outcomes(self, incident: Incident) -> dict[str, tuple[str, str]]:
-        records = await self.bot.storage.list_action_outcomes(self.guild.id, incident.id)
-        return {r.action: (r.outcome, r.detail) for r in records}
-
-    def modlog_entries(self) -> list[discord.Message]:
-        return [m for m in self.modlog.history() if m.embeds]
-
-    async def settings_changed(self) -> None:
-        self.bot.dispatch("promptwarden_settings_changed", self.guild.id)
-        await self.env.settle()
-
-
-async def world(env: simcord.Env, name: str = "Prompt Art") -> World:
-    bot = env.bot
-    assert isinstance(bot, PromptWardenBot)
-    guild = env.create_guild(name)
-    channel = guild.create_text_channel("imagine")
-    modlog = guild.create_text_channel("mod-log")
-    mods = guild.create_role("Mods", permissions=discord.Permissions(manage_messages=True))
-    admins = guild.create_role("Admins", permissions=discord.Permissions(manage_guild=True))
-    member = guild.add_member(env.create_user("bob"))
-    moderator = guild.add_member(env.create_user("mo"), roles=[mods])
-    admin = guild.add_member(env.create_user("ada"), roles=[admins])
-    await bot.storage.add_watched_channel(guild.id, channel.id)
-    await bot.storage.set_modlog_channel(guild.id, modlog.id)
-    w = World(env, bot, guild, channel, modlog, member, moderator, admin)
-    await w.settings_changed()
-    return w
-
-
-def field(embed: discord.Embed, name: str) -> str:
-    return next(str(f.value) for f in embed.fields if f.name == name)
-
-
-def button_ids(message: discord.Message) -> list[str]:
-    return [c.custom_id for row in message.components for c in row.children]  # type: ignore[union-attr]
-
+from promptwarden.storage import ERASED_TEXT
+from tests.helpers import (
+    CAT,
+    DAY,
+    DOG,
+    GORE,
+    appeal,
+    button_ids,
+    close_dms,
+    field,
+    old_incident,
+    warned,
+)
+from tests.helpers import privacy_world as world
 
 # ---------------------------------------------------------------- private-mode reminders
 
@@ -225,20 +170,6 @@ async def test_the_dm_budget_caps_a_burst_and_sends_the_rest_later(
 
 
 # ---------------------------------------------------------------- appeals
-
-
-async def warned(w: World) -> tuple[Incident, discord.Message]:
-    await w.admin.slash(w.channel, "reminders off")
-    await w.member.send(w.channel, GORE)
-    [incident] = await w.incidents()
-    [dm] = w.dms()
-    return incident, dm
-
-
-async def appeal(w: World, dm: discord.Message, incident: Incident, reason: str) -> Any:
-    shown = await w.member.user.click(dm, custom_id=f"pw:appeal:open:{w.guild.id}:{incident.id}")
-    assert shown.modal is not None
-    return await w.member.user.submit_modal(shown, {"reason": reason})
 
 
 async def test_an_accepted_appeal_removes_the_strike_and_dismisses_the_incident(
@@ -443,27 +374,8 @@ async def test_the_daily_job_deletes_only_incidents_older_than_the_retention(
     simcord_env: simcord.Env,
 ) -> None:
     w = await world(simcord_env)
-    storage = w.bot.storage
-    now = simcord_env.now()
-
-    async def incident_at(days_ago: int, message_id: int) -> int:
-        incident_id, _ = await storage.record_incident(
-            guild_id=w.guild.id,
-            channel_id=w.channel.id,
-            message_id=message_id,
-            user_id=w.member.id,
-            prompt_excerpt="a nude knight",
-            categories=["sexual"],
-            severity=Severity.HIGH,
-            verdict=Verdict.BLOCK,
-            matches=[],
-            action="block",
-            created_at=now - timedelta(days=days_ago),
-        )
-        return incident_id
-
-    old = await incident_at(181, 1)
-    recent = await incident_at(10, 2)
+    old = await old_incident(w, days_ago=181, message_id=1)
+    recent = await old_incident(w, days_ago=10, message_id=2)
     await simcord_env.advance_time(DAY)
     assert [i.id for i in await w.incidents()] == [recent]
 

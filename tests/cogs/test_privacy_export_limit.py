@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import simcord
 
 from discordbot import PromptWardenBot
-from tests.cogs.test_privacy import DAY, world
-from tests.cogs.test_screening import close_dms
+from tests.helpers import DAY, close_dms
+from tests.helpers import privacy_world as world
 
 RELATIVE_TIME = re.compile(r"<t:(\d+):R>")
 

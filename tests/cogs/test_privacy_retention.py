@@ -8,14 +8,13 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import simcord
 
-from promptwarden.screening.decision import Severity, Verdict
-from tests.cogs.test_privacy import DAY, World, world
+from tests.helpers import DAY, old_incident
+from tests.helpers import privacy_world as world
 
 
 @contextlib.contextmanager
@@ -30,23 +29,6 @@ def table_missing(database: Path, table: str) -> Iterator[None]:
         with contextlib.closing(sqlite3.connect(database)) as db:
             db.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
             db.commit()
-
-
-async def old_incident(w: World, *, days_ago: int, message_id: int) -> int:
-    incident_id, _ = await w.bot.storage.record_incident(
-        guild_id=w.guild.id,
-        channel_id=w.channel.id,
-        message_id=message_id,
-        user_id=w.member.id,
-        prompt_excerpt="a nude knight",
-        categories=["sexual"],
-        severity=Severity.HIGH,
-        verdict=Verdict.BLOCK,
-        matches=[],
-        action="block",
-        created_at=w.env.now() - timedelta(days=days_ago),
-    )
-    return incident_id
 
 
 @pytest.mark.parametrize(

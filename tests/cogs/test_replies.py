@@ -19,10 +19,17 @@ import simcord
 from discord.http import Route
 
 from cogs._replies import SOMETHING_WENT_WRONG
-from tests.cogs.test_guidelines import Server
-from tests.cogs.test_privacy import appeal, warned
-from tests.cogs.test_privacy import world as privacy_world
-from tests.cogs.test_screening import GORE, World, close_dms, field, world
+from tests.helpers import (
+    GORE,
+    Server,
+    World,
+    appeal,
+    close_dms,
+    field,
+    privacy_world,
+    warned,
+    world,
+)
 
 SLOW = 5.0  # seconds a slowed Discord call takes: past the 3 s deadline
 DEFERRED_MESSAGE = 5  # "thinking…", answered by the first follow-up

@@ -8,112 +8,27 @@ incident log holds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import discord
 import simcord
 
-from cogs.screening import Screening
 from discordbot import PromptWardenBot
 from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage import Incident
-from tests.conftest import BOTH_BOT_BACKENDS
+from tests.helpers import (
+    BOTH_BOT_BACKENDS,
+    CAT,
+    GORE,
+    NUDE,
+    close_dms,
+    field,
+    screening,
+    world,
+)
 
 # Each test runs once on SQLite and once on PostgreSQL, but the burst: it measures the
 # queue, not storage, and SimCord's settling scans every pending timer per task, which
 # makes hundreds of real database round trips crawl.
-
-
-NUDE = "a nude woman on a beach --ar 2:3"
-GORE = "a gruesome battlefield painting"
-CAT = "a cat in a hat --ar 3:2"
-
-
-@dataclass
-class World:
-    env: simcord.Env
-    bot: PromptWardenBot
-    guild: simcord.GuildHandle
-    channel: simcord.ChannelHandle
-    modlog: simcord.ChannelHandle
-    member: simcord.MemberActor
-    moderator: simcord.MemberActor
-    generator: simcord.MemberActor
-
-    def messages(self, channel: simcord.ChannelHandle | None = None) -> list[str]:
-        return [m.content for m in (channel or self.channel).history()]
-
-    def dms(self, who: simcord.MemberActor | None = None) -> list[discord.Message]:
-        return (who or self.member).user.dm_channel.history()
-
-    async def incidents(self) -> list[Incident]:
-        return list(reversed(await self.bot.storage.find_incidents(self.guild.id)))
-
-    async def outcomes(self, incident: Incident) -> dict[str, str]:
-        records = await self.bot.storage.list_action_outcomes(self.guild.id, incident.id)
-        return {r.action: r.outcome for r in records}
-
-    async def points(self) -> int:
-        return await self.bot.storage.active_points(
-            self.guild.id, self.member.id, window=timedelta(days=30), now=self.env.now()
-        )
-
-    def timed_out_until(self, who: simcord.MemberActor) -> str | None:
-        value: str | None = self.env.backend.guilds[self.guild.id].members[who.id].timed_out_until
-        return value
-
-    def modlog_entries(self) -> list[discord.Message]:
-        return [m for m in self.modlog.history() if m.embeds]
-
-    async def job(self, content: str) -> discord.Message:
-        """The generator bot posts a job message for the member."""
-        return await self.generator.send(self.channel, content)
-
-
-async def world(env: simcord.Env) -> World:
-    bot = env.bot
-    assert isinstance(bot, PromptWardenBot)
-    guild = env.create_guild("Prompt Art")
-    channel = guild.create_text_channel("imagine")
-    modlog = guild.create_text_channel("mod-log")
-    mods = guild.create_role(
-        "Mods", permissions=discord.Permissions(manage_messages=True, moderate_members=True)
-    )
-    member = guild.add_member(env.create_user("bob"))
-    moderator = guild.add_member(env.create_user("mo"), roles=[mods])
-    generator = guild.add_member(env.create_user("Midjourney Bot", bot=True))
-    await bot.storage.add_watched_channel(guild.id, channel.id)
-    await bot.storage.set_modlog_channel(guild.id, modlog.id)
-    await bot.storage.add_generator_bot(guild.id, generator.id)
-    # These tests count enforcement DMs; private-mode reminders are tested in test_privacy.
-    await bot.storage.set_privacy_config(guild.id, {"reminders_enabled": False})
-    screening(bot).states.invalidate(guild.id)
-    return World(env, bot, guild, channel, modlog, member, moderator, generator)
-
-
-def screening(bot: discord.Client) -> Any:
-    """The loaded cog (load_extension runs its own copy of the module: no isinstance)."""
-    assert isinstance(bot, PromptWardenBot)
-    cog = bot.get_cog("Screening")
-    assert cog is not None and type(cog).__name__ == Screening.__name__
-    return cog
-
-
-def close_dms(env: simcord.Env, member: simcord.MemberActor) -> None:
-    """From now on a DM to `member` answers 403 50007, as Discord does for closed DMs."""
-    env.inject_error(
-        "POST",
-        f"/channels/{member.user.dm_channel.id}/messages",
-        status=403,
-        code=50007,
-        message="Cannot send messages to this user",
-    )
-
-
-def field(embed: discord.Embed, name: str) -> str:
-    return next(str(f.value) for f in embed.fields if f.name == name)
 
 
 # ---------------------------------------------------------------- verdicts

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import pytest
 
 from promptwarden.storage import open_storage
-from tests.conftest import POSTGRES_URL, needs_postgres
 from tests.e2e.conftest import DM_BUDGET, Server
 from tests.e2e.records import read_db
+from tests.helpers import POSTGRES_URL, needs_postgres
 
 
 @dataclass

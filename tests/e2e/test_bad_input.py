@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from tests.e2e.conftest import Server
 from tests.emulator import MIDJOURNEY_BOT_ID, BotProcess, Post
-from tests.hostile_text import DISCORD_LIMIT as LIMIT
-from tests.hostile_text import ZALGO, every_category
+from tests.helpers import DISCORD_LIMIT as LIMIT
+from tests.helpers import ZALGO, every_category
 
 
 def hostile_posts(server: Server) -> list[Post]:

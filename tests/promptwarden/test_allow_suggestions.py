@@ -8,8 +8,7 @@ from typing import Any
 import simcord
 
 from promptwarden.allow_suggestions import Suggestion, count_dismissed, reached, suggestions
-from tests.cogs.test_guidelines import Server, text
-from tests.conftest import BOTH_BOT_BACKENDS
+from tests.helpers import BOTH_BOT_BACKENDS, Server, text
 
 
 def m(term: str, source: str = "rule:violence", **extra: Any) -> dict[str, Any]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +10,15 @@ from pathlib import Path
 import pytest
 
 from promptwarden.config import ConfigError, format_shard_ids, load_settings
-from tests.cli_helpers import VALID_TOKEN, assert_one_line_error, bot
-from tests.conftest import POSTGRES_URL, needs_postgres
-from tests.emulator import GOOD_TOKEN, ROOT, Emulator, clean_env
+from tests.emulator import GOOD_TOKEN, Emulator
+from tests.helpers import (
+    POSTGRES_URL,
+    VALID_TOKEN,
+    assert_one_line_error,
+    bot,
+    needs_postgres,
+    start_bot,
+)
 
 SECRET = "s3cret-pass"
 
@@ -159,17 +163,6 @@ def test_check_on_postgres_migrates_and_hides_the_password(postgres_url: str) ->
     assert "(PostgreSQL)" in result.stdout and ":***@" in result.stdout
     assert "(created), PostgreSQL" in result.stdout
     assert password not in result.stdout + result.stderr
-
-
-def start_bot(emulator: Emulator, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "bot.py"],
-        cwd=ROOT,
-        env={**clean_env(), **emulator.env(), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> bool:

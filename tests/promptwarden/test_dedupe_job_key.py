@@ -17,8 +17,7 @@ from discordbot import PromptWardenBot
 from promptwarden.dedupe import JOB_KEY_SECRET_META, JobKeyer, installation_job_keyer
 from promptwarden.enforcement import job_identity
 from promptwarden.storage import open_storage
-from tests.cogs.test_screening import NUDE, world
-from tests.conftest import BOTH_BOT_BACKENDS
+from tests.helpers import BOTH_BOT_BACKENDS, NUDE, world
 
 GUILD, MEMBER = 10, 42
 WHEN = datetime(2026, 3, 1, 12, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 import simcord
 
 from discordbot import PromptWardenBot
-from tests.cogs.test_screening import NUDE, screening, world
+from tests.helpers import NUDE, screening, world
 
 
 async def settled(env: simcord.Env, done: Callable[[], bool], timeout: float = 30) -> None:

@@ -11,10 +11,8 @@ import pytest
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import Storage, open_storage
-from tests.cli_helpers import assert_one_line_error, bot
-from tests.conftest import needs_postgres
+from tests.helpers import GUILD_A, GUILD_B, assert_one_line_error, bot, needs_postgres
 
-GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
 T0 = datetime(2026, 2, 1, 9, 30, 15, 123456, tzinfo=UTC)
 WINDOW = timedelta(days=3650)
 
@@ -201,7 +199,7 @@ def test_to_must_be_postgres(tmp_path: Path) -> None:
 
 @needs_postgres
 def test_missing_source_is_named(tmp_path: Path) -> None:
-    from tests.conftest import POSTGRES_URL
+    from tests.helpers import POSTGRES_URL
 
     result = bot("migrate-db", "--to", POSTGRES_URL, "--from", str(tmp_path / "nope.db"))
     assert_one_line_error(result, f"no SQLite database at {tmp_path / 'nope.db'}")

@@ -20,7 +20,8 @@ from promptwarden.privacy import PRIVATE_MODE
 from promptwarden.reminders import ReminderTable
 from promptwarden.storage import ReminderRecord, Storage
 from promptwarden.storage.backends import SQLiteBackend
-from tests.cogs.test_privacy import CAT, DAY, DOG, world
+from tests.helpers import CAT, DAY, DOG, GUILD_A, GUILD_B
+from tests.helpers import privacy_world as world
 
 
 @contextlib.asynccontextmanager
@@ -179,7 +180,6 @@ async def test_erasure_drops_the_unsaved_reminders_too(simcord_env: simcord.Env)
 
 # ---------------------------------------------------------------- the table on its own
 
-GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 MONTH = timedelta(days=30)
 DAY_DELTA = timedelta(days=1)

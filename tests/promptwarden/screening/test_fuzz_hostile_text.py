@@ -20,7 +20,7 @@ from promptwarden.screening.engine import EXPANSION_BUDGET, Screener
 from promptwarden.screening.extract import MAX_PERMUTATIONS, ExtractedPrompt, extract
 from promptwarden.screening.normalize import Normalized
 from promptwarden.screening.rules import GuildRules
-from tests.hostile_text import DISCORD_LIMIT, FULLWIDTH_NUDE, ZALGO, every_category
+from tests.helpers import DISCORD_LIMIT, FULLWIDTH_NUDE, ZALGO, every_category
 
 REQUESTER = "<@123456789012345678>"
 # Pieces that steer the parser into its corners: job shapes, parameters, weights, braces,

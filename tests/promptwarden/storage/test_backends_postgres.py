@@ -24,7 +24,7 @@ from promptwarden.storage import (
     StorageError,
     open_storage,
 )
-from tests.conftest import POSTGRES_URL, needs_postgres
+from tests.helpers import POSTGRES_URL, needs_postgres
 
 pytestmark = needs_postgres
 

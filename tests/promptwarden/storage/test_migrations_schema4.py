@@ -13,7 +13,7 @@ import asyncpg
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import Storage, open_storage
 from promptwarden.storage.migrations import script
-from tests.conftest import needs_postgres
+from tests.helpers import needs_postgres
 
 GUILD = 10
 MODLOG = 20

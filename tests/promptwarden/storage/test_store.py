@@ -20,8 +20,7 @@ from promptwarden.storage import (
     StorageError,
     open_storage,
 )
-
-GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
+from tests.helpers import GUILD_A, GUILD_B
 
 
 async def add_incident(storage: Storage, guild_id: int, **fields: object) -> int:

@@ -5,36 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage import Storage, open_storage
+from promptwarden.storage import open_storage
 from promptwarden.storage.migrations import script
-
-GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
-WINDOW = timedelta(days=30)
-
-
-async def record(storage: Storage, guild_id: int = GUILD_A, **fields: object) -> tuple[int, bool]:
-    values: dict[str, object] = {
-        "guild_id": guild_id,
-        "channel_id": 10,
-        "message_id": 20,
-        "user_id": 30,
-        "prompt_excerpt": "a nude knight",
-        "categories": ["sexual"],
-        "severity": Severity.HIGH,
-        "verdict": Verdict.BLOCK,
-        "matches": [{"category": "sexual", "term": "nude"}],
-        "action": "block",
-        "job_key": "30:abc:2026-03-01",
-    }
-    values.update(fields)
-    return await storage.record_incident(**values)  # type: ignore[arg-type]
+from tests.helpers import GUILD_A, GUILD_B, NOW, WINDOW, record
 
 
 async def test_same_message_or_same_job_never_gets_two_incidents(database: str) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from promptwarden.screening.decision import Verdict
 from promptwarden.storage import open_storage
-from tests.promptwarden.storage.test_store_enforcement import GUILD_A, GUILD_B, NOW, WINDOW, record
+from tests.helpers import GUILD_A, GUILD_B, NOW, WINDOW, record
 
 
 async def test_find_incidents_filters_and_pages_both_ways(database: str) -> None:

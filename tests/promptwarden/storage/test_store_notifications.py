@@ -6,8 +6,7 @@ backends, and raced between two processes in test_backends_postgres.py.)"""
 from __future__ import annotations
 
 from promptwarden.storage import Storage
-
-GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
+from tests.helpers import GUILD_A, GUILD_B
 
 
 async def test_settings_changes_reach_subscribers(storage: Storage) -> None:

@@ -21,8 +21,8 @@ from promptwarden.storage import (
 )
 from promptwarden.storage.migrations import script
 from promptwarden.storage.models import EXPORT_KIND, REPORT_KIND
+from tests.helpers import GUILD_A, GUILD_B
 
-GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
 ME, SOMEONE_ELSE = 30, 31
 NOW = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
 DAY = timedelta(days=1)
