@@ -2,22 +2,29 @@
 
 Fixtures stay in conftest.py; what is here is plain code the tests (and the benchmarks
 that reuse hostile text) import: the test databases, `python bot.py` as an admin runs it,
-text that breaks naive parsers, the SimCord servers the cog tests play in, and stored
-incidents for the storage tests.
+text that breaks naive parsers, the SimCord servers the cog tests play in, stored
+incidents for the storage tests, and for the end-to-end tests the emulated guild, what the
+bot wrote to its database, and bursts of traffic.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import os
+import sqlite3
 import subprocess
 import sys
 import unicodedata
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -27,8 +34,9 @@ import simcord
 from cogs.screening import Screening
 from discordbot import PromptWardenBot
 from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage import Incident, Storage
-from tests.emulator import ROOT, Emulator, clean_env
+from promptwarden.storage import Incident, Storage, open_storage
+from tests.emulator import MIDJOURNEY_BOT_ID, ROOT, Channel, Emulator, User, clean_env
+from tests.emulator.traffic import DELETE_MESSAGE, ActionLog, Planned, burst
 
 # ---------------------------------------------------------------- databases and tokens
 
@@ -435,3 +443,228 @@ async def record(storage: Storage, guild_id: int = GUILD_A, **fields: object) ->
     }
     values.update(fields)
     return await storage.record_incident(**values)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- end to end: the emulator
+# The emulated guild, its settings written before the bot starts, and what the bot wrote,
+# read the way a moderator's tools would: straight from its database.
+
+# The most DMs a guild may send a minute (the default is 10): warnings beyond it are
+# dropped by design, and CI-sized bursts stay within it.
+DM_BUDGET = 60
+
+
+def scaled(count: int) -> int:
+    """CI counts by default; PROMPTWARDEN_E2E_SCALE=20 runs 20 times as many."""
+    return max(1, round(count * float(os.environ.get("PROMPTWARDEN_E2E_SCALE", "1"))))
+
+
+@dataclass
+class EmulatedServer:
+    """The emulated guild as the bot's database describes it."""
+
+    emulator: Emulator
+    database: Path
+    watched: Channel
+    modlog: Channel
+    other: Channel  # not watched
+    members: list[User]
+    moderator: User
+    rules: dict[str, Any] = dataclasses.field(default_factory=lambda: {"learned": False})
+
+    @property
+    def guild_id(self) -> int:
+        return self.emulator.world.guild.id
+
+
+def configure(
+    server: EmulatedServer, *, generator_bots: tuple[int, ...] = (), database: str | None = None
+) -> None:
+    """Write the guild's settings through the project's own storage before the bot starts,
+    into the server's SQLite file or the `database` URL given."""
+
+    async def write() -> None:
+        storage = await open_storage(database or server.database)
+        async with storage:
+            await storage.add_watched_channel(server.guild_id, server.watched.id)
+            await storage.set_modlog_channel(server.guild_id, server.modlog.id)
+            await storage.set_screening_rules(server.guild_id, server.rules)
+            await storage.set_privacy_config(server.guild_id, {"dm_per_minute": DM_BUDGET})
+            for bot_id in generator_bots:
+                await storage.add_generator_bot(server.guild_id, bot_id)
+
+    asyncio.run(write())
+
+
+def read_db(database: Path, query: str) -> list[tuple[object, ...]]:
+    """Read-only, so a test never changes what the running bot sees."""
+    # closing(): sqlite3's own context manager commits but leaves the connection open.
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)) as conn:
+        return conn.execute(query).fetchall()
+
+
+def incidents_by_message(database: Path) -> Counter[int]:
+    return Counter(int(str(m)) for (m,) in read_db(database, "SELECT message_id FROM incidents"))
+
+
+def outcomes(database: Path) -> dict[int, dict[str, str]]:
+    """message id -> action -> its latest outcome."""
+    rows = read_db(
+        database,
+        "SELECT i.message_id, a.action, a.outcome FROM incident_actions a "
+        "JOIN incidents i ON i.id = a.incident_id ORDER BY a.id",
+    )
+    found: dict[int, dict[str, str]] = {}
+    for message_id, action, outcome in rows:
+        found.setdefault(int(str(message_id)), {})[str(action)] = str(outcome)
+    return found
+
+
+@dataclass
+class Backend:
+    """The bot process on the server's SQLite file or a fresh PostgreSQL database (the
+    `backend` fixture), read back and changed either way."""
+
+    server: EmulatedServer
+    url: str | None  # None: the server's SQLite file
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Settings for `start_bot`: PostgreSQL wins over the SQLite file when set."""
+        return {"DATABASE_URL": self.url} if self.url else {}
+
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        if self.url is None:
+            return read_db(self.server.database, sql)
+        url = self.url
+
+        async def fetch() -> list[tuple[object, ...]]:
+            import asyncpg
+
+            conn = await asyncpg.connect(url)
+            try:
+                return [tuple(r) for r in await conn.fetch(sql)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
+
+    def execute(self, sql: str) -> None:
+        """Change a row under the running bot, as an admin's SQL shell would."""
+        if self.url is None:
+            with closing(sqlite3.connect(self.server.database, timeout=10)) as conn, conn:
+                conn.execute(sql)
+            return
+        url = self.url
+
+        async def run() -> None:
+            import asyncpg
+
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
+
+# Bursts: pushed as fast as the emulator's socket takes them, then checked message by message.
+
+
+def make_burst(server: EmulatedServer, count: int, *, first_tag: int = 0) -> list[Planned]:
+    """`count` messages in the watched channel; the last one always violates, so that its
+    actions mean every message before it was handled (a channel is handled in order)."""
+    emu = server.emulator
+    planned = burst(
+        [server.watched],
+        server.members,
+        emu.user(MIDJOURNEY_BOT_ID),
+        count - 1,
+        first_tag=first_tag,
+    )
+    closing = burst(
+        [server.watched],
+        server.members,
+        emu.user(MIDJOURNEY_BOT_ID),
+        1,
+        violating_share=1.0,
+        first_tag=first_tag + count - 1,
+    )
+    return planned + closing
+
+
+def push(emu: Emulator, planned: list[Planned]) -> list[int]:
+    return emu.post_many(p.post for p in planned)
+
+
+def violations(planned: list[Planned], ids: list[int]) -> list[tuple[Planned, int]]:
+    return [(p, i) for p, i in zip(planned, ids, strict=True) if p.violating]
+
+
+def wait_until_settled(
+    server: EmulatedServer, expected: list[tuple[Planned, int]], *, timeout: float = 90
+) -> None:
+    """Until every violating message has its incident and a recorded delete and DM outcome."""
+    wanted = {i for _, i in expected}
+
+    def settled() -> bool:
+        found = outcomes(server.database)
+        return all({"delete", "dm_warning"} <= found.get(i, {}).keys() for i in wanted)
+
+    server.emulator.wait_until(
+        settled, timeout=timeout, what=f"incidents and actions for {len(wanted)} violations"
+    )
+
+
+def assert_exactly_once(
+    server: EmulatedServer,
+    planned: list[Planned],
+    ids: list[int],
+    *,
+    dm_at_least_once: bool = False,
+) -> None:
+    expected = violations(planned, ids)
+    incidents = incidents_by_message(server.database)
+    assert {i for _, i in expected} == set(incidents), "incidents for exactly the violations"
+    assert all(n == 1 for n in incidents.values()), incidents.most_common(3)
+    actions = ActionLog(server.emulator).update()
+    found = outcomes(server.database)
+    for p, message_id in expected:
+        deletes = [c for c in actions.deletes.get(message_id, []) if c.ok]
+        dms = [c for c in actions.dm_posts(p.tag) if c.ok]
+        assert len(deletes) == 1, (p.tag, deletes)
+        assert found[message_id]["delete"] == "done"
+        if found[message_id]["dm_warning"] == "rate_limited":
+            # The guild's DM budget (DM_BUDGET a minute) is spent: queued, sent within a
+            # minute or two (recorded as retryable, never as a final "skipped").
+            assert not dms and dm_total(actions) >= DM_BUDGET, p.tag
+            continue
+        assert found[message_id]["dm_warning"] == "done"
+        if dm_at_least_once:
+            assert dms, p.tag
+        else:
+            assert len(dms) == 1, (p.tag, dms)
+        dm_channel = server.emulator.world.dm_channels[p.responsible.id]
+        assert all(c.param("channel_id") == dm_channel.id for c in dms)
+    # nothing else was deleted: benign prompts stay
+    deleted = {c.param("message_id") for c in server.emulator.calls(DELETE_MESSAGE) if c.ok}
+    assert deleted <= {i for _, i in expected} | bot_messages(server.emulator)
+
+
+def dm_total(actions: ActionLog) -> int:
+    dm_ids = {c.id for c in actions.emulator.world.dm_channels.values()}
+    return sum(
+        c.ok and c.param("channel_id") in dm_ids
+        for c in actions.emulator.calls("POST /channels/{channel_id}/messages")
+    )
+
+
+def bot_messages(emu: Emulator) -> set[int]:
+    """The bot's own messages (e.g. a DMs-closed notice that deletes itself)."""
+    return {
+        int(m["id"])
+        for channel in emu.world.channels.values()
+        for m in channel.messages.values()
+        if int(m["author"]["id"]) == emu.world.app_id
+    }
