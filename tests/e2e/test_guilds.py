@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from promptwarden.storage import open_storage
-from tests.e2e.conftest import DM_BUDGET
-from tests.e2e.records import outcomes, read_db
 from tests.emulator import (
     GOOD_TOKEN,
     MIDJOURNEY_BOT_ID,
@@ -28,6 +26,7 @@ from tests.emulator import (
     User,
 )
 from tests.emulator.traffic import DELETE_MESSAGE, VIOLATING, ActionLog, Planned, burst
+from tests.helpers import DM_BUDGET, outcomes, read_db
 
 
 @dataclass
@@ -96,7 +95,7 @@ def test_each_guild_gets_exactly_one_incident_per_violation_in_its_own_channels(
         with BotProcess(env, tmp_path / "logs") as bot:
             bot.wait_for_log("ready as")
             emu.invite(third.guild)
-            planned = make_burst(emu, places, 300) + theirs
+            planned = guilds_burst(emu, places, 300) + theirs
             ids = emu.post_many(p.post for p in planned)
             expected = {
                 (p.post.channel.guild_id, i)
@@ -145,7 +144,7 @@ def test_each_guild_gets_exactly_one_incident_per_violation_in_its_own_channels(
         assert deleted == {i for _, i in expected}, "benign prompts stay, in every guild"
 
 
-def make_burst(emu: Emulator, places: list[Place], count: int) -> list[Planned]:
+def guilds_burst(emu: Emulator, places: list[Place], count: int) -> list[Planned]:
     """`count` messages dealt to the guilds' watched channels in turn, then one violation
     closing each channel (a channel is handled in order)."""
     channels = [p.watched for p in places]

@@ -16,6 +16,7 @@ from promptwarden.screening.guidelines import (
     parse_tsv,
     profanity_words,
 )
+from tests.emulator import ROOT
 
 
 def test_shipped_files_cover_every_category() -> None:
@@ -84,10 +85,9 @@ def test_guilds_whose_first_prompts_come_together_share_one_automaton() -> None:
     """After a restart every guild's first prompt builds its screener at once, each in a
     worker thread: they must share the one shipped guideline set and its automaton, not
     build a copy each (the time and memory of one automaton per guild)."""
-    root = Path(__file__).resolve().parents[1]
     run = subprocess.run(
         [sys.executable, "-c", MANY_GUILDS_AT_ONCE],
-        cwd=root,
+        cwd=ROOT,  # this checkout's code, first on the path
         capture_output=True,
         text=True,
         timeout=120,
