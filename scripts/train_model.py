@@ -28,8 +28,9 @@ Labels. I2P labels describe the images a prompt produced, not the prompt, so eve
 is a positive weighted by its inappropriate_percentage / 100 (at least WEIGHT_FLOOR: every I2P
 prompt was collected as a risky one): the clear cases dominate, and the many borderline ones
 still teach the vocabulary. A hard cut at 50% threw away half the positives and measured no
-better out of fold. Midjourney and
-DiffusionDB prompts are negatives, knowing that some of them are positives in truth.
+better out of fold. Midjourney and DiffusionDB prompts are negatives, knowing that some of
+them are positives in truth. The I2P weights are multiplied by I2P_WEIGHT, chosen out of
+fold: with the concept columns, weight 1 lost a point of I2P recall that weight 2 gave back.
 
 Honesty. Figures come from stratified 5-fold out-of-fold scores, grouped so that prompts with the
 same words never straddle a fold (the held-out half was split by a hash of the prompt, so
@@ -83,6 +84,9 @@ SEED = 0
 TARGET_MJ_SHARE = 0.009  # of Midjourney prompts at or above the threshold, out of fold
 WEIGHT_DIGITS = 9
 WEIGHT_FLOOR = 0.05
+# I2P rows count this many times their share: with the concept columns, positives weighted
+# up to balance the twice as many evaluation negatives measured best out of fold (see labels)
+I2P_WEIGHT = 2.0
 PRUNE = 0.01  # weights smaller than this are dropped: a third of the file, no figure moves
 
 CONCEPTS_FILE = TRAINING_DIR / "concepts.tsv"
@@ -294,7 +298,8 @@ def fit(docs: Sequence[list[str]], y: NDArray[np.float64], w: NDArray[np.float64
 
 def labels(corpus: Corpus) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     y = (corpus.source == 0).astype(np.float64)
-    w = np.where(corpus.source == 0, np.maximum(corpus.inappropriate / 100.0, WEIGHT_FLOOR), 1.0)
+    share = np.maximum(corpus.inappropriate / 100.0, WEIGHT_FLOOR)
+    w = np.where(corpus.source == 0, I2P_WEIGHT * share, 1.0)
     return y, w
 
 
@@ -420,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "diffusiondb": int((corpus.source == 2).sum()),
             },
         },
-        "labels": "I2P prompts positive, weight inappropriate_percentage/100; "
+        "labels": f"I2P prompts positive, weight {I2P_WEIGHT} x inappropriate_percentage/100 "
+        f"(at least {I2P_WEIGHT * WEIGHT_FLOOR}); "
         "Midjourney and DiffusionDB prompts negative, weight 1; hand-written rows "
         f"(data/training, dev rows of benchmarks/sets) negative weight {HAND_NEGATIVE_WEIGHT}, "
         f"positive weight {HAND_POSITIVE_WEIGHT}",

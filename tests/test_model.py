@@ -302,6 +302,39 @@ def test_shipped_model_leaves_ordinary_art_prompts_alone(prompt: str) -> None:
     assert not _verdict(model, prompt)
 
 
+@pytest.mark.parametrize(
+    ("prompt", "named"),
+    [
+        ("buxom woman with bare thighs, renaissance painting", {"buxom", "thighs"}),
+        ("a voluptuous lady lounging in a bathtub, oil painting", {"voluptuous"}),
+    ],
+)
+def test_rare_synonyms_carry_their_category_weight(prompt: str, named: set[str]) -> None:
+    """Words too rare in the training prompts to learn alone are reviewed through their
+    concept category, and the review names them."""
+    from promptwarden.screening.decision import Verdict
+    from promptwarden.screening.engine import Screener
+
+    decision = Screener().screen(prompt)
+    assert decision.verdict is Verdict.REVIEW
+    assert named <= {m.text for m in decision.matches if m.source == "model"}
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a sunken bathtub in a modern villa, architecture photo",
+        "a belly dancer at a festival, photo",
+        "a bath house in kyoto, watercolor",
+    ],
+)
+def test_concept_words_in_everyday_scenes_stay_clean(prompt: str) -> None:
+    from promptwarden.screening.decision import Verdict
+    from promptwarden.screening.engine import Screener
+
+    assert Screener().screen(prompt).verdict is Verdict.ALLOW
+
+
 def _valid() -> dict[str, object]:
     return LinearModel({"storm": 1.0, "red door": 0.5}, -1.0, 0.5).to_dict()
 
