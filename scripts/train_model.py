@@ -154,7 +154,7 @@ def concept_counts(docs: Sequence[list[str]], concepts: dict[str, str]) -> tuple
     at = {c: k for k, c in enumerate(names)}
     rows, cols = [], []
     for i, doc in enumerate(docs):
-        for word in set(doc).intersection(concepts):
+        for word in sorted(set(doc).intersection(concepts)):  # a fixed order: same file
             rows.append(i)
             cols.append(at[concepts[word]])
     shape = (len(docs), len(names))
