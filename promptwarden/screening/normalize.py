@@ -309,12 +309,34 @@ _LEET_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$!+|")
 _LEET_WORDS = re.compile(r"[a-z0-9@$!+|]+")
 _HAS_LETTER = re.compile(r"[a-z]")
 _TWO_ONES = re.compile(r"1[a-z0-9@$!+|]*1")
-_LEET_HINT = re.compile(r"[a-z][4@31!05$7+89|]|[4@31!05$7+89|][a-z]")
+# A letter beside a leet character. Led by the leet character alone, so the regex engine
+# skips in C to the few digits and symbols of a prompt instead of trying every letter.
+_LEET_HINT = re.compile(r"[4@31!05$7+89|](?:(?<=[a-z][4@31!05$7+89|])|[a-z])")
 _NON_LEET = bytes(c for c in range(128) if chr(c) not in "4@31!05$7+89|")
 # Three or more single characters separated by spaces, dots, dashes...: "n a k e d", "s.e.x".
 _SPLIT_RUN = re.compile(
     r"(?<![a-z0-9@$])(?:[a-z0-9@$!][ .\-,/\\:+·•]{1,3}){2,}[a-z0-9@$!](?![a-z0-9@$])"
 )
+# `_SPLIT_RUN` needs two single characters in a row, the first not after a word character:
+# in ASCII text without "!", a class string (characters of a run "a", their separators
+# " ", anything else "#") shows that with a few substring checks in C, where the regex
+# itself tries every position of the text.
+_RUN_CLASSES = bytes(
+    ord("a") if c in b"abcdefghijklmnopqrstuvwxyz0123456789@$"
+    else ord(" ") if c in b" .-,/\\:+"
+    else ord("#")
+    for c in range(256)
+)  # fmt: skip
+_RUN_SHAPE = re.compile(rb"(?:^|[ #])a {1,3}a ")
+
+
+def may_hold_split_run(norm: str) -> bool:
+    """False only when `_SPLIT_RUN` cannot match `norm` (most prompts)."""
+    if not norm.isascii() or "!" in norm:
+        return True
+    return _RUN_SHAPE.search(norm.encode("ascii").translate(_RUN_CLASSES)) is not None
+
+
 _TRIPLE = re.compile(r"([a-z])\1\1+")
 _BRACE_RUN = re.compile(r"[{}]+")
 _RUN = re.compile(r"([a-z])\1+")
@@ -398,11 +420,13 @@ _SPLIT_SEPARATORS_CHARS = " .-,/\\:+·•"  # as in _SPLIT_RUN
 _SPLIT_SEPARATORS = str.maketrans({c: None for c in _SPLIT_SEPARATORS_CHARS})
 
 
-def candidates(norm: str) -> Iterator[Candidate]:
+def candidates(norm: str, ignored_from: int | None = None) -> Iterator[Candidate]:
     """Alternative readings of evasive words in normalized text `norm`.
 
     Leetspeak and repeated letters are read over the whole text, so phrases still match
     ("c0v3r3d 1n bl00d"); spaced letters are read run by run, as one word without boundaries.
+    `ignored_from` is where the text's ignored tail starts (Midjourney parameters such as
+    `--ar 16:9`): a hit starting there counts for nothing, so fragment runs are not read there.
     """
     has_leet = bool(norm.encode("ascii", "ignore").translate(None, _NON_LEET))
     if has_leet and _LEET_HINT.search(norm):
@@ -427,7 +451,7 @@ def candidates(norm: str) -> Iterator[Candidate]:
                         mixes.add(word.translate(LEET), span)
             if (batch := mixes.candidate()) is not None:
                 yield batch
-    if " " in norm or "." in norm or "-" in norm:
+    if (" " in norm or "." in norm or "-" in norm) and may_hold_split_run(norm):
         runs = _Batch()
         decoded_runs = _Batch()
         for m in _SPLIT_RUN.finditer(norm):
@@ -447,7 +471,7 @@ def candidates(norm: str) -> Iterator[Candidate]:
             if (cand := batch_.candidate(substring=True)) is not None:
                 yield cand
     if _FRAGMENT_HINT.search(norm):
-        yield from _fragments(norm)
+        yield from _fragments(norm, len(norm) if ignored_from is None else ignored_from)
     if "<" in norm or "[" in norm:
         noise = _without_noise(norm)
         if noise is not None:
@@ -467,12 +491,13 @@ _FRAG_SEP = r" .\-,/\\:+·•_~"
 _FRAGMENT_RUN = re.compile(
     rf"(?<![{_FRAG}])(?:[{_FRAG}]{{1,3}}[{_FRAG_SEP}]{{1,3}})+[{_FRAG}]{{1,3}}(?![{_FRAG}])"
 )
-_FRAGMENT_HINT = re.compile(rf"[{_FRAG_SEP}][@$!*#%0-9]|[@$!*#%0-9][{_FRAG_SEP}]")
+# A separator beside a digit or symbol, led by the digit or symbol (see _LEET_HINT).
+_FRAGMENT_HINT = re.compile(rf"[@$!*#%0-9](?:(?<=[{_FRAG_SEP}][@$!*#%0-9])|[{_FRAG_SEP}])")
 _LETTER_AND_SYMBOL = re.compile(r"[a-z][^a-z]*?[@$!0-9]|[@$!0-9][^@$!0-9]*?[a-z]")
 _FRAGMENT_INSIDE = 5  # keys at least this long may match inside a joined run
 
 
-def _fragments(norm: str) -> Iterator[Candidate]:
+def _fragments(norm: str, ignored_from: int) -> Iterator[Candidate]:
     """Runs of short fragments with a leet digit or symbol in them, each read as one word.
 
     The run is joined, leet-decoded and its letter runs cut to two ("pu$$ssy" -> "pussy"),
@@ -481,6 +506,8 @@ def _fragments(norm: str) -> Iterator[Candidate]:
     """
     batch = _Batch()
     for m in _FRAGMENT_RUN.finditer(norm):
+        if m.start() >= ignored_from:
+            break  # the rest lies in the ignored tail, and is not even searched
         run = m.group()
         joined = run.translate(_FRAG_DROP)  # most runs ("8 k", "16:9") end here
         if len(joined) < 3 or joined.isdigit() or not _LETTER_AND_SYMBOL.search(joined):

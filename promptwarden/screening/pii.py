@@ -94,12 +94,21 @@ def find_pii(text: str) -> list[PiiHit]:
     # every pattern is ASCII, and bytes checks are cheap on long zalgo text
     ascii_text = text.encode("ascii", "ignore")
     has_at = b"@" in ascii_text
-    has_digit = bool(ascii_text.translate(None, _NON_DIGITS))
-    numbers = has_digit and _DIGIT_RUN.search(text) is not None
-    quads = has_digit and _DOTTED_QUAD.search(text) is not None
+    n_digits = len(ascii_text.translate(None, _NON_DIGITS))
+    has_digit = n_digits > 0
+    # A phone or card number has seven digits at least, a dotted quad four and three dots:
+    # the digits of "--ar 16:9 --v 5.2" stop here, before any regex. Counted in ASCII text
+    # only, where `\d` matches nothing but ASCII digits.
+    exact = text.isascii()
+    numbers = has_digit and (n_digits >= 7 or not exact) and _DIGIT_RUN.search(text) is not None
+    quads = (
+        has_digit
+        and (not exact or (n_digits >= 4 and ascii_text.count(b".") >= 3))
+        and _DOTTED_QUAD.search(text) is not None
+    )
     long_words = (
         list(_LONG_WORD.finditer(text))
-        if max(map(len, ascii_text.split()), default=0) >= 20
+        if len(ascii_text) >= 20 and max(map(len, ascii_text.split()), default=0) >= 20
         else []
     )
     ipv6 = _IPV6_HINT.search(text) is not None
