@@ -98,3 +98,26 @@ def test_plain_words_fast_path_gives_the_tokens_of_the_full_pattern() -> None:
     for text in _random_texts(3) + extra:
         text = text.lower()
         assert plain_words(text) == [w for w, _, _ in word_spans(text)], text
+
+
+def test_fragment_search_starts_before_every_run_it_keeps() -> None:
+    def kept(run: str) -> bool:
+        joined = run.translate(N._FRAG_DROP)
+        return (
+            len(joined) >= 3 and not joined.isdigit() and bool(N._LETTER_AND_SYMBOL.search(joined))
+        )
+
+    texts = [*_random_texts(4), "pu $$ ssy", "of a 3d", "a portrait, 8k --ar 16:9", "abcd e 1 f"]
+    for text in texts:
+        start = N._first_run_start(text)
+        for m in N._FRAGMENT_RUN.finditer(text):
+            if kept(m.group()):
+                assert m.start() >= start, text
+                assert m.span() in [r.span() for r in N._FRAGMENT_RUN.finditer(text, start)], text
+
+
+def test_triple_prefilter_never_hides_a_tripled_letter() -> None:
+    for text in [*_random_texts(5), "naaaked", "nuuude", "x" * 3, "é" * 3]:
+        if N._TRIPLE.search(text) is not None:
+            assert N._may_triple(text), text
+    assert not N._may_triple("a portrait of a woman, oil painting, 8k")

@@ -335,6 +335,21 @@ def may_hold_split_run(norm: str) -> bool:
 
 
 _TRIPLE = re.compile(r"([a-z])\1\1+")
+
+
+def _may_triple(norm: str) -> bool:
+    """False only when no character of `norm` comes three times in a row (so `_TRIPLE` cannot
+    match): the UTF-8 bytes as one integer, XORed with themselves shifted by a byte, have a
+    zero byte where two neighbours are equal; two zeros in a row mean three equal bytes."""
+    raw = norm.encode("utf-8", "surrogatepass")
+    n = len(raw)
+    if n < 3:
+        return False
+    x = int.from_bytes(raw, "little")
+    y = x ^ (x >> 8)
+    return b"\x00" in (y | (y >> 8)).to_bytes(n, "little")[: n - 2]
+
+
 _BRACE_RUN = re.compile(r"[{}]+")
 _RUN = re.compile(r"([a-z])\1+")
 
@@ -473,7 +488,7 @@ def candidates(norm: str, ignored_from: int | None = None) -> Iterator[Candidate
         noise = _without_noise(norm)
         if noise is not None:
             yield noise
-    if _TRIPLE.search(norm):
+    if _may_triple(norm) and _TRIPLE.search(norm):
         for keep in (1, 2):
             yield _collapse(norm, keep, _TRIPLE)
     if "{" in norm or "}" in norm:
@@ -502,7 +517,7 @@ def _fragments(norm: str, ignored_from: int) -> Iterator[Candidate]:
     Joining and decoding happen in C; only a run with a tripled letter takes a Python pass.
     """
     batch = _Batch()
-    for m in _FRAGMENT_RUN.finditer(norm):
+    for m in _FRAGMENT_RUN.finditer(norm, _first_run_start(norm)):
         if m.start() >= ignored_from:
             break  # the rest lies in the ignored tail, and is not even searched
         run = m.group()
@@ -530,6 +545,36 @@ def _fragments(norm: str, ignored_from: int) -> Iterator[Candidate]:
         yield whole
         # built directly: `dataclasses.replace` costs more than the scan of a short run
         yield Candidate(whole.text, whole.positions, True, whole.accept, _FRAGMENT_INSIDE)
+
+
+# Fragment text as classes: "y" a digit or symbol a kept run needs, "f" another fragment
+# character, "s" a separator, "o" anything else (never inside a run).
+_FRAG_CLASSES = bytes(
+    ord("y") if c in b"@$!0123456789"
+    else ord("f") if c in b"abcdefghijklmnopqrstuvwxyz*#%"
+    else ord("s") if c in b" .-,/\\:+_~"
+    else ord("o")
+    for c in range(256)
+)  # fmt: skip
+
+
+def _first_run_start(norm: str) -> int:
+    """Where `_fragments` may start searching: no run it keeps starts before.
+
+    A kept run holds a digit or symbol (`_LETTER_AND_SYMBOL`), so none ends before the first
+    one. Runs are made of fragment characters and separators with fragments of at most three,
+    so none spans a character of neither kind or a word of four letters: searching from the
+    last such place before the first digit finds every run that can be kept, and the prompt
+    before "8k" or "--ar 16:9" is not searched. ASCII text only (two separators are not).
+    """
+    if not norm.isascii():
+        return 0
+    shape = norm.encode("ascii").translate(_FRAG_CLASSES)
+    first = shape.find(b"y")
+    if first < 0:
+        return len(norm)  # no digit or symbol: no run is kept
+    word = shape.rfind(b"ffff", 0, first)
+    return max(shape.rfind(b"o", 0, first) + 1, word + 4 if word >= 0 else 0)
 
 
 _FRAG_DROP_CHARS = frozenset(" .-,/\\:+·•_~*#%")  # separators, and symbols read as nothing
