@@ -381,3 +381,24 @@ def test_per_message_score_equals_the_reference_for_any_weights() -> None:
         for _ in range(1000):
             words = rng.choices([*vocab, "unseen", "x"], k=rng.randrange(0, 12))
             assert model.probability(words) == model.score(words)[0], words
+
+
+def test_first_parameter_is_where_the_parameter_pattern_starts() -> None:
+    """Found from the dash, so the regex engine skips ahead: the same place as the pattern."""
+    from promptwarden.screening.model import _PARAMETERS, _first_parameter
+
+    rng = random.Random(5)
+    texts = [
+        "--ar 16:9",
+        " --v 5",
+        "a cat --ar 1:1",
+        "a—no dog",
+        "a \u2014No x",
+        "x --- ar",
+        "a\t--s 50",
+    ]
+    for _ in range(4000):
+        texts.append("".join(rng.choice("ab -\u2014\t\nAZ,") for _ in range(rng.randrange(0, 12))))
+    for text in texts:
+        found = _PARAMETERS.search(text)
+        assert _first_parameter(text) == (None if found is None else found.start()), repr(text)

@@ -59,14 +59,16 @@ class ExtractedPrompt:
     # {a, b} expansions: each a list of (start, end) spans of content joined by nothing
     permutations: tuple[tuple[tuple[int, int], ...], ...] = ()
 
-    # region starts, for a binary search: hostile prompts hold thousands of regions
-    _starts: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_starts", tuple(start for start, _, _ in self.regions))
+    # region starts, for a binary search: hostile prompts hold thousands of regions. Made
+    # on the first question, since most prompts have no hit to ask about.
+    _starts: tuple[int, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def region_at(self, pos: int) -> Region:
-        i = bisect_right(self._starts, pos) - 1
+        starts = self._starts
+        if starts is None:
+            starts = tuple(start for start, _, _ in self.regions)
+            object.__setattr__(self, "_starts", starts)
+        i = bisect_right(starts, pos) - 1
         if i >= 0:
             start, end, region = self.regions[i]
             if start <= pos < end:

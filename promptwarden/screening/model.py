@@ -56,6 +56,20 @@ DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "model.json"
 # Midjourney parameters come last and are not words of the prompt; left in, `--ar 16:9` would
 # teach the model that Midjourney syntax means "benign", since no I2P prompt carries any.
 _PARAMETERS = re.compile(r"(?:^|\s)(?:--|\u2014)[a-z]", re.IGNORECASE)
+# The same, led by the dash so the regex engine skips ahead in C; `_first_parameter` checks
+# the whitespace (or the start) before it.
+_PARAMETER_DASH = re.compile(r"(?:--|\u2014)[a-z]", re.IGNORECASE)
+
+
+def _first_parameter(text: str) -> int | None:
+    """`_PARAMETERS.search(text).start()`, or None where it finds nothing."""
+    for m in _PARAMETER_DASH.finditer(text):
+        at = m.start()
+        if at == 0:
+            return 0
+        if text[at - 1].isspace():
+            return at - 1
+    return None
 _URL = re.compile(r"<?https?://\S+?>?(?=\s|$)")
 _PROMPT_WEIGHT = re.compile(r"::\s*-?\d*\.?\d*")
 
@@ -85,10 +99,10 @@ def _blanked(text: str) -> tuple[str, list[tuple[int, int]]]:
         spans.append(m.span())
         return " " * len(m.group())
 
-    found = _PARAMETERS.search(text) if "--" in text or "\u2014" in text else None
-    if found:
-        spans.append((found.start(), len(text)))
-        text = text[: found.start()] + " " * (len(text) - found.start())
+    found = _first_parameter(text) if "--" in text or "\u2014" in text else None
+    if found is not None:
+        spans.append((found, len(text)))
+        text = text[:found] + " " * (len(text) - found)
     # substring checks first: most prompts hold neither, and the regexes are the cost
     if "http" in text:
         text = _URL.sub(blank, text)
