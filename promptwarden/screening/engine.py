@@ -75,6 +75,7 @@ _ACTION_VERDICT = {
     "remind": Verdict.REMIND,
     "allow": Verdict.ALLOW,
 }
+_REVIEW_RANK = Verdict.REVIEW.rank
 _DIGIT = re.compile(r"[0-9]")
 # "12 year old", "12yo", "12-year-old": ages under 18 are minor terms. Every gap is bounded
 # (at most 3 spaces, one hyphen): two adjacent unbounded `\s*` backtrack quadratically over
@@ -306,24 +307,29 @@ class Screener:
         norm = normalize(content)
         found = self._read_hits(prompt, norm, self._hits(prompt, norm))
         found += self._pii(prompt)
-        matches = self._apply_rules(content, found)
-        verdict = Verdict.harshest([self._action(m) for m in matches])
-        flagged = [m for m in matches if self._action(m) is not Verdict.ALLOW]
+        matches = self._apply_rules(content, found) if found else []
+        verdict = Verdict.ALLOW  # most prompts: nothing found, nothing to rank
+        flagged: list[Match] = []
+        if matches:
+            verdict = Verdict.harshest([self._action(m) for m in matches])
+            flagged = [m for m in matches if self._action(m) is not Verdict.ALLOW]
         extra: dict[str, Any] = {}
         if prompt.kind not in (JobKind.MESSAGE, JobKind.UNKNOWN):
             extra = {"job": prompt.kind.value, "requester_id": prompt.requester_id}
         score: float | None = None
-        if self.model is not None and verdict.rank < Verdict.REVIEW.rank:
+        if self.model is not None and verdict.rank < _REVIEW_RANK:
             score, model_matches = self._learned(prompt, norm)
             if model_matches:
                 verdict = Verdict.REVIEW
                 flagged += model_matches
                 matches += model_matches
-        severity = max((m.severity for m in flagged), default=Severity.NONE)
+        severity = Severity.NONE
         categories: list[str] = []
-        for m in sorted(flagged, key=lambda m: -m.severity):
-            if m.category not in categories:
-                categories.append(m.category)
+        if flagged:
+            severity = max(m.severity for m in flagged)
+            for m in sorted(flagged, key=lambda m: -m.severity):
+                if m.category not in categories:
+                    categories.append(m.category)
         return Decision(
             prompt=content,
             verdict=verdict,

@@ -226,7 +226,7 @@ def _weights(content: str, regions: list[tuple[int, int, Region]]) -> list[tuple
     """`a::2 b::-0.5`: the part before a negative weight acts like --no."""
     out: list[tuple[int, int, Region]] = []
     for start, end, region in regions:
-        if region is not Region.PROMPT or "::" not in content[start:end]:
+        if region is not Region.PROMPT or content.find("::", start, end) < 0:
             out.append((start, end, region))
             continue
         pos = start
