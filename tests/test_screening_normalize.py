@@ -121,3 +121,8 @@ def test_triple_prefilter_never_hides_a_tripled_letter() -> None:
         if N._TRIPLE.search(text) is not None:
             assert N._may_triple(text), text
     assert not N._may_triple("a portrait of a woman, oil painting, 8k")
+
+
+def test_ascii_folds_as_the_character_table_does() -> None:
+    every = "".join(map(chr, range(128)))
+    assert N._fold(every) == every.translate(N._BMP)
