@@ -21,7 +21,7 @@ from .decision import Decision, Match, Severity, Verdict
 from .extract import ExtractedPrompt, JobKind, Region, extract
 from .guidelines import CATEGORIES, CLOTHING, CONTEXT, PERSON, Guidelines, default_guidelines
 from .matcher import ALLOW, IGNORED_ZONE, Hit, Matcher, Term
-from .model import model_blanks
+from .model import may_blank, model_blanks
 from .normalize import Normalized, normalize
 from .pii import find_pii
 from .rules import CUSTOM, GuildRules
@@ -240,6 +240,8 @@ def _visible(prompt: ExtractedPrompt, norm: Normalized) -> str:
     """The normalized text with all but the prompt's words blanked (see `model_blanks`)."""
     content = prompt.content
     lo, hi = prompt.offset, prompt.offset + len(prompt.text)
+    if lo == 0 and hi == len(content) and not may_blank(content):
+        return norm.text  # the whole message is the prompt, with nothing `model_blanks` blanks
     keep: list[tuple[int, int]] = []
     pos = lo
     for a, b in model_blanks(content):

@@ -70,6 +70,8 @@ def _first_parameter(text: str) -> int | None:
         if text[at - 1].isspace():
             return at - 1
     return None
+
+
 _URL = re.compile(r"<?https?://\S+?>?(?=\s|$)")
 _PROMPT_WEIGHT = re.compile(r"::\s*-?\d*\.?\d*")
 
@@ -90,6 +92,11 @@ def model_blanks(text: str) -> list[tuple[int, int]]:
     the blanked text a second time.
     """
     return sorted(_blanked(text)[1])
+
+
+def may_blank(text: str) -> bool:
+    """False when `model_blanks(text)` is surely empty: no parameter dash, link or weight."""
+    return "--" in text or "\u2014" in text or "http" in text or "::" in text
 
 
 def _blanked(text: str) -> tuple[str, list[tuple[int, int]]]:
