@@ -224,9 +224,12 @@ def _zones(prompt: ExtractedPrompt) -> str:
     The matcher caps the places it reports per term and zone, so a prompt full of a word in
     a link or under `--no` cannot hide the same word in the prompt itself.
     """
+    regions = prompt.regions
+    if len(regions) == 1 and regions[0][0] == 0 and regions[0][1] == len(prompt.content):
+        return _ZONE_CODE[regions[0][2]] * regions[0][1]  # a message that is all prompt
     parts: list[str] = []
     pos = 0
-    for a, b, region in prompt.regions:
+    for a, b, region in regions:
         if a > pos:
             parts.append(IGNORED_ZONE * (a - pos))
         if b > max(a, pos):
@@ -382,6 +385,8 @@ class Screener:
     def _read_hits(
         self, prompt: ExtractedPrompt, norm: Normalized, hits: list[Hit]
     ) -> list[_Found]:
+        if not hits:
+            return []  # most prompts
         plain: list[_Found] = []
         minors: list[_Found] = []
         figures: list[_Found] = []

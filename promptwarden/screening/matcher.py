@@ -264,6 +264,8 @@ class Matcher:
             raw = self.raw(text, readings) + also.raw(text, readings)
         else:
             raw = self.raw(text, readings)
+        if not raw:
+            return []  # most prompts
         allows = [(s, e) for s, e, key in raw if key.term.category == ALLOW]
         allowed = _Cover(allows) if allows else None
         found: dict[tuple[str, int, int], Hit] = {}
