@@ -335,14 +335,15 @@ class Screener:
             for m in sorted(flagged, key=lambda m: -m.severity):
                 if m.category not in categories:
                     categories.append(m.category)
+        # positional, in field order: keywords cost a third of the construction
         return Decision(
-            prompt=content,
-            verdict=verdict,
-            severity=severity,
-            categories=tuple(categories),
-            matches=tuple(matches),
-            score=score,
-            extra=extra,
+            content,  # prompt
+            verdict,
+            severity,
+            tuple(categories),
+            tuple(matches),
+            score,
+            extra,
         )
 
     # ---- rules tier ----------------------------------------------------------------------

@@ -207,18 +207,19 @@ def _split_prompt(
         regions.append((pos, body_end, Region.PROMPT))
     regions = _weights(content, regions)
     regions.sort()
+    # positional, in field order: keywords cost a third of the construction
     return ExtractedPrompt(
-        content=content,
-        text=text,
-        offset=start,
-        kind=kind,
-        requester_id=requester,
-        status=status,
-        parameters=params,
-        negative=negative,
-        urls=tuple(urls),
-        regions=tuple(regions),
-        permutations=_permutations(content, start, body_end),
+        content,
+        text,
+        start,  # offset
+        kind,
+        requester,  # requester_id
+        status,
+        params,  # parameters
+        negative,
+        tuple(urls),
+        tuple(regions),
+        _permutations(content, start, body_end),
     )
 
 
