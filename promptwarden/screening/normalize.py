@@ -320,21 +320,27 @@ _NON_LEET = bytes(c for c in range(128) if chr(c) not in "4@31!05$7+89|")
 _SPLIT_RUN = re.compile(
     r"(?<![a-z0-9@$])(?:[a-z0-9@$!][ .\-,/\\:+·•]{1,3}){2,}[a-z0-9@$!](?![a-z0-9@$])"
 )
-# `_SPLIT_RUN` needs two single characters in a row, the first not after a word character.
-# In ASCII text without "!", that shows in a class string (characters of a run "a", anything
-# else " ") as " a", one to three spaces, "a ": a regex led by a literal, which the regex
-# engine finds in C, where `_SPLIT_RUN` itself is tried at every position of the text.
+# `_SPLIT_RUN` needs three single characters apart by separators, the first not after a
+# word character. In ASCII text that shows in a class string (run characters "a", "!" as
+# itself since it may also stand before a run, anything else " ") as " a", spaces, "a",
+# spaces, "a ": a regex led by a literal, which the regex engine finds in C, where
+# `_SPLIT_RUN` itself is tried at every position of the text ("--ar 3:2" has two singles).
 _RUN_CLASSES = bytes(
-    ord("a") if c in b"abcdefghijklmnopqrstuvwxyz0123456789@$" else ord(" ") for c in range(256)
-)
-_RUN_SHAPE = re.compile(rb" a {1,3}a ")
+    ord("a") if c in b"abcdefghijklmnopqrstuvwxyz0123456789@$"
+    else ord("!") if c == ord("!")
+    else ord(" ")
+    for c in range(256)
+)  # fmt: skip
+_RUN_SHAPE = re.compile(rb" a {1,3}a {1,3}a ")
+_RUN_SHAPE_BANG = re.compile(rb"[ !][a!] {1,3}[a!] {1,3}[a!][ !]")
 
 
 def may_hold_split_run(norm: str) -> bool:
     """False only when `_SPLIT_RUN` cannot match `norm` (most prompts)."""
-    if not norm.isascii() or "!" in norm:
+    if not norm.isascii():
         return True
-    return _RUN_SHAPE.search(b" " + norm.encode("ascii").translate(_RUN_CLASSES)) is not None
+    shape = b" " + norm.encode("ascii").translate(_RUN_CLASSES) + b" "
+    return (_RUN_SHAPE_BANG if "!" in norm else _RUN_SHAPE).search(shape) is not None
 
 
 _TRIPLE = re.compile(r"([a-z])\1\1+")

@@ -23,14 +23,14 @@ _SPLIT = r"[a-z](?<![a-z0-9][a-z])(?:[ .\-]{1,3}[a-z]){2,}(?![a-z0-9])"
 # at each position, in one pass.
 _TOKEN = re.compile(f"({_SPLIT})|({_WORD.pattern})")
 _NO_SEPARATORS = str.maketrans("", "", " .-")
-# The fast path of `plain_words` for ASCII text without an apostrophe: `_SPLIT` needs two
-# single letters in a row, the first not after a letter or digit, which shows in a class
-# string (letters and digits "a", anything else " ") as " a", one to three spaces, "a ": a
-# regex led by a literal, found in C. Without one, every token is a run of letters and
-# digits, which `split` cuts.
+# The fast path of `plain_words` for ASCII text without an apostrophe: `_SPLIT` needs three
+# single letters apart by separators, the first not after a letter or digit, which shows in
+# a class string (letters and digits "a", anything else " ") as " a", spaces, "a", spaces,
+# "a ": a regex led by a literal, found in C. Without one, every token is a run of letters
+# and digits, which `split` cuts.
 _WORD_CHARS = b"abcdefghijklmnopqrstuvwxyz0123456789"
 _CLASSES = bytes(ord("a") if c in _WORD_CHARS else ord(" ") for c in range(256))
-_SPLIT_SHAPE = re.compile(rb" a {1,3}a ")
+_SPLIT_SHAPE = re.compile(rb" a {1,3}a {1,3}a ")
 _TO_SPACE = bytes(c if c in _WORD_CHARS else ord(" ") for c in range(256))
 # A word `_unleet` changes has a letter right before its first digit (led by the digit, so
 # the regex engine skips in C to the digits).
@@ -44,7 +44,7 @@ def _ascii_words(normalized: str) -> list[str] | None:
     one every token is a run of letters and digits, which `split` cuts.
     """
     raw = normalized.encode("ascii")
-    if _SPLIT_SHAPE.search(b" " + raw.translate(_CLASSES)) is not None:
+    if _SPLIT_SHAPE.search(b" " + raw.translate(_CLASSES) + b" ") is not None:
         return None
     return raw.translate(_TO_SPACE).decode("ascii").split()
 
