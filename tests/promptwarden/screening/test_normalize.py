@@ -95,6 +95,7 @@ def test_hint_patterns_find_what_the_plain_patterns_find() -> None:
 
 def test_plain_words_fast_path_gives_the_tokens_of_the_full_pattern() -> None:
     extra = ["it's a n a k e d cat", "s.e.x 8k mp4 p0rn 1girl", "a  b  c", "ab a b", "x-y-z"]
+    extra += ["van gogh's", "'s x", "rock'n'roll", "a' b", "1'a a'1", "''", "it's 8k"]
     for text in _random_texts(3) + extra:
         text = text.lower()
         assert plain_words(text) == [w for w, _, _ in word_spans(text)], text
