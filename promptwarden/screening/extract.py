@@ -163,6 +163,12 @@ def _split_prompt(
     status: str | None,
 ) -> ExtractedPrompt:
     text = content[start:end]
+    if not ("--" in text or "\u2014" in text or "\u2013" in text or "http" in text) and not (
+        "::" in text or "{" in content
+    ):
+        # most messages: no parameter, link, weight or expansion, so one prompt region
+        regions_ = ((start, end, Region.PROMPT),) if end > start else ()
+        return ExtractedPrompt(content, text, start, kind, requester, status, {}, "", (), regions_)
     regions: list[tuple[int, int, Region]] = []
     urls: list[str] = []
     params: dict[str, str] = {}
