@@ -21,7 +21,7 @@ from .decision import Decision, Match, Severity, Verdict
 from .extract import ExtractedPrompt, JobKind, Region, extract
 from .guidelines import CATEGORIES, CLOTHING, CONTEXT, PERSON, Guidelines, default_guidelines
 from .matcher import ALLOW, IGNORED_ZONE, Hit, Matcher, Term
-from .model import model_blanks
+from .model import may_blank, model_blanks
 from .normalize import Normalized, normalize
 from .pii import find_pii
 from .rules import CUSTOM, GuildRules
@@ -75,6 +75,7 @@ _ACTION_VERDICT = {
     "remind": Verdict.REMIND,
     "allow": Verdict.ALLOW,
 }
+_REVIEW_RANK = Verdict.REVIEW.rank
 _DIGIT = re.compile(r"[0-9]")
 # "12 year old", "12yo", "12-year-old": ages under 18 are minor terms. Every gap is bounded
 # (at most 3 spaces, one hyphen): two adjacent unbounded `\s*` backtrack quadratically over
@@ -223,9 +224,12 @@ def _zones(prompt: ExtractedPrompt) -> str:
     The matcher caps the places it reports per term and zone, so a prompt full of a word in
     a link or under `--no` cannot hide the same word in the prompt itself.
     """
+    regions = prompt.regions
+    if len(regions) == 1 and regions[0][0] == 0 and regions[0][1] == len(prompt.content):
+        return _ZONE_CODE[regions[0][2]] * regions[0][1]  # a message that is all prompt
     parts: list[str] = []
     pos = 0
-    for a, b, region in prompt.regions:
+    for a, b, region in regions:
         if a > pos:
             parts.append(IGNORED_ZONE * (a - pos))
         if b > max(a, pos):
@@ -239,6 +243,8 @@ def _visible(prompt: ExtractedPrompt, norm: Normalized) -> str:
     """The normalized text with all but the prompt's words blanked (see `model_blanks`)."""
     content = prompt.content
     lo, hi = prompt.offset, prompt.offset + len(prompt.text)
+    if lo == 0 and hi == len(content) and not may_blank(content):
+        return norm.text  # the whole message is the prompt, with nothing `model_blanks` blanks
     keep: list[tuple[int, int]] = []
     pos = lo
     for a, b in model_blanks(content):
@@ -306,32 +312,38 @@ class Screener:
         norm = normalize(content)
         found = self._read_hits(prompt, norm, self._hits(prompt, norm))
         found += self._pii(prompt)
-        matches = self._apply_rules(content, found)
-        verdict = Verdict.harshest([self._action(m) for m in matches])
-        flagged = [m for m in matches if self._action(m) is not Verdict.ALLOW]
+        matches = self._apply_rules(content, found) if found else []
+        verdict = Verdict.ALLOW  # most prompts: nothing found, nothing to rank
+        flagged: list[Match] = []
+        if matches:
+            verdict = Verdict.harshest([self._action(m) for m in matches])
+            flagged = [m for m in matches if self._action(m) is not Verdict.ALLOW]
         extra: dict[str, Any] = {}
         if prompt.kind not in (JobKind.MESSAGE, JobKind.UNKNOWN):
             extra = {"job": prompt.kind.value, "requester_id": prompt.requester_id}
         score: float | None = None
-        if self.model is not None and verdict.rank < Verdict.REVIEW.rank:
+        if self.model is not None and verdict.rank < _REVIEW_RANK:
             score, model_matches = self._learned(prompt, norm)
             if model_matches:
                 verdict = Verdict.REVIEW
                 flagged += model_matches
                 matches += model_matches
-        severity = max((m.severity for m in flagged), default=Severity.NONE)
+        severity = Severity.NONE
         categories: list[str] = []
-        for m in sorted(flagged, key=lambda m: -m.severity):
-            if m.category not in categories:
-                categories.append(m.category)
+        if flagged:
+            severity = max(m.severity for m in flagged)
+            for m in sorted(flagged, key=lambda m: -m.severity):
+                if m.category not in categories:
+                    categories.append(m.category)
+        # positional, in field order: keywords cost a third of the construction
         return Decision(
-            prompt=content,
-            verdict=verdict,
-            severity=severity,
-            categories=tuple(categories),
-            matches=tuple(matches),
-            score=score,
-            extra=extra,
+            content,  # prompt
+            verdict,
+            severity,
+            tuple(categories),
+            tuple(matches),
+            score,
+            extra,
         )
 
     # ---- rules tier ----------------------------------------------------------------------
@@ -374,6 +386,8 @@ class Screener:
     def _read_hits(
         self, prompt: ExtractedPrompt, norm: Normalized, hits: list[Hit]
     ) -> list[_Found]:
+        if not hits:
+            return []  # most prompts
         plain: list[_Found] = []
         minors: list[_Found] = []
         figures: list[_Found] = []

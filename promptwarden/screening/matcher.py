@@ -256,12 +256,16 @@ class Matcher:
         when given, keeps only terms of those languages (terms without one always count).
         """
         text = norm.text
-        readings: Iterable[Candidate] = candidates(text)
+        # hits starting in the ignored tail (parameters) are dropped below: not read there
+        tail = None if zones is None else len(zones.rstrip(IGNORED_ZONE))
+        readings: Iterable[Candidate] = candidates(text, tail)
         if also is not None and also.size:
             readings = list(readings)
             raw = self.raw(text, readings) + also.raw(text, readings)
         else:
             raw = self.raw(text, readings)
+        if not raw:
+            return []  # most prompts
         allows = [(s, e) for s, e, key in raw if key.term.category == ALLOW]
         allowed = _Cover(allows) if allows else None
         found: dict[tuple[str, int, int], Hit] = {}

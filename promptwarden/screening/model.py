@@ -56,6 +56,22 @@ DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "model.json"
 # Midjourney parameters come last and are not words of the prompt; left in, `--ar 16:9` would
 # teach the model that Midjourney syntax means "benign", since no I2P prompt carries any.
 _PARAMETERS = re.compile(r"(?:^|\s)(?:--|\u2014)[a-z]", re.IGNORECASE)
+# The same, led by the dash so the regex engine skips ahead in C; `_first_parameter` checks
+# the whitespace (or the start) before it.
+_PARAMETER_DASH = re.compile(r"(?:--|\u2014)[a-z]", re.IGNORECASE)
+
+
+def _first_parameter(text: str) -> int | None:
+    """`_PARAMETERS.search(text).start()`, or None where it finds nothing."""
+    for m in _PARAMETER_DASH.finditer(text):
+        at = m.start()
+        if at == 0:
+            return 0
+        if text[at - 1].isspace():
+            return at - 1
+    return None
+
+
 _URL = re.compile(r"<?https?://\S+?>?(?=\s|$)")
 _PROMPT_WEIGHT = re.compile(r"::\s*-?\d*\.?\d*")
 
@@ -78,6 +94,11 @@ def model_blanks(text: str) -> list[tuple[int, int]]:
     return sorted(_blanked(text)[1])
 
 
+def may_blank(text: str) -> bool:
+    """False when `model_blanks(text)` is surely empty: no parameter dash, link or weight."""
+    return "--" in text or "\u2014" in text or "http" in text or "::" in text
+
+
 def _blanked(text: str) -> tuple[str, list[tuple[int, int]]]:
     spans: list[tuple[int, int]] = []
 
@@ -85,10 +106,10 @@ def _blanked(text: str) -> tuple[str, list[tuple[int, int]]]:
         spans.append(m.span())
         return " " * len(m.group())
 
-    found = _PARAMETERS.search(text) if "--" in text or "\u2014" in text else None
-    if found:
-        spans.append((found.start(), len(text)))
-        text = text[: found.start()] + " " * (len(text) - found.start())
+    found = _first_parameter(text) if "--" in text or "\u2014" in text else None
+    if found is not None:
+        spans.append((found, len(text)))
+        text = text[:found] + " " * (len(text) - found)
     # substring checks first: most prompts hold neither, and the regexes are the cost
     if "http" in text:
         text = _URL.sub(blank, text)
@@ -214,6 +235,7 @@ class LinearModel:
         self.char_ngrams = tuple(char_ngrams)
         self.known = known
         self.metadata: dict[str, Any] = metadata or {}
+        self._lexicon = _lexicon(weights, known) if binary and max_n == 2 else None
 
     @classmethod
     def load(cls, path: Path) -> LinearModel:
@@ -390,17 +412,55 @@ class LinearModel:
         return total, [Contribution(f, -w, a, b) for w, a, b, f in ranked]
 
     def probability(self, words: Sequence[str]) -> float:
-        """`score(words)[0]` without explaining it: the per-message fast path."""
-        if self.binary and self.max_n == 2:
-            weights = self.weights
-            features = self._features
-            grams = list(map(" ".join, pairwise(words)))  # the 2-grams, joined in C
-            grams += words
-            parts = list(map(weights.__getitem__, features.intersection(grams)))
-            if self.char_ngrams:
-                parts += map(self._char_weights.__getitem__, self._letter_grams(words))
-            return sigmoid(self.bias + math.fsum(parts))
-        return sigmoid(self._log_odds(words))
+        """`score(words)[0]` without explaining it: the per-message fast path.
+
+        One lookup per word in the lexicon gives its 1-gram weight, its known-word class and
+        the 2-grams it starts, so no 2-gram string is built and the large feature tables are
+        not probed once per gram. The same features sum to the same total: `math.fsum` is
+        exact, so neither their order nor the path that found them changes a bit of it.
+        """
+        lexicon = self._lexicon
+        if lexicon is None:
+            return sigmoid(self._log_odds(words))
+        present: dict[str | tuple[str, str], float] = {}  # binary: each feature once
+        classes: list[str] = []
+        follow: dict[str, float] | None = None
+        prev = ""
+        for w in words:
+            entry = lexicon.get(w)
+            if entry is None:
+                classes.append(_UNKNOWN)
+                follow = None
+                continue
+            if follow is not None and (pair := follow.get(w)) is not None:
+                present[prev, w] = pair
+            weight, follow, kind = entry
+            if weight is not None:
+                present[w] = weight
+            classes.append(kind)
+            prev = w
+        parts = list(present.values())
+        if self.char_ngrams:
+            kinds = "".join(classes)
+            if _UNKNOWN in kinds:
+                parts += map(self._char_weights.__getitem__, self._grams_in(words, kinds))
+        return sigmoid(self.bias + math.fsum(parts))
+
+    def _grams_in(self, words: Sequence[str], kinds: str) -> set[str]:
+        """`_letter_grams` from the words' classes (`_lexicon`): the runs of `letter_runs`
+        are the runs of unknown or short words that hold an unknown one."""
+        chars = self._chars
+        present: set[str] = set()
+        for m in _LETTER_RUN.finditer(kinds):
+            if _UNKNOWN not in m.group():
+                continue
+            text = "".join(words[m.start() : m.end()])
+            for n in self.char_ngrams:
+                k = len(text) - n + 1
+                if k > 0:
+                    cuts = map(slice, range(k), range(n, n + k))
+                    present |= chars.intersection(map(text.__getitem__, cuts))
+        return present
 
     def _placed(self, words: Sequence[str]) -> list[tuple[str, int, int]]:
         """Every occurrence of a weighted feature, with its first and last word."""
@@ -560,6 +620,39 @@ class LinearModel:
     def dump(self, path: Path, *, digits: int | None = None) -> None:
         text = json.dumps(self.to_dict(digits=digits), sort_keys=True, ensure_ascii=False, indent=0)
         path.write_text(text + "\n", encoding="utf-8")
+
+
+# A word's class for `letter_runs`: unknown, known and SHORT, or known and longer.
+_UNKNOWN, _SHORT_KNOWN, _LONG_KNOWN = "u", "s", "k"
+_LETTER_RUN = re.compile(f"[{_UNKNOWN}{_SHORT_KNOWN}]+")
+
+# word -> (its 1-gram weight or None, {next word: weight of the 2-gram}, its class)
+_Lexicon = dict[str, tuple[float | None, dict[str, float] | None, str]]
+
+
+def _lexicon(weights: dict[str, float], known: frozenset[str]) -> _Lexicon:
+    """Everything the 1-2-gram fast path asks about a word, behind one key.
+
+    Holds every word that is known, weighted or in a weighted 2-gram; any other word is
+    unknown and starts no 2-gram, so `lexicon.get(word)` answering None says all of that.
+    """
+    unigrams: dict[str, float] = {}
+    follows: dict[str, dict[str, float]] = {}
+    seconds: set[str] = set()
+    for feature, weight in weights.items():
+        if feature.startswith(CHAR_PREFIX):
+            continue
+        first, _, second = feature.partition(" ")
+        if second:
+            follows.setdefault(first, {})[second] = weight
+            seconds.add(second)
+        else:
+            unigrams[feature] = weight
+    lexicon: _Lexicon = {}
+    for w in known | unigrams.keys() | follows.keys() | seconds:
+        kind = _UNKNOWN if w not in known else _SHORT_KNOWN if len(w) <= SHORT else _LONG_KNOWN
+        lexicon[w] = (unigrams.get(w), follows.get(w), kind)
+    return lexicon
 
 
 def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:

@@ -125,6 +125,9 @@ _BMP: list[str] = [_UNKNOWN] * 0x10000
 for _cp in range(128):
     _BMP[_cp] = _fold_char(chr(_cp))
 _BMP[1] = GONE
+# The ASCII part as a bytes table: `bytes.translate` of an ASCII prompt runs at memory speed,
+# where `str.translate` looks each character up.
+_ASCII_FOLD = bytes(ord(_BMP[c]) for c in range(128)) + bytes(range(128, 256))
 
 
 def _astral(text: str) -> bool:
@@ -134,7 +137,7 @@ def _astral(text: str) -> bool:
 def _fold(text: str) -> str:
     """`text` folded character by character (see `_fold_char`)."""
     if text.isascii():
-        return text.translate(_BMP)
+        return text.encode("ascii").translate(_ASCII_FOLD).decode("ascii")
     if _astral(text):
         return text.translate(_TABLE)  # astral characters: math letters, emoji
     return _translate_learning(text, _BMP, _UNKNOWN, lambda cp: _fold_char(chr(cp)))
@@ -309,13 +312,53 @@ _LEET_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$!+|")
 _LEET_WORDS = re.compile(r"[a-z0-9@$!+|]+")
 _HAS_LETTER = re.compile(r"[a-z]")
 _TWO_ONES = re.compile(r"1[a-z0-9@$!+|]*1")
-_LEET_HINT = re.compile(r"[a-z][4@31!05$7+89|]|[4@31!05$7+89|][a-z]")
+# A letter beside a leet character. Led by the leet character alone, so the regex engine
+# skips in C to the few digits and symbols of a prompt instead of trying every letter.
+_LEET_HINT = re.compile(r"[4@31!05$7+89|](?:(?<=[a-z][4@31!05$7+89|])|[a-z])")
 _NON_LEET = bytes(c for c in range(128) if chr(c) not in "4@31!05$7+89|")
 # Three or more single characters separated by spaces, dots, dashes...: "n a k e d", "s.e.x".
 _SPLIT_RUN = re.compile(
     r"(?<![a-z0-9@$])(?:[a-z0-9@$!][ .\-,/\\:+·•]{1,3}){2,}[a-z0-9@$!](?![a-z0-9@$])"
 )
+# `_SPLIT_RUN` needs three single characters apart by separators, the first not after a
+# word character. In ASCII text that shows in a class string (run characters "a", "!" as
+# itself since it may also stand before a run, anything else " ") as " a", spaces, "a",
+# spaces, "a ": a regex led by a literal, which the regex engine finds in C, where
+# `_SPLIT_RUN` itself is tried at every position of the text ("--ar 3:2" has two singles).
+_RUN_CLASSES = bytes(
+    ord("a") if c in b"abcdefghijklmnopqrstuvwxyz0123456789@$"
+    else ord("!") if c == ord("!")
+    else ord(" ")
+    for c in range(256)
+)  # fmt: skip
+_RUN_SHAPE = re.compile(rb" a {1,3}a {1,3}a ")
+_RUN_SHAPE_BANG = re.compile(rb"[ !][a!] {1,3}[a!] {1,3}[a!][ !]")
+
+
+def may_hold_split_run(norm: str) -> bool:
+    """False only when `_SPLIT_RUN` cannot match `norm` (most prompts)."""
+    if not norm.isascii():
+        return True
+    shape = b" " + norm.encode("ascii").translate(_RUN_CLASSES) + b" "
+    return (_RUN_SHAPE_BANG if "!" in norm else _RUN_SHAPE).search(shape) is not None
+
+
 _TRIPLE = re.compile(r"([a-z])\1\1+")
+
+
+def _may_triple(norm: str) -> bool:
+    """False only when no character of `norm` comes three times in a row (so `_TRIPLE` cannot
+    match): the UTF-8 bytes as one integer, XORed with themselves shifted by a byte, have a
+    zero byte where two neighbours are equal; two zeros in a row mean three equal bytes."""
+    raw = norm.encode("utf-8", "surrogatepass")
+    n = len(raw)
+    if n < 3:
+        return False
+    x = int.from_bytes(raw, "little")
+    y = x ^ (x >> 8)
+    return b"\x00" in (y | (y >> 8)).to_bytes(n, "little")[: n - 2]
+
+
 _BRACE_RUN = re.compile(r"[{}]+")
 _RUN = re.compile(r"([a-z])\1+")
 
@@ -398,11 +441,13 @@ _SPLIT_SEPARATORS_CHARS = " .-,/\\:+·•"  # as in _SPLIT_RUN
 _SPLIT_SEPARATORS = str.maketrans({c: None for c in _SPLIT_SEPARATORS_CHARS})
 
 
-def candidates(norm: str) -> Iterator[Candidate]:
+def candidates(norm: str, ignored_from: int | None = None) -> Iterator[Candidate]:
     """Alternative readings of evasive words in normalized text `norm`.
 
     Leetspeak and repeated letters are read over the whole text, so phrases still match
     ("c0v3r3d 1n bl00d"); spaced letters are read run by run, as one word without boundaries.
+    `ignored_from` is where the text's ignored tail starts (Midjourney parameters such as
+    `--ar 16:9`): a hit starting there counts for nothing, so fragment runs are not read there.
     """
     has_leet = bool(norm.encode("ascii", "ignore").translate(None, _NON_LEET))
     if has_leet and _LEET_HINT.search(norm):
@@ -427,7 +472,7 @@ def candidates(norm: str) -> Iterator[Candidate]:
                         mixes.add(word.translate(LEET), span)
             if (batch := mixes.candidate()) is not None:
                 yield batch
-    if " " in norm or "." in norm or "-" in norm:
+    if (" " in norm or "." in norm or "-" in norm) and may_hold_split_run(norm):
         runs = _Batch()
         decoded_runs = _Batch()
         for m in _SPLIT_RUN.finditer(norm):
@@ -447,12 +492,12 @@ def candidates(norm: str) -> Iterator[Candidate]:
             if (cand := batch_.candidate(substring=True)) is not None:
                 yield cand
     if _FRAGMENT_HINT.search(norm):
-        yield from _fragments(norm)
+        yield from _fragments(norm, len(norm) if ignored_from is None else ignored_from)
     if "<" in norm or "[" in norm:
         noise = _without_noise(norm)
         if noise is not None:
             yield noise
-    if _TRIPLE.search(norm):
+    if _may_triple(norm) and _TRIPLE.search(norm):
         for keep in (1, 2):
             yield _collapse(norm, keep, _TRIPLE)
     if "{" in norm or "}" in norm:
@@ -467,12 +512,13 @@ _FRAG_SEP = r" .\-,/\\:+·•_~"
 _FRAGMENT_RUN = re.compile(
     rf"(?<![{_FRAG}])(?:[{_FRAG}]{{1,3}}[{_FRAG_SEP}]{{1,3}})+[{_FRAG}]{{1,3}}(?![{_FRAG}])"
 )
-_FRAGMENT_HINT = re.compile(rf"[{_FRAG_SEP}][@$!*#%0-9]|[@$!*#%0-9][{_FRAG_SEP}]")
+# A separator beside a digit or symbol, led by the digit or symbol (see _LEET_HINT).
+_FRAGMENT_HINT = re.compile(rf"[@$!*#%0-9](?:(?<=[{_FRAG_SEP}][@$!*#%0-9])|[{_FRAG_SEP}])")
 _LETTER_AND_SYMBOL = re.compile(r"[a-z][^a-z]*?[@$!0-9]|[@$!0-9][^@$!0-9]*?[a-z]")
 _FRAGMENT_INSIDE = 5  # keys at least this long may match inside a joined run
 
 
-def _fragments(norm: str) -> Iterator[Candidate]:
+def _fragments(norm: str, ignored_from: int) -> Iterator[Candidate]:
     """Runs of short fragments with a leet digit or symbol in them, each read as one word.
 
     The run is joined, leet-decoded and its letter runs cut to two ("pu$$ssy" -> "pussy"),
@@ -480,7 +526,9 @@ def _fragments(norm: str) -> Iterator[Candidate]:
     Joining and decoding happen in C; only a run with a tripled letter takes a Python pass.
     """
     batch = _Batch()
-    for m in _FRAGMENT_RUN.finditer(norm):
+    for m in _FRAGMENT_RUN.finditer(norm, _first_run_start(norm)):
+        if m.start() >= ignored_from:
+            break  # the rest lies in the ignored tail, and is not even searched
         run = m.group()
         joined = run.translate(_FRAG_DROP)  # most runs ("8 k", "16:9") end here
         if len(joined) < 3 or joined.isdigit() or not _LETTER_AND_SYMBOL.search(joined):
@@ -506,6 +554,36 @@ def _fragments(norm: str) -> Iterator[Candidate]:
         yield whole
         # built directly: `dataclasses.replace` costs more than the scan of a short run
         yield Candidate(whole.text, whole.positions, True, whole.accept, _FRAGMENT_INSIDE)
+
+
+# Fragment text as classes: "y" a digit or symbol a kept run needs, "f" another fragment
+# character, "s" a separator, "o" anything else (never inside a run).
+_FRAG_CLASSES = bytes(
+    ord("y") if c in b"@$!0123456789"
+    else ord("f") if c in b"abcdefghijklmnopqrstuvwxyz*#%"
+    else ord("s") if c in b" .-,/\\:+_~"
+    else ord("o")
+    for c in range(256)
+)  # fmt: skip
+
+
+def _first_run_start(norm: str) -> int:
+    """Where `_fragments` may start searching: no run it keeps starts before.
+
+    A kept run holds a digit or symbol (`_LETTER_AND_SYMBOL`), so none ends before the first
+    one. Runs are made of fragment characters and separators with fragments of at most three,
+    so none spans a character of neither kind or a word of four letters: searching from the
+    last such place before the first digit finds every run that can be kept, and the prompt
+    before "8k" or "--ar 16:9" is not searched. ASCII text only (two separators are not).
+    """
+    if not norm.isascii():
+        return 0
+    shape = norm.encode("ascii").translate(_FRAG_CLASSES)
+    first = shape.find(b"y")
+    if first < 0:
+        return len(norm)  # no digit or symbol: no run is kept
+    word = shape.rfind(b"ffff", 0, first)
+    return max(shape.rfind(b"o", 0, first) + 1, word + 4 if word >= 0 else 0)
 
 
 _FRAG_DROP_CHARS = frozenset(" .-,/\\:+·•_~*#%")  # separators, and symbols read as nothing

@@ -26,6 +26,11 @@ KEEP_PER_KIND = 5
 _NON_DIGITS = bytes(c for c in range(128) if not chr(c).isdigit())
 # runs of the characters every secret below is written in: zalgo or "a::-a::" never qualify
 _LONG_WORD = re.compile(r"[A-Za-z0-9_\-+/.=]{20,}")
+# its characters "w", others " ": twenty "w" in a row is where `_LONG_WORD` can match
+_LONG_WORD_CLASSES = bytes(
+    ord("w") if re.fullmatch(r"[A-Za-z0-9_\-+/.=]", chr(c)) else ord(" ") for c in range(256)
+)
+_TWENTY = b"w" * 20
 _DIGIT_RUN = re.compile(r"\d(?:[\s().+-]{0,2}\d){6,}")  # seven digits or more: phone, card
 _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:|:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{1,4}:")
 _DOTTED_QUAD = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
@@ -94,12 +99,21 @@ def find_pii(text: str) -> list[PiiHit]:
     # every pattern is ASCII, and bytes checks are cheap on long zalgo text
     ascii_text = text.encode("ascii", "ignore")
     has_at = b"@" in ascii_text
-    has_digit = bool(ascii_text.translate(None, _NON_DIGITS))
-    numbers = has_digit and _DIGIT_RUN.search(text) is not None
-    quads = has_digit and _DOTTED_QUAD.search(text) is not None
+    n_digits = len(ascii_text.translate(None, _NON_DIGITS))
+    has_digit = n_digits > 0
+    # A phone or card number has seven digits at least, a dotted quad four and three dots:
+    # the digits of "--ar 16:9 --v 5.2" stop here, before any regex. Counted in ASCII text
+    # only, where `\d` matches nothing but ASCII digits.
+    exact = text.isascii()
+    numbers = has_digit and (n_digits >= 7 or not exact) and _DIGIT_RUN.search(text) is not None
+    quads = (
+        has_digit
+        and (not exact or (n_digits >= 4 and ascii_text.count(b".") >= 3))
+        and _DOTTED_QUAD.search(text) is not None
+    )
     long_words = (
         list(_LONG_WORD.finditer(text))
-        if max(map(len, ascii_text.split()), default=0) >= 20
+        if _TWENTY in ascii_text.translate(_LONG_WORD_CLASSES)
         else []
     )
     ipv6 = _IPV6_HINT.search(text) is not None

@@ -23,6 +23,37 @@ _SPLIT = r"[a-z](?<![a-z0-9][a-z])(?:[ .\-]{1,3}[a-z]){2,}(?![a-z0-9])"
 # at each position, in one pass.
 _TOKEN = re.compile(f"({_SPLIT})|({_WORD.pattern})")
 _NO_SEPARATORS = str.maketrans("", "", " .-")
+# The fast path of `plain_words` for ASCII text: `_SPLIT` needs three
+# single letters apart by separators, the first not after a letter or digit, which shows in
+# a class string (letters and digits "a", anything else " ") as " a", spaces, "a", spaces,
+# "a ": a regex led by a literal, found in C. Without one, every token is a run of letters
+# and digits, which `split` cuts.
+_WORD_CHARS = b"abcdefghijklmnopqrstuvwxyz0123456789"
+_CLASSES = bytes(ord("a") if c in _WORD_CHARS else ord(" ") for c in range(256))
+_SPLIT_SHAPE = re.compile(rb" a {1,3}a {1,3}a ")
+_TO_SPACE = bytes(c if c in _WORD_CHARS else ord(" ") for c in range(256))
+_TO_SPACE_BUT_APOSTROPHE = bytes(c if c in _WORD_CHARS + b"'" else ord(" ") for c in range(256))
+# A word `_unleet` changes has a letter right before its first digit (led by the digit, so
+# the regex engine skips in C to the digits).
+_LETTER_DIGIT = re.compile(r"[0-9](?<=[a-z][0-9])")
+
+
+def _ascii_words(normalized: str) -> list[str] | None:
+    """The words of ASCII text when it holds no `_SPLIT` run nor a stray apostrophe; else None.
+
+    Bytes tables do it in C: a class string shows whether a run can be there, and without
+    one every token is a run of letters and digits, which `split` cuts.
+    """
+    raw = normalized.encode("ascii")
+    if _SPLIT_SHAPE.search(b" " + raw.translate(_CLASSES) + b" ") is not None:
+        return None
+    if b"'" not in raw:
+        return raw.translate(_TO_SPACE).decode("ascii").split()
+    # "gogh's": apostrophes kept, every piece holding one must be a whole `_WORD`
+    words = raw.translate(_TO_SPACE_BUT_APOSTROPHE).decode("ascii").split()
+    if all(_WORD.fullmatch(w) for w in words if "'" in w):
+        return words
+    return None
 
 
 class Token(NamedTuple):
@@ -63,6 +94,11 @@ def word_spans(s: str) -> list[tuple[str, int, int]]:
 def plain_words(normalized: str) -> list[str]:
     """`word_spans` without the spans: the learned tier's per-message path, one C-level
     `findall` and a cheap pass, no match objects."""
+    words = _ascii_words(normalized) if normalized.isascii() else None
+    if words is not None:
+        if _LETTER_DIGIT.search(normalized) is None:
+            return words  # most prompts: no letter before a digit, so nothing to unleet
+        return [word if word.isalpha() else _unleet(word) for word in words]
     return [
         word  # most words: letters only, no call
         if word.isalpha()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from promptwarden.screening.model import (
+    CHAR_PREFIX,
     DEFAULT_PATH,
     Contribution,
     LinearModel,
@@ -436,3 +437,49 @@ def test_equal_weights_are_listed_in_word_order() -> None:
         ("c", 6),
         ("b", 8),
     ]
+
+
+def test_per_message_score_equals_the_reference_for_any_weights() -> None:
+    """A model with arbitrary weights (as a retrain may give): 1-grams, 2-grams, letter
+    grams, zero weights, words known only as the second word of a 2-gram, short and unknown
+    words. The per-message path must give the explained path's score to the last bit."""
+    rng = random.Random(7)
+    vocab = ["red", "door", "storm", "a", "of", "na", "ked", "pu", "ssy", "ash", "castle", "zz"]
+    weights: dict[str, float] = {}
+    for w in vocab[:8]:
+        weights[w] = rng.uniform(-3, 3)
+    weights["door"] = 0.0
+    for _ in range(30):
+        a, b = rng.choice(vocab), rng.choice(vocab)
+        weights[f"{a} {b}"] = rng.uniform(-3, 3)
+    for gram in ("naked", "pussy", "edoor", "stor", "ofna", "redna", "dnak", "kedre", "ofpu"):
+        weights[CHAR_PREFIX + gram[:5]] = rng.uniform(-2, 4)
+    known = frozenset(["red", "door", "a", "of", "castle", "storm"])
+    for sizes in ((), (4, 5)):
+        model = LinearModel(
+            dict(weights), -0.5, 0.4, char_ngrams=sizes, known=known if sizes else frozenset()
+        )
+        for _ in range(1000):
+            words = rng.choices([*vocab, "unseen", "x"], k=rng.randrange(0, 12))
+            assert model.probability(words) == model.score(words)[0], words
+
+
+def test_first_parameter_is_where_the_parameter_pattern_starts() -> None:
+    """Found from the dash, so the regex engine skips ahead: the same place as the pattern."""
+    from promptwarden.screening.model import _PARAMETERS, _first_parameter
+
+    rng = random.Random(5)
+    texts = [
+        "--ar 16:9",
+        " --v 5",
+        "a cat --ar 1:1",
+        "a—no dog",
+        "a \u2014No x",
+        "x --- ar",
+        "a\t--s 50",
+    ]
+    for _ in range(4000):
+        texts.append("".join(rng.choice("ab -\u2014\t\nAZ,") for _ in range(rng.randrange(0, 12))))
+    for text in texts:
+        found = _PARAMETERS.search(text)
+        assert _first_parameter(text) == (None if found is None else found.start()), repr(text)

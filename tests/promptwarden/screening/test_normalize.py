@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
+from promptwarden.screening import normalize as N
 from promptwarden.screening.normalize import normalize
-from promptwarden.screening.tokens import prompt_tokens, prompt_words
+from promptwarden.screening.tokens import plain_words, prompt_tokens, prompt_words, word_spans
 
 
 @pytest.mark.parametrize(
@@ -57,3 +61,69 @@ def test_tokens_use_the_normalizer_and_original_spans() -> None:
     assert text[tokens[1].start : tokens[1].end] == "ｎａｋｅｄ"
     assert text[tokens[3].start : tokens[3].end] == "n.a.k.e.d"
     assert prompt_words("Hello, World") == ["hello", "world"]
+
+
+# Random text over the characters the readings' patterns care about, for checking that each
+# C-level prefilter lets through everything its regex would find.
+_ALPHABET = "aaabbkk1304@$!.. --,,:+/\\#%*_~'é·•\n"
+
+
+def _random_texts(seed: int, count: int = 4000) -> list[str]:
+    rng = random.Random(seed)
+    texts = ["a b c", "x a.b-c", "!a b c", "na ked", "p0rn", "8k --ar 16:9", "a1b xy 1"]
+    for _ in range(count):
+        texts.append("".join(rng.choice(_ALPHABET) for _ in range(rng.randrange(0, 24))))
+    return texts
+
+
+def test_split_run_prefilter_never_hides_a_run() -> None:
+    for text in _random_texts(1):
+        if N._SPLIT_RUN.search(text) is not None:
+            assert N.may_hold_split_run(text), text
+    assert not N.may_hold_split_run("a portrait of a woman, oil painting, 8k")
+
+
+def test_hint_patterns_find_what_the_plain_patterns_find() -> None:
+    """The hints lead with their rarer character so the regex engine skips ahead in C; they
+    must still answer exactly as the straightforward patterns do."""
+    leet = re.compile(r"[a-z][4@31!05$7+89|]|[4@31!05$7+89|][a-z]")
+    fragment = re.compile(rf"[{N._FRAG_SEP}][@$!*#%0-9]|[@$!*#%0-9][{N._FRAG_SEP}]")
+    for text in _random_texts(2):
+        assert (N._LEET_HINT.search(text) is None) == (leet.search(text) is None), text
+        assert (N._FRAGMENT_HINT.search(text) is None) == (fragment.search(text) is None), text
+
+
+def test_plain_words_fast_path_gives_the_tokens_of_the_full_pattern() -> None:
+    extra = ["it's a n a k e d cat", "s.e.x 8k mp4 p0rn 1girl", "a  b  c", "ab a b", "x-y-z"]
+    extra += ["van gogh's", "'s x", "rock'n'roll", "a' b", "1'a a'1", "''", "it's 8k"]
+    for text in _random_texts(3) + extra:
+        text = text.lower()
+        assert plain_words(text) == [w for w, _, _ in word_spans(text)], text
+
+
+def test_fragment_search_starts_before_every_run_it_keeps() -> None:
+    def kept(run: str) -> bool:
+        joined = run.translate(N._FRAG_DROP)
+        return (
+            len(joined) >= 3 and not joined.isdigit() and bool(N._LETTER_AND_SYMBOL.search(joined))
+        )
+
+    texts = [*_random_texts(4), "pu $$ ssy", "of a 3d", "a portrait, 8k --ar 16:9", "abcd e 1 f"]
+    for text in texts:
+        start = N._first_run_start(text)
+        for m in N._FRAGMENT_RUN.finditer(text):
+            if kept(m.group()):
+                assert m.start() >= start, text
+                assert m.span() in [r.span() for r in N._FRAGMENT_RUN.finditer(text, start)], text
+
+
+def test_triple_prefilter_never_hides_a_tripled_letter() -> None:
+    for text in [*_random_texts(5), "naaaked", "nuuude", "x" * 3, "é" * 3]:
+        if N._TRIPLE.search(text) is not None:
+            assert N._may_triple(text), text
+    assert not N._may_triple("a portrait of a woman, oil painting, 8k")
+
+
+def test_ascii_folds_as_the_character_table_does() -> None:
+    every = "".join(map(chr, range(128)))
+    assert N._fold(every) == every.translate(N._BMP)
