@@ -62,6 +62,8 @@ from promptwarden.storage.models import (
     MemberData,
     MemberPreferences,
     ModlogPress,
+    OutcomeRow,
+    RecordedIncident,
     ReminderRecord,
     StrikeRecord,
     WatchedChannel,
@@ -93,6 +95,9 @@ class Storage:
             backend.insert(t.incidents).on_conflict_do_nothing().returning(t.incidents.c.id)
         )
         self._insert_strike = backend.insert(t.strikes).on_conflict_do_nothing()
+        self._insert_incident_row = (
+            backend.insert(t.incidents).on_conflict_do_nothing().returning(*t.incidents.c)
+        )
 
     @property
     def version_at_open(self) -> int:
@@ -307,29 +312,22 @@ class Storage:
 
         The check is the database's unique keys, so it holds across restarts and processes.
         """
-        if status not in INCIDENT_STATUSES:
-            raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
-        if source not in INCIDENT_SOURCES:
-            raise ValueError(f"source must be one of {INCIDENT_SOURCES}, not {source!r}")
-        excerpt = prompt_excerpt
-        if len(excerpt) > EXCERPT_LIMIT:
-            excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
-        row = {
-            "guild_id": guild_id,
-            "channel_id": channel_id,
-            "message_id": message_id,
-            "user_id": user_id,
-            "prompt_excerpt": excerpt,
-            "categories": list(categories),
-            "severity": Severity(severity).name.lower(),
-            "verdict": Verdict(verdict).value,
-            "matches": [dict(m) for m in matches],
-            "action": action,
-            "status": status,
-            "created_at": created_at or _now(),
-            "job_key": job_key,
-            "source": source,
-        }
+        row = _incident_row(
+            guild_id=guild_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            user_id=user_id,
+            prompt_excerpt=prompt_excerpt,
+            categories=categories,
+            severity=severity,
+            verdict=verdict,
+            matches=matches,
+            action=action,
+            status=status,
+            created_at=created_at,
+            job_key=job_key,
+            source=source,
+        )
         i = t.incidents
         async with self._db.write() as conn:
             # A conflicting insert waits for a concurrent one of the same message or job to
@@ -1050,6 +1048,111 @@ class Storage:
             )
         )
 
+    # -- written together: the watcher's violation path (promptwarden.actions)
+    #
+    # A violating message costs a transaction to record its incident with what is
+    # decided already, and a share of a batched transaction for its steps' outcomes.
+
+    async def record_incident_with(
+        self,
+        fields: Mapping[str, Any],
+        *,
+        strike_points: int = 0,
+        window: timedelta | None = None,
+        now: datetime | None = None,
+        strike_detail: Callable[[int, int, int], str] = lambda p, b, a: f"+{p}: {b} -> {a}",
+        settled: Mapping[str, str] | None = None,
+    ) -> RecordedIncident:
+        """`record_incident(**fields)`, and for a new incident in the same transaction:
+        its strike of `strike_points` (with its outcome, `strike_detail(points, before,
+        after)`), the actions `settled` names as skipped with their detail, and with a
+        `window` the member's active points once recorded. An incident found already is
+        returned as stored, nothing added to it. One commit, so a stop leaves either none
+        of it or all of it; the store answers the whole row, so no read follows."""
+        if strike_points < 0:
+            raise ValueError("a strike needs at least one point")
+        if strike_points and window is None:
+            raise ValueError("a strike needs the policy's window")
+        row = _incident_row(**fields)
+        now = now or _now()
+        i, a = t.incidents, t.incident_actions
+        strike: tuple[int, int] | None = None
+        points: int | None = None
+        async with self._db.write() as conn:
+            found = (await conn.execute(self._insert_incident_row, row)).first()
+            if found is None:
+                same = or_(i.c.message_id == row["message_id"], i.c.job_key == row["job_key"])
+                existing = await conn.execute(
+                    select(i).where(i.c.guild_id == row["guild_id"], same).order_by(i.c.id).limit(1)
+                )
+                old = existing.first()
+                if old is None:  # pragma: no cover - a conflict means such a row exists
+                    raise StorageError("an incident conflicted with a row that then vanished")
+                return RecordedIncident(_incident(old), False, None, None)
+            incident = _incident(found)
+            guild_id, user_id = incident.guild_id, incident.user_id
+            outcomes: list[dict[str, Any]] = []
+            if window is not None:
+                key = {"guild_id": guild_id, "user_id": user_id, "cutoff": now - window}
+                if strike_points:
+                    await self._db.lock_member(conn, guild_id, user_id)
+                before = int((await conn.execute(_ACTIVE_POINTS, key)).scalar_one())
+                points = before
+                if strike_points:
+                    points = before + strike_points
+                    strike = (before, points)
+                    await conn.execute(
+                        self._insert_strike,
+                        {
+                            "guild_id": guild_id,
+                            "user_id": user_id,
+                            "incident_id": incident.id,
+                            "points": strike_points,
+                            "created_at": now,
+                            "points_before": before,
+                            "points_after": points,
+                        },
+                    )
+                    detail = strike_detail(strike_points, before, points)
+                    outcomes.append({"action": "strike", "outcome": "done", "detail": detail})
+            for action, detail in (settled or {}).items():
+                outcomes.append({"action": action, "outcome": "skipped", "detail": detail})
+            for outcome in outcomes:
+                values = {**outcome, "detail": outcome["detail"][:500], "at": _now()}
+                await conn.execute(
+                    insert(a), {"guild_id": guild_id, "incident_id": incident.id, **values}
+                )
+        return RecordedIncident(incident, True, strike, points)
+
+    async def add_outcomes(self, rows: Sequence[OutcomeRow]) -> None:
+        """Record many steps' outcomes, of any incidents and guilds, in one transaction
+        (each only on its own guild's incident), with where each posted mod-log entry
+        went: the write-behind batch of promptwarden.actions."""
+        for row in rows:
+            if row.outcome not in ACTION_OUTCOMES:
+                raise ValueError(f"outcome must be one of {ACTION_OUTCOMES}, not {row.outcome!r}")
+        if not rows:
+            return
+        i = t.incidents
+        async with self._db.write() as conn:
+            for row in rows:
+                values = {
+                    "guild_id": row.guild_id,
+                    "incident_id": row.incident_id,
+                    "action": row.action,
+                    "outcome": row.outcome,
+                    "detail": row.detail[:500],
+                    "at": row.at,
+                }
+                await conn.execute(_ADD_OUTCOME, values)
+                if row.modlog is not None:
+                    channel_id, message_id = row.modlog
+                    await conn.execute(
+                        update(i)
+                        .where(i.c.guild_id == row.guild_id, i.c.id == row.incident_id)
+                        .values(modlog_channel_id=channel_id, modlog_message_id=message_id)
+                    )
+
 
 _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
     t.strikes.c.guild_id == bindparam("guild_id"),
@@ -1059,10 +1162,71 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
 )
 
 
+# One outcome, written only when its incident is in the guild named (guild scoping).
+_ADD_OUTCOME = insert(t.incident_actions).from_select(
+    ["guild_id", "incident_id", "action", "outcome", "detail", "at"],
+    select(
+        t.incidents.c.guild_id,
+        t.incidents.c.id,
+        bindparam("action", type_=t.incident_actions.c.action.type),
+        bindparam("outcome", type_=t.incident_actions.c.outcome.type),
+        bindparam("detail", type_=t.incident_actions.c.detail.type),
+        bindparam("at", type_=t.UtcTime),
+    ).where(
+        t.incidents.c.guild_id == bindparam("guild_id"),
+        t.incidents.c.id == bindparam("incident_id"),
+    ),
+)
+
+
 def _chunks(ids: Collection[int], size: int = 500) -> list[tuple[int, ...]]:
     """Distinct ids in groups well under SQLite's limit on bound parameters."""
     unique = tuple(dict.fromkeys(ids))
     return [unique[i : i + size] for i in range(0, len(unique), size)]
+
+
+def _incident_row(
+    *,
+    guild_id: int,
+    channel_id: int,
+    message_id: int | None,
+    user_id: int,
+    prompt_excerpt: str,
+    categories: Sequence[str],
+    severity: Severity,
+    verdict: Verdict,
+    matches: Sequence[Mapping[str, Any]],
+    action: str,
+    status: IncidentStatus = "open",
+    created_at: datetime | None = None,
+    job_key: str | None = None,
+    source: str = "screening",
+) -> dict[str, Any]:
+    """An incident's row as `record_incident` takes it, checked and its excerpt capped."""
+    if status not in INCIDENT_STATUSES:
+        raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
+    if source not in INCIDENT_SOURCES:
+        raise ValueError(f"source must be one of {INCIDENT_SOURCES}, not {source!r}")
+    excerpt = prompt_excerpt
+    if len(excerpt) > EXCERPT_LIMIT:
+        excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
+    row = {
+        "guild_id": guild_id,
+        "channel_id": channel_id,
+        "message_id": message_id,
+        "user_id": user_id,
+        "prompt_excerpt": excerpt,
+        "categories": list(categories),
+        "severity": Severity(severity).name.lower(),
+        "verdict": Verdict(verdict).value,
+        "matches": [dict(m) for m in matches],
+        "action": action,
+        "status": status,
+        "created_at": created_at or _now(),
+        "job_key": job_key,
+        "source": source,
+    }
+    return row
 
 
 def _incident(row: Row[Any]) -> Incident:
