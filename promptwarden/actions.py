@@ -366,14 +366,20 @@ class Actions:
 
     # ------------------------------------------------------------ direct messages
 
-    async def deliver_dm(self, user_id: int, dm: DirectMessage) -> Outcome:
+    async def deliver_dm(
+        self, user_id: int, dm: DirectMessage, *, budget: bool | None = None
+    ) -> Outcome:
         """Send one DM within the guild's budget (N a minute). Reminders and exports may
-        use only their share of it; held back, the outcome says so (`held_back`)."""
+        use only their share of it; held back, the outcome says so (`held_back`).
+        `budget`: the slot was asked for already (with the incident) and this is the
+        answer."""
         state = await self.states.get(dm.guild_id)
         limit = state.privacy.dm_per_minute
         if dm.kind not in PRIORITY_DMS:
             limit = max(1, int(limit * REMINDER_SHARE))
-        if not await self.storage.take_dm_budget(dm.guild_id, limit=limit, now=self.clock()):
+        if budget is None:
+            budget = await self.storage.take_dm_budget(dm.guild_id, limit=limit, now=self.clock())
+        if not budget:
             return Outcome(
                 "rate_limited" if dm.kind in PRIORITY_DMS else "skipped",
                 HELD_BACK if dm.kind in PRIORITY_DMS else f"DM budget of {limit} a minute reached",
@@ -382,12 +388,19 @@ class Actions:
         return await self.port.send_dm(user_id, dm)
 
     async def _dm_step(
-        self, guild_id: int, incident_id: int, action: str, user_id: int, dm: DirectMessage
+        self,
+        guild_id: int,
+        incident_id: int,
+        action: str,
+        user_id: int,
+        dm: DirectMessage,
+        *,
+        budget: bool | None = None,
     ) -> Outcome:
         """A DM about an incident: recorded; when the budget holds it back it is queued
         (recorded as rate limited, which is retryable, never as final)."""
         outcome = await self._run(
-            guild_id, incident_id, action, lambda: self.deliver_dm(user_id, dm)
+            guild_id, incident_id, action, lambda: self.deliver_dm(user_id, dm, budget=budget)
         )
         if outcome.held_back:
             self._pending[(guild_id, incident_id, action)] = _Pending(
@@ -568,9 +581,10 @@ class Actions:
     ) -> RecordedIncident:
         """Record the incident `fields` describe (`Storage.record_incident`'s arguments)
         with what is decided already, in one transaction before any Discord call: the
-        plan's strike and its outcome, the `settled` actions (skipped, with their detail)
-        and the member's active points for the warning and the mod-log entry. Pass the
-        answer to `handle_recorded` as `recorded`."""
+        plan's strike and its outcome, the `settled` actions (skipped, with their detail),
+        the member's active points for the warning and the mod-log entry, and the
+        warning's slot in the DM budget. Pass the answer to `handle_recorded` as
+        `recorded`."""
         state = await self.states.get(int(fields["guild_id"]))
         window = state.config.strike_policy.window
         return await self.storage.record_incident_with(
@@ -580,6 +594,8 @@ class Actions:
             now=self.clock(),
             strike_detail=strike_detail,
             settled=settled,
+            # The warning's slot in the DM budget, as `deliver_dm` would take it.
+            dm_limit=state.privacy.dm_per_minute if plan.warn_member else None,
         )
 
     async def _guarded(
@@ -674,7 +690,10 @@ class Actions:
 
         if plan.warn_member and "dm_warning" not in done:
             dm = DirectMessage("warning", guild_id, incident=incident, points=points, config=config)
-            outcome = await self._dm_step(guild_id, incident.id, "dm_warning", incident.user_id, dm)
+            budget = known.dm_allowed if known is not None and known.created else None
+            outcome = await self._dm_step(
+                guild_id, incident.id, "dm_warning", incident.user_id, dm, budget=budget
+            )
             if outcome.outcome == "forbidden":
                 await self._dm_closed_notice(incident, channel_id, state)
 

@@ -188,3 +188,4 @@ class RecordedIncident:
     created: bool
     strike: tuple[int, int] | None  # the member's active points (before, after) its strike
     points: int | None  # the member's active points once recorded (when asked for)
+    dm_allowed: bool | None = None  # its warning's slot in the DM budget (when asked for)

@@ -784,13 +784,16 @@ class Storage:
         nothing counted) when `limit` DMs were already sent in that minute."""
         if limit <= 0:
             return False
-        window = (now or _now()).astimezone(UTC).replace(second=0, microsecond=0)
+        return await self._count(self._dm_budget_upsert(guild_id, limit, now or _now())) > 0
+
+    def _dm_budget_upsert(self, guild_id: int, limit: int, now: datetime) -> Any:
+        window = now.astimezone(UTC).replace(second=0, microsecond=0)
         b = t.dm_budget
         # A new minute starts the count again; within the minute it counts up to `limit`.
         # SET reads the old row, and the WHERE refuses the update once the limit is reached.
         upsert = self._db.insert(b).values(guild_id=guild_id, window_start=window, count=1)
         same_minute = b.c.window_start == upsert.excluded.window_start
-        upsert = upsert.on_conflict_do_update(
+        return upsert.on_conflict_do_update(
             index_elements=["guild_id"],
             set_={
                 "count": case((same_minute, b.c.count + 1), else_=1),
@@ -798,7 +801,6 @@ class Storage:
             },
             where=or_(not_(same_minute), b.c.count < limit),
         )
-        return await self._count(upsert) > 0
 
     # -- appeals
 
@@ -1062,13 +1064,16 @@ class Storage:
         now: datetime | None = None,
         strike_detail: Callable[[int, int, int], str] = lambda p, b, a: f"+{p}: {b} -> {a}",
         settled: Mapping[str, str] | None = None,
+        dm_limit: int | None = None,
     ) -> RecordedIncident:
         """`record_incident(**fields)`, and for a new incident in the same transaction:
         its strike of `strike_points` (with its outcome, `strike_detail(points, before,
-        after)`), the actions `settled` names as skipped with their detail, and with a
-        `window` the member's active points once recorded. An incident found already is
-        returned as stored, nothing added to it. One commit, so a stop leaves either none
-        of it or all of it; the store answers the whole row, so no read follows."""
+        after)`), the actions `settled` names as skipped with their detail, with a
+        `window` the member's active points once recorded, and with `dm_limit` a slot of
+        the guild's DM budget for its warning (`take_dm_budget`). An incident found
+        already is returned as stored, nothing added to it. One commit, so a stop leaves
+        either none of it or all of it; the store answers the whole row, so no read
+        follows."""
         if strike_points < 0:
             raise ValueError("a strike needs at least one point")
         if strike_points and window is None:
@@ -1117,12 +1122,19 @@ class Storage:
                     outcomes.append({"action": "strike", "outcome": "done", "detail": detail})
             for action, detail in (settled or {}).items():
                 outcomes.append({"action": action, "outcome": "skipped", "detail": detail})
+            dm_allowed = None
+            if dm_limit is not None:
+                taken = 0
+                if dm_limit > 0:
+                    upsert = self._dm_budget_upsert(guild_id, dm_limit, now)
+                    taken = (await conn.execute(upsert)).rowcount
+                dm_allowed = taken > 0
             for outcome in outcomes:
                 values = {**outcome, "detail": outcome["detail"][:500], "at": _now()}
                 await conn.execute(
                     insert(a), {"guild_id": guild_id, "incident_id": incident.id, **values}
                 )
-        return RecordedIncident(incident, True, strike, points)
+        return RecordedIncident(incident, True, strike, points, dm_allowed)
 
     async def add_outcomes(self, rows: Sequence[OutcomeRow]) -> None:
         """Record many steps' outcomes, of any incidents and guilds, in one transaction

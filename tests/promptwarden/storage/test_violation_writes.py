@@ -84,6 +84,20 @@ async def test_without_a_strike_the_member_s_points_are_read_with_the_incident(
     assert quiet.created and quiet.points is None
 
 
+async def test_a_warning_s_dm_slot_is_taken_with_its_incident_within_the_budget(
+    storage: Storage,
+) -> None:
+    allowed = [
+        (await storage.record_incident_with(fields(message_id=n), now=NOW, dm_limit=2)).dm_allowed
+        for n in range(3)
+    ]
+    assert allowed == [True, True, False]
+    # The same minute's budget, whichever way a slot is asked for.
+    assert not await storage.take_dm_budget(GUILD_A, limit=2, now=NOW)
+    assert await storage.take_dm_budget(GUILD_A, limit=2, now=NOW + timedelta(minutes=1))
+    assert (await storage.record_incident_with(fields(message_id=9), now=NOW)).dm_allowed is None
+
+
 async def test_incidents_recorded_at_once_cross_a_threshold_exactly_once(
     storage: Storage,
 ) -> None:
