@@ -5,11 +5,14 @@ the steps that follow are written behind, many incidents' together."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import pytest
 import simcord
 
 from discordbot import PromptWardenBot
@@ -136,3 +139,44 @@ async def test_a_burst_of_violations_commits_their_outcomes_together(
     assert len(recorded) == len(members)
     assert len(batches) < len(members)  # each holds several incidents' outcomes
     assert len(written) < 2 * len(members)  # it was 8 a violation
+
+
+async def test_a_clean_stop_commits_the_outcomes_written_behind_before_the_database_closes(
+    simcord_env: simcord.Env,
+    make_bot: Callable[..., PromptWardenBot],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = await world(simcord_env)
+    members = [w.guild.add_member(simcord_env.create_user(f"m{i}")) for i in range(6)]
+    await w.member.send(w.channel, "a cat in a hat")  # settings cached
+    bot = w.bot
+    for n, member in enumerate(members):
+        simcord_env.backend.create_message(w.channel.id, member.id, f"{NUDE} {n}")
+    for _ in range(100_000):  # stop with outcomes still queued
+        if len(bot.actions.writes):
+            break
+        await asyncio.sleep(0)
+    assert len(bot.actions.writes)
+
+    with caplog.at_level(logging.WARNING):
+        await bot.close()
+        await simcord_env.settle()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(bot.actions.writes) == 0
+    w.bot = make_bot()
+    await simcord_env.restart_bot(w.bot)
+    await simcord_env.settle()
+
+    # Each violation handled once: what the stop cut short is finished by the next
+    # start, and nothing done before it is done again.
+    incidents = await w.incidents()
+    assert len(incidents) == len(members)
+    for incident in incidents:
+        assert await w.outcomes(incident) == {
+            "strike": "done",
+            "delete": "done",
+            "dm_warning": "done",
+            "modlog": "done",
+        }
+    assert [len(w.dms(m)) for m in members] == [1] * len(members)
+    assert len(w.modlog_entries()) == len(members)
