@@ -7,8 +7,10 @@ into a test module) gives the settings to start the bot with and a read-only que
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 import pytest
@@ -44,6 +46,25 @@ class Backend:
                 await conn.close()
 
         return asyncio.run(fetch())
+
+    def execute(self, sql: str) -> None:
+        """Change a row under the running bot, as an admin's SQL shell would."""
+        if self.url is None:
+            with closing(sqlite3.connect(self.server.database, timeout=10)) as conn, conn:
+                conn.execute(sql)
+            return
+        url = self.url
+
+        async def run() -> None:
+            import asyncpg
+
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
 
 
 def _configure_postgres(server: Server, url: str) -> None:

@@ -114,6 +114,17 @@ def test_reports_reach_the_review_queue_once_per_message_and_once_a_minute_per_m
     shown = callback(emu, queue)["data"]
     assert [e["title"] for e in shown["embeds"]] == [entry["title"]]
 
+    # A minute on, the member may report again. The bot reads the time of the last report
+    # from its database, so moving that time back stands in for the minute passing.
+    backend.execute(
+        "UPDATE reminders_sent SET sent_at = '2000-01-01T00:00:00+00:00' "
+        f"WHERE user_id = {first.id} AND kind = 'report'"
+    )
+    assert report(emu, server.watched, first, other, "spam") == THANKS
+    assert [row[2] for row in backend.query(INCIDENTS)] == [message_id, other]
+    emu.wait_until(lambda: len(modlog_entries(emu, server)) == 2, what="the second review entry")
+    assert report(emu, server.watched, first, message_id) == TOO_SOON
+
 
 def test_a_report_joins_screenings_incident_and_finds_a_generator_prompts_requester(
     server: Server, start_bot: Callable[..., BotProcess]
