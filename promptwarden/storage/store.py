@@ -1145,18 +1145,28 @@ class Storage:
                 raise ValueError(f"outcome must be one of {ACTION_OUTCOMES}, not {row.outcome!r}")
         if not rows:
             return
-        i = t.incidents
+        i, a = t.incidents, t.incident_actions
         async with self._db.write() as conn:
-            for row in rows:
-                values = {
-                    "guild_id": row.guild_id,
-                    "incident_id": row.incident_id,
-                    "action": row.action,
-                    "outcome": row.outcome,
-                    "detail": row.detail[:500],
-                    "at": row.at,
-                }
-                await conn.execute(_ADD_OUTCOME, values)
+            # Each row only on its own guild's incident: one read says which are.
+            found: set[tuple[int, int]] = set()
+            for chunk in _chunks([row.incident_id for row in rows]):
+                known = await conn.execute(select(i.c.guild_id, i.c.id).where(i.c.id.in_(chunk)))
+                found.update((int(g), int(n)) for g, n in known.all())
+            kept = [row for row in rows if (row.guild_id, row.incident_id) in found]
+            for piece in _pieces(kept):
+                values = [
+                    {
+                        "guild_id": row.guild_id,
+                        "incident_id": row.incident_id,
+                        "action": row.action,
+                        "outcome": row.outcome,
+                        "detail": row.detail[:500],
+                        "at": row.at,
+                    }
+                    for row in piece
+                ]
+                await conn.execute(insert(a).values(values))
+            for row in kept:
                 if row.modlog is not None:
                     channel_id, message_id = row.modlog
                     await conn.execute(
@@ -1174,21 +1184,18 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
 )
 
 
-# One outcome, written only when its incident is in the guild named (guild scoping).
-_ADD_OUTCOME = insert(t.incident_actions).from_select(
-    ["guild_id", "incident_id", "action", "outcome", "detail", "at"],
-    select(
-        t.incidents.c.guild_id,
-        t.incidents.c.id,
-        bindparam("action", type_=t.incident_actions.c.action.type),
-        bindparam("outcome", type_=t.incident_actions.c.outcome.type),
-        bindparam("detail", type_=t.incident_actions.c.detail.type),
-        bindparam("at", type_=t.UtcTime),
-    ).where(
-        t.incidents.c.guild_id == bindparam("guild_id"),
-        t.incidents.c.id == bindparam("incident_id"),
-    ),
-)
+def _pieces(rows: Sequence[Any], largest: int = 64) -> list[Sequence[Any]]:
+    """Rows in groups of a power of two, largest first: a multi-row INSERT per group, and
+    only a few statement shapes to compile and keep."""
+    pieces: list[Sequence[Any]] = []
+    start = 0
+    while start < len(rows):
+        size = largest
+        while size > len(rows) - start:
+            size //= 2
+        pieces.append(rows[start : start + size])
+        start += size
+    return pieces
 
 
 def _chunks(ids: Collection[int], size: int = 500) -> list[tuple[int, ...]]:

@@ -136,3 +136,13 @@ async def test_many_outcomes_are_written_together_each_on_its_own_guild(
     assert stored is not None and (stored.modlog_channel_id, stored.modlog_message_id) == (77, 88)
     other = await storage.get_incident(GUILD_B, b.id)
     assert other is not None and other.modlog_message_id is None
+
+
+async def test_a_large_batch_keeps_every_outcome_in_order(storage: Storage) -> None:
+    a = (await storage.record_incident_with(fields(), now=NOW)).incident
+    rows = [OutcomeRow(GUILD_A, a.id, "note", "done", f"line {n}", NOW) for n in range(103)]
+
+    await storage.add_outcomes(rows)
+
+    history = await storage.list_action_outcomes(GUILD_A, a.id)
+    assert [r.detail for r in history] == [f"line {n}" for n in range(103)]
