@@ -9,6 +9,7 @@ between the databases (row locks, notifications, upsert syntax, JSON lookups) is
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
@@ -1145,7 +1146,7 @@ class Storage:
                 raise ValueError(f"outcome must be one of {ACTION_OUTCOMES}, not {row.outcome!r}")
         if not rows:
             return
-        i, a = t.incidents, t.incident_actions
+        i = t.incidents
         async with self._db.write() as conn:
             # Each row only on its own guild's incident: one read says which are.
             found: set[tuple[int, int]] = set()
@@ -1154,18 +1155,19 @@ class Storage:
                 found.update((int(g), int(n)) for g, n in known.all())
             kept = [row for row in rows if (row.guild_id, row.incident_id) in found]
             for piece in _pieces(kept):
-                values = [
-                    {
-                        "guild_id": row.guild_id,
-                        "incident_id": row.incident_id,
-                        "action": row.action,
-                        "outcome": row.outcome,
-                        "detail": row.detail[:500],
-                        "at": row.at,
-                    }
-                    for row in piece
-                ]
-                await conn.execute(insert(a).values(values))
+                values: dict[str, Any] = {}
+                for k, row in enumerate(piece):
+                    values.update(
+                        {
+                            f"guild_id_{k}": row.guild_id,
+                            f"incident_id_{k}": row.incident_id,
+                            f"action_{k}": row.action,
+                            f"outcome_{k}": row.outcome,
+                            f"detail_{k}": row.detail[:500],
+                            f"at_{k}": row.at,
+                        }
+                    )
+                await conn.execute(_outcome_insert(len(piece)), values)
             for row in kept:
                 if row.modlog is not None:
                     channel_id, message_id = row.modlog
@@ -1182,6 +1184,19 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
     t.strikes.c.revoked_at.is_(None),
     t.strikes.c.created_at > bindparam("cutoff", type_=t.UtcTime),
 )
+
+
+_OUTCOME_COLUMNS = ("guild_id", "incident_id", "action", "outcome", "detail", "at")
+
+
+@functools.lru_cache(maxsize=8)
+def _outcome_insert(size: int) -> Any:
+    """A multi-row INSERT of `size` outcomes, its values bound by name (`action_3`), so
+    it is built and compiled once per size."""
+    rows: list[dict[str, Any]] = [
+        {c: bindparam(f"{c}_{k}") for c in _OUTCOME_COLUMNS} for k in range(size)
+    ]
+    return insert(t.incident_actions).values(rows)
 
 
 def _pieces(rows: Sequence[Any], largest: int = 64) -> list[Sequence[Any]]:
