@@ -1191,8 +1191,9 @@ _OUTCOME_COLUMNS = ("guild_id", "incident_id", "action", "outcome", "detail", "a
 
 @functools.lru_cache(maxsize=8)
 def _outcome_insert(size: int) -> Any:
-    """A multi-row INSERT of `size` outcomes, its values bound by name (`action_3`), so
-    it is built and compiled once per size."""
+    """A multi-row INSERT of `size` outcomes, its values bound by name (`action_3`),
+    built once per size. SQLAlchemy gives multi-row INSERTs no cache key, so each batch
+    is compiled once: one compile per batch, not per row."""
     rows: list[dict[str, Any]] = [
         {c: bindparam(f"{c}_{k}") for c in _OUTCOME_COLUMNS} for k in range(size)
     ]
