@@ -17,7 +17,7 @@ import simcord
 
 from discordbot import PromptWardenBot
 from promptwarden.storage.backends import SQLiteBackend
-from tests.test_screening_cog import NUDE, world
+from tests.helpers import NUDE, world
 
 
 @dataclass(frozen=True)
