@@ -261,6 +261,9 @@ class OutcomeWrites:
                 await self._storage.add_outcomes(batch)
                 self.transactions += 1
             except Exception:
+                if self._storage.backend.closed:  # a stop that did not wait for `close`
+                    log.warning("%d action outcome(s) not recorded: database closed", len(batch))
+                    continue
                 log.exception(
                     "%d action outcome(s) not recorded; a restart's resume redoes those steps",
                     len(batch),
