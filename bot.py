@@ -137,9 +137,10 @@ async def _serve(settings: Settings) -> int:
             status=EXIT_FAILURE,
         )
     finally:
-        await storage.close()
+        # The stop finishes first (it writes what is queued), then the database closes.
         if stopping:
             await asyncio.gather(*stopping, return_exceptions=True)
+        await storage.close()
     log.info("stopped cleanly")
     return 0
 

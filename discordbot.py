@@ -282,5 +282,7 @@ class PromptWardenBot(commands.AutoShardedBot):
                 await self._actions.close()
             await super().close()
         finally:
+            if self._actions is not None:
+                await self._actions.finish()  # outcomes written behind, before the close
             if self._storage is not None:
                 await self._storage.close()

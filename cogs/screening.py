@@ -250,22 +250,15 @@ class Screening(commands.Cog):
         so the message is screened again when intake reads it back. Returns the incident
         (None if it vanished) and whether it was new.
         """
-        # The incident is written before any Discord call: whatever fails next, it stays.
-        storage = self.bot.storage
+        # The incident is written before any Discord call, with its strike and the settled
+        # actions in the same transaction: whatever fails next, it stays.
         try:
-            incident_id, created = await storage.record_incident(**draft.as_kwargs())
-            incident = await storage.get_incident(draft.guild_id, incident_id)
+            recorded = await self.bot.actions.record(draft.as_kwargs(), plan, settled=settled)
         except BaseException:
             if unrecorded is not None:
                 self.handled.forget(unrecorded)
             raise
-        if incident is None:
-            return None, False
-        if created:
-            for action, detail in (settled or {}).items():
-                await storage.record_action_outcome(
-                    draft.guild_id, incident.id, action, "skipped", detail
-                )
+        incident, created = recorded.incident, recorded.created
         if created or resume:
             await self.bot.actions.handle_recorded(
                 incident,
@@ -274,6 +267,7 @@ class Screening(commands.Cog):
                 channel_id=message.channel.id,
                 message_id=message.id,
                 score=decision.score,
+                recorded=recorded,
             )
         return incident, created
 

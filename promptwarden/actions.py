@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from promptwarden.allow_suggestions import RECENT_DISMISSALS, Suggestion, note, reached, suggestions
 from promptwarden.enforcement import EnforcementConfig, incident_plan, planned_by_kind
@@ -36,6 +37,8 @@ from promptwarden.storage import (
     ErasureReport,
     Incident,
     IncidentStatus,
+    OutcomeRow,
+    RecordedIncident,
     Storage,
     StrikeRecord,
 )
@@ -55,6 +58,10 @@ MANUAL_TIMEOUT = timedelta(hours=1)
 CLOCK_SLACK = timedelta(minutes=1)
 NOTE_LIMIT = 400
 HELD_BACK = "held back by the DM budget; queued and sent once the budget allows"
+# Outcomes written in one transaction at most; more wait for the next.
+WRITE_BATCH = 500
+# Set while the watcher acts on an incident: its steps' outcomes are written behind.
+_BEHIND: ContextVar[bool] = ContextVar("promptwarden_outcomes_behind", default=False)
 DM_CLOSED_NOTICE = (
     "{mention}, I could not send you a private message about your prompt because your "
     "DMs are closed. Please read this server's guidelines before your next prompt."
@@ -207,6 +214,75 @@ def outcome_words(outcome: ActionOutcome) -> str:
     }[outcome]
 
 
+class OutcomeWrites:
+    """The watcher's outcomes, written behind: a step's outcome is queued when Discord
+    answers, and a background write commits everything queued, many incidents' steps in
+    one transaction. There is no timer: the write starts as soon as the loop gets to it,
+    and while one is in flight the next outcomes gather for the one after (at most
+    WRITE_BATCH a transaction), so under load batches grow by themselves and when quiet
+    an outcome waits for nothing.
+
+    What a crash costs: the outcomes queued or in flight (milliseconds' worth). The
+    incident itself was committed before any Discord call, so the next start's resume
+    redoes those steps: a delete finds the message gone (recorded as not found), a
+    timeout is checked on Discord first, and a warning DM or mod-log entry may go out a
+    second time: at most one duplicate per step, only for the steps of that instant."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._queued: list[OutcomeRow] = []
+        self._writing: asyncio.Task[None] | None = None
+        self._turn = asyncio.Lock()  # one write at a time, so rows commit in order
+        self.closed = False
+        self.transactions = 0  # for status and benchmarks
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def add(self, row: OutcomeRow) -> None:
+        self._queued.append(row)
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.get_running_loop().create_task(
+                self._drain(), name="promptwarden-outcome-writes"
+            )
+
+    async def _drain(self) -> None:
+        while self._queued and not self.closed:
+            async with self._turn:
+                await self._write(WRITE_BATCH)
+
+    async def _write(self, limit: int) -> None:
+        """Write up to `limit` queued rows (taken in batches); never raises."""
+        while self._queued and limit > 0:
+            batch = self._queued[: min(limit, WRITE_BATCH)]
+            del self._queued[: len(batch)]
+            limit -= len(batch)
+            try:
+                await self._storage.add_outcomes(batch)
+                self.transactions += 1
+            except Exception:
+                if self._storage.backend.closed:  # a stop that did not wait for `close`
+                    log.warning("%d action outcome(s) not recorded: database closed", len(batch))
+                    continue
+                log.exception(
+                    "%d action outcome(s) not recorded; a restart's resume redoes those steps",
+                    len(batch),
+                )
+
+    async def flush(self) -> None:
+        """Return once every outcome queued before the call is committed: before a read
+        that must see them, and at a stop."""
+        async with self._turn:
+            await self._write(len(self._queued))
+
+    async def close(self) -> None:
+        """The last write before the database closes; nothing is queued after it."""
+        await self.flush()
+        self.closed = True
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
+
+
 class Actions:
     def __init__(
         self,
@@ -229,17 +305,40 @@ class Actions:
         # Incidents being acted on in this process: a resume never runs beside its own
         # handling.
         self.busy: set[int] = set()
+        self.writes = OutcomeWrites(storage)
 
     # ------------------------------------------------------------ recording
 
     async def _record(
-        self, guild_id: int, incident_id: int, action: str, outcome: ActionOutcome, detail: str
+        self,
+        guild_id: int,
+        incident_id: int,
+        action: str,
+        outcome: ActionOutcome,
+        detail: str,
+        *,
+        modlog: tuple[int, int] | None = None,
     ) -> None:
-        """Record without raising: a database hiccup must not stop the next action."""
+        """Record without raising: a database hiccup must not stop the next action. The
+        watcher's steps are written behind (`OutcomeWrites`); anything else at once, after
+        what is queued, so an incident's history stays in order."""
+        # Stamped with the wall clock, as every outcome is.
+        row = OutcomeRow(guild_id, incident_id, action, outcome, detail, datetime.now(UTC), modlog)
+        if self.writes.closed:
+            log.info("incident %d: %s=%s not recorded: stopping", incident_id, action, outcome)
+            return
+        if _BEHIND.get():
+            self.writes.add(row)
+            return
         try:
-            await self.storage.record_action_outcome(guild_id, incident_id, action, outcome, detail)
+            await self.writes.flush()
+            await self.storage.add_outcomes([row])
         except Exception:
             log.exception("incident %d: could not record %s=%s", incident_id, action, outcome)
+
+    async def flush(self) -> None:
+        """Commit the outcomes written behind so far (see `OutcomeWrites.flush`)."""
+        await self.writes.flush()
 
     async def _run(
         self,
@@ -249,9 +348,10 @@ class Actions:
         call: Callable[[], Awaitable[Outcome]],
         *,
         detail: str = "",
+        modlog_channel: int | None = None,
     ) -> Outcome:
         """Run one step and record its outcome; never raises, so one failing step cannot
-        skip the next one."""
+        skip the next one. With `modlog_channel`, a posted entry's ids go with it."""
         try:
             result = await call()
         except Exception as error:
@@ -259,19 +359,30 @@ class Actions:
             result = Outcome("failed", f"{type(error).__name__}: {error}"[:300])
         if result.outcome != "done":
             log.info("incident %d: %s %s: %s", incident_id, action, result.outcome, result.detail)
-        await self._record(guild_id, incident_id, action, result.outcome, result.detail or detail)
+        posted = None
+        if modlog_channel is not None and result.done and result.message_id is not None:
+            posted = (modlog_channel, result.message_id)
+        await self._record(
+            guild_id, incident_id, action, result.outcome, result.detail or detail, modlog=posted
+        )
         return result
 
     # ------------------------------------------------------------ direct messages
 
-    async def deliver_dm(self, user_id: int, dm: DirectMessage) -> Outcome:
+    async def deliver_dm(
+        self, user_id: int, dm: DirectMessage, *, budget: bool | None = None
+    ) -> Outcome:
         """Send one DM within the guild's budget (N a minute). Reminders and exports may
-        use only their share of it; held back, the outcome says so (`held_back`)."""
+        use only their share of it; held back, the outcome says so (`held_back`).
+        `budget`: the slot was asked for already (with the incident) and this is the
+        answer."""
         state = await self.states.get(dm.guild_id)
         limit = state.privacy.dm_per_minute
         if dm.kind not in PRIORITY_DMS:
             limit = max(1, int(limit * REMINDER_SHARE))
-        if not await self.storage.take_dm_budget(dm.guild_id, limit=limit, now=self.clock()):
+        if budget is None:
+            budget = await self.storage.take_dm_budget(dm.guild_id, limit=limit, now=self.clock())
+        if not budget:
             return Outcome(
                 "rate_limited" if dm.kind in PRIORITY_DMS else "skipped",
                 HELD_BACK if dm.kind in PRIORITY_DMS else f"DM budget of {limit} a minute reached",
@@ -280,12 +391,19 @@ class Actions:
         return await self.port.send_dm(user_id, dm)
 
     async def _dm_step(
-        self, guild_id: int, incident_id: int, action: str, user_id: int, dm: DirectMessage
+        self,
+        guild_id: int,
+        incident_id: int,
+        action: str,
+        user_id: int,
+        dm: DirectMessage,
+        *,
+        budget: bool | None = None,
     ) -> Outcome:
         """A DM about an incident: recorded; when the budget holds it back it is queued
         (recorded as rate limited, which is retryable, never as final)."""
         outcome = await self._run(
-            guild_id, incident_id, action, lambda: self.deliver_dm(user_id, dm)
+            guild_id, incident_id, action, lambda: self.deliver_dm(user_id, dm, budget=budget)
         )
         if outcome.held_back:
             self._pending[(guild_id, incident_id, action)] = _Pending(
@@ -315,6 +433,11 @@ class Actions:
             self._drain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._drain
+
+    async def finish(self) -> None:
+        """Last, before the database closes: commit the outcomes written behind. A step
+        finishing after this is not recorded (logged, not an error); resume redoes it."""
+        await self.writes.close()
 
     def pending_dms(self) -> int:
         return len(self._pending)
@@ -427,20 +550,56 @@ class Actions:
         channel_id: int,
         message_id: int,
         score: float | None = None,
+        recorded: RecordedIncident | None = None,
     ) -> None:
         """The watcher recorded (or found) the incident of a message: act on it.
 
-        New: every step of the plan. Another message of the same job (its result, a
-        re-roll): deleted too, without a second warning or strike, unless a moderator
-        dismissed the incident as a false positive (then the repost stays up). The same
-        message seen again (an edit, a restart): what was not settled yet is finished."""
-        if created:
-            await self._guarded(incident, plan, channel_id, message_id, score, resuming=False)
-        elif incident.message_id != message_id:
-            if plan.delete and incident.status != "dismissed":
-                await self.delete_message(incident, channel_id=channel_id, message_id=message_id)
-        elif incident.id not in self.busy:
-            await self._guarded(incident, plan, channel_id, message_id, score, resuming=True)
+        New: every step of the plan (but the strike `recorded` already holds). Another
+        message of the same job (its result, a re-roll): deleted too, without a second
+        warning or strike, unless a moderator dismissed the incident as a false positive
+        (then the repost stays up). The same message seen again (an edit, a restart):
+        what was not settled yet is finished. Outcomes are written behind."""
+        behind = _BEHIND.set(True)
+        try:
+            if created:
+                await self._guarded(
+                    incident, plan, channel_id, message_id, score, resuming=False, known=recorded
+                )
+            elif incident.message_id != message_id:
+                if plan.delete and incident.status != "dismissed":
+                    await self.delete_message(
+                        incident, channel_id=channel_id, message_id=message_id
+                    )
+            elif incident.id not in self.busy:
+                await self._guarded(incident, plan, channel_id, message_id, score, resuming=True)
+        finally:
+            _BEHIND.reset(behind)
+
+    async def record(
+        self,
+        fields: Mapping[str, Any],
+        plan: ActionPlan,
+        *,
+        settled: Mapping[str, str] | None = None,
+    ) -> RecordedIncident:
+        """Record the incident `fields` describe (`Storage.record_incident`'s arguments)
+        with what is decided already, in one transaction before any Discord call: the
+        plan's strike and its outcome, the `settled` actions (skipped, with their detail),
+        the member's active points for the warning and the mod-log entry, and the
+        warning's slot in the DM budget. Pass the answer to `handle_recorded` as
+        `recorded`."""
+        state = await self.states.get(int(fields["guild_id"]))
+        window = state.config.strike_policy.window
+        return await self.storage.record_incident_with(
+            fields,
+            strike_points=plan.strike_points,
+            window=window if plan.strike_points or plan.warn_member or plan.modlog else None,
+            now=self.clock(),
+            strike_detail=strike_detail,
+            settled=settled,
+            # The warning's slot in the DM budget, as `deliver_dm` would take it.
+            dm_limit=state.privacy.dm_per_minute if plan.warn_member else None,
+        )
 
     async def _guarded(
         self,
@@ -451,11 +610,14 @@ class Actions:
         score: float | None,
         *,
         resuming: bool,
+        known: RecordedIncident | None = None,
     ) -> None:
         self.busy.add(incident.id)
+        behind = _BEHIND.set(True)
         try:
             done: frozenset[str] = frozenset()
             if resuming:
+                await self.writes.flush()
                 records = await self.storage.list_action_outcomes(incident.guild_id, incident.id)
                 done = frozenset(r.action for r in records if r.outcome not in RETRYABLE)
             await self.enforce(
@@ -466,8 +628,10 @@ class Actions:
                 score=score,
                 done=done,
                 resuming=resuming,
+                known=known,
             )
         finally:
+            _BEHIND.reset(behind)
             self.busy.discard(incident.id)
 
     async def enforce(
@@ -480,9 +644,11 @@ class Actions:
         score: float | None = None,
         done: Collection[str] = frozenset(),
         resuming: bool = False,
+        known: RecordedIncident | None = None,
     ) -> None:
         """Each step on its own: a failure is recorded and the next one still runs.
 
+        `known`: recorded with the incident already (its strike, the member's points).
         On a resume (`done` known), a timeout the strike earned but Discord never
         confirmed (a stop, a 5xx) is applied then, once."""
         guild_id = incident.guild_id
@@ -496,7 +662,11 @@ class Actions:
         if plan.delete and "delete" not in done:
             await self.delete_message(incident, channel_id=channel_id, message_id=message_id)
 
-        if plan.strike_points and "strike" not in done:
+        if known is not None and known.created:
+            points = known.points
+            if known.strike is not None:
+                timeout = policy.timeout_for(*known.strike)
+        elif plan.strike_points and "strike" not in done:
             added = await self._add_strike(incident, plan.strike_points, config)
             if added is not None:
                 before, after, check_first = added
@@ -523,7 +693,10 @@ class Actions:
 
         if plan.warn_member and "dm_warning" not in done:
             dm = DirectMessage("warning", guild_id, incident=incident, points=points, config=config)
-            outcome = await self._dm_step(guild_id, incident.id, "dm_warning", incident.user_id, dm)
+            budget = known.dm_allowed if known is not None and known.created else None
+            outcome = await self._dm_step(
+                guild_id, incident.id, "dm_warning", incident.user_id, dm, budget=budget
+            )
             if outcome.outcome == "forbidden":
                 await self._dm_closed_notice(incident, channel_id, state)
 
@@ -638,16 +811,13 @@ class Actions:
             )
             return
         entry = ModlogEntry(incident, points=points, score=score)
-
-        async def post() -> Outcome:
-            result = await self.port.post_modlog(incident.guild_id, channel_id, entry)
-            if result.done and result.message_id is not None:
-                await self.storage.set_incident_modlog(
-                    incident.guild_id, incident.id, channel_id, result.message_id
-                )
-            return result
-
-        await self._run(incident.guild_id, incident.id, "modlog", post)
+        await self._run(
+            incident.guild_id,
+            incident.id,
+            "modlog",
+            lambda: self.port.post_modlog(incident.guild_id, channel_id, entry),
+            modlog_channel=channel_id,
+        )
 
     async def resume_unsettled(
         self, guild_id: int, *, skip: Callable[[Incident], bool] = lambda _: False
@@ -660,6 +830,7 @@ class Actions:
         config = state.config
         since = self.clock() - config.catchup_window
         resumed = 0
+        await self.writes.flush()  # what is settled must show as settled
         for incident in await self.storage.list_unsettled_incidents(
             guild_id, since=since, planned=planned_by_kind(config)
         ):
@@ -689,6 +860,7 @@ class Actions:
         """Add a decision to the incident's mod-log entry, so the mod-log never shows an
         open incident that was settled elsewhere. Best effort: False when there is no
         entry or it cannot be edited."""
+        await self.writes.flush()  # the entry's ids may be queued still
         fresh = await self.storage.get_incident(incident.guild_id, incident.id) or incident
         return await self._edit_entry("incident", fresh, ModlogEdit(line=line, status=status))
 
@@ -877,6 +1049,7 @@ class Actions:
         the member's remaining points no longer earn it. Returns a line for the mod-log,
         or None when there was nothing to lift."""
         guild_id = incident.guild_id
+        await self.writes.flush()
         records = await self.storage.list_action_outcomes(guild_id, incident.id)
         timeouts = [r for r in records if r.action in ("timeout", "timeout_lifted")]
         if not timeouts or timeouts[-1].action != "timeout" or timeouts[-1].outcome != "done":
@@ -1028,6 +1201,7 @@ class Actions:
     async def erase_member(self, user_id: int) -> Erased:
         """`/privacy delete`: erase the member's words in storage, then edit the mod-log
         and appeal messages recorded for their incidents so Discord stops showing them."""
+        await self.writes.flush()  # mod-log entries posted a moment ago are edited too
         data = await self.storage.export_member_data(user_id)
         report = await self.storage.erase_member_data(user_id)
         targets = [

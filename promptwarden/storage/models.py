@@ -163,3 +163,29 @@ class ErasureReport:
     reminders: int
     incidents_redacted: int
     appeals_redacted: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """One step's outcome, written behind with others in one transaction
+    (`Storage.add_outcomes`). `modlog` is where the step's mod-log entry went, stored on
+    the incident with it."""
+
+    guild_id: int
+    incident_id: int
+    action: str
+    outcome: ActionOutcome
+    detail: str
+    at: datetime
+    modlog: tuple[int, int] | None = None  # (channel id, message id)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedIncident:
+    """What `Storage.record_incident_with` wrote, or found already written."""
+
+    incident: Incident
+    created: bool
+    strike: tuple[int, int] | None  # the member's active points (before, after) its strike
+    points: int | None  # the member's active points once recorded (when asked for)
+    dm_allowed: bool | None = None  # its warning's slot in the DM budget (when asked for)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
@@ -76,6 +77,9 @@ class Storage:
             backend.insert(t.incidents).on_conflict_do_nothing().returning(t.incidents.c.id)
         )
         self._insert_strike = backend.insert(t.strikes).on_conflict_do_nothing()
+        self._insert_incident_row = (
+            backend.insert(t.incidents).on_conflict_do_nothing().returning(*t.incidents.c)
+        )
 
     @property
     def version_at_open(self) -> int:
@@ -302,27 +306,22 @@ class Storage:
 
         The check is the database's unique keys, so it holds across restarts and processes.
         """
-        _check(status, m.INCIDENT_STATUSES, "status")
-        _check(source, m.INCIDENT_SOURCES, "source")
-        excerpt = prompt_excerpt
-        if len(excerpt) > m.EXCERPT_LIMIT:
-            excerpt = excerpt[: m.EXCERPT_LIMIT - 1] + "…"
-        row = {
-            "guild_id": guild_id,
-            "channel_id": channel_id,
-            "message_id": message_id,
-            "user_id": user_id,
-            "prompt_excerpt": excerpt,
-            "categories": list(categories),
-            "severity": Severity(severity).name.lower(),
-            "verdict": Verdict(verdict).value,
-            "matches": [dict(x) for x in matches],
-            "action": action,
-            "status": status,
-            "created_at": created_at or _now(),
-            "job_key": job_key,
-            "source": source,
-        }
+        row = _incident_row(
+            guild_id=guild_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            user_id=user_id,
+            prompt_excerpt=prompt_excerpt,
+            categories=categories,
+            severity=severity,
+            verdict=verdict,
+            matches=matches,
+            action=action,
+            status=status,
+            created_at=created_at,
+            job_key=job_key,
+            source=source,
+        )
         i = t.incidents
         async with self._db.write() as conn:
             # A conflicting insert waits for a concurrent one of the same message or job to
@@ -671,13 +670,16 @@ class Storage:
         nothing counted) when `limit` DMs were already sent in that minute."""
         if limit <= 0:
             return False
-        window = (now or _now()).astimezone(UTC).replace(second=0, microsecond=0)
+        return await self._count(self._dm_budget_upsert(guild_id, limit, now or _now())) > 0
+
+    def _dm_budget_upsert(self, guild_id: int, limit: int, now: datetime) -> Any:
+        window = now.astimezone(UTC).replace(second=0, microsecond=0)
         b = t.dm_budget
         # A new minute starts the count again; within the minute it counts up to `limit`.
         # SET reads the old row, and the WHERE refuses the update once the limit is reached.
         upsert = self._db.insert(b).values(guild_id=guild_id, window_start=window, count=1)
         same_minute = b.c.window_start == upsert.excluded.window_start
-        upsert = upsert.on_conflict_do_update(
+        return upsert.on_conflict_do_update(
             index_elements=["guild_id"],
             set_={
                 "count": case((same_minute, b.c.count + 1), else_=1),
@@ -685,7 +687,6 @@ class Storage:
             },
             where=or_(not_(same_minute), b.c.count < limit),
         )
-        return await self._count(upsert) > 0
 
     # -- appeals
 
@@ -904,6 +905,132 @@ class Storage:
     async def set_meta(self, key: str, value: str) -> None:
         await self._count(self._upsert(t.meta, {"key": key, "value": value}))
 
+    # -- written together: the watcher's violation path (promptwarden.actions)
+    #
+    # A violating message costs a transaction to record its incident with what is
+    # decided already, and a share of a batched transaction for its steps' outcomes.
+
+    async def record_incident_with(
+        self,
+        fields: Mapping[str, Any],
+        *,
+        strike_points: int = 0,
+        window: timedelta | None = None,
+        now: datetime | None = None,
+        strike_detail: Callable[[int, int, int], str] = lambda p, b, a: f"+{p}: {b} -> {a}",
+        settled: Mapping[str, str] | None = None,
+        dm_limit: int | None = None,
+    ) -> m.RecordedIncident:
+        """`record_incident(**fields)`, and for a new incident in the same transaction:
+        its strike of `strike_points` (with its outcome, `strike_detail(points, before,
+        after)`), the actions `settled` names as skipped with their detail, with a
+        `window` the member's active points once recorded, and with `dm_limit` a slot of
+        the guild's DM budget for its warning (`take_dm_budget`). An incident found
+        already is returned as stored, nothing added to it. One commit, so a stop leaves
+        either none of it or all of it; the store answers the whole row, so no read
+        follows."""
+        if strike_points < 0:
+            raise ValueError("a strike needs at least one point")
+        if strike_points and window is None:
+            raise ValueError("a strike needs the policy's window")
+        row = _incident_row(**fields)
+        now = now or _now()
+        i, a = t.incidents, t.incident_actions
+        strike: tuple[int, int] | None = None
+        points: int | None = None
+        async with self._db.write() as conn:
+            found = (await conn.execute(self._insert_incident_row, row)).first()
+            if found is None:
+                same = or_(i.c.message_id == row["message_id"], i.c.job_key == row["job_key"])
+                existing = await conn.execute(
+                    select(i).where(i.c.guild_id == row["guild_id"], same).order_by(i.c.id).limit(1)
+                )
+                old = existing.first()
+                if old is None:  # pragma: no cover - a conflict means such a row exists
+                    raise StorageError("an incident conflicted with a row that then vanished")
+                return m.RecordedIncident(_incident(**old._asdict()), False, None, None)
+            incident = _incident(**found._asdict())
+            guild_id, user_id = incident.guild_id, incident.user_id
+            outcomes: list[dict[str, Any]] = []
+            if window is not None:
+                key = {"guild_id": guild_id, "user_id": user_id, "cutoff": now - window}
+                if strike_points:
+                    await self._db.lock_member(conn, guild_id, user_id)
+                before = int((await conn.execute(_ACTIVE_POINTS, key)).scalar_one())
+                points = before
+                if strike_points:
+                    points = before + strike_points
+                    strike = (before, points)
+                    await conn.execute(
+                        self._insert_strike,
+                        {
+                            "guild_id": guild_id,
+                            "user_id": user_id,
+                            "incident_id": incident.id,
+                            "points": strike_points,
+                            "created_at": now,
+                            "points_before": before,
+                            "points_after": points,
+                        },
+                    )
+                    detail = strike_detail(strike_points, before, points)
+                    outcomes.append({"action": "strike", "outcome": "done", "detail": detail})
+            for action, detail in (settled or {}).items():
+                outcomes.append({"action": action, "outcome": "skipped", "detail": detail})
+            dm_allowed = None
+            if dm_limit is not None:
+                taken = 0
+                if dm_limit > 0:
+                    upsert = self._dm_budget_upsert(guild_id, dm_limit, now)
+                    taken = (await conn.execute(upsert)).rowcount
+                dm_allowed = taken > 0
+            for outcome in outcomes:
+                values = {**outcome, "detail": outcome["detail"][:500], "at": _now()}
+                await conn.execute(
+                    insert(a), {"guild_id": guild_id, "incident_id": incident.id, **values}
+                )
+        return m.RecordedIncident(incident, True, strike, points, dm_allowed)
+
+    async def add_outcomes(self, rows: Sequence[m.OutcomeRow]) -> None:
+        """Record many steps' outcomes, of any incidents and guilds, in one transaction
+        (each only on its own guild's incident), with where each posted mod-log entry
+        went: the write-behind batch of promptwarden.actions."""
+        for row in rows:
+            if row.outcome not in m.ACTION_OUTCOMES:
+                raise ValueError(f"outcome must be one of {m.ACTION_OUTCOMES}, not {row.outcome!r}")
+        if not rows:
+            return
+        i = t.incidents
+        async with self._db.write() as conn:
+            # Each row only on its own guild's incident: one read says which are.
+            found: set[tuple[int, int]] = set()
+            for chunk in _chunks([row.incident_id for row in rows]):
+                known = await conn.execute(select(i.c.guild_id, i.c.id).where(i.c.id.in_(chunk)))
+                found.update((int(g), int(n)) for g, n in known.all())
+            kept = [row for row in rows if (row.guild_id, row.incident_id) in found]
+            for piece in _pieces(kept):
+                values: dict[str, Any] = {}
+                for k, row in enumerate(piece):
+                    values.update(
+                        {
+                            f"guild_id_{k}": row.guild_id,
+                            f"incident_id_{k}": row.incident_id,
+                            f"action_{k}": row.action,
+                            f"outcome_{k}": row.outcome,
+                            f"detail_{k}": row.detail[:500],
+                            f"at_{k}": row.at,
+                        }
+                    )
+                await conn.execute(_outcome_insert(len(piece)), values)
+            for row in kept:
+                if row.modlog is not None:
+                    channel_id, message_id = row.modlog
+                    await conn.execute(
+                        update(i)
+                        .where(i.c.guild_id == row.guild_id, i.c.id == row.incident_id)
+                        .values(modlog_channel_id=channel_id, modlog_message_id=message_id)
+                    )
+
 
 _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
     t.strikes.c.guild_id == bindparam("guild_id"),
@@ -911,6 +1038,34 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
     t.strikes.c.revoked_at.is_(None),
     t.strikes.c.created_at > bindparam("cutoff", type_=t.UtcTime),
 )
+
+
+_OUTCOME_COLUMNS = ("guild_id", "incident_id", "action", "outcome", "detail", "at")
+
+
+@functools.lru_cache(maxsize=8)
+def _outcome_insert(size: int) -> Any:
+    """A multi-row INSERT of `size` outcomes, its values bound by name (`action_3`),
+    built once per size. SQLAlchemy gives multi-row INSERTs no cache key, so each batch
+    is compiled once: one compile per batch, not per row."""
+    rows: list[dict[str, Any]] = [
+        {c: bindparam(f"{c}_{k}") for c in _OUTCOME_COLUMNS} for k in range(size)
+    ]
+    return insert(t.incident_actions).values(rows)
+
+
+def _pieces(rows: Sequence[Any], largest: int = 64) -> list[Sequence[Any]]:
+    """Rows in groups of a power of two, largest first: a multi-row INSERT per group, and
+    only a few statement shapes to compile and keep."""
+    pieces: list[Sequence[Any]] = []
+    start = 0
+    while start < len(rows):
+        size = largest
+        while size > len(rows) - start:
+            size //= 2
+        pieces.append(rows[start : start + size])
+        start += size
+    return pieces
 
 
 def _revoke_strike(guild_id: int, incident_id: int, when: datetime) -> Any:
@@ -924,6 +1079,48 @@ def _chunks(ids: Collection[int], size: int = 500) -> list[tuple[int, ...]]:
     """Distinct ids in groups well under SQLite's limit on bound parameters."""
     unique = tuple(dict.fromkeys(ids))
     return [unique[i : i + size] for i in range(0, len(unique), size)]
+
+
+def _incident_row(
+    *,
+    guild_id: int,
+    channel_id: int,
+    message_id: int | None,
+    user_id: int,
+    prompt_excerpt: str,
+    categories: Sequence[str],
+    severity: Severity,
+    verdict: Verdict,
+    matches: Sequence[Mapping[str, Any]],
+    action: str,
+    status: m.IncidentStatus = "open",
+    created_at: datetime | None = None,
+    job_key: str | None = None,
+    source: str = "screening",
+) -> dict[str, Any]:
+    """An incident's row as `record_incident` takes it, checked and its excerpt capped."""
+    _check(status, m.INCIDENT_STATUSES, "status")
+    _check(source, m.INCIDENT_SOURCES, "source")
+    excerpt = prompt_excerpt
+    if len(excerpt) > m.EXCERPT_LIMIT:
+        excerpt = excerpt[: m.EXCERPT_LIMIT - 1] + "…"
+    row = {
+        "guild_id": guild_id,
+        "channel_id": channel_id,
+        "message_id": message_id,
+        "user_id": user_id,
+        "prompt_excerpt": excerpt,
+        "categories": list(categories),
+        "severity": Severity(severity).name.lower(),
+        "verdict": Verdict(verdict).value,
+        "matches": [dict(x) for x in matches],
+        "action": action,
+        "status": status,
+        "created_at": created_at or _now(),
+        "job_key": job_key,
+        "source": source,
+    }
+    return row
 
 
 def _select(model: type, table: Table) -> Any:

@@ -216,7 +216,10 @@ def test_killed_mid_burst_and_restarted_every_violation_has_one_incident(
             assert found[message_id]["delete"] in ("done", "not_found"), (p.tag, found[message_id])
             if found[message_id]["dm_warning"] == "rate_limited":
                 # The guild's DM budget (DM_BUDGET a minute) is spent: queued for later.
-                assert dm_total(actions) >= DM_BUDGET, p.tag
+                # A warning's slot is taken with its incident, so the kill may have cost
+                # one: the incident being handled, its warning not sent yet (the channel
+                # is handled in order, one message at a time).
+                assert dm_total(actions) >= DM_BUDGET - 1, p.tag
                 continue
             assert found[message_id]["dm_warning"] == "done", (p.tag, found[message_id])
             # a DM whose outcome the kill kept from being written is sent again: at least once

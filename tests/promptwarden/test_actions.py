@@ -135,6 +135,7 @@ async def test_a_block_deletes_strikes_warns_with_appeal_and_posts_where_it_is_f
     await actions.handle_recorded(found, True, plan(actions), channel_id=CHANNEL, message_id=500)
 
     assert port.names() == ["delete", "dm", "post"]
+    await actions.flush()  # the watcher's outcomes are written behind
     [(user, dm)] = port.dms
     assert user == MEMBER and dm.kind == "warning" and dm.incident is not None
     assert dm.points == 2
@@ -171,6 +172,7 @@ async def test_a_held_back_warning_is_queued_and_sent_when_the_budget_allows(
         )
 
     assert len(port.dms) == 2
+    await actions.flush()
     assert (await outcomes(storage, found[2].id))["dm_warning"] == "rate_limited"  # retryable
     assert actions.pending_dms() == 1
     assert await actions.send_pending() == 0  # the same minute: still held back
@@ -192,6 +194,7 @@ async def test_reminders_use_only_their_share_of_the_budget(storage: Storage) ->
     assert export.held_back
     found = await incident(storage, clock)
     await actions.handle_recorded(found, True, plan(actions), channel_id=CHANNEL, message_id=500)
+    await actions.flush()
     assert (await outcomes(storage, found.id))["dm_warning"] == "done"
 
 
@@ -203,6 +206,7 @@ async def test_a_resume_applies_the_timeout_a_stop_lost_once(storage: Storage) -
     second = await incident(storage, clock, message_id=501)
     port.failing["timeout"] = "failed"  # a 5xx on the timeout the second strike earns
     await actions.handle_recorded(second, True, plan(actions), channel_id=CHANNEL, message_id=501)
+    await actions.flush()
     assert (await outcomes(storage, second.id))["timeout"] == "failed"
     port.failing.clear()
     port.calls.clear()

@@ -1,0 +1,148 @@
+"""The violation path's writes on both backends: an incident recorded with its strike in
+one transaction, and many steps' outcomes written together."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from promptwarden.screening.decision import Severity, Verdict
+from promptwarden.storage import OutcomeRow, Storage
+
+GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
+MEMBER = 30
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+WINDOW = timedelta(days=30)
+
+
+def fields(guild_id: int = GUILD_A, message_id: int = 20, **more: Any) -> dict[str, Any]:
+    return {
+        "guild_id": guild_id,
+        "channel_id": 10,
+        "message_id": message_id,
+        "user_id": MEMBER,
+        "prompt_excerpt": "a nude knight",
+        "categories": ["sexual"],
+        "severity": Severity.HIGH,
+        "verdict": Verdict.BLOCK,
+        "matches": [{"category": "sexual", "term": "nude"}],
+        "action": "block",
+        "created_at": NOW,
+        "job_key": f"{MEMBER}:{message_id}",
+        **more,
+    }
+
+
+async def test_an_incident_is_recorded_with_its_strike_and_settled_steps(
+    storage: Storage,
+) -> None:
+    recorded = await storage.record_incident_with(
+        fields(),
+        strike_points=2,
+        window=WINDOW,
+        now=NOW,
+        settled={"delete": "blocked by AutoMod before anyone saw it"},
+    )
+
+    assert recorded.created and recorded.strike == (0, 2) and recorded.points == 2
+    assert recorded.incident == await storage.get_incident(GUILD_A, recorded.incident.id)
+    assert recorded.incident.prompt_excerpt == "a nude knight"
+    history = await storage.list_action_outcomes(GUILD_A, recorded.incident.id)
+    assert [(r.action, r.outcome, r.detail) for r in history] == [
+        ("strike", "done", "+2: 0 -> 2"),
+        ("delete", "skipped", "blocked by AutoMod before anyone saw it"),
+    ]
+    [strike] = await storage.list_strikes(GUILD_A, MEMBER)
+    assert (strike.incident_id, strike.points, strike.points_before, strike.points_after) == (
+        recorded.incident.id,
+        2,
+        0,
+        2,
+    )
+
+    # The same job seen again (its result message): the stored incident, nothing added.
+    again = await storage.record_incident_with(
+        fields(message_id=21, job_key=f"{MEMBER}:20"), strike_points=2, window=WINDOW, now=NOW
+    )
+    assert not again.created and again.incident == recorded.incident
+    assert again.strike is None and again.points is None
+    assert len(await storage.list_strikes(GUILD_A, MEMBER)) == 1
+    assert len(await storage.list_action_outcomes(GUILD_A, recorded.incident.id)) == 2
+
+
+async def test_without_a_strike_the_member_s_points_are_read_with_the_incident(
+    storage: Storage,
+) -> None:
+    await storage.record_incident_with(fields(), strike_points=3, window=WINDOW, now=NOW)
+    warned = await storage.record_incident_with(
+        fields(message_id=30, verdict=Verdict.WARN, action="warn"), window=WINDOW, now=NOW
+    )
+    assert warned.created and warned.strike is None and warned.points == 3
+    assert await storage.list_action_outcomes(GUILD_A, warned.incident.id) == []
+    quiet = await storage.record_incident_with(fields(message_id=40), now=NOW)
+    assert quiet.created and quiet.points is None
+
+
+async def test_a_warning_s_dm_slot_is_taken_with_its_incident_within_the_budget(
+    storage: Storage,
+) -> None:
+    allowed = [
+        (await storage.record_incident_with(fields(message_id=n), now=NOW, dm_limit=2)).dm_allowed
+        for n in range(3)
+    ]
+    assert allowed == [True, True, False]
+    # The same minute's budget, whichever way a slot is asked for.
+    assert not await storage.take_dm_budget(GUILD_A, limit=2, now=NOW)
+    assert await storage.take_dm_budget(GUILD_A, limit=2, now=NOW + timedelta(minutes=1))
+    assert (await storage.record_incident_with(fields(message_id=9), now=NOW)).dm_allowed is None
+
+
+async def test_incidents_recorded_at_once_cross_a_threshold_exactly_once(
+    storage: Storage,
+) -> None:
+    results = await asyncio.gather(
+        *(
+            storage.record_incident_with(
+                fields(message_id=100 + n), strike_points=1, window=WINDOW, now=NOW
+            )
+            for n in range(10)
+        )
+    )
+    assert sorted(r.strike for r in results if r.strike) == [(n, n + 1) for n in range(10)]
+
+
+async def test_many_outcomes_are_written_together_each_on_its_own_guild(
+    storage: Storage,
+) -> None:
+    a = (await storage.record_incident_with(fields(), now=NOW)).incident
+    b = (await storage.record_incident_with(fields(GUILD_B), now=NOW)).incident
+
+    await storage.add_outcomes(
+        [
+            OutcomeRow(GUILD_A, a.id, "delete", "done", "", NOW),
+            OutcomeRow(GUILD_B, b.id, "delete", "not_found", "gone", NOW),
+            OutcomeRow(GUILD_A, a.id, "modlog", "done", "", NOW, modlog=(77, 88)),
+            # Another guild's incident id: never written, whatever the id.
+            OutcomeRow(GUILD_B, a.id, "dm_warning", "done", "", NOW, modlog=(1, 2)),
+        ]
+    )
+
+    history = await storage.list_action_outcomes(GUILD_A, a.id)
+    assert [(r.action, r.outcome) for r in history] == [("delete", "done"), ("modlog", "done")]
+    [gone] = await storage.list_action_outcomes(GUILD_B, b.id)
+    assert (gone.action, gone.outcome, gone.detail) == ("delete", "not_found", "gone")
+    stored = await storage.get_incident(GUILD_A, a.id)
+    assert stored is not None and (stored.modlog_channel_id, stored.modlog_message_id) == (77, 88)
+    other = await storage.get_incident(GUILD_B, b.id)
+    assert other is not None and other.modlog_message_id is None
+
+
+async def test_a_large_batch_keeps_every_outcome_in_order(storage: Storage) -> None:
+    a = (await storage.record_incident_with(fields(), now=NOW)).incident
+    rows = [OutcomeRow(GUILD_A, a.id, "note", "done", f"line {n}", NOW) for n in range(103)]
+
+    await storage.add_outcomes(rows)
+
+    history = await storage.list_action_outcomes(GUILD_A, a.id)
+    assert [r.detail for r in history] == [f"line {n}" for n in range(103)]
