@@ -422,11 +422,12 @@ class Screening(commands.Cog):
         for tracker in self._trackers.values():
             pending.update(tracker.take_advanced())
         self._unflushed = 0
-        for (guild_id, channel_id), message_id in pending.items():
-            try:
-                await self.bot.storage.set_catchup_cursor(guild_id, channel_id, message_id)
-            except Exception:
-                log.exception("saving the catch-up cursor of channel %d failed", channel_id)
+        if not pending:
+            return
+        try:
+            await self.bot.storage.set_catchup_cursors(pending)
+        except Exception:
+            log.exception("saving the catch-up cursors of %d channel(s) failed", len(pending))
 
 
 async def setup(bot: PromptWardenBot) -> None:

@@ -584,13 +584,21 @@ class Storage:
         query = select(c.c.last_message_id).where(_of(c, guild_id, channel_id=channel_id))
         return cast(int | None, await self._value(query))
 
-    async def set_catchup_cursor(self, guild_id: int, channel_id: int, message_id: int) -> None:
-        """Move the cursor forward; an older id never moves it back."""
+    async def set_catchup_cursors(self, cursors: Mapping[tuple[int, int], int]) -> None:
+        """Move each (guild, channel) cursor forward to its message id, all in one
+        transaction (a busy process advances many channels per save); an older id never
+        moves a cursor back."""
         c = t.catchup_cursors
-        row = {"guild_id": guild_id, "channel_id": channel_id, "last_message_id": message_id}
-        await self._count(
-            self._upsert(c, row, lambda new: new.last_message_id > c.c.last_message_id)
-        )
+        async with self._db.write() as conn:
+            for (guild_id, channel_id), message_id in cursors.items():
+                row = {
+                    "guild_id": guild_id,
+                    "channel_id": channel_id,
+                    "last_message_id": message_id,
+                }
+                await conn.execute(
+                    self._upsert(c, row, lambda new: new.last_message_id > c.c.last_message_id)
+                )
 
     # -- privacy: member preferences, reminders, DM budget
 

@@ -51,7 +51,7 @@ async def fill(storage: Storage) -> None:
             await storage.record_modlog_press(GUILD_A, incident_id, 9, "uphold", at=T0)
     await storage.revoke_strike_for_incident(GUILD_A, 1, now=T0)
     await storage.set_enforcement_config(GUILD_A, {"dm_per_minute": 5, "window_days": 30})
-    await storage.set_catchup_cursor(GUILD_A, 6, 1029)
+    await storage.set_catchup_cursors({(GUILD_A, 6): 1029})
     for _ in range(10):  # the guild's whole DM budget for that minute
         await storage.take_dm_budget(GUILD_A, limit=10, now=T0)
     await storage.claim_reminder(GUILD_A, 41, "privacy", interval=WINDOW, now=T0)

@@ -150,10 +150,15 @@ async def test_enforcement_config_and_cursors(database: str) -> None:
         assert await storage.get_enforcement_config(GUILD_B) is None
 
         assert await storage.get_catchup_cursor(GUILD_A, 9) is None
-        await storage.set_catchup_cursor(GUILD_A, 9, 500)
-        await storage.set_catchup_cursor(GUILD_A, 9, 400)  # late, older: ignored
+        await storage.set_catchup_cursors({(GUILD_A, 9): 500})
+        await storage.set_catchup_cursors({(GUILD_A, 9): 400})  # late, older: ignored
         assert await storage.get_catchup_cursor(GUILD_A, 9) == 500
         assert await storage.get_catchup_cursor(GUILD_B, 9) is None
+        # One save moves many channels at once, each only forward.
+        await storage.set_catchup_cursors({(GUILD_A, 9): 450, (GUILD_A, 10): 7, (GUILD_B, 9): 8})
+        assert await storage.get_catchup_cursor(GUILD_A, 9) == 500
+        assert await storage.get_catchup_cursor(GUILD_A, 10) == 7
+        assert await storage.get_catchup_cursor(GUILD_B, 9) == 8
 
 
 async def test_version_one_database_is_upgraded_keeping_its_incidents(tmp_path: Path) -> None:
