@@ -10,6 +10,7 @@ their reminders and their data (`/privacy`), admins the guild's settings (`/remi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import replace
@@ -140,10 +141,13 @@ class Privacy(commands.Cog):
 
     async def cog_load(self) -> None:
         self.retention_job.start()
+        self.bot.prompt_hooks.append(self.prompt_seen)
 
     async def cog_unload(self) -> None:
         """The bot unloads cogs before it closes the database: let reminders being sent
         finish, then save the table; no prompt reads or writes anything after this."""
+        with contextlib.suppress(ValueError):
+            self.bot.prompt_hooks.remove(self.prompt_seen)
         self.retention_job.cancel()
         self.save_reminders.cancel()
         self.table.stop()
@@ -153,9 +157,30 @@ class Privacy(commands.Cog):
 
     # ------------------------------------------------------------ reminders
 
-    @commands.Cog.listener()
-    async def on_promptwarden_prompt(self, message: discord.Message, user_id: int) -> None:
-        """Dispatched by the watcher for each new prompt it screens."""
+    def prompt_seen(self, message: discord.Message, user_id: int) -> None:
+        """Called in place by the watcher for each new prompt it screens. Nearly always
+        the table knows at once that no reminder is due: then nothing else happens, no
+        task and no await; otherwise a task decides and sends."""
+        if self.table.closed:
+            return  # stopping: the database may be closed already
+        guild = message.guild
+        if guild is None:
+            return
+        state = self.bot.guild_states.cached(guild.id)
+        if state is not None:
+            config = state.privacy
+            if not config.reminders_enabled:
+                return
+            if self.table.not_due(
+                guild.id, user_id, interval=config.reminder_interval, now=discord.utils.utcnow()
+            ):
+                return
+        task = asyncio.create_task(self.handle_prompt(message, user_id), name="privacy-reminder")
+        self._reminding.add(task)
+        task.add_done_callback(self._reminding.discard)
+
+    async def handle_prompt(self, message: discord.Message, user_id: int) -> None:
+        """Remind the prompt's author if due (see `remind`); never raises."""
         if self.table.closed:
             return  # stopping: the database may be closed already
         task = asyncio.current_task()

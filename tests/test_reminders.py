@@ -150,7 +150,7 @@ async def test_a_clean_stop_saves_the_reminders_and_nothing_runs_after_it(
     async with traced(bot) as statements:
         # A prompt the watcher handed over just as the stop begins: its reminder task
         # runs only after the cogs are unloaded and the database is closed.
-        bot.dispatch("promptwarden_prompt", message, late.id)
+        bot.prompt_seen(message, late.id)
         with caplog.at_level(logging.WARNING):
             await bot.close()
             await simcord_env.settle()
