@@ -49,6 +49,9 @@ from promptwarden.storage import Incident
 log = logging.getLogger("promptwarden.enforcement")
 
 CURSOR_FLUSH_EVERY = 100  # handled messages per cursor save
+# Recorded incidents being acted on apart from their channel's queue; beyond this the
+# channel waits (memory stays bounded, and Discord's rate limits apply anyway).
+ACTING_MAX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,10 @@ class Screening(commands.Cog):
         self._busy_messages: set[int] = set()
         self._screener_locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._acting_room = asyncio.Semaphore(ACTING_MAX)
+        # (guild, member) -> the last of their incidents being acted on: one member's
+        # incidents are acted on in order (strikes add up, DMs arrive in turn).
+        self._acting: dict[tuple[int, int], asyncio.Task[None]] = {}
 
     async def cog_load(self) -> None:
         self.bot.message_hooks.append(self.message_arrived)
@@ -287,14 +294,16 @@ class Screening(commands.Cog):
         if facts is None or guild is None:
             return True
         self._busy_messages.add(message.id)
+        detached = False
         try:
             if work.screened is None:
-                await self.screen_and_act(message, facts, guild)
+                detached = await self.screen_and_act(message, facts, guild)
             else:
                 state = await self.states.get(guild.id)
-                await self.act(message, facts, state, work.screened)
+                detached = await self.act(message, facts, state, work.screened)
         finally:
-            self._busy_messages.discard(message.id)
+            if not detached:
+                self._busy_messages.discard(message.id)
         return True
 
     async def _after_item(self) -> None:
@@ -312,14 +321,16 @@ class Screening(commands.Cog):
 
     async def screen_and_act(
         self, message: discord.Message, facts: MessageFacts, guild: discord.Guild
-    ) -> None:
+    ) -> bool:
+        """Screen, record, then act (see `act`; True when the acting goes on apart)."""
         state = await self.states.get(guild.id)
         screener = self.screeners.cached(guild.id, state.rules)
         if screener is None:
             screener = await self._build_screener(guild.id, state)
         screened = self.screen(message, facts, state, screener)
-        if screened is not None:
-            await self.act(message, facts, state, screened)
+        if screened is None:
+            return False
+        return await self.act(message, facts, state, screened)
 
     def screen(
         self, message: discord.Message, facts: MessageFacts, state: GuildState, screener: Screener
@@ -350,10 +361,16 @@ class Screening(commands.Cog):
 
     async def act(
         self, message: discord.Message, facts: MessageFacts, state: GuildState, screened: Screened
-    ) -> None:
-        """Record the incident screening asked for (unless the member is exempt), then act."""
+    ) -> bool:
+        """Record the incident screening asked for (unless the member is exempt), then act.
+
+        Acting (delete, DM, strike, mod-log entry: several Discord calls and writes) goes
+        on apart from the channel's queue once the incident is recorded, so the channel's
+        next messages are screened meanwhile; True when it does (the message stays busy
+        until it is done). A stop waits for it; what a crash cuts short is an incident
+        recorded and not settled, which the next catch-up finishes."""
         if await self.exempt(message, screened.user_id, state):
-            return
+            return False
         draft = build_incident(
             facts,
             screened.decision,
@@ -362,14 +379,53 @@ class Screening(commands.Cog):
             prompt=screened.prompt,
             keyer=self.bot.job_keyer,
         )
-        await self.record_and_act(
-            message,
-            draft,
-            screened.plan,
-            screened.decision,
-            resume=True,
-            unrecorded=(facts.guild_id, message.id, screened.identity),
+        incident, created = await self.record(
+            draft, unrecorded=(facts.guild_id, message.id, screened.identity)
         )
+        if incident is None:
+            return False
+        closed = self.intake.closed
+        if not closed:
+            await self._acting_room.acquire()
+        acting = self.bot.actions.handle_recorded(
+            incident,
+            created,
+            screened.plan,
+            channel_id=message.channel.id,
+            message_id=message.id,
+            score=screened.decision.score,
+        )
+        if closed:
+            await acting
+            return False
+        member = (incident.guild_id, incident.user_id)
+        task = asyncio.get_running_loop().create_task(
+            self._act_apart(self._acting.get(member), member, message.id, acting),
+            name="promptwarden-act",
+        )
+        self._acting[member] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _act_apart(
+        self,
+        after: asyncio.Task[None] | None,
+        member: tuple[int, int],
+        message_id: int,
+        acting: Coroutine[Any, Any, None],
+    ) -> None:
+        try:
+            if after is not None:
+                await asyncio.gather(after, return_exceptions=True)
+            await acting
+        except Exception:
+            log.exception("acting on the incident of message %d failed", message_id)
+        finally:
+            self._acting_room.release()
+            self._busy_messages.discard(message_id)
+            if self._acting.get(member) is asyncio.current_task():
+                del self._acting[member]
 
     async def record_and_act(
         self,
@@ -393,6 +449,28 @@ class Screening(commands.Cog):
         so the message is screened again when intake reads it back. Returns the incident
         (None if it vanished) and whether it was new.
         """
+        incident, created = await self.record(draft, settled=settled, unrecorded=unrecorded)
+        if incident is None:
+            return None, False
+        if created or resume:
+            await self.bot.actions.handle_recorded(
+                incident,
+                created,
+                plan,
+                channel_id=message.channel.id,
+                message_id=message.id,
+                score=decision.score,
+            )
+        return incident, created
+
+    async def record(
+        self,
+        draft: IncidentDraft,
+        *,
+        settled: Mapping[str, str] | None = None,
+        unrecorded: Hashable | None = None,
+    ) -> tuple[Incident | None, bool]:
+        """The recording half of `record_and_act`."""
         # The incident is written before any Discord call: whatever fails next, it stays.
         storage = self.bot.storage
         try:
@@ -409,15 +487,6 @@ class Screening(commands.Cog):
                 await storage.record_action_outcome(
                     draft.guild_id, incident.id, action, "skipped", detail
                 )
-        if created or resume:
-            await self.bot.actions.handle_recorded(
-                incident,
-                created,
-                plan,
-                channel_id=message.channel.id,
-                message_id=message.id,
-                score=decision.score,
-            )
         return incident, created
 
     async def _build_screener(self, guild_id: int, state: GuildState) -> Screener:
