@@ -54,6 +54,10 @@ EXPORT_RETRY_AFTER_CLOSED_DMS = timedelta(minutes=10)
 STOP_WAIT_SECONDS = 5.0
 # Reminders sent are saved in batches this often (a crash forgets at most this much).
 REMINDER_SAVE_SECONDS = 5.0
+# When the guild's DM budget held a reminder back, reminders there wait this long: asking
+# the budget (a query) on every prompt of every member not reminded yet costs a busy
+# server a round trip per prompt, for DMs it cannot send anyway.
+BUDGET_BACKOFF = timedelta(seconds=10)
 
 
 def is_public(channel: Any) -> bool:
@@ -138,6 +142,8 @@ class Privacy(commands.Cog):
         # Private-mode reminders decided in memory: an allowed prompt costs no query.
         self.table = ReminderTable(bot.storage, PRIVATE_MODE)
         self._reminding: set[asyncio.Task[object]] = set()
+        # guild -> until when reminders there wait (the DM budget held one back).
+        self._budget_spent: dict[int, datetime] = {}
 
     async def cog_load(self) -> None:
         self.retention_job.start()
@@ -171,9 +177,10 @@ class Privacy(commands.Cog):
             config = state.privacy
             if not config.reminders_enabled:
                 return
-            if self.table.not_due(
-                guild.id, user_id, interval=config.reminder_interval, now=discord.utils.utcnow()
-            ):
+            now = discord.utils.utcnow()
+            if self._waiting_for_budget(guild.id, now):
+                return
+            if self.table.not_due(guild.id, user_id, interval=config.reminder_interval, now=now):
                 return
         task = asyncio.create_task(self.handle_prompt(message, user_id), name="privacy-reminder")
         self._reminding.add(task)
@@ -208,8 +215,11 @@ class Privacy(commands.Cog):
             return "off in this guild"
         if not is_public(message.channel):
             return "private channel"
+        now = discord.utils.utcnow()
+        if self._waiting_for_budget(guild.id, now):
+            return "DM budget spent"
         claim = await self.table.claim(
-            guild.id, user_id, interval=config.reminder_interval, now=discord.utils.utcnow()
+            guild.id, user_id, interval=config.reminder_interval, now=now
         )
         if claim is None:
             return "not due"  # reminded within the interval, or opted out
@@ -224,12 +234,23 @@ class Privacy(commands.Cog):
             self._confirm(claim)  # kept: no retry on every prompt
             return "DMs closed"
         if not sent.done:
-            # Not sent: released, so the next prompt tries again.
+            # Not sent: released, so a later prompt tries again.
             log.info("privacy reminder to %d skipped: %s", user_id, sent.detail)
             self.table.release(claim)
+            if sent.held_back:
+                self._budget_spent[guild.id] = discord.utils.utcnow() + BUDGET_BACKOFF
             return "skipped"
         self._confirm(claim)
         return "sent"
+
+    def _waiting_for_budget(self, guild_id: int, now: datetime) -> bool:
+        until = self._budget_spent.get(guild_id)
+        if until is None:
+            return False
+        if now < until:
+            return True
+        del self._budget_spent[guild_id]
+        return False
 
     def _confirm(self, claim: Claim) -> None:
         self.table.confirm(claim)
