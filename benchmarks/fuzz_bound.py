@@ -30,7 +30,7 @@ from better_profanity import profanity  # noqa: E402
 
 from promptwarden.screening.engine import Screener  # noqa: E402
 from promptwarden.screening.rules import GuildRules  # noqa: E402
-from tests.hostile_text import DISCORD_LIMIT, FULLWIDTH_NUDE, ZALGO, every_category  # noqa: E402
+from tests.helpers import DISCORD_LIMIT, FULLWIDTH_NUDE, ZALGO, every_category  # noqa: E402
 
 TARGET_MS = 5.0
 

@@ -9,9 +9,6 @@ fresh database when PROMPTWARDEN_TEST_POSTGRES_URL names a server (CI always set
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -26,18 +23,12 @@ from promptwarden.config import Settings
 from promptwarden.screening.engine import Screener
 from promptwarden.screening.rules import GuildRules
 from promptwarden.storage import Storage, open_storage
-
-# Shaped like a real token so settings validation would accept it; SimCord never checks it.
-FAKE_TOKEN = "MTA1MjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.fake-token-for-tests-only_0123456789"
-
-POSTGRES_URL_VARIABLE = "PROMPTWARDEN_TEST_POSTGRES_URL"
-POSTGRES_URL = os.environ.get(POSTGRES_URL_VARIABLE, "")
-needs_postgres = pytest.mark.skipif(
-    not POSTGRES_URL,
-    reason=f"{POSTGRES_URL_VARIABLE} is not set (scripts/ci_postgres.sh starts a server)",
-)
-BOTH_BOT_BACKENDS = pytest.mark.parametrize(
-    "bot_backend", ["sqlite", pytest.param("postgres", marks=needs_postgres)], indirect=True
+from tests.helpers import (
+    FAKE_TOKEN,
+    POSTGRES_URL,
+    POSTGRES_URL_VARIABLE,
+    fresh_postgres_database,
+    needs_postgres,
 )
 
 
@@ -103,28 +94,6 @@ async def simcord_env(
 
 
 # -- storage on both backends
-
-
-@contextlib.asynccontextmanager
-async def fresh_postgres_database() -> AsyncIterator[str]:
-    """A URL to a brand-new, empty database on the test server, dropped afterwards."""
-    import asyncpg
-
-    name = f"pw_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, _ = POSTGRES_URL.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest_asyncio.fixture

@@ -12,13 +12,10 @@ from promptwarden.automod import BLOCK_MESSAGE, MAX_KEYWORD_LENGTH, MAX_KEYWORDS
 from promptwarden.screening.guidelines import default_guidelines
 from promptwarden.screening.rules import GuildRules
 from promptwarden.storage import open_storage
-from tests.e2e.backends import Backend, backend
-from tests.e2e.conftest import Server
-from tests.e2e.records import incidents_by_message, outcomes, read_db
 from tests.emulator import BotProcess, Emulator
 from tests.emulator.world import BOT_PERMISSIONS, MANAGE_GUILD
-
-__all__ = ["backend"]  # the fixture, imported to run some tests on both databases
+from tests.helpers import Backend, incidents_by_message, outcomes, read_db
+from tests.helpers import EmulatedServer as Server
 
 CALLBACK = "POST /interactions/{interaction_id}/{token}/callback"
 FOLLOWUP = "POST /webhooks/{app_id}/{token}"

@@ -9,17 +9,19 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from tests.e2e.conftest import Server, scaled
-from tests.e2e.records import incidents_by_message, outcomes
-from tests.e2e.test_load import (
+from tests.emulator import BotProcess
+from tests.emulator.traffic import DELETE_MESSAGE
+from tests.helpers import EmulatedServer as Server
+from tests.helpers import (
     assert_exactly_once,
+    incidents_by_message,
     make_burst,
+    outcomes,
     push,
+    scaled,
     violations,
     wait_until_settled,
 )
-from tests.emulator import BotProcess
-from tests.emulator.traffic import DELETE_MESSAGE
 
 HISTORY = "GET /channels/{channel_id}/messages"
 SMALL_INTAKE = {"INTAKE_MAX_MESSAGES": "40", "INTAKE_CHANNEL_MESSAGES": "20"}

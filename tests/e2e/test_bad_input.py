@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.e2e.conftest import Server
 from tests.emulator import MIDJOURNEY_BOT_ID, BotProcess, Post
-from tests.hostile_text import DISCORD_LIMIT as LIMIT
-from tests.hostile_text import ZALGO, every_category
+from tests.helpers import DISCORD_LIMIT as LIMIT
+from tests.helpers import ZALGO, every_category
+from tests.helpers import EmulatedServer as Server
 
 
 def hostile_posts(server: Server) -> list[Post]:

@@ -16,106 +16,23 @@ import pytest
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import open_storage
-from tests.e2e.conftest import DM_BUDGET, Server, scaled
-from tests.e2e.records import incidents_by_message, outcomes
-from tests.emulator import MIDJOURNEY_BOT_ID, BotProcess, Emulator
-from tests.emulator.traffic import DELETE_MESSAGE, ActionLog, Planned, burst
+from tests.emulator import BotProcess
+from tests.emulator.traffic import ActionLog
+from tests.helpers import (
+    DM_BUDGET,
+    assert_exactly_once,
+    dm_total,
+    incidents_by_message,
+    make_burst,
+    outcomes,
+    push,
+    scaled,
+    violations,
+    wait_until_settled,
+)
+from tests.helpers import EmulatedServer as Server
 
 RSS_GROWTH_LIMIT_KB = 64 * 1024  # far above what a few thousand messages need; catches leaks
-
-
-def make_burst(server: Server, count: int, *, first_tag: int = 0) -> list[Planned]:
-    """`count` messages in the watched channel; the last one always violates, so that its
-    actions mean every message before it was handled (a channel is handled in order)."""
-    emu = server.emulator
-    planned = burst(
-        [server.watched],
-        server.members,
-        emu.user(MIDJOURNEY_BOT_ID),
-        count - 1,
-        first_tag=first_tag,
-    )
-    closing = burst(
-        [server.watched],
-        server.members,
-        emu.user(MIDJOURNEY_BOT_ID),
-        1,
-        violating_share=1.0,
-        first_tag=first_tag + count - 1,
-    )
-    return planned + closing
-
-
-def push(emu: Emulator, planned: list[Planned]) -> list[int]:
-    return emu.post_many(p.post for p in planned)
-
-
-def violations(planned: list[Planned], ids: list[int]) -> list[tuple[Planned, int]]:
-    return [(p, i) for p, i in zip(planned, ids, strict=True) if p.violating]
-
-
-def wait_until_settled(
-    server: Server, expected: list[tuple[Planned, int]], *, timeout: float = 90
-) -> None:
-    """Until every violating message has its incident and a recorded delete and DM outcome."""
-    wanted = {i for _, i in expected}
-
-    def settled() -> bool:
-        found = outcomes(server.database)
-        return all({"delete", "dm_warning"} <= found.get(i, {}).keys() for i in wanted)
-
-    server.emulator.wait_until(
-        settled, timeout=timeout, what=f"incidents and actions for {len(wanted)} violations"
-    )
-
-
-def assert_exactly_once(
-    server: Server, planned: list[Planned], ids: list[int], *, dm_at_least_once: bool = False
-) -> None:
-    expected = violations(planned, ids)
-    incidents = incidents_by_message(server.database)
-    assert {i for _, i in expected} == set(incidents), "incidents for exactly the violations"
-    assert all(n == 1 for n in incidents.values()), incidents.most_common(3)
-    actions = ActionLog(server.emulator).update()
-    found = outcomes(server.database)
-    for p, message_id in expected:
-        deletes = [c for c in actions.deletes.get(message_id, []) if c.ok]
-        dms = [c for c in actions.dm_posts(p.tag) if c.ok]
-        assert len(deletes) == 1, (p.tag, deletes)
-        assert found[message_id]["delete"] == "done"
-        if found[message_id]["dm_warning"] == "rate_limited":
-            # The guild's DM budget (DM_BUDGET a minute) is spent: queued, sent within a
-            # minute or two (recorded as retryable, never as a final "skipped").
-            assert not dms and dm_total(actions) >= DM_BUDGET, p.tag
-            continue
-        assert found[message_id]["dm_warning"] == "done"
-        if dm_at_least_once:
-            assert dms, p.tag
-        else:
-            assert len(dms) == 1, (p.tag, dms)
-        dm_channel = server.emulator.world.dm_channels[p.responsible.id]
-        assert all(c.param("channel_id") == dm_channel.id for c in dms)
-    # nothing else was deleted: benign prompts stay
-    deleted = {c.param("message_id") for c in server.emulator.calls(DELETE_MESSAGE) if c.ok}
-    assert deleted <= {i for _, i in expected} | bot_messages(server.emulator)
-
-
-def dm_total(actions: ActionLog) -> int:
-    dm_ids = {c.id for c in actions.emulator.world.dm_channels.values()}
-    return sum(
-        c.ok and c.param("channel_id") in dm_ids
-        for c in actions.emulator.calls("POST /channels/{channel_id}/messages")
-    )
-
-
-def bot_messages(emu: Emulator) -> set[int]:
-    """The bot's own messages (e.g. a DMs-closed notice that deletes itself)."""
-    return {
-        int(m["id"])
-        for channel in emu.world.channels.values()
-        for m in channel.messages.values()
-        if int(m["author"]["id"]) == emu.world.app_id
-    }
 
 
 def test_a_burst_gets_one_incident_and_one_delete_and_dm_per_violation(

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.e2e.conftest import Server
-from tests.e2e.records import outcomes, read_db
 from tests.emulator import BotProcess
+from tests.helpers import EmulatedServer as Server
+from tests.helpers import outcomes, read_db
 
 CALLBACK = "POST /interactions/{interaction_id}/{token}/callback"
 EDIT_ORIGINAL = "PATCH /webhooks/{app_id}/{token}/messages/@original"

@@ -7,13 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from cogs.reports import NOT_WATCHED, THANKS, TOO_SOON
-from tests.e2e.backends import Backend, backend
-from tests.e2e.conftest import Server
-from tests.e2e.records import read_db
 from tests.emulator import MIDJOURNEY_BOT_ID, BotProcess, Emulator, User
 from tests.emulator.world import Channel
-
-__all__ = ["backend"]  # the fixture, imported to run a test on both databases
+from tests.helpers import Backend, read_db
+from tests.helpers import EmulatedServer as Server
 
 CALLBACK = "POST /interactions/{interaction_id}/{token}/callback"
 MODAL = 9
