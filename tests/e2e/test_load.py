@@ -273,3 +273,49 @@ def test_an_incident_cut_short_by_a_kill_is_finished_after_restart(
     }, found
     assert len(actions.update().dm_posts("#900000")) == 1
     assert incidents_by_message(server.database)[gone] == 1
+
+
+def test_a_violation_waiting_on_discord_does_not_hold_up_the_next_one_in_its_channel(
+    server: Server, start_bot: Callable[..., BotProcess]
+) -> None:
+    emu = server.emulator
+    first, second = server.members[0], server.members[1]
+
+    async def no_reminders() -> None:
+        # Only the warnings open DM channels here, so the 429 below meets the first one.
+        storage = await open_storage(server.database)
+        async with storage:
+            await storage.set_privacy_config(
+                server.guild_id, {"dm_per_minute": DM_BUDGET, "reminders_enabled": False}
+            )
+
+    asyncio.run(no_reminders())
+    start_bot()
+    # Discord rate limits opening the first member's DM channel for a second.
+    emu.fail("POST /users/@me/channels", 429, times=1, retry_after=1.0)
+    slow = emu.post(server.watched, first, "hentai porn, closed doors")
+    quick = emu.post(server.watched, second, "hentai porn behind closed doors")
+    emu.wait_until(
+        lambda: all(
+            outcomes(server.database).get(i, {}).get("dm_warning") == "done" for i in (slow, quick)
+        ),
+        what="both warnings",
+    )
+
+    calls = emu.calls()
+    deletes = [
+        n
+        for n, c in enumerate(calls)
+        if c.ok and c.route == "DELETE /channels/{channel_id}/messages/{message_id}"
+    ]
+    opened = [
+        n
+        for n, c in enumerate(calls)
+        if c.ok
+        and c.route == "POST /users/@me/channels"
+        and str(c.body.get("recipient_id")) == str(first.id)
+    ]
+    [quick_deleted] = [n for n in deletes if calls[n].param("message_id") == quick]
+    # The second message was removed while the first one's warning still waited for Discord.
+    assert quick_deleted < opened[0]
+    assert incidents_by_message(server.database) == Counter({slow: 1, quick: 1})
