@@ -52,6 +52,7 @@ CURSOR_FLUSH_EVERY = 100  # handled messages per cursor save
 # Recorded incidents being acted on apart from their channel's queue; beyond this the
 # channel waits (memory stays bounded, and Discord's rate limits apply anyway).
 ACTING_MAX = 64
+RESUME_FIRST, RESUME_MAX = 1.0, 30.0  # after acting failed: finish the guild's incidents
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,8 @@ class Screening(commands.Cog):
         # (guild, member) -> the last of their incidents being acted on: one member's
         # incidents are acted on in order (strikes add up, DMs arrive in turn).
         self._acting: dict[tuple[int, int], asyncio.Task[None]] = {}
+        # guild -> the task that finishes its unsettled incidents again, after a failure
+        self._resuming: dict[int, asyncio.Task[None]] = {}
 
     async def cog_load(self) -> None:
         self.bot.message_hooks.append(self.message_arrived)
@@ -123,6 +126,9 @@ class Screening(commands.Cog):
             self._catchup.cancel()
             await asyncio.gather(self._catchup, return_exceptions=True)
         await self.intake.close()
+        for task in list(self._resuming.values()):
+            task.cancel()  # left to the next start's catch-up
+            await asyncio.gather(task, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush_cursors()
@@ -420,12 +426,37 @@ class Screening(commands.Cog):
                 await asyncio.gather(after, return_exceptions=True)
             await acting
         except Exception:
+            # E.g. the database locked past its timeout while an outcome was written:
+            # the guild's unsettled incidents are finished again soon, not at the next
+            # reconnect.
             log.exception("acting on the incident of message %d failed", message_id)
+            guild_id = member[0]
+            if not self.intake.closed and guild_id not in self._resuming:
+                self._resuming[guild_id] = asyncio.get_running_loop().create_task(
+                    self._resume_later(guild_id), name="promptwarden-resume"
+                )
         finally:
             self._acting_room.release()
             self._busy_messages.discard(message_id)
             if self._acting.get(member) is asyncio.current_task():
                 del self._acting[member]
+
+    async def _resume_later(self, guild_id: int) -> None:
+        delay = RESUME_FIRST
+        try:
+            while not self.intake.closed:
+                await asyncio.sleep(delay)
+                guild = self.bot.get_guild(guild_id)
+                if guild is None or self.intake.closed:
+                    return
+                try:
+                    await self.resume_unsettled(guild)
+                    return
+                except Exception as error:
+                    delay = min(delay * 2, RESUME_MAX)
+                    log.warning("guild %d: finishing incidents failed (%s)", guild_id, error)
+        finally:
+            self._resuming.pop(guild_id, None)
 
     async def record_and_act(
         self,
