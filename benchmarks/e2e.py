@@ -3,13 +3,17 @@
     python benchmarks/e2e.py                 # 10,000 messages, 4 channels
     python benchmarks/e2e.py --count 1000000 # streamed: the burst is never built in memory
     python benchmarks/e2e.py --rate 500      # a fixed offered load: p50/p99 message -> delete
+    python benchmarks/e2e.py --guilds 20     # the same burst over 20 guilds x 4 channels
 
 Both processes get the same burst (about 2% violating, 70% Midjourney Bot job messages)
-pushed as fast as the emulator's socket takes it. Reported for each:
+pushed as fast as the emulator's socket takes it, dealt round-robin over every guild's
+channels (consecutive messages land in different guilds). Each guild has its own members,
+mod-log channel and DM budget, configured as one guild is. Reported for each:
 - messages per second: burst size / (first message sent -> last message handled). For the
   bare client "handled" is "received"; for PromptWarden it is the last action on any
-  violating message (a final violating message in each channel marks the end of the burst;
-  actions run apart from the channel's queue, so it is not necessarily the last one done);
+  violating message (a final violating message in each channel of each guild marks the end
+  of the burst; actions run apart from the channel's queue, so it is not necessarily the
+  last one done);
 - p50/p99 latency: message sent -> its last action (delete, DM, mod-log entry) for the
   violating messages; for the bare client, sent -> received, over the same messages;
 - peak resident memory (the process's high-water mark).
@@ -42,13 +46,25 @@ from tests.emulator import (  # noqa: E402
     GOOD_TOKEN,
     MIDJOURNEY_BOT_ID,
     BotProcess,
+    Channel,
     Emulator,
+    Guild,
     Post,
+    User,
 )
-from tests.emulator.traffic import ActionLog, Planned, burst_stream  # noqa: E402
+from tests.emulator.rest import Call  # noqa: E402
+from tests.emulator.traffic import (  # noqa: E402
+    DELETE_MESSAGE,
+    SEND_MESSAGE,
+    ActionLog,
+    Planned,
+    burst_stream,
+)
 
 DONE = "benchmark burst complete"
 DM_BUDGET = 60  # the most a guild can allow
+MEMBERS = 200  # per guild
+HISTORY = "GET /channels/{channel_id}/messages"
 
 
 @dataclass
@@ -59,6 +75,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     rss_mb: float
+    work: str = ""  # what the process sent Discord while measured, if anything
 
     @property
     def rate(self) -> float:
@@ -80,10 +97,20 @@ class Burst:
     """The burst as a stream of posts; only the violating messages are remembered (by
     position), so a million messages cost the benchmark no memory to build."""
 
-    def __init__(self, emu: Emulator, count: int, channels: int) -> None:
+    def __init__(self, emu: Emulator, count: int, channels: int, guilds: int) -> None:
         self.count = count
-        self.chans = [emu.add_channel(f"imagine-{i}") for i in range(channels)]
-        self.members = [emu.add_member(f"member{i}") for i in range(200)]
+        self.guilds: list[Guild] = [emu.world.guild]
+        self.guilds += [emu.add_guild(f"Prompt Gallery {g}") for g in range(1, guilds)]
+        per_guild = [
+            [emu.add_channel(f"imagine-{i}", guild=guild) for i in range(channels)]
+            for guild in self.guilds
+        ]
+        # Interleaved: channel 0 of every guild, then channel 1 of every guild, ...
+        self.chans: list[Channel] = [c for row in zip(*per_guild, strict=True) for c in row]
+        self.members: dict[int, list[User]] = {
+            guild.id: [emu.add_member(f"member{i}", guild=guild) for i in range(MEMBERS)]
+            for guild in self.guilds
+        }
         self.generator = emu.user(MIDJOURNEY_BOT_ID)
         self.violating: list[tuple[int, Planned]] = []
 
@@ -106,13 +133,19 @@ class Burst:
             yield p.post
         yield from extra or ()
 
-    def channel_ids(self) -> list[int]:
-        return [c.id for c in self.chans]
+    def done_post(self) -> Post:
+        """The bare client's "that was all" message, in the last channel."""
+        channel = self.chans[-1]
+        assert channel.guild_id is not None
+        return Post(channel, self.members[channel.guild_id][0], DONE)
+
+    def channels_of(self, guild: Guild) -> list[int]:
+        return [c.id for c in self.chans if c.guild_id == guild.id]
 
 
-def bare(count: int, channels: int, workdir: Path, rate: float | None) -> Result:
+def bare(count: int, channels: int, guilds: int, workdir: Path, rate: float | None) -> Result:
     with Emulator() as emu:
-        plan = Burst(emu, count, channels)
+        plan = Burst(emu, count, channels, guilds)
         receipts = workdir / "receipts.json"
         env = {
             **emu.env(),
@@ -125,8 +158,9 @@ def bare(count: int, channels: int, workdir: Path, rate: float | None) -> Result
         ) as proc:
             emu.gateway.ready_sent.wait(30)
             time.sleep(0.5)  # let the client finish its start-up before the clock starts
-            done = Post(plan.chans[-1], plan.members[0], DONE)
-            ids = emu.post_many(plan.posts([done]), rate=rate, timeout=timeout_for(count))
+            ids = emu.post_many(
+                plan.posts([plan.done_post()]), rate=rate, timeout=timeout_for(count)
+            )
             emu.wait_until(
                 lambda: any(
                     c.body and c.body.get("content") == "received everything"
@@ -169,24 +203,25 @@ def timeout_for(count: int) -> float:
 def promptwarden(
     count: int,
     channels: int,
+    guilds: int,
     workdir: Path,
     rate: float | None,
     profile: str | None = None,
 ) -> Result:
     with Emulator() as emu:
-        plan = Burst(emu, count, channels)
+        plan = Burst(emu, count, channels, guilds)
         database = workdir / "promptwarden.db"
-        modlog = emu.add_channel("mod-log")
+        modlogs = {g.id: emu.add_channel("mod-log", guild=g) for g in plan.guilds}
 
         async def configure() -> None:
             storage = await open_storage(database)
             async with storage:
-                guild = emu.world.guild.id
-                for channel in plan.channel_ids():
-                    await storage.add_watched_channel(guild, channel)
-                await storage.set_modlog_channel(guild, modlog.id)
-                await storage.set_screening_rules(guild, {"learned": False})
-                await storage.set_privacy_config(guild, {"dm_per_minute": DM_BUDGET})
+                for guild in plan.guilds:
+                    for channel in plan.channels_of(guild):
+                        await storage.add_watched_channel(guild.id, channel)
+                    await storage.set_modlog_channel(guild.id, modlogs[guild.id].id)
+                    await storage.set_screening_rules(guild.id, {"learned": False})
+                    await storage.set_privacy_config(guild.id, {"dm_per_minute": DM_BUDGET})
 
         asyncio.run(configure())
         env = {
@@ -197,6 +232,14 @@ def promptwarden(
         }
         with BotProcess(env, workdir, name="promptwarden") as proc:
             emu.gateway.ready_sent.wait(30)
+            # Start-up ends with reading every watched channel's history once (catch-up);
+            # with many guilds that takes a while, and is not the burst's time.
+            watched = {c.id for c in plan.chans}
+            emu.wait_until(
+                lambda: watched <= {c.param("channel_id") for c in emu.calls(HISTORY)},
+                timeout=120,
+                what="PromptWarden to read every watched channel once at start",
+            )
             time.sleep(0.5)
             spy = None if profile is None else start_profile(proc.pid, profile)
             ids = emu.post_many(plan.posts(), rate=rate, timeout=timeout_for(count))
@@ -231,6 +274,7 @@ def promptwarden(
             done = {i: min(c.at for c in actions.deletes[i] if c.ok) for _, i in violating}
         closing_done = max(done.values())
         latencies = [(done[i] - sent[i]) * 1000 for _, i in violating]
+        measured = [c for c in emu.calls() if start <= c.at <= closing_done]
         return Result(
             "PromptWarden",
             len(ids),
@@ -238,13 +282,35 @@ def promptwarden(
             percentile(latencies, 0.5),
             percentile(latencies, 0.99),
             rss,
+            rest_work(emu, measured, {c.id for c in modlogs.values()}),
         )
+
+
+def rest_work(emu: Emulator, calls: list[Call], modlogs: set[int]) -> str:
+    """The REST calls made while measured, by kind: what the bot did for the burst. More
+    guilds mean more DMs (each guild has its own DM budget) and more mod-log entries."""
+    dms = {c.id for c in emu.world.dm_channels.values()}
+    deletes = sent_dms = entries = other = 0
+    for call in calls:
+        if call.route == DELETE_MESSAGE:
+            deletes += 1
+        elif call.route == SEND_MESSAGE and call.param("channel_id") in dms:
+            sent_dms += 1
+        elif call.route == SEND_MESSAGE and call.param("channel_id") in modlogs:
+            entries += 1
+        else:
+            other += 1
+    return (
+        f"{deletes:,} deletes, {sent_dms:,} DMs, {entries:,} mod-log entries, "
+        f"{other:,} other REST calls"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000, help="messages in the burst")
-    parser.add_argument("--channels", type=int, default=4, help="watched channels")
+    parser.add_argument("--channels", type=int, default=4, help="watched channels per guild")
+    parser.add_argument("--guilds", type=int, default=1, help="guilds, each with --channels")
     parser.add_argument(
         "--rate", type=float, default=None, help="offer this many messages a second"
     )
@@ -255,15 +321,21 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
-        base = bare(args.count, args.channels, Path(tmp) / "bare", args.rate)
-        bot = promptwarden(args.count, args.channels, Path(tmp) / "bot", args.rate, args.profile)
+        base = bare(args.count, args.channels, args.guilds, Path(tmp) / "bare", args.rate)
+        bot = promptwarden(
+            args.count, args.channels, args.guilds, Path(tmp) / "bot", args.rate, args.profile
+        )
     offered = "as fast as possible" if args.rate is None else f"at {args.rate:,.0f}/s"
-    print(
-        f"burst: {args.count:,} messages (+{args.channels} closing), "
-        f"{args.channels} channels, offered {offered}"
+    channels = args.channels * args.guilds
+    where = (
+        f"{args.channels} channels"
+        if args.guilds == 1
+        else (f"{args.guilds} guilds x {args.channels} channels")
     )
+    print(f"burst: {args.count:,} messages (+{channels} closing), {where}, offered {offered}")
     print(base.row())
     print(bot.row())
+    print(f"{'':<14} while measured: {bot.work}")
     print(
         f"ratio PromptWarden/bare: throughput {bot.rate / base.rate:.2f}x, "
         f"p50 {bot.p50_ms / base.p50_ms:.1f}x, p99 {bot.p99_ms / base.p99_ms:.1f}x, "

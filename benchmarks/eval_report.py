@@ -50,18 +50,47 @@ def read_i2p() -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def learned_out_of_fold() -> dict[tuple[int, str], bool]:
-    """(source, prompt) -> flagged by a model that never saw the prompt or its duplicates."""
+def learned_scores() -> tuple[dict[tuple[int, str], float], float]:
+    """(source, prompt) -> log-odds from a model that never saw the prompt or its
+    duplicates, and the cut the shipped threshold rule gives on those scores."""
     from scripts import train_model as tm
 
     corpus = tm.load(eval_dir())
     docs = [tm.features(t) for t in corpus.texts]
     scores = tm.out_of_fold(corpus, docs, np.arange(len(docs)))
     cut = tm.threshold_for(scores[corpus.source == 1])
-    return {
-        (int(src), text): bool(score >= cut)
+    by_prompt = {
+        (int(src), text): float(score)
         for src, text, score in zip(corpus.source, corpus.texts, scores, strict=True)
     }
+    return by_prompt, cut
+
+
+def trade_off(
+    scores: dict[tuple[int, str], float],
+    rules_flag: dict[tuple[int, str], bool],
+    i2p: list[dict[str, str]],
+) -> None:
+    """I2P recall if the learned threshold were set so that, rules included, 0.8%, 1.0% or
+    1.2% of Midjourney prompts were flagged: what one more or less point of them buys."""
+    mj = [(k, v) for k, v in scores.items() if k[0] == 1]
+    by_rules = sum(rules_flag[k] for k, _ in mj)
+    free = sorted((v for k, v in mj if not rules_flag[k]), reverse=True)
+    print("\nTrade-off (rules + learned tier, threshold moved; out of fold)")
+    print(f"{'Midjourney flagged':<20}{'I2P inapp >= 50':>16}{'nudity >= 50':>14}"
+          f"{'DiffusionDB':>13}")  # fmt: skip
+    for share in (0.008, 0.010, 0.012):
+        k = int(share * len(mj)) - by_rules  # learned-tier flags left in the budget
+        cut = (free[k - 1] + free[k]) / 2
+        hit = {key: rules_flag[key] or score >= cut for key, score in scores.items()}
+
+        def rate(column: str, hit: dict[tuple[int, str], bool] = hit) -> str:
+            chosen = [r for r in i2p if float(r[column] or 0) >= 50]
+            return pct(sum(hit[(0, r["prompt"])] for r in chosen), len(chosen))
+
+        ddb = [flagged for key, flagged in hit.items() if key[0] == 2]
+        print(f"{pct(k + by_rules, len(mj)):<20}{rate('inappropriate_percentage'):>16}"
+              f"{rate('nudity_percentage'):>14}{pct(sum(ddb), len(ddb)):>13}")  # fmt: skip
 
 
 def pct(n: int, d: int) -> str:
@@ -133,17 +162,24 @@ def main() -> None:
     parser.add_argument("--rules-only", action="store_true", help="leave the learned tier out")
     parser.add_argument("--show-flagged", type=int, default=0, metavar="N")
     parser.add_argument(
+        "--curve", action="store_true", help="I2P recall at 0.8/1.0/1.2%% of Midjourney flagged"
+    )
+    parser.add_argument(
         "--no-baseline", action="store_true", help="skip better-profanity (about 40 ms a prompt)"
     )
     args = parser.parse_args()
 
     # Rules from the engine; the learned tier, when included, out of fold (see above).
     screener = Screener(GuildRules(learned=False))
-    learned = {} if args.rules_only else learned_out_of_fold()
+    scores, cut = ({}, 0.0) if args.rules_only else learned_scores()
+    learned = {key: score >= cut for key, score in scores.items()}
     tier = "rules" if args.rules_only else "rules + learned tier (out of fold)"
+
+    rules_flag: dict[tuple[int, str], bool] = {}  # for --curve
 
     def screen(source: int, text: str) -> Decision:
         d = screener.screen(text)
+        rules_flag[(source, text)] = d.flagged
         if not d.flagged and learned.get((source, text), False):
             return replace(d, verdict=Verdict.REVIEW, categories=(*d.categories, "model"))
         return d
@@ -202,6 +238,8 @@ def main() -> None:
     line("nudity_percentage >= 50", nude)
     for cat in sorted(by_cat):
         line(f"category: {cat}", by_cat[cat])
+    if args.curve and scores:
+        trade_off(scores, rules_flag, rows)
 
     # robustness: obfuscate the words that fired in caught I2P prompts plus our own examples
     rng = random.Random(7)

@@ -11,6 +11,13 @@ which reads the file this script writes. Training is deterministic (fixed seeds 
 Features: word 1-2-grams, and letter 5-grams of the words run together, which a split
 ("pu $$ ssy") or glued ("nakedsunited") word shares with the plain one.
 
+Concepts. data/training/concepts.tsv groups words by guideline category ("buxom",
+"voluptuous" and "thighs" are `sexual`). Training adds one column per category counting the
+distinct words of that category in the prompt, so a word seen in a handful of training
+prompts borrows the weight its category earned from all of them. The column is a sum of
+word indicators, so its weight folds exactly into each word's own weight on export: the
+runtime keeps scoring plain words and never reads the file.
+
 Hand-written rows. The evaluation data alone taught the model that people in a prompt mean
 trouble (I2P prompts are full of them, Midjourney prompts are mostly landscapes), so plain
 captions with people, art vocabulary and look-alikes are added as negatives with weight
@@ -21,8 +28,9 @@ Labels. I2P labels describe the images a prompt produced, not the prompt, so eve
 is a positive weighted by its inappropriate_percentage / 100 (at least WEIGHT_FLOOR: every I2P
 prompt was collected as a risky one): the clear cases dominate, and the many borderline ones
 still teach the vocabulary. A hard cut at 50% threw away half the positives and measured no
-better out of fold. Midjourney and
-DiffusionDB prompts are negatives, knowing that some of them are positives in truth.
+better out of fold. Midjourney and DiffusionDB prompts are negatives, knowing that some of
+them are positives in truth. The I2P weights are multiplied by I2P_WEIGHT, chosen out of
+fold: with the concept columns, weight 1 lost a point of I2P recall that weight 2 gave back.
 
 Honesty. Figures come from stratified 5-fold out-of-fold scores, grouped so that prompts with the
 same words never straddle a fold (the held-out half was split by a hash of the prompt, so
@@ -46,6 +54,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
@@ -75,7 +84,12 @@ SEED = 0
 TARGET_MJ_SHARE = 0.009  # of Midjourney prompts at or above the threshold, out of fold
 WEIGHT_DIGITS = 9
 WEIGHT_FLOOR = 0.05
+# I2P rows count this many times their share: with the concept columns, positives weighted
+# up to balance the twice as many evaluation negatives measured best out of fold (see labels)
+I2P_WEIGHT = 2.0
 PRUNE = 0.01  # weights smaller than this are dropped: a third of the file, no figure moves
+
+CONCEPTS_FILE = TRAINING_DIR / "concepts.tsv"
 
 MJ_FILE = "midjourney_prompts.txt"
 DDB_FILE = "diffusiondb_prompts.txt"
@@ -117,12 +131,43 @@ def read_tsv(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def read_concepts(path: Path = CONCEPTS_FILE) -> dict[str, str]:
+    """word -> guideline category from a `term<TAB>category` file (single tokenized words)."""
+    concepts: dict[str, str] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    for n, row in enumerate(rows, start=2):
+        term, category = row.get("term") or "", row.get("category") or ""
+        if prompt_words(term) != [term] or not category or term in concepts:
+            sys.exit(f"error: {path} line {n}: need one distinct lower-case word and a category")
+        concepts[term] = category
+    return concepts
+
+
+CONCEPTS: dict[str, str] = read_concepts() if CONCEPTS_FILE.exists() else {}
+
+
+def concept_counts(docs: Sequence[list[str]], concepts: dict[str, str]) -> tuple[list[str], Any]:
+    """The category names and a (documents x categories) matrix: how many distinct words of
+    each category a document's features hold (a word as a feature is itself)."""
+    names = sorted(set(concepts.values()))
+    at = {c: k for k, c in enumerate(names)}
+    rows, cols = [], []
+    for i, doc in enumerate(docs):
+        for word in sorted(set(doc).intersection(concepts)):  # a fixed order: same file
+            rows.append(i)
+            cols.append(at[concepts[word]])
+    shape = (len(docs), len(names))
+    return names, csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+
+
 def hand_rows() -> tuple[list[str], list[float], list[float]]:
     """Texts, labels and weights of data/training and the sets' dev rows (never heldout)."""
     texts: list[str] = []
     y: list[float] = []
     w: list[float] = []
-    files = sorted(TRAINING_DIR.glob("*.tsv")) + sorted(SETS_DIR.glob("*.tsv"))
+    own = [p for p in sorted(TRAINING_DIR.glob("*.tsv")) if p != CONCEPTS_FILE]
+    files = own + sorted(SETS_DIR.glob("*.tsv"))
     for path in files:
         for row in read_tsv(path):
             if row.get("split", "dev") != "dev":
@@ -199,25 +244,43 @@ def train(
     *,
     min_df: int = MIN_DF,
     binary: bool = True,
+    concepts: dict[str, str] | None = None,
 ) -> tuple[CountVectorizer, LogisticRegression]:
-    """The scikit-learn model; docs are feature lists from `features` (the runtime's n-grams)."""
+    """The scikit-learn model; docs are feature lists from `features` (the runtime's n-grams).
+
+    With `concepts`, the matrix gains the category columns of `concept_counts` after the
+    vocabulary's; `export` must then be given the same concepts.
+    """
     vectorizer = CountVectorizer(analyzer=_identity, min_df=min_df, binary=binary)
     x = vectorizer.fit_transform(docs)
+    if concepts:
+        if not binary:
+            raise ValueError("concept columns count distinct words: binary features only")
+        x = hstack([x, concept_counts(docs, concepts)[1]], format="csr")
     clf = LogisticRegression(C=C, max_iter=5000, random_state=SEED).fit(x, y, sample_weight=w)
     return vectorizer, clf
 
 
 def export(
-    vectorizer: CountVectorizer, clf: LogisticRegression, *, prune: float = 0.0
+    vectorizer: CountVectorizer,
+    clf: LogisticRegression,
+    *,
+    prune: float = 0.0,
+    concepts: dict[str, str] | None = None,
 ) -> LinearModel:
     """The runtime form of a trained model (its threshold is set by the caller), without
-    weights smaller than `prune` in size."""
-    names = vectorizer.get_feature_names_out()
-    weights = {
-        str(f): float(v)
-        for f, v in zip(names, clf.coef_[0], strict=True)
-        if v != 0.0 and abs(v) >= prune
-    }
+    weights smaller than `prune` in size. A concept category's weight is added to each of
+    its words' weights (words too rare for a column of their own get it alone), which gives
+    the same score as the category column did."""
+    names = list(vectorizer.get_feature_names_out())
+    coef = clf.coef_[0]
+    raw = {str(f): float(v) for f, v in zip(names, coef[: len(names)], strict=True)}
+    if concepts:
+        categories = sorted(set(concepts.values()))
+        by_name = dict(zip(categories, coef[len(names) :], strict=True))
+        for word, category in concepts.items():
+            raw[word] = raw.get(word, 0.0) + float(by_name[category])
+    weights = {f: v for f, v in raw.items() if v != 0.0 and abs(v) >= prune}
     return LinearModel(
         weights,
         float(clf.intercept_[0]),
@@ -230,12 +293,13 @@ def export(
 
 
 def fit(docs: Sequence[list[str]], y: NDArray[np.float64], w: NDArray[np.float64]) -> LinearModel:
-    return export(*train(docs, y, w), prune=PRUNE)
+    return export(*train(docs, y, w, concepts=CONCEPTS), prune=PRUNE, concepts=CONCEPTS)
 
 
 def labels(corpus: Corpus) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     y = (corpus.source == 0).astype(np.float64)
-    w = np.where(corpus.source == 0, np.maximum(corpus.inappropriate / 100.0, WEIGHT_FLOOR), 1.0)
+    share = np.maximum(corpus.inappropriate / 100.0, WEIGHT_FLOOR)
+    w = np.where(corpus.source == 0, I2P_WEIGHT * share, 1.0)
     return y, w
 
 
@@ -361,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "diffusiondb": int((corpus.source == 2).sum()),
             },
         },
-        "labels": "I2P prompts positive, weight inappropriate_percentage/100; "
+        "labels": f"I2P prompts positive, weight {I2P_WEIGHT} x inappropriate_percentage/100 "
+        f"(at least {I2P_WEIGHT * WEIGHT_FLOOR}); "
         "Midjourney and DiffusionDB prompts negative, weight 1; hand-written rows "
         f"(data/training, dev rows of benchmarks/sets) negative weight {HAND_NEGATIVE_WEIGHT}, "
         f"positive weight {HAND_POSITIVE_WEIGHT}",

@@ -13,6 +13,7 @@ our severities.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -156,6 +157,20 @@ def load(directory: Path | None = None) -> Guidelines:
     return Guidelines(tuple(terms))
 
 
+_DEFAULT_LOCK = threading.Lock()
+
+
 @cache
-def default_guidelines() -> Guidelines:
+def _load_default() -> Guidelines:
     return load()
+
+
+def default_guidelines() -> Guidelines:
+    """The shipped guidelines, one object per process.
+
+    Under a lock: guilds' screeners are built at once in worker threads, and the shared
+    automaton is keyed by this object's identity, so a second copy loaded in a race would
+    mean a second automaton (its time and memory) per guild that raced.
+    """
+    with _DEFAULT_LOCK:
+        return _load_default()

@@ -10,67 +10,49 @@ from __future__ import annotations
 from pathlib import Path
 
 from promptwarden.storage.backends import (
-    SETTINGS_CHANNEL,
     StorageError,
     is_postgres_url,
     open_backend,
     redact_url,
-    sqlite_path,
 )
 from promptwarden.storage.migrations import LATEST_VERSION
 from promptwarden.storage.models import (
-    ACTION_OUTCOMES,
     APPEAL_REASON_LIMIT,
-    APPEAL_STATUSES,
     ERASED_TEXT,
     EXCERPT_LIMIT,
-    INCIDENT_SOURCES,
     INCIDENT_STATUSES,
     RETRYABLE_OUTCOMES,
     ActionOutcome,
     ActionRecord,
     Appeal,
     AppealDecision,
-    AppealStatus,
     ErasureReport,
     Incident,
-    IncidentSource,
     IncidentStatus,
     MemberData,
-    MemberPreferences,
-    ModlogPress,
     ReminderRecord,
     StrikeRecord,
     WatchedChannel,
     WatchKind,
 )
-from promptwarden.storage.store import SettingsListener, Storage
+from promptwarden.storage.store import Storage
 
 __all__ = [
-    "ACTION_OUTCOMES",
     "APPEAL_REASON_LIMIT",
-    "APPEAL_STATUSES",
     "ERASED_TEXT",
     "EXCERPT_LIMIT",
-    "INCIDENT_SOURCES",
     "INCIDENT_STATUSES",
     "LATEST_VERSION",
     "RETRYABLE_OUTCOMES",
-    "SETTINGS_CHANNEL",
     "ActionOutcome",
     "ActionRecord",
     "Appeal",
     "AppealDecision",
-    "AppealStatus",
     "ErasureReport",
     "Incident",
-    "IncidentSource",
     "IncidentStatus",
     "MemberData",
-    "MemberPreferences",
-    "ModlogPress",
     "ReminderRecord",
-    "SettingsListener",
     "Storage",
     "StorageError",
     "StrikeRecord",
@@ -79,7 +61,6 @@ __all__ = [
     "is_postgres_url",
     "open_storage",
     "redact_url",
-    "sqlite_path",
 ]
 
 

@@ -30,7 +30,7 @@ import asyncpg
 from sqlalchemy import ColumnElement, Dialect, Table, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from promptwarden.storage import schema
@@ -55,18 +55,14 @@ class StorageError(Exception):
     """The database cannot be used as it is; the message says what to do, in one line."""
 
 
-def newer_schema_message(found: int, setting: str) -> str:
-    return (
-        f"this database was written by a newer PromptWarden (schema {found}); this version "
-        f"knows up to {LATEST_VERSION}; upgrade PromptWarden or point {setting} elsewhere"
-    )
-
-
 class Backend(ABC):
     """One database; `store.Storage` asks it only what the two databases do differently."""
 
     engine: AsyncEngine
     shown: str  # the database as messages name it (no password)
+    setting: str  # the setting that points at it, for messages
+    version_sql: str  # reads the schema version
+    set_version_sql: str  # writes it, the version formatted in
     on_remote_change: Callable[[int | None], Coroutine[Any, Any, None]]
     closed = False
 
@@ -107,12 +103,45 @@ class Backend(ABC):
         """Start hearing other processes' settings changes (nothing to hear on SQLite)."""
         return
 
-    @abstractmethod
-    async def read_version(self, conn: AsyncConnection) -> int: ...
+    async def read_version(self, conn: Any) -> int:
+        return int((await conn.exec_driver_sql(self.version_sql)).scalar_one())
+
+    async def _lock_versions(self, conn: AsyncConnection) -> None:
+        """Make the version readable and take the migration lock (SQLite: BEGIN IMMEDIATE)."""
+        del conn
 
     @abstractmethod
+    def _cannot_open(self, error: BaseException) -> str:
+        """Why the database could not be opened, and what to do, in one line."""
+
     async def migrate(self) -> int:
-        """Refuse a newer schema, apply missing steps; returns the version found."""
+        """Refuse a newer schema, then apply the missing steps in one transaction under the
+        migration lock: processes starting together take turns, and a failure leaves the
+        database as it was. Returns the version found."""
+        try:
+            async with self.engine.begin() as conn:
+                await self._lock_versions(conn)
+                found = await self.read_version(conn)
+                if found > LATEST_VERSION:
+                    raise StorageError(
+                        f"this database was written by a newer PromptWarden (schema {found}); "
+                        f"this version knows up to {LATEST_VERSION}; upgrade PromptWarden or "
+                        f"point {self.setting} elsewhere"
+                    )
+                for version in range(found + 1, LATEST_VERSION + 1):
+                    try:
+                        await conn.run_sync(step(version))
+                    except DBAPIError as error:
+                        raise StorageError(
+                            f"could not upgrade {self.shown} from schema {version - 1} to "
+                            f"{version}: {_root(error)}; the database was left unchanged"
+                        ) from error
+                    log.info("database %s migrated to schema %d", self.shown, version)
+                if found < LATEST_VERSION:
+                    await conn.exec_driver_sql(self.set_version_sql.format(LATEST_VERSION))
+        except (DBAPIError, OSError, TimeoutError) as error:
+            raise StorageError(self._cannot_open(error)) from error
+        return found
 
     async def close(self) -> None:
         self.closed = True
@@ -130,16 +159,14 @@ def _plain_value_errors() -> Iterator[None]:
         raise
 
 
-def _upgrade(conn: Connection, found: int, shown: str) -> None:
-    for version in range(found + 1, LATEST_VERSION + 1):
-        step(version)(conn)
-        log.info("database %s migrated to schema %d", shown, version)
-
-
 class SQLiteBackend(Backend):
     """Migrations go through SQLAlchemy's engine; every query after them runs on one raw
     aiosqlite connection (`SQLiteConnection`): one thread round trip per statement, where
     SQLAlchemy's adapter needs four, and on a busy machine each round trip is a wake-up."""
+
+    setting = "DATABASE_PATH"
+    version_sql = "PRAGMA user_version"
+    set_version_sql = "PRAGMA user_version = {}"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -188,39 +215,15 @@ class SQLiteBackend(Backend):
             "EXISTS (SELECT 1 FROM json_each(incidents.categories) WHERE value = :category)"
         ).bindparams(category=category)  # type: ignore[return-value]
 
-    async def read_version(self, conn: Any) -> int:
-        return int((await conn.exec_driver_sql("PRAGMA user_version")).scalar_one())
+    def _cannot_open(self, error: BaseException) -> str:
+        return (
+            f"cannot open {self.path} ({_root(error)}): it is not a PromptWarden database, or "
+            "another process holds its lock; point DATABASE_PATH at the bot's database"
+        )
 
     async def migrate(self) -> int:
         _create_private_file(self.path)
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execution_options(pw_read=True)
-                found = await self.read_version(conn)
-                if found > LATEST_VERSION:
-                    raise StorageError(newer_schema_message(found, "DATABASE_PATH"))
-                await conn.exec_driver_sql("PRAGMA journal_mode = WAL")
-                await conn.commit()
-        except DBAPIError as error:
-            raise StorageError(
-                f"{self.path} is not a PromptWarden database ({error.orig}); point "
-                "DATABASE_PATH at a new file or at the bot's database"
-            ) from error
-        for version in range(found + 1, LATEST_VERSION + 1):
-            try:
-                async with self.engine.begin() as conn:
-                    # Under the write lock: another process may have just applied it.
-                    if await self.read_version(conn) >= version:
-                        continue
-                    await conn.run_sync(step(version))
-                    await conn.exec_driver_sql(f"PRAGMA user_version = {version}")
-            except SQLAlchemyError as error:
-                cause = getattr(error, "orig", None) or error
-                raise StorageError(
-                    f"could not upgrade {self.path} from schema {version - 1} to {version}: "
-                    f"{cause}; the database was left unchanged"
-                ) from error
-            log.info("database %s migrated to schema %d", self.path, version)
+        found = await super().migrate()
         await self.engine.dispose()  # its connection is not needed after migrating
         raw = await aiosqlite.connect(self.path, isolation_level=None)
         await raw.executescript(_PRAGMAS)
@@ -335,8 +338,10 @@ class SQLiteConnection:
         return Result(rows, len(rows))
 
 
-# Per connection: SQLite forgets these when a connection closes.
+# Per connection: SQLite forgets these when a connection closes (but keeps WAL mode, set
+# here once the schema is known to be ours).
 _PRAGMAS = f"""
+    PRAGMA journal_mode = WAL;
     PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
     PRAGMA synchronous = NORMAL;
     PRAGMA foreign_keys = ON;
@@ -353,10 +358,9 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    """Writes take SQLite's write lock at once, so a second process on the same file waits
-    (busy_timeout) instead of interleaving; reads run without a transaction."""
-    if not conn.get_execution_options().get("pw_read"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Migrating takes SQLite's write lock at once, so a second process starting on the
+    same file waits (busy_timeout) instead of interleaving."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _create_private_file(path: Path) -> None:
@@ -383,6 +387,10 @@ def _create_private_file(path: Path) -> None:
 
 
 class PostgresBackend(Backend):
+    setting = "DATABASE_URL"
+    version_sql = "SELECT version FROM schema_version"
+    set_version_sql = "UPDATE schema_version SET version = {}"
+
     def __init__(self, url: str, *, max_size: int = 10) -> None:
         self.url = url
         self.shown = redact_url(url)
@@ -421,38 +429,36 @@ class PostgresBackend(Backend):
             {"channel": SETTINGS_CHANNEL, "payload": f"{guild_id}:{self._token}"},
         )
 
-    async def read_version(self, conn: AsyncConnection) -> int:
-        return int((await conn.exec_driver_sql("SELECT version FROM schema_version")).scalar_one())
+    async def _lock_versions(self, conn: AsyncConnection) -> None:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+        await conn.exec_driver_sql(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            "singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton), "
+            "version INTEGER NOT NULL)"
+        )
+        await conn.exec_driver_sql(
+            "INSERT INTO schema_version (singleton, version) VALUES (TRUE, 0) "
+            "ON CONFLICT DO NOTHING"
+        )
 
-    async def migrate(self) -> int:
-        """All steps in one transaction under an advisory lock: processes starting together
-        take turns, and a failure leaves the database as it was."""
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
-                await conn.exec_driver_sql(
-                    "CREATE TABLE IF NOT EXISTS schema_version ("
-                    "singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton), "
-                    "version INTEGER NOT NULL)"
-                )
-                await conn.exec_driver_sql(
-                    "INSERT INTO schema_version (singleton, version) VALUES (TRUE, 0) "
-                    "ON CONFLICT DO NOTHING"
-                )
-                found = int(
-                    (
-                        await conn.exec_driver_sql("SELECT version FROM schema_version FOR UPDATE")
-                    ).scalar_one()
-                )
-                if found > LATEST_VERSION:
-                    raise StorageError(newer_schema_message(found, "DATABASE_URL"))
-                await conn.run_sync(_upgrade, found, self.shown)
-                await conn.execute(
-                    text("UPDATE schema_version SET version = :v"), {"v": LATEST_VERSION}
-                )
-        except (DBAPIError, OSError, TimeoutError) as error:
-            raise StorageError(_connect_message(self.shown, error)) from error
-        return found
+    def _cannot_open(self, error: BaseException) -> str:
+        root = _root(error)
+        detail = str(root).strip() or type(root).__name__
+        if isinstance(root, asyncpg.InvalidCatalogNameError):
+            hint = "create the database first (createdb) or fix its name in DATABASE_URL"
+        elif isinstance(
+            root, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+        ):
+            hint = "check the user name and password in DATABASE_URL"
+        elif isinstance(root, asyncpg.PostgresError):  # connected, then a statement failed
+            return (
+                f"could not prepare the database at {self.shown}: {detail}; it was left unchanged"
+            )
+        elif isinstance(root, OSError | TimeoutError):
+            hint = "is the server running and reachable from this machine?"
+        else:
+            hint = "check DATABASE_URL"
+        return f"cannot connect to PostgreSQL at {self.shown}: {detail}; {hint}"
 
     # -- settings news from other processes
 
@@ -559,27 +565,6 @@ def _root(error: BaseException) -> BaseException:
         if inner is None or inner is seen:
             return seen
         seen = inner
-
-
-def _connect_message(shown: str, error: BaseException) -> str:
-    root = _root(error)
-    if isinstance(root, asyncpg.PostgresError) and not isinstance(
-        root,
-        asyncpg.InvalidPasswordError
-        | asyncpg.InvalidAuthorizationSpecificationError
-        | asyncpg.InvalidCatalogNameError,
-    ):
-        return f"could not prepare the database at {shown}: {root}; the database was left unchanged"
-    if isinstance(root, asyncpg.InvalidCatalogNameError):
-        hint = "create the database first (createdb) or fix its name in DATABASE_URL"
-    elif isinstance(root, asyncpg.PostgresError):
-        hint = "check the user name and password in DATABASE_URL"
-    elif isinstance(root, OSError | TimeoutError):
-        hint = "is the server running and reachable from this machine?"
-    else:
-        hint = "check DATABASE_URL"
-    detail = str(root).strip() or type(root).__name__
-    return f"cannot connect to PostgreSQL at {shown}: {detail}; {hint}"
 
 
 async def open_backend(target: Path | str, **options: Any) -> tuple[Backend, int]:

@@ -36,7 +36,6 @@ class TableCopy:
     inserted: int
     updated: int
     verified: int  # source rows found in PostgreSQL, by primary key, after the copy
-    target_rows: int  # all rows of the table in PostgreSQL afterwards
 
     @property
     def unchanged(self) -> int:
@@ -205,14 +204,12 @@ async def _copy_table(
     verified = await conn.fetchval(
         f'SELECT count(*) FROM "{stage}" s WHERE EXISTS (SELECT 1 FROM "{name}" t WHERE {join})'
     )
-    target_rows = await conn.fetchval(f'SELECT count(*) FROM "{name}"')
     return TableCopy(
         table=name,
         source_rows=source_rows,
         inserted=inserted,
         updated=len(changes) - inserted,
         verified=int(verified),
-        target_rows=int(target_rows),
     )
 
 

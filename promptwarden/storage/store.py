@@ -9,17 +9,18 @@ between the databases (row locks, notifications, upsert syntax, JSON lookups) is
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
     Row,
+    Table,
     and_,
     bindparam,
     case,
@@ -37,36 +38,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promptwarden.screening.decision import Severity, Verdict
+from promptwarden.storage import models as m
 from promptwarden.storage import schema as t
 from promptwarden.storage.backends import Backend, StorageError
-from promptwarden.storage.models import (
-    ACTION_OUTCOMES,
-    APPEAL_REASON_LIMIT,
-    APPEAL_STATUSES,
-    ERASED_TEXT,
-    EXCERPT_LIMIT,
-    INCIDENT_SOURCES,
-    INCIDENT_STATUSES,
-    RATE_LIMIT_KINDS,
-    REPORT_KIND,
-    RETRYABLE_OUTCOMES,
-    WATCH_KINDS,
-    ActionOutcome,
-    ActionRecord,
-    Appeal,
-    AppealDecision,
-    AppealStatus,
-    ErasureReport,
-    Incident,
-    IncidentStatus,
-    MemberData,
-    MemberPreferences,
-    ModlogPress,
-    ReminderRecord,
-    StrikeRecord,
-    WatchedChannel,
-    WatchKind,
-)
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +48,21 @@ log = logging.getLogger(__name__)
 # after the notification channel reconnected and changes could have been missed).
 SettingsListener = Callable[[int | None], Awaitable[None] | None]
 MAX_PAGE = 500
-
-_appeal_columns = [c for c in t.appeals.c]
+_Model = TypeVar("_Model")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _of(table: Table, guild_id: int, **equal: Any) -> ColumnElement[bool]:
+    """The guild's rows of `table` whose columns hold the values given."""
+    return and_(table.c.guild_id == guild_id, *(table.c[k] == v for k, v in equal.items()))
+
+
+def _check(value: str, allowed: Collection[str], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {tuple(allowed)}, not {value!r}")
 
 
 class Storage:
@@ -110,12 +93,7 @@ class Storage:
     async def __aenter__(self) -> Storage:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def schema_version(self) -> int:
@@ -128,13 +106,48 @@ class Storage:
         async with self._db.read() as conn:
             return (await conn.execute(statement)).all()
 
+    async def _load(self, model: Callable[..., _Model], statement: Any) -> list[_Model]:
+        """Rows as `model`s: the columns selected are its fields, by name."""
+        return [model(**r._asdict()) for r in await self._rows(statement)]
+
     async def _value(self, statement: Any) -> Any:
         async with self._db.read() as conn:
             return (await conn.execute(statement)).scalar()
 
     async def _count(self, statement: Any) -> int:
+        """Run one write on its own; how many rows it changed."""
         async with self._db.write() as conn:
             return max((await conn.execute(statement)).rowcount, 0)
+
+    def _upsert(
+        self, table: Table, row: Mapping[str, Any], where: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """INSERT `row`; when its primary key exists, set the row's other columns instead
+        (only where `where(excluded)` holds, `excluded` being the row offered)."""
+        keys = [c.name for c in table.primary_key]
+        statement = self._db.insert(table).values(row)
+        new = statement.excluded
+        return statement.on_conflict_do_update(
+            index_elements=keys,
+            set_={k: new[k] for k in row if k not in keys},
+            where=None if where is None else where(new),
+        )
+
+    @staticmethod
+    def _for_incident(
+        table: Table,
+        guild_id: int,
+        incident_id: int,
+        values: Mapping[str, Any],
+        *where: Any,
+        into: Callable[[Table], Any] = insert,
+    ) -> Any:
+        """INSERT a row of an incident only if the incident is the guild's (and `where`)."""
+        i = t.incidents
+        source = select(
+            i.c.guild_id, i.c.id, *(literal(v, table.c[k].type) for k, v in values.items())
+        ).where(_of(i, guild_id, id=incident_id), *where)
+        return into(table).from_select(["guild_id", "incident_id", *values], source)
 
     # -- settings-change news
 
@@ -171,35 +184,26 @@ class Storage:
     # -- guild settings
 
     async def get_modlog_channel(self, guild_id: int) -> int | None:
-        gs = t.guild_settings
-        return cast(
-            int | None,
-            await self._value(select(gs.c.modlog_channel_id).where(gs.c.guild_id == guild_id)),
-        )
+        return cast(int | None, await self._get_setting("modlog_channel_id", guild_id))
 
     async def set_modlog_channel(self, guild_id: int, channel_id: int | None) -> None:
         await self._save_setting(guild_id, "modlog_channel_id", channel_id)
 
-    async def _get_setting(self, column: str, guild_id: int) -> dict[str, Any] | None:
+    async def _get_setting(self, column: str, guild_id: int) -> Any:
         gs = t.guild_settings
         value = await self._value(select(gs.c[column]).where(gs.c.guild_id == guild_id))
-        return None if value is None else dict(value)
+        return dict(value) if isinstance(value, Mapping) else value
 
     async def _save_setting(self, guild_id: int, column: str, value: Any) -> None:
         if column not in (*t.SETTING_COLUMNS, "modlog_channel_id"):
             raise ValueError(f"not a settings column: {column!r}")
         row = {"guild_id": guild_id, column: value, "updated_at": _now()}
-        upsert = self._db.insert(t.guild_settings).values(row)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["guild_id"],
-            set_={column: upsert.excluded[column], "updated_at": upsert.excluded.updated_at},
-        )
         async with self._settings_write(guild_id) as conn:
-            await conn.execute(upsert)
+            await conn.execute(self._upsert(t.guild_settings, row))
 
     async def get_screening_rules(self, guild_id: int) -> dict[str, Any] | None:
         """The guild's rule overrides as saved, or None when it never set any."""
-        return await self._get_setting("screening_rules", guild_id)
+        return cast(dict[str, Any] | None, await self._get_setting("screening_rules", guild_id))
 
     async def set_screening_rules(self, guild_id: int, rules: Mapping[str, Any]) -> None:
         """Store a JSON-serialisable blob; the screening engine validates its content."""
@@ -207,14 +211,14 @@ class Storage:
 
     async def get_enforcement_config(self, guild_id: int) -> dict[str, Any] | None:
         """The guild's enforcement settings as saved (promptwarden.enforcement validates)."""
-        return await self._get_setting("enforcement", guild_id)
+        return cast(dict[str, Any] | None, await self._get_setting("enforcement", guild_id))
 
     async def set_enforcement_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
         await self._save_setting(guild_id, "enforcement", dict(config))
 
     async def get_privacy_config(self, guild_id: int) -> dict[str, Any] | None:
         """The guild's privacy settings as saved (promptwarden.privacy validates)."""
-        return await self._get_setting("privacy", guild_id)
+        return cast(dict[str, Any] | None, await self._get_setting("privacy", guild_id))
 
     async def set_privacy_config(self, guild_id: int, config: Mapping[str, Any]) -> None:
         await self._save_setting(guild_id, "privacy", dict(config))
@@ -222,36 +226,34 @@ class Storage:
     # -- watched channels and generator bots (besides the built-in Midjourney and niji ids)
 
     async def add_watched_channel(
-        self, guild_id: int, channel_id: int, kind: WatchKind = "channel"
+        self, guild_id: int, channel_id: int, kind: m.WatchKind = "channel"
     ) -> bool:
         """True when newly added; re-adding updates the kind and returns False."""
-        if kind not in WATCH_KINDS:
-            raise ValueError(f"kind must be one of {WATCH_KINDS}, not {kind!r}")
+        _check(kind, m.WATCH_KINDS, "kind")
         wc = t.watched_channels
         row = {"guild_id": guild_id, "channel_id": channel_id, "kind": kind}
         async with self._settings_write(guild_id) as conn:
             added = await conn.execute(self._db.insert(wc).values(row).on_conflict_do_nothing())
             if added.rowcount > 0:
                 return True
-            key = and_(wc.c.guild_id == guild_id, wc.c.channel_id == channel_id)
-            await conn.execute(update(wc).where(key).values(kind=kind))
+            await conn.execute(
+                update(wc).where(_of(wc, guild_id, channel_id=channel_id)).values(kind=kind)
+            )
         return False
 
     async def remove_watched_channel(self, guild_id: int, channel_id: int) -> bool:
         """True when something was removed."""
-        wc = t.watched_channels
+        return await self._remove_setting(t.watched_channels, guild_id, channel_id=channel_id)
+
+    async def _remove_setting(self, table: Table, guild_id: int, **key: int) -> bool:
         async with self._settings_write(guild_id) as conn:
-            gone = await conn.execute(
-                delete(wc).where(wc.c.guild_id == guild_id, wc.c.channel_id == channel_id)
-            )
+            gone = await conn.execute(delete(table).where(_of(table, guild_id, **key)))
         return gone.rowcount > 0
 
-    async def list_watched_channels(self, guild_id: int) -> list[WatchedChannel]:
+    async def list_watched_channels(self, guild_id: int) -> list[m.WatchedChannel]:
         wc = t.watched_channels
-        rows = await self._rows(
-            select(wc).where(wc.c.guild_id == guild_id).order_by(wc.c.kind, wc.c.channel_id)
-        )
-        return [WatchedChannel(r.guild_id, r.channel_id, r.kind) for r in rows]
+        query = select(wc).where(wc.c.guild_id == guild_id).order_by(wc.c.kind, wc.c.channel_id)
+        return await self._load(m.WatchedChannel, query)
 
     async def add_generator_bot(self, guild_id: int, bot_id: int) -> bool:
         row = {"guild_id": guild_id, "bot_id": bot_id}
@@ -262,19 +264,12 @@ class Storage:
         return added.rowcount > 0
 
     async def remove_generator_bot(self, guild_id: int, bot_id: int) -> bool:
-        gb = t.generator_bots
-        async with self._settings_write(guild_id) as conn:
-            gone = await conn.execute(
-                delete(gb).where(gb.c.guild_id == guild_id, gb.c.bot_id == bot_id)
-            )
-        return gone.rowcount > 0
+        return await self._remove_setting(t.generator_bots, guild_id, bot_id=bot_id)
 
     async def list_generator_bots(self, guild_id: int) -> list[int]:
         gb = t.generator_bots
-        rows = await self._rows(
-            select(gb.c.bot_id).where(gb.c.guild_id == guild_id).order_by(gb.c.bot_id)
-        )
-        return [r[0] for r in rows]
+        query = select(gb.c.bot_id).where(gb.c.guild_id == guild_id).order_by(gb.c.bot_id)
+        return [r[0] for r in await self._rows(query)]
 
     # -- incidents
 
@@ -297,7 +292,7 @@ class Storage:
         verdict: Verdict,
         matches: Sequence[Mapping[str, Any]],
         action: str,
-        status: IncidentStatus = "open",
+        status: m.IncidentStatus = "open",
         created_at: datetime | None = None,
         job_key: str | None = None,
         source: str = "screening",
@@ -307,13 +302,11 @@ class Storage:
 
         The check is the database's unique keys, so it holds across restarts and processes.
         """
-        if status not in INCIDENT_STATUSES:
-            raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
-        if source not in INCIDENT_SOURCES:
-            raise ValueError(f"source must be one of {INCIDENT_SOURCES}, not {source!r}")
+        _check(status, m.INCIDENT_STATUSES, "status")
+        _check(source, m.INCIDENT_SOURCES, "source")
         excerpt = prompt_excerpt
-        if len(excerpt) > EXCERPT_LIMIT:
-            excerpt = excerpt[: EXCERPT_LIMIT - 1] + "…"
+        if len(excerpt) > m.EXCERPT_LIMIT:
+            excerpt = excerpt[: m.EXCERPT_LIMIT - 1] + "…"
         row = {
             "guild_id": guild_id,
             "channel_id": channel_id,
@@ -323,7 +316,7 @@ class Storage:
             "categories": list(categories),
             "severity": Severity(severity).name.lower(),
             "verdict": Verdict(verdict).value,
-            "matches": [dict(m) for m in matches],
+            "matches": [dict(x) for x in matches],
             "action": action,
             "status": status,
             "created_at": created_at or _now(),
@@ -347,51 +340,35 @@ class Storage:
         return int(existing), False
 
     async def set_incident_status(
-        self, guild_id: int, incident_id: int, status: IncidentStatus
+        self, guild_id: int, incident_id: int, status: m.IncidentStatus
     ) -> bool:
         """True when the incident exists in this guild (whether or not the status changed)."""
-        if status not in INCIDENT_STATUSES:
-            raise ValueError(f"status must be one of {INCIDENT_STATUSES}, not {status!r}")
+        _check(status, m.INCIDENT_STATUSES, "status")
         i = t.incidents
-        return (
-            await self._count(
-                update(i)
-                .where(i.c.guild_id == guild_id, i.c.id == incident_id)
-                .values(status=status)
-            )
-            > 0
+        changed = await self._count(
+            update(i).where(_of(i, guild_id, id=incident_id)).values(status=status)
         )
+        return changed > 0
 
     async def set_incident_modlog(
         self, guild_id: int, incident_id: int, channel_id: int, message_id: int
     ) -> None:
         """Where the incident's mod-log entry is, for later edits."""
-        i = t.incidents
+        await self._set_modlog(t.incidents, guild_id, incident_id, channel_id, message_id)
+
+    async def _set_modlog(
+        self, table: Table, guild_id: int, row_id: int, channel_id: int, message_id: int
+    ) -> None:
         await self._count(
-            update(i)
-            .where(i.c.guild_id == guild_id, i.c.id == incident_id)
+            update(table)
+            .where(_of(table, guild_id, id=row_id))
             .values(modlog_channel_id=channel_id, modlog_message_id=message_id)
         )
 
-    async def get_incident(self, guild_id: int, incident_id: int) -> Incident | None:
+    async def get_incident(self, guild_id: int, incident_id: int) -> m.Incident | None:
         i = t.incidents
-        rows = await self._rows(select(i).where(i.c.guild_id == guild_id, i.c.id == incident_id))
-        return _incident(rows[0]) if rows else None
-
-    async def list_incidents(
-        self,
-        guild_id: int,
-        *,
-        user_id: int | None = None,
-        status: IncidentStatus | None = None,
-        since: datetime | None = None,
-        before_id: int | None = None,
-        limit: int = 50,
-    ) -> list[Incident]:
-        """Newest first; `before_id` pages backwards from an incident id."""
-        return await self.find_incidents(
-            guild_id, user_id=user_id, status=status, since=since, before_id=before_id, limit=limit
-        )
+        found = await self._load(_incident, select(i).where(_of(i, guild_id, id=incident_id)))
+        return found[0] if found else None
 
     async def find_incidents(
         self,
@@ -399,14 +376,14 @@ class Storage:
         *,
         user_id: int | None = None,
         category: str | None = None,
-        status: IncidentStatus | None = None,
+        status: m.IncidentStatus | None = None,
         verdict: Verdict | None = None,
         since: datetime | None = None,
         before_id: int | None = None,
         after_id: int | None = None,
         oldest_first: bool = False,
         limit: int = 50,
-    ) -> list[Incident]:
+    ) -> list[m.Incident]:
         """Incidents matching every filter given (`category`: one of its categories).
 
         Newest first, or oldest first with `oldest_first`; `before_id`/`after_id` page
@@ -430,11 +407,11 @@ class Storage:
             where.append(i.c.id > after_id)
         order = i.c.id.asc() if oldest_first else i.c.id.desc()
         query = select(i).where(*where).order_by(order).limit(max(1, min(limit, MAX_PAGE)))
-        return [_incident(r) for r in await self._rows(query)]
+        return await self._load(_incident, query)
 
     async def incidents_since(
         self, guild_id: int, since: datetime | None, *, limit: int = 50_000
-    ) -> list[Incident]:
+    ) -> list[m.Incident]:
         """Every incident created at or after `since` (all when None), oldest first, at
         most `limit`: for exports and statistics."""
         i = t.incidents
@@ -442,7 +419,7 @@ class Storage:
         if since is not None:
             query = query.where(i.c.created_at >= since)
         query = query.order_by(i.c.created_at, i.c.id).limit(max(1, limit))
-        return [_incident(r) for r in await self._rows(query)]
+        return await self._load(_incident, query)
 
     # -- incident actions and mod-log presses
 
@@ -451,37 +428,20 @@ class Storage:
         guild_id: int,
         incident_id: int,
         action: str,
-        outcome: ActionOutcome,
+        outcome: m.ActionOutcome,
         detail: str = "",
         *,
         at: datetime | None = None,
     ) -> None:
-        if outcome not in ACTION_OUTCOMES:
-            raise ValueError(f"outcome must be one of {ACTION_OUTCOMES}, not {outcome!r}")
-        i, a = t.incidents, t.incident_actions
-        source = select(
-            i.c.guild_id,
-            i.c.id,
-            literal(action),
-            literal(outcome),
-            literal(detail[:500]),
-            literal(at or _now(), t.UtcTime),
-        ).where(i.c.guild_id == guild_id, i.c.id == incident_id)
-        await self._count(
-            insert(a).from_select(
-                ["guild_id", "incident_id", "action", "outcome", "detail", "at"], source
-            )
-        )
+        _check(outcome, m.ACTION_OUTCOMES, "outcome")
+        values = {"action": action, "outcome": outcome, "detail": detail[:500], "at": at or _now()}
+        await self._count(self._for_incident(t.incident_actions, guild_id, incident_id, values))
 
-    async def list_action_outcomes(self, guild_id: int, incident_id: int) -> list[ActionRecord]:
+    async def list_action_outcomes(self, guild_id: int, incident_id: int) -> list[m.ActionRecord]:
         """Oldest first."""
         a = t.incident_actions
-        rows = await self._rows(
-            select(a)
-            .where(a.c.guild_id == guild_id, a.c.incident_id == incident_id)
-            .order_by(a.c.id)
-        )
-        return [_action(r) for r in rows]
+        query = _select(m.ActionRecord, a).where(_of(a, guild_id, incident_id=incident_id))
+        return await self._load(m.ActionRecord, query.order_by(a.c.id))
 
     async def list_unsettled_incidents(
         self,
@@ -490,7 +450,7 @@ class Storage:
         since: datetime,
         planned: Mapping[str, Collection[str]],
         limit: int = 200,
-    ) -> list[Incident]:
+    ) -> list[m.Incident]:
         """Incidents created at or after `since`, not dismissed, for which one of the actions
         planned for their kind (`planned[incident.action]`, e.g. "block" -> delete, strike,
         dm_warning, modlog) has no final outcome yet: none recorded, or only `failed` and
@@ -502,7 +462,7 @@ class Storage:
                 a.c.guild_id == i.c.guild_id,
                 a.c.incident_id == i.c.id,
                 a.c.action == action,
-                a.c.outcome.not_in(RETRYABLE_OUTCOMES),
+                a.c.outcome.not_in(m.RETRYABLE_OUTCOMES),
             )
 
         kinds = [
@@ -519,7 +479,7 @@ class Storage:
             .order_by(i.c.id)
             .limit(max(1, min(limit, MAX_PAGE)))
         )
-        return [_incident(r) for r in await self._rows(query)]
+        return await self._load(_incident, query)
 
     async def record_modlog_press(
         self,
@@ -530,41 +490,16 @@ class Storage:
         *,
         at: datetime | None = None,
     ) -> None:
-        i = t.incidents
-        source = select(
-            i.c.guild_id,
-            i.c.id,
-            literal(moderator_id),
-            literal(action),
-            literal(at or _now(), t.UtcTime),
-        ).where(i.c.guild_id == guild_id, i.c.id == incident_id)
-        await self._count(
-            insert(t.modlog_presses).from_select(
-                ["guild_id", "incident_id", "moderator_id", "action", "at"], source
-            )
-        )
+        values = {"moderator_id": moderator_id, "action": action, "at": at or _now()}
+        await self._count(self._for_incident(t.modlog_presses, guild_id, incident_id, values))
 
-    async def list_modlog_presses(self, guild_id: int, incident_id: int) -> list[ModlogPress]:
+    async def list_modlog_presses(self, guild_id: int, incident_id: int) -> list[m.ModlogPress]:
         """Oldest first."""
         p = t.modlog_presses
-        rows = await self._rows(
-            select(p.c.incident_id, p.c.moderator_id, p.c.action, p.c.at)
-            .where(p.c.guild_id == guild_id, p.c.incident_id == incident_id)
-            .order_by(p.c.id)
-        )
-        return [ModlogPress(r.incident_id, r.moderator_id, r.action, r.at) for r in rows]
+        query = _select(m.ModlogPress, p).where(_of(p, guild_id, incident_id=incident_id))
+        return await self._load(m.ModlogPress, query.order_by(p.c.id))
 
     # -- strikes
-
-    @staticmethod
-    def _active(guild_id: int, user_id: int, cutoff: datetime) -> ColumnElement[bool]:
-        s = t.strikes
-        return and_(
-            s.c.guild_id == guild_id,
-            s.c.user_id == user_id,
-            s.c.revoked_at.is_(None),
-            s.c.created_at > cutoff,
-        )
 
     async def add_strike(
         self,
@@ -606,14 +541,7 @@ class Storage:
         self, guild_id: int, incident_id: int, *, now: datetime | None = None
     ) -> bool:
         """True when an active strike of that incident was revoked."""
-        s = t.strikes
-        key = and_(s.c.guild_id == guild_id, s.c.incident_id == incident_id)
-        return (
-            await self._count(
-                update(s).where(key, s.c.revoked_at.is_(None)).values(revoked_at=now or _now())
-            )
-            > 0
-        )
+        return await self._count(_revoke_strike(guild_id, incident_id, now or _now())) > 0
 
     async def active_points(
         self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
@@ -624,81 +552,54 @@ class Storage:
 
     async def revoke_active_strikes(
         self, guild_id: int, user_id: int, *, window: timedelta, now: datetime | None = None
-    ) -> list[StrikeRecord]:
+    ) -> list[m.StrikeRecord]:
         """Revoke every strike of the member still counting (a pardon); returns them as
         they were before revoking, so the caller can record who pardoned which incident."""
         now = now or _now()
         s = t.strikes
-        active = self._active(guild_id, user_id, now - window)
+        active = and_(
+            _of(s, guild_id, user_id=user_id),
+            s.c.revoked_at.is_(None),
+            s.c.created_at > now - window,
+        )
         async with self._db.write() as conn:
             await self._db.lock_member(conn, guild_id, user_id)
-            rows = (
-                await conn.execute(
-                    select(s).where(active).order_by(s.c.id.desc()).with_for_update()
-                )
-            ).all()
-            ids = [r.id for r in rows]
-            if ids:
+            query = select(s).where(active).order_by(s.c.id.desc()).with_for_update()
+            rows = (await conn.execute(query)).all()
+            if rows:
+                ids = [r.id for r in rows]
                 await conn.execute(update(s).where(s.c.id.in_(ids)).values(revoked_at=now))
-        return [_strike(r) for r in rows]
+        return [m.StrikeRecord(**r._asdict()) for r in rows]
 
-    async def list_strikes(self, guild_id: int, user_id: int) -> list[StrikeRecord]:
+    async def list_strikes(self, guild_id: int, user_id: int) -> list[m.StrikeRecord]:
         """Every strike of the member, revoked and expired included, newest first."""
         s = t.strikes
-        rows = await self._rows(
-            select(s)
-            .where(s.c.guild_id == guild_id, s.c.user_id == user_id)
-            .order_by(s.c.id.desc())
-        )
-        return [_strike(r) for r in rows]
+        query = select(s).where(_of(s, guild_id, user_id=user_id)).order_by(s.c.id.desc())
+        return await self._load(m.StrikeRecord, query)
 
     # -- catch-up
 
     async def get_catchup_cursor(self, guild_id: int, channel_id: int) -> int | None:
         """The newest message id screened in that channel, if any."""
         c = t.catchup_cursors
-        return cast(
-            int | None,
-            await self._value(
-                select(c.c.last_message_id).where(
-                    c.c.guild_id == guild_id, c.c.channel_id == channel_id
-                )
-            ),
-        )
+        query = select(c.c.last_message_id).where(_of(c, guild_id, channel_id=channel_id))
+        return cast(int | None, await self._value(query))
 
     async def set_catchup_cursor(self, guild_id: int, channel_id: int, message_id: int) -> None:
         """Move the cursor forward; an older id never moves it back."""
         c = t.catchup_cursors
         row = {"guild_id": guild_id, "channel_id": channel_id, "last_message_id": message_id}
-        upsert = self._db.insert(c).values(row)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["guild_id", "channel_id"],
-            set_={"last_message_id": upsert.excluded.last_message_id},
-            where=upsert.excluded.last_message_id > c.c.last_message_id,
+        await self._count(
+            self._upsert(c, row, lambda new: new.last_message_id > c.c.last_message_id)
         )
-        await self._count(upsert)
 
     # -- privacy: member preferences, reminders, DM budget
-
-    async def get_reminders_enabled(self, user_id: int) -> bool | None:
-        """The person's own choice (for every guild), or None when they never made one."""
-        m = t.member_preferences
-        value = await self._value(select(m.c.reminders_enabled).where(m.c.user_id == user_id))
-        return None if value is None else bool(value)
 
     async def set_reminders_enabled(
         self, user_id: int, enabled: bool, *, now: datetime | None = None
     ) -> None:
         row = {"user_id": user_id, "reminders_enabled": enabled, "updated_at": now or _now()}
-        upsert = self._db.insert(t.member_preferences).values(row)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["user_id"],
-            set_={
-                "reminders_enabled": upsert.excluded.reminders_enabled,
-                "updated_at": upsert.excluded.updated_at,
-            },
-        )
-        await self._count(upsert)
+        await self._count(self._upsert(t.member_preferences, row))
 
     async def claim_reminder(
         self,
@@ -715,13 +616,7 @@ class Storage:
         r = t.reminders_sent
         row = {"guild_id": guild_id, "user_id": user_id, "kind": kind, "sent_at": now}
         # One statement: two processes seeing the same prompt claim it once.
-        upsert = self._db.insert(r).values(row)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["guild_id", "user_id", "kind"],
-            set_={"sent_at": upsert.excluded.sent_at},
-            where=r.c.sent_at <= now - interval,
-        )
-        return await self._count(upsert) > 0
+        return await self._count(self._upsert(r, row, lambda _: r.c.sent_at <= now - interval)) > 0
 
     async def release_reminder(
         self, guild_id: int, user_id: int, kind: str, *, sent_at: datetime
@@ -729,22 +624,18 @@ class Storage:
         """Undo a claim whose reminder was never sent (e.g. the DM budget ran out)."""
         r = t.reminders_sent
         await self._count(
-            delete(r).where(
-                r.c.guild_id == guild_id,
-                r.c.user_id == user_id,
-                r.c.kind == kind,
-                r.c.sent_at == sent_at,
-            )
+            delete(r).where(_of(r, guild_id, user_id=user_id, kind=kind, sent_at=sent_at))
         )
 
     async def get_reminder_choices(self, user_ids: Collection[int]) -> dict[int, bool]:
         """Each person's own reminder choice, for those of `user_ids` who made one: one
         round trip for many members (promptwarden.reminders seeds its table with it)."""
-        m = t.member_preferences
+        p = t.member_preferences
         rows: list[Any] = []
         for chunk in _chunks(user_ids):
-            query = select(m.c.user_id, m.c.reminders_enabled).where(m.c.user_id.in_(chunk))
-            rows += await self._rows(query)
+            rows += await self._rows(
+                select(p.c.user_id, p.c.reminders_enabled).where(p.c.user_id.in_(chunk))
+            )
         return {int(r[0]): bool(r[1]) for r in rows}
 
     async def get_reminders_sent(
@@ -755,29 +646,23 @@ class Storage:
         r = t.reminders_sent
         rows: list[Any] = []
         for chunk in _chunks(user_ids):
-            query = select(r.c.user_id, r.c.sent_at).where(
-                r.c.guild_id == guild_id, r.c.kind == kind, r.c.user_id.in_(chunk)
-            )
-            rows += await self._rows(query)
+            query = select(r.c.user_id, r.c.sent_at).where(_of(r, guild_id, kind=kind))
+            rows += await self._rows(query.where(r.c.user_id.in_(chunk)))
         return {int(x[0]): x[1] for x in rows}
 
-    async def save_reminders(self, sent: Sequence[ReminderRecord]) -> None:
+    async def save_reminders(self, sent: Sequence[m.ReminderRecord]) -> None:
         """Note many reminders as sent, in one transaction: the write-behind batch of
         promptwarden.reminders. A stored time later than the one given is kept, so an
         old batch never moves a record back."""
         if not sent:
             return
         r = t.reminders_sent
-        upsert = self._db.insert(r)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["guild_id", "user_id", "kind"],
-            set_={"sent_at": upsert.excluded.sent_at},
-            where=r.c.sent_at < upsert.excluded.sent_at,
-        )
+        rows = [dataclasses.asdict(x) for x in sent]
+        # One statement, run with each row's values.
+        upsert = self._upsert(r, rows[0], lambda new: r.c.sent_at < new.sent_at)
         async with self._db.write() as conn:
-            for x in sent:
-                row = {"guild_id": x.guild_id, "user_id": x.user_id, "kind": x.kind}
-                await conn.execute(upsert, {**row, "sent_at": x.sent_at})
+            for row in rows:
+                await conn.execute(upsert, row)
 
     async def take_dm_budget(
         self, guild_id: int, *, limit: int, now: datetime | None = None
@@ -812,147 +697,119 @@ class Storage:
         reason: str,
         *,
         now: datetime | None = None,
-    ) -> Appeal | None:
+    ) -> m.Appeal | None:
         """A new open appeal; None when the incident (in this guild, of this user) does not
         exist or already has an open appeal. Reasons longer than 1,000 characters raise
         ValueError."""
-        if len(reason) > APPEAL_REASON_LIMIT:
-            raise ValueError(f"an appeal's reason is at most {APPEAL_REASON_LIMIT} characters")
-        i, a = t.incidents, t.appeals
-        source = select(
-            i.c.guild_id,
-            i.c.id,
-            i.c.user_id,
-            literal(reason, t.CleanText),
-            literal("open"),
-            literal(now or _now(), t.UtcTime),
-        ).where(i.c.guild_id == guild_id, i.c.id == incident_id, i.c.user_id == user_id)
-        statement = self._db.insert(a).from_select(
-            ["guild_id", "incident_id", "user_id", "reason", "status", "created_at"], source
+        if len(reason) > m.APPEAL_REASON_LIMIT:
+            raise ValueError(f"an appeal's reason is at most {m.APPEAL_REASON_LIMIT} characters")
+        values = {
+            "user_id": user_id,
+            "reason": reason,
+            "status": "open",
+            "created_at": now or _now(),
+        }
+        mine = t.incidents.c.user_id == user_id
+        statement = self._for_incident(
+            t.appeals, guild_id, incident_id, values, mine, into=self._db.insert
         )
         async with self._db.write() as conn:
-            new = await conn.execute(statement.on_conflict_do_nothing().returning(*_appeal_columns))
+            # The unique index of open appeals: a second one is not inserted.
+            new = await conn.execute(statement.on_conflict_do_nothing().returning(*t.appeals.c))
             row = new.first()
-        return None if row is None else _appeal(row)
+        return None if row is None else m.Appeal(**row._asdict())
 
     async def set_appeal_modlog(
         self, guild_id: int, appeal_id: int, channel_id: int, message_id: int
     ) -> None:
         """Where the appeal's mod-log entry is, for marking the decision on it."""
-        a = t.appeals
-        await self._count(
-            update(a)
-            .where(a.c.guild_id == guild_id, a.c.id == appeal_id)
-            .values(modlog_channel_id=channel_id, modlog_message_id=message_id)
-        )
+        await self._set_modlog(t.appeals, guild_id, appeal_id, channel_id, message_id)
 
-    async def get_appeal(self, guild_id: int, appeal_id: int) -> Appeal | None:
+    async def get_appeal(self, guild_id: int, appeal_id: int) -> m.Appeal | None:
         a = t.appeals
-        rows = await self._rows(select(a).where(a.c.guild_id == guild_id, a.c.id == appeal_id))
-        return _appeal(rows[0]) if rows else None
+        found = await self._load(m.Appeal, select(a).where(_of(a, guild_id, id=appeal_id)))
+        return found[0] if found else None
 
-    async def list_appeals(self, guild_id: int, incident_id: int) -> list[Appeal]:
+    async def list_appeals(self, guild_id: int, incident_id: int) -> list[m.Appeal]:
         """The incident's appeals, oldest first."""
         a = t.appeals
-        rows = await self._rows(
-            select(a)
-            .where(a.c.guild_id == guild_id, a.c.incident_id == incident_id)
-            .order_by(a.c.id)
-        )
-        return [_appeal(r) for r in rows]
+        query = select(a).where(_of(a, guild_id, incident_id=incident_id)).order_by(a.c.id)
+        return await self._load(m.Appeal, query)
 
     async def decide_appeal(
         self,
         guild_id: int,
         appeal_id: int,
-        status: AppealStatus,
+        status: m.AppealStatus,
         moderator_id: int,
         *,
         now: datetime | None = None,
-    ) -> AppealDecision | None:
+    ) -> m.AppealDecision | None:
         """Close an open appeal, in one transaction with its effect: accepted revokes the
         incident's strike and marks it dismissed; rejected marks an open incident upheld.
         None when the appeal is not open (two moderators pressing at once decide once)."""
-        if status not in APPEAL_STATUSES or status == "open":
+        if status not in m.APPEAL_STATUSES or status == "open":
             raise ValueError(f"an appeal is decided as accepted or rejected, not {status!r}")
         when = now or _now()
-        a, i, s = t.appeals, t.incidents, t.strikes
+        a, i = t.appeals, t.incidents
         async with self._db.write() as conn:
             decided = await conn.execute(
                 update(a)
-                .where(a.c.guild_id == guild_id, a.c.id == appeal_id, a.c.status == "open")
+                .where(_of(a, guild_id, id=appeal_id, status="open"))
                 .values(status=status, moderator_id=moderator_id, decided_at=when)
-                .returning(*_appeal_columns)
+                .returning(*a.c)
             )
             row = decided.first()
             if row is None:
                 return None
-            incident = and_(i.c.guild_id == guild_id, i.c.id == row.incident_id)
+            incident = _of(i, guild_id, id=row.incident_id)
             revoked = 0
             if status == "accepted":
                 revoked = (
-                    await conn.execute(
-                        update(s)
-                        .where(s.c.guild_id == guild_id, s.c.incident_id == row.incident_id)
-                        .where(s.c.revoked_at.is_(None))
-                        .values(revoked_at=when)
-                    )
+                    await conn.execute(_revoke_strike(guild_id, row.incident_id, when))
                 ).rowcount
                 await conn.execute(update(i).where(incident).values(status="dismissed"))
             else:
                 await conn.execute(
                     update(i).where(incident, i.c.status == "open").values(status="upheld")
                 )
-        return AppealDecision(_appeal(row), strike_revoked=revoked > 0)
+        return m.AppealDecision(m.Appeal(**row._asdict()), strike_revoked=revoked > 0)
 
     # -- a person's own data, across guilds (their export and erasure rights)
 
-    async def export_member_data(self, user_id: int) -> MemberData:
+    async def export_member_data(self, user_id: int) -> m.MemberData:
         """Everything stored about the person in every guild. Deliberately not scoped by
         guild: it answers the person's own request, never a moderator's."""
-        i, a, s, ap, r, m = (
-            t.incidents,
-            t.incident_actions,
-            t.strikes,
-            t.appeals,
-            t.reminders_sent,
-            t.member_preferences,
-        )
+        i, a = t.incidents, t.incident_actions
         joined = a.join(i, and_(i.c.id == a.c.incident_id, i.c.guild_id == a.c.guild_id))
+        actions = select(a).select_from(joined).where(i.c.user_id == user_id).order_by(a.c.id)
         async with self._db.read() as conn:
 
-            async def rows(query: Any) -> Sequence[Row[Any]]:
-                return (await conn.execute(query)).all()
+            async def load(model: Callable[..., _Model], table: Table, *order: Any) -> list[_Model]:
+                query = select(table).where(table.c.user_id == user_id).order_by(*order)
+                return [model(**r._asdict()) for r in (await conn.execute(query)).all()]
 
-            preferences = await rows(select(m).where(m.c.user_id == user_id))
-            incidents = await rows(select(i).where(i.c.user_id == user_id).order_by(i.c.id))
-            actions = await rows(
-                select(a).select_from(joined).where(i.c.user_id == user_id).order_by(a.c.id)
-            )
-            strikes = await rows(select(s).where(s.c.user_id == user_id).order_by(s.c.id))
-            appeals = await rows(select(ap).where(ap.c.user_id == user_id).order_by(ap.c.id))
-            reminders = await rows(
-                select(r).where(r.c.user_id == user_id).order_by(r.c.guild_id, r.c.kind)
-            )
-        return MemberData(
+            preferences = await load(m.MemberPreferences, t.member_preferences)
+            incidents = await load(_incident, i, i.c.id)
+            done = (await conn.execute(actions)).all()
+            strikes = await load(m.StrikeRecord, t.strikes, t.strikes.c.id)
+            appeals = await load(m.Appeal, t.appeals, t.appeals.c.id)
+            r = t.reminders_sent
+            reminders = await load(m.ReminderRecord, r, r.c.guild_id, r.c.kind)
+        return m.MemberData(
             user_id=user_id,
-            preferences=next(
-                (
-                    MemberPreferences(p.user_id, bool(p.reminders_enabled), p.updated_at)
-                    for p in preferences
-                ),
-                None,
+            preferences=preferences[0] if preferences else None,
+            incidents=tuple(incidents),
+            actions=tuple(
+                (x.guild_id, m.ActionRecord(x.incident_id, x.action, x.outcome, x.detail, x.at))
+                for x in done
             ),
-            incidents=tuple(_incident(x) for x in incidents),
-            actions=tuple((x.guild_id, _action(x)) for x in actions),
-            strikes=tuple(_strike(x) for x in strikes),
-            appeals=tuple(_appeal(x) for x in appeals),
-            reminders=tuple(
-                ReminderRecord(x.guild_id, x.user_id, x.kind, x.sent_at) for x in reminders
-            ),
+            strikes=tuple(strikes),
+            appeals=tuple(appeals),
+            reminders=tuple(reminders),
         )
 
-    async def erase_member_data(self, user_id: int) -> ErasureReport:
+    async def erase_member_data(self, user_id: int) -> m.ErasureReport:
         """Remove the person's preferences and reminder history and redact the prompt text
         of their incidents, the reasons of their appeals and of their reports of others'
         prompts, keeping the action records and the rate limits they spent."""
@@ -963,26 +820,28 @@ class Storage:
             )
             sent = t.reminders_sent
             reminders = await conn.execute(
-                delete(sent).where(sent.c.user_id == user_id, sent.c.kind.not_in(RATE_LIMIT_KINDS))
+                delete(sent).where(
+                    sent.c.user_id == user_id, sent.c.kind.not_in(m.RATE_LIMIT_KINDS)
+                )
             )
             # Reasons the person wrote when reporting others' prompts. A reason is not linked
             # to its writer, so every report reason of an incident they reported goes.
             presses, acts = t.modlog_presses, t.incident_actions
             reported = select(presses.c.incident_id).where(
-                presses.c.moderator_id == user_id, presses.c.action == REPORT_KIND
+                presses.c.moderator_id == user_id, presses.c.action == m.REPORT_KIND
             )
             await conn.execute(
                 update(acts)
                 .where(
-                    acts.c.action == REPORT_KIND,
+                    acts.c.action == m.REPORT_KIND,
                     acts.c.incident_id.in_(reported),
-                    acts.c.detail != ERASED_TEXT,
+                    acts.c.detail != m.ERASED_TEXT,
                 )
-                .values(detail=ERASED_TEXT)
+                .values(detail=m.ERASED_TEXT)
             )
             found = await conn.execute(
                 select(i.c.id, i.c.matches)
-                .where(i.c.user_id == user_id, i.c.prompt_excerpt != ERASED_TEXT)
+                .where(i.c.user_id == user_id, i.c.prompt_excerpt != m.ERASED_TEXT)
                 .with_for_update()
             )
             rows = found.all()
@@ -990,14 +849,16 @@ class Storage:
                 await conn.execute(
                     update(i)
                     .where(i.c.id == row.id)
-                    .values(prompt_excerpt=ERASED_TEXT, matches=_matches_without_text(row.matches))
+                    .values(
+                        prompt_excerpt=m.ERASED_TEXT, matches=_matches_without_text(row.matches)
+                    )
                 )
             appeals = await conn.execute(
                 update(ap)
-                .where(ap.c.user_id == user_id, ap.c.reason != ERASED_TEXT)
-                .values(reason=ERASED_TEXT)
+                .where(ap.c.user_id == user_id, ap.c.reason != m.ERASED_TEXT)
+                .values(reason=m.ERASED_TEXT)
             )
-        return ErasureReport(
+        return m.ErasureReport(
             preferences=max(preferences.rowcount, 0),
             reminders=max(reminders.rowcount, 0),
             incidents_redacted=len(rows),
@@ -1010,8 +871,7 @@ class Storage:
         """Guilds with incidents or reminder history stored (including guilds the bot has
         left, whose data must expire too)."""
         guilds = union(select(t.incidents.c.guild_id), select(t.reminders_sent.c.guild_id))
-        rows = await self._rows(guilds.order_by("guild_id"))
-        return [r[0] for r in rows]
+        return [r[0] for r in await self._rows(guilds.order_by("guild_id"))]
 
     async def delete_incidents_before(self, guild_id: int, cutoff: datetime) -> int:
         """Delete the guild's incidents created before `cutoff` with their actions, presses,
@@ -1038,17 +898,11 @@ class Storage:
     # -- bot-wide key/value (e.g. the hash of the last synced command tree)
 
     async def get_meta(self, key: str) -> str | None:
-        return cast(
-            str | None, await self._value(select(t.meta.c.value).where(t.meta.c.key == key))
-        )
+        query = select(t.meta.c.value).where(t.meta.c.key == key)
+        return cast(str | None, await self._value(query))
 
     async def set_meta(self, key: str, value: str) -> None:
-        upsert = self._db.insert(t.meta).values(key=key, value=value)
-        await self._count(
-            upsert.on_conflict_do_update(
-                index_elements=["key"], set_={"value": upsert.excluded.value}
-            )
-        )
+        await self._count(self._upsert(t.meta, {"key": key, "value": value}))
 
 
 _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
@@ -1059,32 +913,31 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
 )
 
 
+def _revoke_strike(guild_id: int, incident_id: int, when: datetime) -> Any:
+    """Revoke the incident's strike, if it still counts."""
+    s = t.strikes
+    active = and_(_of(s, guild_id, incident_id=incident_id), s.c.revoked_at.is_(None))
+    return update(s).where(active).values(revoked_at=when)
+
+
 def _chunks(ids: Collection[int], size: int = 500) -> list[tuple[int, ...]]:
     """Distinct ids in groups well under SQLite's limit on bound parameters."""
     unique = tuple(dict.fromkeys(ids))
     return [unique[i : i + size] for i in range(0, len(unique), size)]
 
 
-def _incident(row: Row[Any]) -> Incident:
-    fields = row._asdict()
+def _select(model: type, table: Table) -> Any:
+    """SELECT the columns of `table` that are fields of `model`."""
+    return select(*(table.c[f.name] for f in dataclasses.fields(model)))
+
+
+def _incident(**fields: Any) -> m.Incident:
+    """An incident from its row: JSON lists become tuples, names become enums."""
     fields["categories"] = tuple(fields["categories"])
     fields["matches"] = tuple(fields["matches"])
     fields["severity"] = Severity.parse(fields["severity"])
     fields["verdict"] = Verdict(fields["verdict"])
-    return Incident(**fields)
-
-
-def _action(row: Row[Any]) -> ActionRecord:
-    return ActionRecord(row.incident_id, row.action, row.outcome, row.detail, row.at)
-
-
-# Their columns are their fields, by name.
-def _strike(row: Row[Any]) -> StrikeRecord:
-    return StrikeRecord(**row._asdict())
-
-
-def _appeal(row: Row[Any]) -> Appeal:
-    return Appeal(**row._asdict())
+    return m.Incident(**fields)
 
 
 def _matches_without_text(matches: list[Any]) -> list[Any]:

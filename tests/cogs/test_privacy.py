@@ -362,7 +362,7 @@ async def test_delete_after_confirmation_redacts_prompts_and_keeps_actions(
     assert stored is not None and stored.prompt_excerpt == ERASED_TEXT
     assert stored.action == "warn" and stored.categories == ("violence",)
     assert (await w.outcomes(stored))["dm_warning"][0] == "done"
-    assert await w.bot.storage.get_reminders_enabled(w.member.id) is None
+    assert await w.bot.storage.get_reminder_choices([w.member.id]) == {}
     # The mod-log entry is Discord's message, not the bot's store: moderators keep it.
     assert len(w.modlog_entries()) == 1
 

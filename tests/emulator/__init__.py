@@ -8,7 +8,7 @@ messages over the gateway, drops connections and injects REST faults per route.
 from .process import ROOT, BotProcess, clean_env
 from .rest import Call, Fault
 from .server import APP_ID, BAD_TOKEN, GOOD_TOKEN, Emulator, Post
-from .world import MIDJOURNEY_BOT_ID, NIJI_BOT_ID, Channel, User
+from .world import MIDJOURNEY_BOT_ID, NIJI_BOT_ID, Channel, Guild, User
 
 __all__ = [
     "APP_ID",
@@ -22,6 +22,7 @@ __all__ = [
     "Channel",
     "Emulator",
     "Fault",
+    "Guild",
     "Post",
     "User",
     "clean_env",

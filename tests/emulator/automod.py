@@ -20,7 +20,7 @@ from .gateway import (
     MESSAGE_CONTENT_INTENT,
 )
 from .rest import Rest, route
-from .world import MANAGE_GUILD, Channel, User, World
+from .world import MANAGE_GUILD, Channel, Guild, User, World
 
 RULES = "/guilds/{guild_id}/auto-moderation/rules"
 RULE = RULES + "/{rule_id}"
@@ -76,8 +76,8 @@ def _invalid(rule: dict[str, Any]) -> tuple[int, Any] | None:
     return None
 
 
-def _may_manage(rest: Rest) -> bool:
-    return bool(rest.world.guild.bot_permissions & MANAGE_GUILD)
+def _may_manage(guild: Guild | None) -> bool:
+    return guild is not None and bool(guild.bot_permissions & MANAGE_GUILD)
 
 
 async def _announce(rest: Rest, event: str, rule: dict[str, Any]) -> None:
@@ -89,18 +89,20 @@ async def _announce(rest: Rest, event: str, rule: dict[str, Any]) -> None:
 async def _list_rules(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    if not _may_manage(rest):
+    guild = rest.guild(params["guild_id"])
+    if guild is None or not _may_manage(guild):
         return 403, MISSING_PERMISSIONS
-    return 200, list(rest.world.guild.automod_rules.values())
+    return 200, list(guild.automod_rules.values())
 
 
 @route("GET", RULE)
 async def _get_rule(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    if not _may_manage(rest):
+    guild = rest.guild(params["guild_id"])
+    if guild is None or not _may_manage(guild):
         return 403, MISSING_PERMISSIONS
-    rule = rest.world.guild.automod_rules.get(int(params["rule_id"]))
+    rule = guild.automod_rules.get(int(params["rule_id"]))
     return (200, rule) if rule is not None else (404, UNKNOWN_RULE)
 
 
@@ -108,13 +110,14 @@ async def _get_rule(
 async def _create_rule(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    if not _may_manage(rest):
+    guild = rest.guild(params["guild_id"])
+    if guild is None or not _may_manage(guild):
         return 403, MISSING_PERMISSIONS
     body = body or {}
     world = rest.world
-    rule = build_rule(world, body, creator_id=world.bot.id)
+    rule = build_rule(world, body, creator_id=world.bot.id, guild=guild)
     if rule["trigger_type"] == KEYWORD_TRIGGER and (
-        sum(r["trigger_type"] == KEYWORD_TRIGGER for r in world.guild.automod_rules.values())
+        sum(r["trigger_type"] == KEYWORD_TRIGGER for r in guild.automod_rules.values())
         >= MAX_KEYWORD_RULES
     ):
         return _form_error(
@@ -125,7 +128,7 @@ async def _create_rule(
     invalid = _invalid(rule)
     if invalid is not None:
         return invalid
-    world.guild.automod_rules[int(rule["id"])] = rule
+    guild.automod_rules[int(rule["id"])] = rule
     await _announce(rest, "AUTO_MODERATION_RULE_CREATE", rule)
     return 200, rule
 
@@ -134,9 +137,10 @@ async def _create_rule(
 async def _modify_rule(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    if not _may_manage(rest):
+    guild = rest.guild(params["guild_id"])
+    if guild is None or not _may_manage(guild):
         return 403, MISSING_PERMISSIONS
-    rules = rest.world.guild.automod_rules
+    rules = guild.automod_rules
     rule = rules.get(int(params["rule_id"]))
     if rule is None:
         return 404, UNKNOWN_RULE
@@ -154,9 +158,10 @@ async def _modify_rule(
 async def _delete_rule(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    if not _may_manage(rest):
+    guild = rest.guild(params["guild_id"])
+    if guild is None or not _may_manage(guild):
         return 403, MISSING_PERMISSIONS
-    rule = rest.world.guild.automod_rules.pop(int(params["rule_id"]), None)
+    rule = guild.automod_rules.pop(int(params["rule_id"]), None)
     if rule is None:
         return 404, UNKNOWN_RULE
     await _announce(rest, "AUTO_MODERATION_RULE_DELETE", rule)
@@ -175,12 +180,15 @@ EDITABLE = (
 )
 
 
-def build_rule(world: World, body: dict[str, Any], *, creator_id: int) -> dict[str, Any]:
-    """A rule in the shape Discord answers with, from a create body."""
+def build_rule(
+    world: World, body: dict[str, Any], *, creator_id: int, guild: Guild | None = None
+) -> dict[str, Any]:
+    """A rule of `guild` (the first unless told) in the shape Discord answers with, from a
+    create body."""
     metadata = body.get("trigger_metadata") or {}
     return {
         "id": str(world.ids.next()),
-        "guild_id": str(world.guild.id),
+        "guild_id": str((guild or world.guild).id),
         "name": body.get("name", ""),
         "creator_id": str(creator_id),
         "event_type": int(body.get("event_type", 1)),
@@ -219,7 +227,7 @@ def execution_events(
     events = []
     for action in rule.get("actions") or []:
         data: dict[str, Any] = {
-            "guild_id": str(world.guild.id),
+            "guild_id": rule["guild_id"],
             "action": action,
             "rule_id": rule["id"],
             "rule_trigger_type": rule["trigger_type"],

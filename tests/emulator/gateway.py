@@ -1,4 +1,4 @@
-"""The gateway half: HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME, drops.
+"""The gateway half: HELLO, IDENTIFY -> READY + a GUILD_CREATE per guild, heartbeats, RESUME.
 
 Frames go out as text (discord.py inflates only binary frames, so the `compress` it asks
 for can be ignored). A session keeps every event it dispatched, so a RESUME replays what
@@ -74,7 +74,11 @@ class Gateway:
 
     async def dispatch(self, event: str, data: dict[str, Any], *, intent: int = 0) -> None:
         """Send to every live session (with `intent`, only those that asked for it); a
-        session between connections keeps it for RESUME."""
+        session between connections keeps it for RESUME. Nothing of a guild the bot is not
+        in is sent."""
+        guild = self.world.guilds.get(int(data.get("guild_id") or 0))
+        if guild is not None and not guild.joined:
+            return
         for session in list(self.sessions.values()):
             if session.resumable and session.intents & intent == intent:
                 await self._send_event(session, event, data)
@@ -147,13 +151,14 @@ class Gateway:
         self.sessions[session.id] = session
         session.ws = ws
         world = self.world
+        joined = [g for g in world.guilds.values() if g.joined]
         await self._send_event(
             session,
             "READY",
             {
                 "v": 10,
                 "user": world.bot.payload(),
-                "guilds": [{"id": str(world.guild.id), "unavailable": True}],
+                "guilds": [{"id": str(g.id), "unavailable": True} for g in joined],
                 "session_id": session.id,
                 "resume_gateway_url": self.url,
                 "application": {"id": str(world.app_id), "flags": 0},
@@ -162,7 +167,8 @@ class Gateway:
             },
         )
         self.ready_sent.set()
-        await self._send_event(session, "GUILD_CREATE", world.guild.create_payload(world.app_id))
+        for guild in joined:
+            await self._send_event(session, "GUILD_CREATE", guild.create_payload(world.app_id))
         return session
 
     async def _resume(self, ws: web.WebSocketResponse, d: dict[str, Any]) -> Session | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .world import Channel, World
+from .world import Channel, Guild, World
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -158,6 +158,11 @@ class Rest:
 
     def channel(self, channel_id: str) -> Channel | None:
         return self.world.channels.get(int(channel_id))
+
+    def guild(self, guild_id: str) -> Guild | None:
+        """The guild, if the bot is in it (Discord answers as if no other guild exists)."""
+        guild = self.world.guilds.get(int(guild_id))
+        return guild if guild is not None and guild.joined else None
 
     async def create_message(self, channel: Channel, data: dict[str, Any]) -> dict[str, Any]:
         """Store and announce a message, as Discord does for the bot's own messages too."""
@@ -366,13 +371,18 @@ async def _open_dm(
 # ---- guilds and members
 
 
+UNKNOWN_GUILD = {"message": "Unknown Guild", "code": 10004}
+UNKNOWN_MEMBER = {"message": "Unknown Member", "code": 10007}
+
+
 @route("GET", "/guilds/{guild_id}")
 async def _guild(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    if int(params["guild_id"]) != rest.world.guild.id:
-        return 404, {"message": "Unknown Guild", "code": 10004}
-    data = rest.world.guild.create_payload(rest.world.app_id)
+    guild = rest.guild(params["guild_id"])
+    if guild is None:
+        return 404, UNKNOWN_GUILD
+    data = guild.create_payload(rest.world.app_id)
     return 200, {k: v for k, v in data.items() if k not in ("channels", "members", "threads")}
 
 
@@ -380,17 +390,20 @@ async def _guild(
 async def _guild_channels(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    channels = rest.world.guild.channels.values()
-    return 200, [c.payload(i) for i, c in enumerate(channels)]
+    guild = rest.guild(params["guild_id"])
+    if guild is None:
+        return 404, UNKNOWN_GUILD
+    return 200, [c.payload(i) for i, c in enumerate(guild.channels.values())]
 
 
 @route("GET", "/guilds/{guild_id}/members/{user_id}")
 async def _get_member(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
-    member = rest.world.guild.members.get(int(params["user_id"]))
+    guild = rest.guild(params["guild_id"])
+    member = guild.members.get(int(params["user_id"])) if guild else None
     if member is None:
-        return 404, {"message": "Unknown Member", "code": 10007}
+        return 404, UNKNOWN_MEMBER
     return 200, member.payload()
 
 
@@ -399,9 +412,10 @@ async def _edit_member(
     rest: Rest, request: web.Request, params: dict[str, str], body: Any
 ) -> tuple[int, Any]:
     """Timeouts: the member changes here; no GUILD_MEMBER_UPDATE without the members intent."""
-    member = rest.world.guild.members.get(int(params["user_id"]))
+    guild = rest.guild(params["guild_id"])
+    member = guild.members.get(int(params["user_id"])) if guild else None
     if member is None:
-        return 404, {"message": "Unknown Member", "code": 10007}
+        return 404, UNKNOWN_MEMBER
     if "communication_disabled_until" in (body or {}):
         member.timed_out_until = body["communication_disabled_until"]
     return 200, member.payload()

@@ -23,7 +23,7 @@ from aiohttp import web
 from . import automod
 from .gateway import Gateway
 from .rest import Call, Fault, Rest
-from .world import Channel, User, World
+from .world import Channel, Guild, User, World
 
 T = TypeVar("T")
 
@@ -131,46 +131,76 @@ class Emulator:
 
     # -- the world
 
-    def add_channel(self, name: str) -> Channel:
-        return self.in_loop(lambda: self.world.add_channel(name))
+    def add_guild(self, name: str, *, joined: bool = True) -> Guild:
+        """Another guild with the bot in it. Made before the bot connects, it comes in READY
+        and its own GUILD_CREATE; made after, the bot is told with a GUILD_CREATE, as when it
+        is invited to a server. `joined=False`: not yet, until `invite(guild)`."""
+        guild = self.in_loop(lambda: self.world.add_guild(name, joined=False))
+        if joined:
+            self.invite(guild)
+        return guild
 
-    def add_member(self, name: str | None = None, *, dms_closed: bool = False) -> User:
+    def invite(self, guild: Guild) -> None:
+        """The bot joins `guild`: a GUILD_CREATE to every live session."""
+
+        async def join() -> None:
+            guild.joined = True
+            await self.gateway.dispatch("GUILD_CREATE", guild.create_payload(self.world.app_id))
+
+        self._run(join())
+
+    def add_channel(self, name: str, *, guild: Guild | None = None) -> Channel:
+        return self.in_loop(lambda: self.world.add_channel(name, guild=guild))
+
+    def add_member(
+        self, name: str | None = None, *, dms_closed: bool = False, guild: Guild | None = None
+    ) -> User:
         def add() -> User:
-            user = self.world.add_user(name)
+            user = self.world.add_user(name, guild=guild)
             user.dms_closed = dms_closed
             return user
 
         return self.in_loop(add)
 
+    def join(self, user: User, guild: Guild) -> None:
+        """`user` is a member of `guild` too (people are in many servers)."""
+        self.in_loop(lambda: self.world.join(user, guild))
+
     def user(self, user_id: int) -> User:
         return self.world.users[user_id]
 
-    def set_bot_permissions(self, permissions: int) -> None:
+    def set_bot_permissions(self, permissions: int, *, guild: Guild | None = None) -> None:
         """Change what the bot's role may do, and tell the bot as Discord does."""
 
         async def change() -> None:
-            guild = self.world.guild
-            guild.bot_permissions = permissions
-            role = next(r for r in guild.roles_payload() if int(r["id"]) == guild.bot_role_id)
+            where = guild or self.world.guild
+            where.bot_permissions = permissions
+            role = next(r for r in where.roles_payload() if int(r["id"]) == where.bot_role_id)
             await self.gateway.dispatch(
-                "GUILD_ROLE_UPDATE", {"guild_id": str(guild.id), "role": role}
+                "GUILD_ROLE_UPDATE", {"guild_id": str(where.id), "role": role}
             )
 
         self._run(change())
 
     # -- AutoMod
 
-    def automod_rules(self) -> list[dict[str, Any]]:
-        return self.in_loop(lambda: [dict(r) for r in self.world.guild.automod_rules.values()])
+    def automod_rules(self, *, guild: Guild | None = None) -> list[dict[str, Any]]:
+        where = guild or self.world.guild
+        return self.in_loop(lambda: [dict(r) for r in where.automod_rules.values()])
 
     def add_automod_rule(
-        self, name: str, keywords: list[str], *, actions: list[dict[str, Any]] | None = None
+        self,
+        name: str,
+        keywords: list[str],
+        *,
+        actions: list[dict[str, Any]] | None = None,
+        guild: Guild | None = None,
     ) -> dict[str, Any]:
         """A keyword rule the guild's owner made by hand (not the bot's); it blocks unless
         given other `actions`."""
+        where = guild or self.world.guild
 
         def add() -> dict[str, Any]:
-            world = self.world
             body = {
                 "name": name,
                 "trigger_type": 1,
@@ -178,8 +208,8 @@ class Emulator:
                 "actions": actions if actions is not None else [{"type": 1, "metadata": {}}],
                 "enabled": True,
             }
-            rule = automod.build_rule(world, body, creator_id=world.guild.owner_id)
-            world.guild.automod_rules[int(rule["id"])] = rule
+            rule = automod.build_rule(self.world, body, creator_id=where.owner_id, guild=where)
+            where.automod_rules[int(rule["id"])] = rule
             return rule
 
         return self.in_loop(add)
@@ -202,7 +232,9 @@ class Emulator:
 
         async def hit() -> int | None:
             world = self.world
-            rule = world.guild.automod_rules[rule_id]
+            guild = world.guild_of(channel)
+            assert guild is not None, "AutoMod acts in guild channels only"
+            rule = guild.automod_rules[rule_id]
             message_id = None
             if not blocked:
                 data = world.store(world.message_payload(channel, member, content))
@@ -336,26 +368,27 @@ class Emulator:
     ) -> int:
         async def send() -> int:
             world = self.world
+            guild = world.guild_of(channel) or world.guild
             interaction_id = world.ids.next()
             self.rest.interaction_channels[interaction_id] = channel
-            member = world.guild.members[user.id]
-            admin = world.guild.admin_role_id in member.roles
+            member = guild.members[user.id]
+            admin = guild.admin_role_id in member.roles
             payload: dict[str, Any] = {
                 "id": str(interaction_id),
                 "application_id": str(world.app_id),
                 "type": kind,
                 "token": f"interaction-token-{interaction_id}",
                 "version": 1,
-                "guild_id": str(world.guild.id),
+                "guild_id": str(guild.id),
                 "channel_id": str(channel.id),
                 "channel": channel.payload(),
                 "member": {**member.payload(), "permissions": str((1 << 41) - 1 if admin else 0)},
                 "data": data,
-                "app_permissions": str(world.guild.bot_permissions),
+                "app_permissions": str(guild.bot_permissions),
                 "locale": "en-US",
                 "guild_locale": "en-US",
                 "entitlements": [],
-                "authorizing_integration_owners": {"0": str(world.guild.id)},
+                "authorizing_integration_owners": {"0": str(guild.id)},
                 "context": 0,
                 # discord.py 2.7 reads this unconditionally
                 "attachment_size_limit": 10 * 1024 * 1024,

@@ -1,4 +1,4 @@
-"""A busy generation channel: Midjourney Bot job messages and members' own prompts.
+"""Busy generation channels: Midjourney Bot job messages and members' own prompts.
 
 About 2% violate the guidelines. Every prompt carries a unique `#n` tag, so no two are
 identical (identical prompts are, by design, screened once) and a DM or an incident can
@@ -11,7 +11,7 @@ import json
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from .rest import Call
@@ -46,9 +46,14 @@ class Planned:
     responsible: User  # the member a warning goes to: the requester of a bot's job
 
 
+# The members who prompt: one list for every channel, or a list per guild id (a member
+# prompts only in a guild they are in).
+Members = Sequence[User] | Mapping[int, Sequence[User]]
+
+
 def burst(
     channels: list[Channel],
-    members: list[User],
+    members: Members,
     generator: User,
     count: int,
     *,
@@ -74,7 +79,7 @@ def burst(
 
 def burst_stream(
     channels: list[Channel],
-    members: list[User],
+    members: Members,
     generator: User,
     count: int,
     *,
@@ -83,7 +88,11 @@ def burst_stream(
     seed: int = 7,
     first_tag: int = 0,
 ) -> Iterator[Planned]:
-    """The same burst as `burst`, made one message at a time (a million cost no memory)."""
+    """The same burst as `burst`, made one message at a time (a million cost no memory).
+
+    Message i goes to `channels[i % len(channels)]`: list the channels of several guilds
+    interleaved and consecutive messages land in different guilds.
+    """
     rng = random.Random(seed)
     violating_at = set(rng.sample(range(count), max(1, round(count * violating_share))))
     for i in range(count):
@@ -91,8 +100,12 @@ def burst_stream(
         tag = f"#{first_tag + i:06d}"
         violating = i in violating_at
         prompt = f"{rng.choice(VIOLATING if violating else BENIGN)} {tag}"
-        member = rng.choice(members)
         channel = channels[i % len(channels)]
+        if isinstance(members, Mapping):
+            assert channel.guild_id is not None, "a burst goes to guild channels"
+            member = rng.choice(members[channel.guild_id])
+        else:
+            member = rng.choice(members)
         if rng.random() < generator_share:
             content = f"**{prompt}** - <@{member.id}> {rng.choice(MODES)}"
             post = Post(channel, generator, content, mentions=[member])

@@ -1,4 +1,4 @@
-"""What the emulated Discord knows: users, one guild's roles and channels, messages, DMs.
+"""What the emulated Discord knows: users, guilds with their roles and channels, messages, DMs.
 
 Payloads are built here in the shapes discord.py 2.7 parses, with the details that bite an
 emulator (see the module docs of `server.py`). Message ids are real snowflakes of the
@@ -140,6 +140,7 @@ class Guild:
     members: dict[int, Member] = field(default_factory=dict)
     bot_permissions: int = BOT_PERMISSIONS  # of the bot's role; grant Manage Server to test it
     automod_rules: dict[int, dict[str, Any]] = field(default_factory=dict)  # by id, REST shape
+    joined: bool = True  # False until the bot is invited: no READY entry, no GUILD_CREATE
 
     def roles_payload(self) -> list[dict[str, Any]]:
         def role(role_id: int, name: str, position: int, permissions: int) -> dict[str, Any]:
@@ -209,45 +210,87 @@ class Guild:
 
 
 class World:
-    """One guild with text channels, members, generator bots and the bot itself."""
+    """Guilds with text channels, members, generator bots and the bot itself.
+
+    There is always one guild, `guild` (the first); `add_guild` makes more. Each guild has
+    the bot, its own owner and the generator bots as members; a channel and a member belong
+    to the guild they were added to (the first unless told).
+    """
 
     def __init__(self, *, app_id: int, bot_name: str = "PromptWarden") -> None:
         self.ids = Snowflakes()
         self.app_id = app_id
         self.bot = User(app_id, bot_name, bot=True)
         self.users: dict[int, User] = {app_id: self.bot}
-        owner = User(self.ids.next(), "owner")
-        self.users[owner.id] = owner
-        self.guild = Guild(
-            id=self.ids.next(),
-            name="Prompt Gallery",
-            owner_id=owner.id,
-            bot_role_id=self.ids.next(),
-            admin_role_id=self.ids.next(),
-        )
-        self.guild.members[app_id] = Member(self.bot, roles=[self.guild.bot_role_id])
-        self.guild.members[owner.id] = Member(owner, roles=[self.guild.admin_role_id])
+        self.guilds: dict[int, Guild] = {}  # in creation order
         self.dm_channels: dict[int, Channel] = {}  # by recipient id
         self.channels: dict[int, Channel] = {}  # every channel, guild and DM, by id
         for bot_id, name in ((MIDJOURNEY_BOT_ID, "Midjourney Bot"), (NIJI_BOT_ID, "niji")):
-            self.add_user(name, bot=True, user_id=bot_id)
+            self.users[bot_id] = User(bot_id, name, bot=True)
+        self.guild = self.add_guild("Prompt Gallery", owner_name="owner")
         self._names = itertools.count(1)
 
     # -- building the world
 
+    def add_guild(self, name: str, *, owner_name: str | None = None, joined: bool = True) -> Guild:
+        """A guild with its own owner (an administrator), the bot and the generator bots.
+
+        `joined=False`: the bot is not in it yet (the gateway says nothing of it).
+        """
+        owner = User(self.ids.next(), owner_name or f"owner of {name}")
+        self.users[owner.id] = owner
+        guild = Guild(
+            id=self.ids.next(),
+            name=name,
+            owner_id=owner.id,
+            bot_role_id=self.ids.next(),
+            admin_role_id=self.ids.next(),
+            joined=joined,
+        )
+        self.guilds[guild.id] = guild
+        guild.members[self.app_id] = Member(self.bot, roles=[guild.bot_role_id])
+        guild.members[owner.id] = Member(owner, roles=[guild.admin_role_id])
+        for bot_id in (MIDJOURNEY_BOT_ID, NIJI_BOT_ID):
+            guild.members[bot_id] = Member(self.users[bot_id])
+        return guild
+
     def add_user(
-        self, name: str | None = None, *, bot: bool = False, user_id: int | None = None
+        self,
+        name: str | None = None,
+        *,
+        bot: bool = False,
+        user_id: int | None = None,
+        guild: Guild | None = None,
     ) -> User:
         user = User(user_id or self.ids.next(), name or f"member{self.ids.next() % 100000}", bot)
         self.users[user.id] = user
-        self.guild.members[user.id] = Member(user)
+        self.join(user, guild or self.guild)
         return user
 
-    def add_channel(self, name: str, *, type: int = 0, parent_id: int | None = None) -> Channel:
-        channel = Channel(self.ids.next(), name, self.guild.id, type=type, parent_id=parent_id)
-        self.guild.channels[channel.id] = channel
+    def join(self, user: User, guild: Guild) -> Member:
+        """Make `user` a member of `guild` too (a person is often in several servers)."""
+        member = guild.members.get(user.id)
+        if member is None:
+            member = guild.members[user.id] = Member(user)
+        return member
+
+    def add_channel(
+        self,
+        name: str,
+        *,
+        type: int = 0,
+        parent_id: int | None = None,
+        guild: Guild | None = None,
+    ) -> Channel:
+        guild = guild or self.guild
+        channel = Channel(self.ids.next(), name, guild.id, type=type, parent_id=parent_id)
+        guild.channels[channel.id] = channel
         self.channels[channel.id] = channel
         return channel
+
+    def guild_of(self, channel: Channel) -> Guild | None:
+        """The guild a channel is in; None for a DM."""
+        return None if channel.guild_id is None else self.guilds[channel.guild_id]
 
     def dm_channel(self, user: User) -> Channel:
         channel = self.dm_channels.get(user.id)
@@ -291,15 +334,16 @@ class World:
             "type": 19 if reference else 0,
             "flags": 0,
         }
+        guild = self.guild_of(channel)
         if reference:
             data["message_reference"] = {
                 "message_id": str(reference),
                 "channel_id": str(channel.id),
-                "guild_id": str(self.guild.id),
+                "guild_id": str((guild or self.guild).id),
             }
-        if channel.guild_id is not None:
-            data["guild_id"] = str(channel.guild_id)
-            member = self.guild.members.get(author.id)
+        if guild is not None:
+            data["guild_id"] = str(guild.id)
+            member = guild.members.get(author.id)
             if member is not None:
                 data["member"] = member.payload(with_user=False)
         return data

@@ -68,7 +68,7 @@ async def test_three_dismissals_of_one_term_suggest_allow_listing_it(
     await s.watch()
     for prompt in PROMPTS:
         await s.member.send(s.channel, prompt)
-    incidents = sorted(await s.storage.list_incidents(s.guild.id), key=lambda i: i.id)
+    incidents = sorted(await s.storage.find_incidents(s.guild.id), key=lambda i: i.id)
     assert len(incidents) == 3
     [term] = {str(x["term"]) for i in incidents for x in i.matches}
 
@@ -104,7 +104,7 @@ async def test_upheld_incidents_suggest_nothing(simcord_env: simcord.Env) -> Non
     await s.watch()
     for prompt in PROMPTS:
         await s.member.send(s.channel, prompt)
-    for incident in await s.storage.list_incidents(s.guild.id):
+    for incident in await s.storage.find_incidents(s.guild.id):
         await s.slash(s.moderator, "incidents resolve", incident_id=incident.id, outcome="upheld")
     assert notes(s) == []
     assert "Suggested for the allow list" not in text(

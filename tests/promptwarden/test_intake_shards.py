@@ -58,9 +58,9 @@ async def test_a_shard_with_a_new_session_screens_what_it_missed(
     await settled(simcord_env, lambda: not channel.history())
 
     assert [m.content for m in channel.history()] == []  # the missed prompt is removed
-    incidents = await bot.storage.list_incidents(guild.id)
+    incidents = await bot.storage.find_incidents(guild.id)
     assert len(incidents) == 1
-    assert await bot.storage.list_incidents(other.id) == []
+    assert await bot.storage.find_incidents(other.id) == []
 
 
 async def test_a_catch_up_asked_for_while_one_finishes_is_not_lost(

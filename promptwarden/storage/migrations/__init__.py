@@ -1,11 +1,11 @@
 """One schema history for both databases, applied at start.
 
-`vN.py` takes a database from version N-1 to N with `upgrade(conn)`, run in one
-transaction: a failed step leaves the database as it was. Append only: a shipped step is
-never edited, since databases in the field already ran it. The version lives where schema
-1-3 kept it: `PRAGMA user_version` on SQLite, the one-row `schema_version` table on
-PostgreSQL. Steps 1-3 are the original DDL, written once with a type placeholder per
-database; later steps build their DDL from `schema` objects.
+`vN.py` takes a database from version N-1 to N with `upgrade(conn)`; all missing steps
+run in one transaction, so a failed step leaves the database as it was. Append only: a
+shipped step is never edited, since databases in the field already ran it. The version
+lives where schema 1-3 kept it: `PRAGMA user_version` on SQLite, the one-row
+`schema_version` table on PostgreSQL. Steps 1-3 are only DDL, a `SCRIPT` written once with
+a type placeholder per database; later steps build their DDL from `schema` objects.
 """
 
 from __future__ import annotations
@@ -43,10 +43,13 @@ TYPES = {
 
 
 def step(version: int) -> Callable[[Connection], None]:
-    """The upgrade function taking a database from `version - 1` to `version`."""
+    """The upgrade function taking a database from `version - 1` to `version`: the step's
+    `upgrade`, or for a step that is only DDL, running its `SCRIPT`."""
     module: ModuleType = importlib.import_module(f"{__name__}.v{version}")
-    upgrade: Callable[[Connection], None] = module.upgrade
-    return upgrade
+    if hasattr(module, "upgrade"):
+        upgrade: Callable[[Connection], None] = module.upgrade
+        return upgrade
+    return lambda conn: run_script(conn, module.SCRIPT)
 
 
 def run_script(conn: Connection, script: str) -> None:

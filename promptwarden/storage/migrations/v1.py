@@ -1,11 +1,5 @@
 """Schema 1: guild settings, watched channels, generator bots, incidents, bot-wide meta."""
 
-from __future__ import annotations
-
-from sqlalchemy import Connection
-
-from promptwarden.storage.migrations import run_script
-
 SCRIPT = """
     CREATE TABLE guild_settings (
         guild_id          {big} PRIMARY KEY,
@@ -51,7 +45,3 @@ SCRIPT = """
         value TEXT NOT NULL
     );
 """
-
-
-def upgrade(conn: Connection) -> None:
-    run_script(conn, SCRIPT)

@@ -2,12 +2,6 @@
 restart or a second process never doubles one), strikes, each action's outcome, mod-log
 button presses, per-guild enforcement settings, catch-up cursors."""
 
-from __future__ import annotations
-
-from sqlalchemy import Connection
-
-from promptwarden.storage.migrations import run_script
-
 SCRIPT = """
     ALTER TABLE incidents ADD COLUMN job_key TEXT;
     CREATE UNIQUE INDEX incidents_guild_message ON incidents (guild_id, message_id);
@@ -56,7 +50,3 @@ SCRIPT = """
         PRIMARY KEY (guild_id, channel_id)
     );
 """
-
-
-def upgrade(conn: Connection) -> None:
-    run_script(conn, SCRIPT)

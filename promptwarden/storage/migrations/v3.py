@@ -3,12 +3,6 @@ person, for every guild), the last reminder of each kind per person and guild, a
 most one open per incident), and the per-guild DM budget. Export and erasure look rows up
 by user across guilds, hence the user indexes."""
 
-from __future__ import annotations
-
-from sqlalchemy import Connection
-
-from promptwarden.storage.migrations import run_script
-
 SCRIPT = """
     ALTER TABLE guild_settings ADD COLUMN privacy {json};
 
@@ -52,7 +46,3 @@ SCRIPT = """
     CREATE INDEX incidents_user ON incidents (user_id);
     CREATE INDEX strikes_user ON strikes (user_id);
 """
-
-
-def upgrade(conn: Connection) -> None:
-    run_script(conn, SCRIPT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from promptwarden.screening.guidelines import (
     parse_tsv,
     profanity_words,
 )
+from tests.emulator import ROOT
 
 
 def test_shipped_files_cover_every_category() -> None:
@@ -54,3 +57,40 @@ def test_bad_files(text: str, message: str) -> None:
 def test_empty_directory(tmp_path: Path) -> None:
     with pytest.raises(GuidelineError, match="no guideline files"):
         load(tmp_path)
+
+
+# A fresh interpreter: the shipped guidelines are not loaded yet when the guilds ask.
+MANY_GUILDS_AT_ONCE = """
+import threading
+from promptwarden.screening.engine import ScreenerCache
+from promptwarden.screening.rules import GuildRules
+
+cache, guilds = ScreenerCache(model=False), 8
+start, built = threading.Barrier(guilds), {}
+
+def first_message(guild_id):
+    start.wait()
+    built[guild_id] = cache.get(guild_id, GuildRules.from_dict({"learned": False}))
+
+threads = [threading.Thread(target=first_message, args=(g,)) for g in range(guilds)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(len({id(s.guidelines) for s in built.values()}), len({id(s.matcher) for s in built.values()}))
+"""
+
+
+def test_guilds_whose_first_prompts_come_together_share_one_automaton() -> None:
+    """After a restart every guild's first prompt builds its screener at once, each in a
+    worker thread: they must share the one shipped guideline set and its automaton, not
+    build a copy each (the time and memory of one automaton per guild)."""
+    run = subprocess.run(
+        [sys.executable, "-c", MANY_GUILDS_AT_ONCE],
+        cwd=ROOT,  # this checkout's code, first on the path
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert run.stdout.split() == ["1", "1"], run.stdout

@@ -20,7 +20,7 @@ from promptwarden.screening.model import (
     model_text,
 )
 from promptwarden.screening.tokens import prompt_tokens, prompt_words
-from scripts.train_model import export, features, train
+from scripts.train_model import concept_counts, export, features, read_concepts, train
 
 BENIGN = [
     "castle",
@@ -84,6 +84,54 @@ def test_runtime_scores_equal_scikit_learn(tmp_path: Path, binary: bool) -> None
         assert model.decision(words)[0] == pytest.approx(z, abs=1e-9)
         # the per-message path (word pairs, no joined 2-grams) gives the very same number
         assert model.probability(words) == model.score(words)[0]
+
+
+def test_concept_weights_fold_exactly_into_the_words(tmp_path: Path) -> None:
+    """A category column trained beside the words scores the same once folded into them,
+    and a listed word no training prompt held still carries its category's weight."""
+    import numpy as np
+    from scipy.sparse import hstack
+
+    texts, labels = generated_corpus(seed=5)
+    concepts = {"storm": "weather", "gale": "weather", "wreck": "ruin", "ruin": "ruin"}
+    docs = [features(t) for t in texts]
+    assert not any("gale" in d for d in docs)
+    vectorizer, clf = train(docs, np.array(labels), np.ones(len(texts)), concepts=concepts)
+    path = tmp_path / "model.json"
+    exported = export(vectorizer, clf, concepts=concepts)
+    exported.threshold = 0.5
+    exported.dump(path)
+    model = LinearModel.load(path)
+
+    probe, _ = generated_corpus(seed=98)
+    probe += ["storm wreck ruin gale", "gale over the castle", "storm storm storm", ""]
+    probe_docs = [features(t) for t in probe]
+    x = hstack([vectorizer.transform(probe_docs), concept_counts(probe_docs, concepts)[1]])
+    for text, z in zip(probe, clf.decision_function(x.tocsr()), strict=True):
+        assert model.decision(prompt_words(model_text(text)))[0] == pytest.approx(z, abs=1e-9)
+    weather = clf.coef_[0][len(vectorizer.vocabulary_) + 1]  # categories sorted: ruin, weather
+    assert weather > 0
+    assert model.weights["gale"] == pytest.approx(weather)
+    assert "@weather" not in model.weights and "weather" not in model.weights
+
+
+def test_concepts_need_binary_features() -> None:
+    import numpy as np
+
+    texts, labels = generated_corpus(seed=5)
+    with pytest.raises(ValueError, match="binary"):
+        train([features(t) for t in texts], np.array(labels), np.ones(len(texts)),
+              binary=False, concepts={"storm": "weather"})  # fmt: skip
+
+
+def test_concept_file_is_refused_on_a_bad_line(tmp_path: Path) -> None:
+    bad = tmp_path / "concepts.tsv"
+    bad.write_text("term\tcategory\tnote\nbare thighs\tsexual\t\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="line 2"):
+        read_concepts(bad)
+    good = tmp_path / "ok.tsv"
+    good.write_text("term\tcategory\tnote\nbuxom\tsexual\tnote\n", encoding="utf-8")
+    assert read_concepts(good) == {"buxom": "sexual"}
 
 
 def test_per_message_score_is_exactly_the_explained_score() -> None:
@@ -252,6 +300,39 @@ def test_shipped_model_leaves_ordinary_art_prompts_alone(prompt: str) -> None:
     model = default_model()
     assert model is not None
     assert not _verdict(model, prompt)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "named"),
+    [
+        ("buxom woman with bare thighs, renaissance painting", {"buxom", "thighs"}),
+        ("a voluptuous lady lounging in a bathtub, oil painting", {"voluptuous"}),
+    ],
+)
+def test_rare_synonyms_carry_their_category_weight(prompt: str, named: set[str]) -> None:
+    """Words too rare in the training prompts to learn alone are reviewed through their
+    concept category, and the review names them."""
+    from promptwarden.screening.decision import Verdict
+    from promptwarden.screening.engine import Screener
+
+    decision = Screener().screen(prompt)
+    assert decision.verdict is Verdict.REVIEW
+    assert named <= {m.text for m in decision.matches if m.source == "model"}
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a sunken bathtub in a modern villa, architecture photo",
+        "a belly dancer at a festival, photo",
+        "a bath house in kyoto, watercolor",
+    ],
+)
+def test_concept_words_in_everyday_scenes_stay_clean(prompt: str) -> None:
+    from promptwarden.screening.decision import Verdict
+    from promptwarden.screening.engine import Screener
+
+    assert Screener().screen(prompt).verdict is Verdict.ALLOW
 
 
 def _valid() -> dict[str, object]:

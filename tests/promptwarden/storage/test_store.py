@@ -104,6 +104,29 @@ async def test_failed_upgrade_leaves_the_database_unchanged(tmp_path: Path) -> N
     assert tables == {"incidents"}  # guild_settings etc. rolled back
 
 
+async def test_an_upgrade_failing_at_a_later_step_leaves_the_database_at_its_old_schema(
+    tmp_path: Path,
+) -> None:
+    from promptwarden.storage.migrations import script
+
+    path = tmp_path / "pw.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(script(1, "sqlite"))
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO meta VALUES ('kept', 'yes')")
+        # A table in the way of step 3; step 2 alone would succeed.
+        conn.execute("CREATE TABLE appeals (unrelated TEXT)")
+
+    with pytest.raises(StorageError, match=r"from schema 2 to 3.*left unchanged"):
+        await open_storage(path)
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert conn.execute("SELECT value FROM meta").fetchall() == [("yes",)]
+    assert "strikes" not in tables  # step 2 was rolled back with step 3
+
+
 async def test_newer_database_is_refused_with_both_versions(tmp_path: Path) -> None:
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:
@@ -340,5 +363,5 @@ async def test_upgrading_from_schema_3_marks_old_incidents_as_screened(tmp_path:
         )
     async with await open_storage(path) as storage:
         assert storage.version_at_open == 3
-        (old,) = await storage.list_incidents(1)
+        (old,) = await storage.find_incidents(1)
         assert old.source == "screening" and old.prompt_excerpt == "old"

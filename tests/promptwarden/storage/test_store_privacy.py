@@ -221,7 +221,7 @@ async def test_erasure_redacts_prompts_and_keeps_the_actions(storage: Storage) -
     assert await storage.active_points(GUILD_A, ME, window=30 * DAY, now=NOW) == 2
     [appeal] = await storage.list_appeals(GUILD_A, mine)
     assert appeal.reason == ERASED_TEXT
-    assert await storage.get_reminders_enabled(ME) is None
+    assert await storage.get_reminder_choices([ME]) == {}
     assert await storage.claim_reminder(GUILD_A, ME, "private_mode", interval=DAY, now=NOW)
     other = await storage.get_incident(GUILD_A, theirs)
     assert other is not None and other.prompt_excerpt == "a nude knight"
