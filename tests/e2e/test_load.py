@@ -32,6 +32,7 @@ from tests.helpers import (
 )
 from tests.helpers import EmulatedServer as Server
 
+KILLED_IN_FLIGHT = 10  # DMs a kill may cut short after their budget unit was counted
 RSS_GROWTH_LIMIT_KB = 64 * 1024  # far above what a few thousand messages need; catches leaks
 
 
@@ -212,7 +213,9 @@ def test_killed_mid_burst_and_restarted_every_violation_has_one_incident(
             assert found[message_id]["delete"] in ("done", "not_found"), (p.tag, found[message_id])
             if found[message_id]["dm_warning"] == "rate_limited":
                 # The guild's DM budget (DM_BUDGET a minute) is spent: queued for later.
-                assert dm_total(actions) >= DM_BUDGET, p.tag
+                # A DM counted against the budget whose send the kill cut short spent its
+                # unit too; with incidents acted on side by side a few can be in flight.
+                assert dm_total(actions) >= DM_BUDGET - KILLED_IN_FLIGHT, p.tag
                 continue
             assert found[message_id]["dm_warning"] == "done", (p.tag, found[message_id])
             # a DM whose outcome the kill kept from being written is sent again: at least once
