@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -35,6 +36,12 @@ EXIT_USAGE = 2  # the admin must change something (settings, token, portal)
 EXIT_FAILURE = 1  # something outside the admin's settings failed
 
 log = logging.getLogger("promptwarden")
+
+# Young-generation collections after this many new container objects (CPython's default
+# is 700). A burst allocates a few dozen objects per message (its Message, Member, task),
+# nearly all freed by reference counting: collecting every 700 allocations spent about half
+# the bot's CPU in the collector at 10,000 messages, for garbage it could not find.
+GC_YOUNG_THRESHOLD = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,8 @@ async def _serve(settings: Settings) -> int:
         log.warning(settings.shared_database_warning)
     # Opened before connecting, so a database problem is reported without touching Discord.
     storage = await open_storage(settings.database)
+    await asyncio.to_thread(warm_up_screening)
+    tune_garbage_collector()
     bot = PromptWardenBot(settings, storage=storage)
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
@@ -143,6 +152,26 @@ async def _serve(settings: Settings) -> int:
         await storage.close()
     log.info("stopped cleanly")
     return 0
+
+
+def warm_up_screening() -> None:
+    """Compile the shipped guidelines (and load the model) before connecting: a guild's
+    screener then costs only its own terms, so the first prompts after a start are not
+    held up behind a build of a fraction of a second."""
+    from promptwarden.screening.engine import Screener
+    from promptwarden.screening.rules import GuildRules
+
+    Screener(GuildRules())
+
+
+def tune_garbage_collector() -> None:
+    """Everything loaded so far (modules, the compiled guidelines)
+    lives as long as the process: frozen, the collector never scans it again. Young
+    collections run less often (see GC_YOUNG_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def check_command(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import logging
 import pkgutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -167,6 +168,41 @@ class PromptWardenBot(commands.AutoShardedBot):
         self._guild_caches: list[GuildCache] = []
         self._guild_states: GuildStates | None = None
         self._actions: Actions | None = None
+        # Called in place for every new message and every screened prompt (see dispatch
+        # and prompt_seen); they must not block and not raise.
+        self.message_hooks: list[Callable[[discord.Message], None]] = []
+        self.prompt_hooks: list[Callable[[discord.Message, int], None]] = []
+
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        """discord.py starts one task per listener per event. For MESSAGE_CREATE, the
+        busiest event by far, the message hooks run in place instead, and the event itself
+        (commands.Bot's prefix-command processing, `on_message` listeners, `wait_for`) is
+        dispatched only when something is there to receive it: this bot has slash
+        commands only."""
+        if event_name == "message":
+            message = args[0]
+            for hook in self.message_hooks:
+                try:
+                    hook(message)
+                except Exception:
+                    # Never into discord.py's gateway reader: that would drop the session.
+                    log.exception("taking in message %d failed", message.id)
+            if not (
+                self.all_commands
+                or self.extra_events.get("on_message")
+                or self._listeners.get("message")
+            ):
+                return
+        super().dispatch(event_name, *args, **kwargs)
+
+    def prompt_seen(self, message: discord.Message, user_id: int) -> None:
+        """The watcher screens a new prompt of `user_id` (the privacy cog reminds people
+        that the channel is public). Hooks run in place; `on_promptwarden_prompt`
+        listeners, if any, get the event."""
+        for hook in self.prompt_hooks:
+            hook(message, user_id)
+        if self.extra_events.get("on_promptwarden_prompt"):
+            self.dispatch("promptwarden_prompt", message, user_id)
 
     def register_guild_cache(self, cache: GuildCache) -> None:
         """Have `cache` forget a guild whenever any process changes that guild's settings."""

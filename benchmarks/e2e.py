@@ -10,9 +10,10 @@ pushed as fast as the emulator's socket takes it, dealt round-robin over every g
 channels (consecutive messages land in different guilds). Each guild has its own members,
 mod-log channel and DM budget, configured as one guild is. Reported for each:
 - messages per second: burst size / (first message sent -> last message handled). For the
-  bare client "handled" is "received"; for PromptWarden it is the last action on a final
-  violating message in each channel of each guild (a channel is handled in order, so all
-  before it are done);
+  bare client "handled" is "received"; for PromptWarden it is the last action on any
+  violating message (a final violating message in each channel of each guild marks the end
+  of the burst; actions run apart from the channel's queue, so it is not necessarily the
+  last one done);
 - p50/p99 latency: message sent -> its last action (delete, DM, mod-log entry) for the
   violating messages; for the bare client, sent -> received, over the same messages;
 - peak resident memory (the process's high-water mark).
@@ -271,7 +272,7 @@ def promptwarden(
             done = {i: actions.last_action_at(i, p.tag) or 0.0 for p, i in violating}
         else:
             done = {i: min(c.at for c in actions.deletes[i] if c.ok) for _, i in violating}
-        closing_done = max(done[i] for i in ids[-len(plan.chans) :])
+        closing_done = max(done.values())
         latencies = [(done[i] - sent[i]) * 1000 for _, i in violating]
         measured = [c for c in emu.calls() if start <= c.at <= closing_done]
         return Result(

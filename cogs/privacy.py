@@ -10,6 +10,7 @@ their reminders and their data (`/privacy`), admins the guild's settings (`/remi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import replace
@@ -53,6 +54,10 @@ EXPORT_RETRY_AFTER_CLOSED_DMS = timedelta(minutes=10)
 STOP_WAIT_SECONDS = 5.0
 # Reminders sent are saved in batches this often (a crash forgets at most this much).
 REMINDER_SAVE_SECONDS = 5.0
+# When the guild's DM budget held a reminder back, reminders there wait this long: asking
+# the budget (a query) on every prompt of every member not reminded yet costs a busy
+# server a round trip per prompt, for DMs it cannot send anyway.
+BUDGET_BACKOFF = timedelta(seconds=10)
 
 
 def is_public(channel: Any) -> bool:
@@ -137,13 +142,18 @@ class Privacy(commands.Cog):
         # Private-mode reminders decided in memory: an allowed prompt costs no query.
         self.table = ReminderTable(bot.storage, PRIVATE_MODE)
         self._reminding: set[asyncio.Task[object]] = set()
+        # guild -> until when reminders there wait (the DM budget held one back).
+        self._budget_spent: dict[int, datetime] = {}
 
     async def cog_load(self) -> None:
         self.retention_job.start()
+        self.bot.prompt_hooks.append(self.prompt_seen)
 
     async def cog_unload(self) -> None:
         """The bot unloads cogs before it closes the database: let reminders being sent
         finish, then save the table; no prompt reads or writes anything after this."""
+        with contextlib.suppress(ValueError):
+            self.bot.prompt_hooks.remove(self.prompt_seen)
         self.retention_job.cancel()
         self.save_reminders.cancel()
         self.table.stop()
@@ -153,9 +163,31 @@ class Privacy(commands.Cog):
 
     # ------------------------------------------------------------ reminders
 
-    @commands.Cog.listener()
-    async def on_promptwarden_prompt(self, message: discord.Message, user_id: int) -> None:
-        """Dispatched by the watcher for each new prompt it screens."""
+    def prompt_seen(self, message: discord.Message, user_id: int) -> None:
+        """Called in place by the watcher for each new prompt it screens. Nearly always
+        the table knows at once that no reminder is due: then nothing else happens, no
+        task and no await; otherwise a task decides and sends."""
+        if self.table.closed:
+            return  # stopping: the database may be closed already
+        guild = message.guild
+        if guild is None:
+            return
+        state = self.bot.guild_states.cached(guild.id)
+        if state is not None:
+            config = state.privacy
+            if not config.reminders_enabled:
+                return
+            now = discord.utils.utcnow()
+            if self._waiting_for_budget(guild.id, now):
+                return
+            if self.table.not_due(guild.id, user_id, interval=config.reminder_interval, now=now):
+                return
+        task = asyncio.create_task(self.handle_prompt(message, user_id), name="privacy-reminder")
+        self._reminding.add(task)
+        task.add_done_callback(self._reminding.discard)
+
+    async def handle_prompt(self, message: discord.Message, user_id: int) -> None:
+        """Remind the prompt's author if due (see `remind`); never raises."""
         if self.table.closed:
             return  # stopping: the database may be closed already
         task = asyncio.current_task()
@@ -183,8 +215,11 @@ class Privacy(commands.Cog):
             return "off in this guild"
         if not is_public(message.channel):
             return "private channel"
+        now = discord.utils.utcnow()
+        if self._waiting_for_budget(guild.id, now):
+            return "DM budget spent"
         claim = await self.table.claim(
-            guild.id, user_id, interval=config.reminder_interval, now=discord.utils.utcnow()
+            guild.id, user_id, interval=config.reminder_interval, now=now
         )
         if claim is None:
             return "not due"  # reminded within the interval, or opted out
@@ -199,12 +234,23 @@ class Privacy(commands.Cog):
             self._confirm(claim)  # kept: no retry on every prompt
             return "DMs closed"
         if not sent.done:
-            # Not sent: released, so the next prompt tries again.
+            # Not sent: released, so a later prompt tries again.
             log.info("privacy reminder to %d skipped: %s", user_id, sent.detail)
             self.table.release(claim)
+            if sent.held_back:
+                self._budget_spent[guild.id] = discord.utils.utcnow() + BUDGET_BACKOFF
             return "skipped"
         self._confirm(claim)
         return "sent"
+
+    def _waiting_for_budget(self, guild_id: int, now: datetime) -> bool:
+        until = self._budget_spent.get(guild_id)
+        if until is None:
+            return False
+        if now < until:
+            return True
+        del self._budget_spent[guild_id]
+        return False
 
     def _confirm(self, claim: Claim) -> None:
         self.table.confirm(claim)

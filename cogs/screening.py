@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Coroutine, Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -42,12 +43,38 @@ from promptwarden.intake import ChannelUnreadable, Intake, Key
 from promptwarden.policy import ActionPlan, plan_actions
 from promptwarden.screening.decision import Decision
 from promptwarden.screening.engine import Screener, ScreenerCache
-from promptwarden.screening.extract import extract
-from promptwarden.storage import Incident
+from promptwarden.screening.extract import ExtractedPrompt, extract
+from promptwarden.storage import Incident, RecordedIncident
 
 log = logging.getLogger("promptwarden.enforcement")
 
-CURSOR_FLUSH_EVERY = 100
+CURSOR_FLUSH_EVERY = 100  # handled messages per cursor save
+# Recorded incidents being acted on apart from their channel's queue; beyond this the
+# channel waits (memory stays bounded, and Discord's rate limits apply anyway).
+ACTING_MAX = 64
+RESUME_FIRST, RESUME_MAX = 1.0, 30.0  # after acting failed: finish the guild's incidents
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """What screening found in a prompt that needs an incident (or the exemption check
+    first): the part of handling that needs no await."""
+
+    prompt: ExtractedPrompt
+    user_id: int
+    identity: str
+    decision: Decision
+    plan: ActionPlan
+
+
+@dataclass(slots=True)
+class Work:
+    """A message for intake, with its facts (read once) and, when it was screened on
+    arrival already, what is left to do."""
+
+    message: discord.Message
+    facts: MessageFacts | None = None
+    screened: Screened | None = None
 
 
 class Screening(commands.Cog):
@@ -57,7 +84,7 @@ class Screening(commands.Cog):
         self.screeners = ScreenerCache()
         settings = getattr(bot, "settings", None)
         # Bounded: beyond these a channel's messages are read back from history later.
-        self.intake: Intake[discord.Message] = Intake(
+        self.intake: Intake[Work] = Intake(
             self.handle,
             self._history_page,
             self.tracker,
@@ -78,16 +105,38 @@ class Screening(commands.Cog):
         # runs beside its own handling (the service tracks the incidents themselves).
         self._busy_messages: set[int] = set()
         self._screener_locks: dict[int, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._acting_room = asyncio.Semaphore(ACTING_MAX)
+        # (guild, member) -> the last of their incidents being acted on: one member's
+        # incidents are acted on in order (strikes add up, DMs arrive in turn).
+        self._acting: dict[tuple[int, int], asyncio.Task[None]] = {}
+        # guild -> the task that finishes its unsettled incidents again, after a failure
+        self._resuming: dict[int, asyncio.Task[None]] = {}
+
+    async def cog_load(self) -> None:
+        self.bot.message_hooks.append(self.message_arrived)
 
     async def cog_unload(self) -> None:
         """A clean stop: take no more messages, let those being handled finish (queued
         ones stay below the saved cursor and are read again on the next start), save the
         cursors; the bot closes the database after this."""
+        if self.message_arrived in self.bot.message_hooks:
+            self.bot.message_hooks.remove(self.message_arrived)
         if self._catchup is not None:
             self._catchup.cancel()
             await asyncio.gather(self._catchup, return_exceptions=True)
         await self.intake.close()
+        for task in list(self._resuming.values()):
+            task.cancel()  # left to the next start's catch-up
+            await asyncio.gather(task, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush_cursors()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def shard_of(self, guild_id: int) -> int:
         return (guild_id >> 22) % (self.bot.shard_count or 1)
@@ -97,9 +146,31 @@ class Screening(commands.Cog):
 
     # ------------------------------------------------------------ events
 
+    def message_arrived(self, message: discord.Message) -> None:
+        """Every new message, called in place by the bot's dispatch (no task per
+        message): see `consider_now`; a guild whose settings are not loaded yet takes
+        the slower way."""
+        if not self.consider_now(message, counts=True):
+            self._spawn(self.consider(message, counts=True), "promptwarden-consider")
+
     @commands.Cog.listener()
-    async def on_message(self, message: discord.Message) -> None:
-        await self.consider(message, counts=True)
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self._warm(guild.id)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self._warm(guild.id)
+
+    async def _warm(self, guild_id: int) -> None:
+        """Load a guild's settings and compile its screener as it becomes available, so
+        its first prompts take the quick way."""
+        try:
+            state = await self.states.get(guild_id)
+            if state.watched and self.screeners.cached(guild_id, state.rules) is None:
+                await self._build_screener(guild_id, state)
+        except Exception:
+            if not self.intake.closed:
+                log.exception("loading the settings of guild %d failed", guild_id)
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -109,7 +180,8 @@ class Screening(commands.Cog):
         before = payload.cached_message
         if before is not None and before.content == payload.message.content:
             return
-        await self.consider(payload.message)
+        if not self.consider_now(payload.message):
+            await self.consider(payload.message)
 
     @commands.Cog.listener()
     async def on_shard_connect(self, shard_id: int) -> None:
@@ -140,6 +212,47 @@ class Screening(commands.Cog):
             tracker = self._trackers[shard_id] = CursorTracker()
         return tracker
 
+    def consider_now(self, message: discord.Message, *, counts: bool = False) -> bool:
+        """`consider` without an await, for the common case: the guild's settings are
+        cached. True when the message was dealt with: out of scope, held by intake, or,
+        when nothing of its channel is queued or being handled (so order holds),
+        screened right here, the allowed prompt then finished at once (its cursor mark
+        in memory, no query). False: the caller must `consider` it instead."""
+        intake = self.intake
+        guild = message.guild
+        if guild is None or intake.closed:
+            return True
+        state = self.states.cached(guild.id)
+        if state is None:
+            return False
+        key = (guild.id, message.channel.id)
+        if counts and intake.behind(key):
+            intake.offer(key, message.id, Work(message))  # let go, read back later
+            return True
+        facts = message_facts(message)
+        me = self.bot.user
+        if facts is None or me is None or not should_screen(facts, state, me.id):
+            return True
+        if counts:
+            intake.begin(key, message.id)
+        work = Work(message, facts)
+        screener = self.screeners.cached(guild.id, state.rules)
+        if screener is not None and intake.idle(key):
+            try:
+                work.screened = self.screen(message, facts, state, screener)
+            except BaseException:
+                if counts:
+                    self.tracker(key[0]).hold(key)
+                    intake.skip(key, message.id)
+                raise
+            if work.screened is None:
+                if counts:
+                    intake.handled_now(key, message.id)
+                    self._note_handled()
+                return True
+        intake.offer(key, message.id, work, counts=counts)
+        return True
+
     async def consider(self, message: discord.Message, *, counts: bool = False) -> bool:
         """Hold the message for screening when it is in scope; True when held. `counts`: a
         new message that the catch-up cursor must not pass until handled; it is registered
@@ -151,7 +264,7 @@ class Screening(commands.Cog):
         key = (message.guild.id, message.channel.id)
         if counts:
             if intake.behind(key):
-                return intake.offer(key, message.id, message)  # let go, read back later
+                return intake.offer(key, message.id, Work(message))  # let go, read back later
             intake.begin(key, message.id)
         try:
             in_scope = await self._in_scope(message)
@@ -166,7 +279,7 @@ class Screening(commands.Cog):
             if counts:
                 intake.skip(key, message.id)
             return False
-        return intake.offer(key, message.id, message, counts=counts)
+        return intake.offer(key, message.id, Work(message), counts=counts)
 
     async def _in_scope(self, message: discord.Message) -> bool:
         facts = message_facts(message)
@@ -178,42 +291,69 @@ class Screening(commands.Cog):
 
     # ------------------------------------------------------------ one message
 
-    async def handle(self, message: discord.Message) -> bool:
+    async def handle(self, work: Work) -> bool:
         """Screen and act; True once screened and its incident (if any) recorded. On an
         error intake lets the channel go and reads it again after a backoff."""
-        facts = message_facts(message)
+        message = work.message
+        facts = work.facts or message_facts(message)
         guild = message.guild
         if facts is None or guild is None:
             return True
         self._busy_messages.add(message.id)
+        detached = False
         try:
-            await self.screen_and_act(message, facts, guild)
+            if work.screened is None:
+                detached = await self.screen_and_act(message, facts, guild)
+            else:
+                state = await self.states.get(guild.id)
+                detached = await self.act(message, facts, state, work.screened)
         finally:
-            self._busy_messages.discard(message.id)
+            if not detached:
+                self._busy_messages.discard(message.id)
         return True
 
     async def _after_item(self) -> None:
+        self._note_handled()
+
+    def _note_handled(self) -> None:
+        """A message left intake. Cursor saves are batched, one per CURSOR_FLUSH_EVERY
+        messages (and at the end of a catch-up and at the stop), so an allowed prompt
+        costs no query. No timer: a crash before a save only reads those messages again,
+        which their unique keys recognise."""
         self._unflushed += 1
-        if not len(self.intake.queue) or self._unflushed >= CURSOR_FLUSH_EVERY:
-            await self.flush_cursors()
+        if self._unflushed >= CURSOR_FLUSH_EVERY and not self.intake.closed:
+            self._unflushed = 0
+            self._spawn(self.flush_cursors(), "promptwarden-cursor-save")
 
     async def screen_and_act(
         self, message: discord.Message, facts: MessageFacts, guild: discord.Guild
-    ) -> None:
+    ) -> bool:
+        """Screen, record, then act (see `act`; True when the acting goes on apart)."""
         state = await self.states.get(guild.id)
-        prompt = extract(facts.content, author_is_bot=facts.author_is_bot)
-        user_id = responsible_user(facts, state, prompt)
-        if user_id is None:
-            return
-        keyer = self.bot.job_keyer
-        identity = job_identity(keyer, guild.id, user_id, prompt.text, facts.created_at)
-        if not self.handled.mark((guild.id, message.id, identity)):
-            return  # a progress edit of a job screened here already
-        # The privacy cog reminds people, on their first prompt, that this channel is public.
-        self.bot.dispatch("promptwarden_prompt", message, user_id)
         screener = self.screeners.cached(guild.id, state.rules)
         if screener is None:
             screener = await self._build_screener(guild.id, state)
+        screened = self.screen(message, facts, state, screener)
+        if screened is None:
+            return False
+        return await self.act(message, facts, state, screened)
+
+    def screen(
+        self, message: discord.Message, facts: MessageFacts, state: GuildState, screener: Screener
+    ) -> Screened | None:
+        """The part of handling without an await; None when nothing is to be recorded
+        (not a prompt, a progress edit of a job screened already, or allowed)."""
+        prompt = extract(facts.content, author_is_bot=facts.author_is_bot)
+        user_id = responsible_user(facts, state, prompt)
+        if user_id is None:
+            return None
+        identity = job_identity(
+            self.bot.job_keyer, facts.guild_id, user_id, prompt.text, facts.created_at
+        )
+        if not self.handled.mark((facts.guild_id, message.id, identity)):
+            return None  # a progress edit of a job screened here already
+        # The privacy cog reminds people, on their first prompt, that this channel is public.
+        self.bot.prompt_seen(message, user_id)
         decision = screener.screen(
             facts.content, author_is_bot=facts.author_is_bot, extracted=prompt
         )
@@ -221,12 +361,102 @@ class Screening(commands.Cog):
         plan = plan_actions(
             decision, config.strike_policy, delete_personal_info=config.delete_personal_info
         )
-        if not plan.record or await self.exempt(message, user_id, state):
-            return
-        draft = build_incident(facts, decision, plan, user_id=user_id, prompt=prompt, keyer=keyer)
-        await self.record_and_act(
-            message, draft, plan, decision, resume=True, unrecorded=(guild.id, message.id, identity)
+        if not plan.record:
+            return None
+        return Screened(prompt, user_id, identity, decision, plan)
+
+    async def act(
+        self, message: discord.Message, facts: MessageFacts, state: GuildState, screened: Screened
+    ) -> bool:
+        """Record the incident screening asked for (unless the member is exempt), then act.
+
+        Acting (delete, DM, strike, mod-log entry: several Discord calls and writes) goes
+        on apart from the channel's queue once the incident is recorded, so the channel's
+        next messages are screened meanwhile; True when it does (the message stays busy
+        until it is done). A stop waits for it; what a crash cuts short is an incident
+        recorded and not settled, which the next catch-up finishes."""
+        if await self.exempt(message, screened.user_id, state):
+            return False
+        draft = build_incident(
+            facts,
+            screened.decision,
+            screened.plan,
+            user_id=screened.user_id,
+            prompt=screened.prompt,
+            keyer=self.bot.job_keyer,
         )
+        recorded = await self.record(
+            draft, screened.plan, unrecorded=(facts.guild_id, message.id, screened.identity)
+        )
+        incident, created = recorded.incident, recorded.created
+        closed = self.intake.closed
+        if not closed:
+            await self._acting_room.acquire()
+        acting = self.bot.actions.handle_recorded(
+            incident,
+            created,
+            screened.plan,
+            channel_id=message.channel.id,
+            message_id=message.id,
+            score=screened.decision.score,
+            recorded=recorded,
+        )
+        if closed:
+            await acting
+            return False
+        member = (incident.guild_id, incident.user_id)
+        task = asyncio.get_running_loop().create_task(
+            self._act_apart(self._acting.get(member), member, message.id, acting),
+            name="promptwarden-act",
+        )
+        self._acting[member] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _act_apart(
+        self,
+        after: asyncio.Task[None] | None,
+        member: tuple[int, int],
+        message_id: int,
+        acting: Coroutine[Any, Any, None],
+    ) -> None:
+        try:
+            if after is not None:
+                await asyncio.gather(after, return_exceptions=True)
+            await acting
+        except Exception:
+            # E.g. the database locked past its timeout while an outcome was written:
+            # the guild's unsettled incidents are finished again soon, not at the next
+            # reconnect.
+            log.exception("acting on the incident of message %d failed", message_id)
+            guild_id = member[0]
+            if not self.intake.closed and guild_id not in self._resuming:
+                self._resuming[guild_id] = asyncio.get_running_loop().create_task(
+                    self._resume_later(guild_id), name="promptwarden-resume"
+                )
+        finally:
+            self._acting_room.release()
+            self._busy_messages.discard(message_id)
+            if self._acting.get(member) is asyncio.current_task():
+                del self._acting[member]
+
+    async def _resume_later(self, guild_id: int) -> None:
+        delay = RESUME_FIRST
+        try:
+            while not self.intake.closed:
+                await asyncio.sleep(delay)
+                guild = self.bot.get_guild(guild_id)
+                if guild is None or self.intake.closed:
+                    return
+                try:
+                    await self.resume_unsettled(guild)
+                    return
+                except Exception as error:
+                    delay = min(delay * 2, RESUME_MAX)
+                    log.warning("guild %d: finishing incidents failed (%s)", guild_id, error)
+        finally:
+            self._resuming.pop(guild_id, None)
 
     async def record_and_act(
         self,
@@ -250,14 +480,7 @@ class Screening(commands.Cog):
         so the message is screened again when intake reads it back. Returns the incident
         (None if it vanished) and whether it was new.
         """
-        # The incident is written before any Discord call, with its strike and the settled
-        # actions in the same transaction: whatever fails next, it stays.
-        try:
-            recorded = await self.bot.actions.record(draft.as_kwargs(), plan, settled=settled)
-        except BaseException:
-            if unrecorded is not None:
-                self.handled.forget(unrecorded)
-            raise
+        recorded = await self.record(draft, plan, settled=settled, unrecorded=unrecorded)
         incident, created = recorded.incident, recorded.created
         if created or resume:
             await self.bot.actions.handle_recorded(
@@ -270,6 +493,24 @@ class Screening(commands.Cog):
                 recorded=recorded,
             )
         return incident, created
+
+    async def record(
+        self,
+        draft: IncidentDraft,
+        plan: ActionPlan,
+        *,
+        settled: Mapping[str, str] | None = None,
+        unrecorded: Hashable | None = None,
+    ) -> RecordedIncident:
+        """The recording half of `record_and_act`."""
+        # The incident is written before any Discord call, with its strike and the settled
+        # actions in the same transaction: whatever fails next, it stays.
+        try:
+            return await self.bot.actions.record(draft.as_kwargs(), plan, settled=settled)
+        except BaseException:
+            if unrecorded is not None:
+                self.handled.forget(unrecorded)
+            raise
 
     async def _build_screener(self, guild_id: int, state: GuildState) -> Screener:
         """Compiling a guild's automaton takes a fraction of a second: off the loop, and
@@ -390,19 +631,19 @@ class Screening(commands.Cog):
 
     async def _history_page(
         self, guild_id: int, channel_id: int, after: int, limit: int
-    ) -> list[tuple[int, discord.Message | None]]:
+    ) -> list[tuple[int, Work | None]]:
         """A page of the channel's history after `after`, oldest first, with the messages
         out of scope as None (intake's reader)."""
         guild = self.bot.get_guild(guild_id)
         channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
         if guild is None or not isinstance(channel, discord.TextChannel | discord.Thread):
             raise ChannelUnreadable("the channel is gone")
-        page: list[tuple[int, discord.Message | None]] = []
+        page: list[tuple[int, Work | None]] = []
         try:
             async for message in channel.history(
                 limit=limit, after=discord.Object(after), oldest_first=True
             ):
-                page.append((message.id, message if await self._in_scope(message) else None))
+                page.append((message.id, Work(message) if await self._in_scope(message) else None))
         except (discord.NotFound, discord.Forbidden) as error:
             raise ChannelUnreadable(str(error)) from error
         return page

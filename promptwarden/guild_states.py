@@ -100,7 +100,8 @@ class GuildStates:
         self._storage = storage
         self._max = max(1, max_guilds)
         self._states: OrderedDict[int, GuildState] = OrderedDict()
-        self._loading: dict[int, asyncio.Task[GuildState]] = {}
+        # guild -> (the load running, the generations it started in)
+        self._loading: dict[int, tuple[asyncio.Task[GuildState], tuple[int, int]]] = {}
         # Bumped by every invalidation of a guild: a load that started before it is stale.
         self._generation: dict[int, int] = {}
         self._all_generation = 0
@@ -134,20 +135,24 @@ class GuildStates:
         if state is not None:
             self._states.move_to_end(guild_id)
             return state
-        loading = self._loading.get(guild_id)
-        if loading is None:
-            loading = asyncio.create_task(self._load(guild_id), name=f"guild-state-{guild_id}")
-            self._loading[guild_id] = loading
+        now = (self._generation.get(guild_id, 0), self._all_generation)
+        entry = self._loading.get(guild_id)
+        # A load that began before the latest change may have read the old settings: a
+        # caller arriving after the change starts a fresh one instead of sharing it.
+        if entry is None or entry[1] != now:
+            task = asyncio.create_task(self._load(guild_id, now), name=f"guild-state-{guild_id}")
+            entry = self._loading[guild_id] = (task, now)
         # Shielded: one caller being cancelled must not cancel the others' load.
-        return await asyncio.shield(loading)
+        return await asyncio.shield(entry[0])
 
-    async def _load(self, guild_id: int) -> GuildState:
-        started = (self._generation.get(guild_id, 0), self._all_generation)
+    async def _load(self, guild_id: int, started: tuple[int, int]) -> GuildState:
         try:
             self.loads += 1
             state = await load_guild_state(self._storage, guild_id)
         finally:
-            self._loading.pop(guild_id, None)
+            entry = self._loading.get(guild_id)
+            if entry is not None and entry[0] is asyncio.current_task():
+                del self._loading[guild_id]
         if started == (self._generation.get(guild_id, 0), self._all_generation):
             self._states[guild_id] = state
             self._states.move_to_end(guild_id)

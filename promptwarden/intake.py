@@ -130,6 +130,16 @@ class Intake(Generic[M]):
     def behind(self, key: Key) -> bool:
         return key in self._behind
 
+    def idle(self, key: Key) -> bool:
+        """Nothing of the channel is held, being handled or to be read back: a new message
+        of it may be handled right away, outside the queue, and order still holds."""
+        return not self.closed and key not in self._behind and not self.queue.channel_load(*key)
+
+    def handled_now(self, key: Key, message_id: int) -> None:
+        """A begun message was handled by the caller itself (see `idle`)."""
+        self._tracker(key[0]).finish(key, message_id, handled=True)
+        self._backoff.pop(key, None)
+
     # ------------------------------------------------------------ history
 
     def read(self, key: Key, after: int, *, epoch: int | None = None) -> None:

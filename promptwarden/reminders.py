@@ -137,6 +137,22 @@ class ReminderTable:
             return Claim(guild_id, user_id, now, last)
         return None
 
+    def not_due(self, guild_id: int, user_id: int, *, interval: timedelta, now: datetime) -> bool:
+        """True when the table already knows that `claim` would say no (reminded within
+        `interval`, or opted out): the caller needs no task and no await for the prompt.
+        False means "ask `claim`", which may read storage."""
+        members = self._guilds.get(guild_id)
+        last = ... if members is None else members.get(user_id, ...)
+        if last is ...:
+            return False
+        assert members is not None
+        members.move_to_end(user_id)
+        self._guilds.move_to_end(guild_id)
+        if last is not None and last > now - interval:
+            return True
+        choice = self._choices.get(user_id)
+        return choice is not None and choice[0] is False
+
     def confirm(self, claim: Claim) -> None:
         """The reminder went out (or cannot: DMs closed): note it for the next save."""
         key = (claim.guild_id, claim.user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import discord
@@ -188,6 +189,29 @@ async def test_status_refuses_a_member_an_admin_let_see_it(simcord_env: simcord.
     assert result.response.content == "You need the Manage Server permission to use this."
     errors = simcord_env.errors
     assert len(errors) == 1 and isinstance(errors[0], app_commands.MissingPermissions)
+
+
+async def test_message_listeners_and_waiters_still_get_every_message(
+    simcord_env: simcord.Env,
+) -> None:
+    """New messages go to the watcher in place (no task per message); anything that asks
+    for the event itself, an `on_message` listener or a `wait_for`, still gets it."""
+    bot = simcord_env.bot
+    _, channel, _, member = admin_and_member(simcord_env)
+    heard: list[str] = []
+
+    async def on_message(message: discord.Message) -> None:
+        heard.append(message.content)
+
+    bot.add_listener(on_message)
+    waiting = asyncio.ensure_future(
+        bot.wait_for("message", check=lambda m: m.content == "a dog in the rain")
+    )
+    await member.send(channel, "a cat on a sofa")
+    await member.send(channel, "a dog in the rain")
+
+    assert heard == ["a cat on a sofa", "a dog in the rain"]
+    assert (await asyncio.wait_for(waiting, 5)).content == "a dog in the rain"
 
 
 def test_intents_ask_for_message_content_but_not_members() -> None:

@@ -203,3 +203,23 @@ async def test_a_change_announced_during_a_load_is_not_lost(tmp_path: Path) -> N
         await storage.add_watched_channel(GUILD, CHANNEL)  # announced meanwhile
         await loading
         assert (await cache.get(GUILD)).watched_ids == {CHANNEL}
+
+
+async def test_a_caller_after_a_change_never_gets_a_load_begun_before_it(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    async with await open_storage(tmp_path / "pw.db") as storage:
+        cache = GuildStates(storage)
+        await cache.subscribe()
+        early = asyncio.ensure_future(cache.get(GUILD))
+        await asyncio.sleep(0)  # a load has started, before the change below
+        await storage.add_watched_channel(GUILD, CHANNEL)
+        # A message arriving now is judged with settings read after the change: by a
+        # load of its own, not the one begun before (which may have read the old ones).
+        assert (await cache.get(GUILD)).watched_ids == {CHANNEL}
+        assert cache.loads == 2
+        await early
+        assert (await cache.get(GUILD)).watched_ids == {CHANNEL}
+        assert cache.loads == 2

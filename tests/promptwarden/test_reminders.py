@@ -63,6 +63,28 @@ async def test_allowed_prompts_of_reminded_members_run_no_sql_statement(
     assert len(w.reminders()) == 1 and len(w.reminders(other)) == 1
 
 
+async def test_a_reminder_the_dm_budget_held_back_costs_no_query_on_the_next_prompts(
+    simcord_env: simcord.Env,
+) -> None:
+    w = await world(simcord_env)
+    await w.bot.storage.set_privacy_config(w.guild.id, {"dm_per_minute": 1})
+    await w.settings_changed()
+    other = w.guild.add_member(simcord_env.create_user("cy"))
+    await w.member.send(w.channel, CAT)  # reminded: the minute's one DM
+    await other.send(w.channel, CAT)  # held back by the budget
+    assert len(w.reminders()) == 1 and w.reminders(other) == []
+
+    async with traced(w.bot) as statements:
+        for n in range(5):
+            await other.send(w.channel, f"{DOG} number {n}")
+    assert statements == []
+    assert w.reminders(other) == []
+
+    await simcord_env.advance_time(61)  # a new minute, a new budget
+    await other.send(w.channel, DOG)
+    assert len(w.reminders(other)) == 1
+
+
 async def test_a_burst_of_first_prompts_gets_each_member_exactly_one_reminder(
     simcord_env: simcord.Env,
 ) -> None:
@@ -151,7 +173,7 @@ async def test_a_clean_stop_saves_the_reminders_and_nothing_runs_after_it(
     async with traced(bot) as statements:
         # A prompt the watcher handed over just as the stop begins: its reminder task
         # runs only after the cogs are unloaded and the database is closed.
-        bot.dispatch("promptwarden_prompt", message, late.id)
+        bot.prompt_seen(message, late.id)
         with caplog.at_level(logging.WARNING):
             await bot.close()
             await simcord_env.settle()
