@@ -346,6 +346,11 @@ class World:
             member = guild.members.get(author.id)
             if member is not None:
                 data["member"] = member.payload(with_user=False)
+            # As Discord does in a guild: each mentioned member's partial member object.
+            for mentioned in data["mentions"]:
+                member = guild.members.get(int(mentioned["id"]))
+                if member is not None:
+                    mentioned["member"] = member.payload(with_user=False)
         return data
 
     def store(self, data: dict[str, Any]) -> dict[str, Any]:
