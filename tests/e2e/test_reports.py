@@ -3,6 +3,7 @@ once a minute each, and many reports of one message stay one incident."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,10 @@ def report(
     form = opened["data"]
     inputs = [c["custom_id"] for row in form["components"] for c in row["components"]]
     assert inputs == ["reason"]
+    # A person takes a moment to fill in the form. discord.py registers a modal only once
+    # the HTTP answer that showed it has returned, so a form sent the same instant could
+    # arrive before the bot knows it (under load, it did): wait as a person would.
+    time.sleep(0.5)
     return private_text(
         emu, emu.submit_modal(channel, reporter, form["custom_id"], {"reason": reason})
     )
