@@ -329,11 +329,7 @@ class Storage:
             new = (await conn.execute(self._insert_incident, row)).scalar()
             if new is not None:
                 return int(new), True
-            same = or_(i.c.message_id == message_id, i.c.job_key == job_key)
-            found = await conn.execute(
-                select(i.c.id).where(i.c.guild_id == guild_id, same).order_by(i.c.id).limit(1)
-            )
-            existing = found.scalar()
+            existing = (await conn.execute(_same_incident(row, i.c.id))).scalar()
         if existing is None:  # pragma: no cover - a conflict means such a row exists
             raise StorageError("an incident conflicted with a row that then vanished; retry")
         return int(existing), False
@@ -949,11 +945,7 @@ class Storage:
         async with self._db.write() as conn:
             found = (await conn.execute(self._insert_incident_row, row)).first()
             if found is None:
-                same = or_(i.c.message_id == row["message_id"], i.c.job_key == row["job_key"])
-                existing = await conn.execute(
-                    select(i).where(i.c.guild_id == row["guild_id"], same).order_by(i.c.id).limit(1)
-                )
-                old = existing.first()
+                old = (await conn.execute(_same_incident(row, i))).first()
                 if old is None:  # pragma: no cover - a conflict means such a row exists
                     raise StorageError("an incident conflicted with a row that then vanished")
                 return m.RecordedIncident(_incident(**old._asdict()), False, None, None)
@@ -1087,6 +1079,13 @@ def _chunks(ids: Collection[int], size: int = 500) -> list[tuple[int, ...]]:
     """Distinct ids in groups well under SQLite's limit on bound parameters."""
     unique = tuple(dict.fromkeys(ids))
     return [unique[i : i + size] for i in range(0, len(unique), size)]
+
+
+def _same_incident(row: Mapping[str, Any], *columns: Any) -> Any:
+    """The guild's first incident of `row`'s message or job: the one its insert met."""
+    i = t.incidents
+    same = or_(i.c.message_id == row["message_id"], i.c.job_key == row["job_key"])
+    return select(*columns).where(i.c.guild_id == row["guild_id"], same).order_by(i.c.id).limit(1)
 
 
 def _incident_row(
