@@ -115,9 +115,10 @@ class Backend(ABC):
         """Why the database could not be opened, and what to do, in one line."""
 
     async def migrate(self) -> int:
-        """Refuse a newer schema, then apply the missing steps in one transaction under the
-        migration lock: processes starting together take turns, and a failure leaves the
-        database as it was. Returns the version found."""
+        """Refuse a newer schema, then create the tables (a new database) or apply the
+        missing steps, in one transaction under the migration lock: processes starting
+        together take turns, and a failure leaves the database as it was. Returns the
+        version found."""
         try:
             async with self.engine.begin() as conn:
                 await self._lock_versions(conn)
@@ -128,7 +129,15 @@ class Backend(ABC):
                         f"this version knows up to {LATEST_VERSION}; upgrade PromptWarden or "
                         f"point {self.setting} elsewhere"
                     )
-                for version in range(found + 1, LATEST_VERSION + 1):
+                if found == 0:  # a new database: the latest tables at once
+                    try:
+                        await conn.run_sync(schema.metadata.create_all, checkfirst=False)
+                    except DBAPIError as error:
+                        raise StorageError(
+                            f"could not create the tables of schema {LATEST_VERSION} in "
+                            f"{self.shown}: {_root(error)}; the database was left unchanged"
+                        ) from error
+                for version in range(found + 1, LATEST_VERSION + 1) if found else ():
                     try:
                         await conn.run_sync(step(version))
                     except DBAPIError as error:

@@ -12,8 +12,8 @@ import asyncpg
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import OutcomeRow, Storage, open_storage
-from promptwarden.storage.migrations import script
 from tests.helpers import needs_postgres
+from tests.promptwarden.storage.old_schemas import script
 
 GUILD = 10
 MODLOG = 20

@@ -95,10 +95,10 @@ async def test_older_database_is_upgraded_in_place_keeping_its_data(tmp_path: Pa
 async def test_failed_upgrade_leaves_the_database_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:
-        # A table in the way of migration 1 makes it fail half-way through.
+        # A table in the way of creating the schema makes it fail half-way through.
         conn.execute("CREATE TABLE incidents (unrelated TEXT)")
 
-    with pytest.raises(StorageError, match=r"from schema 0 to 1.*left unchanged"):
+    with pytest.raises(StorageError, match=r"create the tables of schema \d.*left unchanged"):
         await open_storage(path)
 
     with sqlite3.connect(path) as conn:
@@ -110,7 +110,7 @@ async def test_failed_upgrade_leaves_the_database_unchanged(tmp_path: Path) -> N
 async def test_an_upgrade_failing_at_a_later_step_leaves_the_database_at_its_old_schema(
     tmp_path: Path,
 ) -> None:
-    from promptwarden.storage.migrations import script
+    from tests.promptwarden.storage.old_schemas import script
 
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:
@@ -353,7 +353,7 @@ async def test_incidents_keep_what_raised_them_and_one_message_stays_one_inciden
 
 
 async def test_upgrading_from_schema_3_marks_old_incidents_as_screened(tmp_path: Path) -> None:
-    from promptwarden.storage.migrations import script
+    from tests.promptwarden.storage.old_schemas import script
 
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:
