@@ -41,7 +41,7 @@ WINDOW = timedelta(days=30)
 
 
 async def _incident(storage: Storage, writer: int, n: int) -> None:
-    await storage.add_incident(
+    await storage.record_incident(
         guild_id=GUILD,
         channel_id=10,
         message_id=writer * 10_000_000 + n,

@@ -115,9 +115,10 @@ class Backend(ABC):
         """Why the database could not be opened, and what to do, in one line."""
 
     async def migrate(self) -> int:
-        """Refuse a newer schema, then apply the missing steps in one transaction under the
-        migration lock: processes starting together take turns, and a failure leaves the
-        database as it was. Returns the version found."""
+        """Refuse a newer schema, then create the tables (a new database) or apply the
+        missing steps, in one transaction under the migration lock: processes starting
+        together take turns, and a failure leaves the database as it was. Returns the
+        version found."""
         try:
             async with self.engine.begin() as conn:
                 await self._lock_versions(conn)
@@ -128,7 +129,15 @@ class Backend(ABC):
                         f"this version knows up to {LATEST_VERSION}; upgrade PromptWarden or "
                         f"point {self.setting} elsewhere"
                     )
-                for version in range(found + 1, LATEST_VERSION + 1):
+                if found == 0:  # a new database: the latest tables at once
+                    try:
+                        await conn.run_sync(schema.metadata.create_all, checkfirst=False)
+                    except DBAPIError as error:
+                        raise StorageError(
+                            f"could not create the tables of schema {LATEST_VERSION} in "
+                            f"{self.shown}: {_root(error)}; the database was left unchanged"
+                        ) from error
+                for version in range(found + 1, LATEST_VERSION + 1) if found else ():
                     try:
                         await conn.run_sync(step(version))
                     except DBAPIError as error:
@@ -281,28 +290,35 @@ class SQLiteConnection:
         self._dialect = dialect
         self._plans: dict[Any, _Plan] = {}
 
-    async def execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> Result:
+    async def execute(
+        self, statement: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> Result:
+        """Run `statement`; a list of parameter sets runs it once per set (executemany)."""
+        many, first = (params, params[0]) if isinstance(params, Sequence) else (None, params)
         key = statement._generate_cache_key()
-        columns = tuple(sorted(params)) if params else ()
+        columns = tuple(sorted(first)) if first else ()
         plan = self._plans.get((key.key, columns)) if key is not None else None
         if plan is None:
             plan = self._plan(statement, key, columns)
             if key is not None:
                 self._plans[(key.key, columns)] = plan
-        values: Any = plan.compiled.construct_params(
-            params, escape_names=False, extracted_parameters=key.bindparams if key else None
-        )
-        sql, names, binds = plan.sql, plan.names, plan.binds
-        if plan.expanding:
-            expanded = plan.compiled._process_parameters_for_postcompile(values)
-            sql, names, values = expanded.statement, expanded.positiontup, expanded.parameters
-            binds = {**binds, **expanded.processors}
-        args = [binds[n](values[n]) if n in binds else values[n] for n in names]
+        extracted = key.bindparams if key else None
         try:
+            if many is not None:
+                rows = [self._args(plan, p, extracted) for p in many]
+                return Result([], (await self.raw.executemany(plan.sql, rows)).rowcount)
+            values: Any = plan.compiled.construct_params(
+                first, escape_names=False, extracted_parameters=extracted
+            )
+            sql, names, binds = plan.sql, plan.names, plan.binds
+            if plan.expanding:
+                expanded = plan.compiled._process_parameters_for_postcompile(values)
+                sql, names, values = expanded.statement, expanded.positiontup, expanded.parameters
+                binds = {**binds, **expanded.processors}
+            args = [binds[n](values[n]) if n in binds else values[n] for n in names]
             if plan.row is None:
-                cursor = await self.raw.execute(sql, args)
-                return Result([], cursor.rowcount)
-            rows = await self.raw.execute_fetchall(sql, args)
+                return Result([], (await self.raw.execute(sql, args)).rowcount)
+            found = await self.raw.execute_fetchall(sql, args)
         except sqlite3.Error as error:
             if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL:
                 log.error("the database disk is full (%s); this write was not saved", error)
@@ -310,9 +326,18 @@ class SQLiteConnection:
         convert = plan.results
         made = [
             plan.row(*[v if f is None else f(v) for f, v in zip(convert, r, strict=True)])
-            for r in rows
+            for r in found
         ]
         return Result(made, len(made))
+
+    @staticmethod
+    def _args(plan: _Plan, params: Mapping[str, Any], extracted: Any) -> list[Any]:
+        """One parameter set in the plan's order, each value converted by its column."""
+        values = plan.compiled.construct_params(
+            params, escape_names=False, extracted_parameters=extracted
+        )
+        binds = plan.binds
+        return [binds[n](values[n]) if n in binds else values[n] for n in plan.names]
 
     def _plan(self, statement: Any, key: Any, columns: tuple[str, ...]) -> _Plan:
         dialect = self._dialect

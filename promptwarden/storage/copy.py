@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from sqlalchemy import Boolean, Integer, Table
+from sqlalchemy import Integer, Table
 
 from promptwarden.storage import open_storage, schema
 from promptwarden.storage.backends import StorageError, redact_url
@@ -219,7 +219,7 @@ def _converter(kind: Any) -> Callable[[Any], Any]:
         return datetime.fromisoformat
     if isinstance(kind, schema.Json):
         return _json_text  # re-encoded: JSONB refuses the escaped NUL SQLite's TEXT kept
-    if isinstance(kind, Boolean):
+    if isinstance(kind, schema.Flag):
         return bool
     if isinstance(kind, Integer):
         return int

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
@@ -73,11 +72,8 @@ class Storage:
         self._listeners: list[SettingsListener] = []
         backend.on_remote_change = self._announce
         # Built once: the hot paths of every screened violation.
-        self._insert_incident = (
-            backend.insert(t.incidents).on_conflict_do_nothing().returning(t.incidents.c.id)
-        )
         self._insert_strike = backend.insert(t.strikes).on_conflict_do_nothing()
-        self._insert_incident_row = (
+        self._insert_incident = (
             backend.insert(t.incidents).on_conflict_do_nothing().returning(*t.incidents.c)
         )
 
@@ -277,62 +273,13 @@ class Storage:
 
     # -- incidents
 
-    async def add_incident(self, **fields: Any) -> int:
-        """Record an incident and return its id (the existing one for a duplicate message
-        or job, see `record_incident`). The excerpt is capped at EXCERPT_LIMIT."""
-        incident_id, _ = await self.record_incident(**fields)
-        return incident_id
-
-    async def record_incident(
-        self,
-        *,
-        guild_id: int,
-        channel_id: int,
-        message_id: int | None,
-        user_id: int,
-        prompt_excerpt: str,
-        categories: Sequence[str],
-        severity: Severity,
-        verdict: Verdict,
-        matches: Sequence[Mapping[str, Any]],
-        action: str,
-        status: m.IncidentStatus = "open",
-        created_at: datetime | None = None,
-        job_key: str | None = None,
-        source: str = "screening",
-    ) -> tuple[int, bool]:
-        """Record an incident once: returns (id, True) when new, (existing id, False) when
-        the guild already has one for this message or this job key.
-
-        The check is the database's unique keys, so it holds across restarts and processes.
-        """
-        row = _incident_row(
-            guild_id=guild_id,
-            channel_id=channel_id,
-            message_id=message_id,
-            user_id=user_id,
-            prompt_excerpt=prompt_excerpt,
-            categories=categories,
-            severity=severity,
-            verdict=verdict,
-            matches=matches,
-            action=action,
-            status=status,
-            created_at=created_at,
-            job_key=job_key,
-            source=source,
-        )
-        i = t.incidents
-        async with self._db.write() as conn:
-            # A conflicting insert waits for a concurrent one of the same message or job to
-            # commit, so the SELECT after it finds that row: one incident, ever.
-            new = (await conn.execute(self._insert_incident, row)).scalar()
-            if new is not None:
-                return int(new), True
-            existing = (await conn.execute(_same_incident(row, i.c.id))).scalar()
-        if existing is None:  # pragma: no cover - a conflict means such a row exists
-            raise StorageError("an incident conflicted with a row that then vanished; retry")
-        return int(existing), False
+    async def record_incident(self, **fields: Any) -> tuple[int, bool]:
+        """Record an incident once (`fields`: its columns, as `_incident_row` takes them):
+        (id, True) when new, (existing id, False) when the guild already has one for this
+        message or job key. The database's unique keys decide, so it holds across restarts
+        and processes."""
+        recorded = await self.record_incident_with(fields)
+        return recorded.incident.id, recorded.created
 
     async def set_incident_status(
         self, guild_id: int, incident_id: int, status: m.IncidentStatus
@@ -344,21 +291,6 @@ class Storage:
             update(i).where(_of(i, guild_id, id=incident_id)).values(status=status)
         )
         return changed > 0
-
-    async def set_incident_modlog(
-        self, guild_id: int, incident_id: int, channel_id: int, message_id: int
-    ) -> None:
-        """Where the incident's mod-log entry is, for later edits."""
-        await self._set_modlog(t.incidents, guild_id, incident_id, channel_id, message_id)
-
-    async def _set_modlog(
-        self, table: Table, guild_id: int, row_id: int, channel_id: int, message_id: int
-    ) -> None:
-        await self._count(
-            update(table)
-            .where(_of(table, guild_id, id=row_id))
-            .values(modlog_channel_id=channel_id, modlog_message_id=message_id)
-        )
 
     async def get_incident(self, guild_id: int, incident_id: int) -> m.Incident | None:
         i = t.incidents
@@ -514,22 +446,38 @@ class Storage:
         if points <= 0:
             raise ValueError("a strike needs at least one point")
         now = now or _now()
-        key = {"guild_id": guild_id, "user_id": user_id, "cutoff": now - window}
         async with self._db.write() as conn:
-            # One member's strikes queue behind this lock until commit, whichever process
-            # adds them; the next statement sees every strike committed before.
+            return await self._strike(conn, guild_id, user_id, points, incident_id, now, window)
+
+    async def _strike(
+        self,
+        conn: Any,
+        guild_id: int,
+        user_id: int,
+        points: int,
+        incident_id: int | None,
+        now: datetime,
+        window: timedelta,
+    ) -> tuple[int, int]:
+        """The member's active points, and with `points` a strike: (before, after). The
+        member's lock queues concurrent strikes until commit, whichever process adds them,
+        so the read sees every strike committed before and a threshold is crossed once."""
+        key = {"guild_id": guild_id, "user_id": user_id, "cutoff": now - window}
+        if points:
             await self._db.lock_member(conn, guild_id, user_id)
-            before = int((await conn.execute(_ACTIVE_POINTS, key)).scalar_one())
-            row = {
-                "guild_id": guild_id,
-                "user_id": user_id,
-                "incident_id": incident_id,
-                "points": points,
-                "created_at": now,
-                "points_before": before,
-                "points_after": before + points,
-            }
-            added = await conn.execute(self._insert_strike, row)
+        before = int((await conn.execute(_ACTIVE_POINTS, key)).scalar_one())
+        if not points:
+            return before, before
+        row = {
+            "guild_id": guild_id,
+            "user_id": user_id,
+            "incident_id": incident_id,
+            "points": points,
+            "created_at": now,
+            "points_before": before,
+            "points_after": before + points,
+        }
+        added = await conn.execute(self._insert_strike, row)
         return before, before + points if added.rowcount > 0 else before
 
     async def revoke_strike_for_incident(
@@ -728,7 +676,12 @@ class Storage:
         self, guild_id: int, appeal_id: int, channel_id: int, message_id: int
     ) -> None:
         """Where the appeal's mod-log entry is, for marking the decision on it."""
-        await self._set_modlog(t.appeals, guild_id, appeal_id, channel_id, message_id)
+        a = t.appeals
+        await self._count(
+            update(a)
+            .where(_of(a, guild_id, id=appeal_id))
+            .values(modlog_channel_id=channel_id, modlog_message_id=message_id)
+        )
 
     async def get_appeal(self, guild_id: int, appeal_id: int) -> m.Appeal | None:
         a = t.appeals
@@ -939,56 +892,38 @@ class Storage:
             raise ValueError("a strike needs the policy's window")
         row = _incident_row(**fields)
         now = now or _now()
-        i, a = t.incidents, t.incident_actions
         strike: tuple[int, int] | None = None
         points: int | None = None
         async with self._db.write() as conn:
-            found = (await conn.execute(self._insert_incident_row, row)).first()
+            # A conflicting insert waits for a concurrent one of the same message or job to
+            # commit, so the SELECT after it finds that row: one incident, ever.
+            found = (await conn.execute(self._insert_incident, row)).first()
             if found is None:
-                old = (await conn.execute(_same_incident(row, i))).first()
+                old = (await conn.execute(_same_incident(row))).first()
                 if old is None:  # pragma: no cover - a conflict means such a row exists
                     raise StorageError("an incident conflicted with a row that then vanished")
                 return m.RecordedIncident(_incident(**old._asdict()), False, None, None)
             incident = _incident(**found._asdict())
             guild_id, user_id = incident.guild_id, incident.user_id
-            outcomes: list[dict[str, Any]] = []
+            outcomes: list[tuple[str, m.ActionOutcome, str]] = [
+                (action, "skipped", detail) for action, detail in (settled or {}).items()
+            ]
             if window is not None:
-                key = {"guild_id": guild_id, "user_id": user_id, "cutoff": now - window}
+                before, points = await self._strike(
+                    conn, guild_id, user_id, strike_points, incident.id, now, window
+                )
                 if strike_points:
-                    await self._db.lock_member(conn, guild_id, user_id)
-                before = int((await conn.execute(_ACTIVE_POINTS, key)).scalar_one())
-                points = before
-                if strike_points:
-                    points = before + strike_points
                     strike = (before, points)
-                    await conn.execute(
-                        self._insert_strike,
-                        {
-                            "guild_id": guild_id,
-                            "user_id": user_id,
-                            "incident_id": incident.id,
-                            "points": strike_points,
-                            "created_at": now,
-                            "points_before": before,
-                            "points_after": points,
-                        },
-                    )
                     detail = strike_detail(strike_points, before, points)
-                    outcomes.append({"action": "strike", "outcome": "done", "detail": detail})
-            for action, detail in (settled or {}).items():
-                outcomes.append({"action": action, "outcome": "skipped", "detail": detail})
+                    outcomes.insert(0, ("strike", "done", detail))
             dm_allowed = None
             if dm_limit is not None:
-                taken = 0
-                if dm_limit > 0:
-                    upsert = self._dm_budget_upsert(guild_id, dm_limit, now)
-                    taken = (await conn.execute(upsert)).rowcount
-                dm_allowed = taken > 0
-            for outcome in outcomes:
-                values = {**outcome, "detail": outcome["detail"][:500], "at": _now()}
-                await conn.execute(
-                    insert(a), {"guild_id": guild_id, "incident_id": incident.id, **values}
-                )
+                upsert = self._dm_budget_upsert(guild_id, dm_limit, now)
+                dm_allowed = dm_limit > 0 and (await conn.execute(upsert)).rowcount > 0
+            if outcomes:
+                at = _now()
+                rows = [_outcome(m.OutcomeRow(guild_id, incident.id, *o, at)) for o in outcomes]
+                await conn.execute(_INSERT_OUTCOME, rows)
         return m.RecordedIncident(incident, True, strike, points, dm_allowed)
 
     async def add_outcomes(self, rows: Sequence[m.OutcomeRow]) -> None:
@@ -1008,20 +943,8 @@ class Storage:
                 known = await conn.execute(select(i.c.guild_id, i.c.id).where(i.c.id.in_(chunk)))
                 found.update((int(g), int(n)) for g, n in known.all())
             kept = [row for row in rows if (row.guild_id, row.incident_id) in found]
-            for piece in _pieces(kept):
-                values: dict[str, Any] = {}
-                for k, row in enumerate(piece):
-                    values.update(
-                        {
-                            f"guild_id_{k}": row.guild_id,
-                            f"incident_id_{k}": row.incident_id,
-                            f"action_{k}": row.action,
-                            f"outcome_{k}": row.outcome,
-                            f"detail_{k}": row.detail[:500],
-                            f"at_{k}": row.at,
-                        }
-                    )
-                await conn.execute(_outcome_insert(len(piece)), values)
+            if kept:
+                await conn.execute(_INSERT_OUTCOME, [_outcome(row) for row in kept])
             for row in kept:
                 if row.modlog is not None:
                     channel_id, message_id = row.modlog
@@ -1040,32 +963,21 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
 )
 
 
-_OUTCOME_COLUMNS = ("guild_id", "incident_id", "action", "outcome", "detail", "at")
+# One statement for every outcome row, run with many rows at once (executemany): compiled
+# once, whatever the batch size.
+_INSERT_OUTCOME = insert(t.incident_actions)
 
 
-@functools.lru_cache(maxsize=8)
-def _outcome_insert(size: int) -> Any:
-    """A multi-row INSERT of `size` outcomes, its values bound by name (`action_3`),
-    built once per size. SQLAlchemy gives multi-row INSERTs no cache key, so each batch
-    is compiled once: one compile per batch, not per row."""
-    rows: list[dict[str, Any]] = [
-        {c: bindparam(f"{c}_{k}") for c in _OUTCOME_COLUMNS} for k in range(size)
-    ]
-    return insert(t.incident_actions).values(rows)
-
-
-def _pieces(rows: Sequence[Any], largest: int = 64) -> list[Sequence[Any]]:
-    """Rows in groups of a power of two, largest first: a multi-row INSERT per group, and
-    only a few statement shapes to compile and keep."""
-    pieces: list[Sequence[Any]] = []
-    start = 0
-    while start < len(rows):
-        size = largest
-        while size > len(rows) - start:
-            size //= 2
-        pieces.append(rows[start : start + size])
-        start += size
-    return pieces
+def _outcome(row: m.OutcomeRow) -> dict[str, Any]:
+    """An outcome's row; details are capped, as the column is meant for a short reason."""
+    return {
+        "guild_id": row.guild_id,
+        "incident_id": row.incident_id,
+        "action": row.action,
+        "outcome": row.outcome,
+        "detail": row.detail[:500],
+        "at": row.at,
+    }
 
 
 def _revoke_strike(guild_id: int, incident_id: int, when: datetime) -> Any:
@@ -1081,11 +993,11 @@ def _chunks(ids: Collection[int], size: int = 500) -> list[tuple[int, ...]]:
     return [unique[i : i + size] for i in range(0, len(unique), size)]
 
 
-def _same_incident(row: Mapping[str, Any], *columns: Any) -> Any:
+def _same_incident(row: Mapping[str, Any]) -> Any:
     """The guild's first incident of `row`'s message or job: the one its insert met."""
     i = t.incidents
     same = or_(i.c.message_id == row["message_id"], i.c.job_key == row["job_key"])
-    return select(*columns).where(i.c.guild_id == row["guild_id"], same).order_by(i.c.id).limit(1)
+    return select(i).where(i.c.guild_id == row["guild_id"], same).order_by(i.c.id).limit(1)
 
 
 def _incident_row(

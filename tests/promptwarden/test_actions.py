@@ -96,7 +96,7 @@ async def setup(storage: Storage) -> tuple[Actions, RecordingPort, Clock]:
 async def incident(
     storage: Storage, clock: Clock, verdict: Verdict = Verdict.BLOCK, *, message_id: int = 500
 ) -> Incident:
-    incident_id = await storage.add_incident(
+    incident_id, _ = await storage.record_incident(
         guild_id=GUILD,
         channel_id=CHANNEL,
         message_id=message_id,

@@ -26,7 +26,7 @@ async def fill(storage: Storage) -> None:
     await storage.add_generator_bot(GUILD_A, 936929561302675456)
     await storage.set_meta("command_sync:1:global", "abc")
     for n in range(30):
-        incident_id = await storage.add_incident(
+        incident_id, _ = await storage.record_incident(
             guild_id=GUILD_A if n % 3 else GUILD_B,
             channel_id=6,
             message_id=1000 + n,
@@ -135,7 +135,7 @@ async def test_copy_keeps_everything_and_a_second_run_changes_nothing(
 
     async with await open_storage(postgres_url) as pg_side:
         # Ids were copied as they were; the next incident must not collide with them.
-        new_id = await pg_side.add_incident(
+        new_id, _ = await pg_side.record_incident(
             guild_id=GUILD_A,
             channel_id=6,
             message_id=99,
@@ -162,7 +162,7 @@ async def test_a_live_row_under_the_same_key_is_never_overwritten_silently(
     async with await open_storage(postgres_url) as pg_side:
         # A bot already running on PostgreSQL wrote its own incident 1 and a setting.
         await pg_side.set_modlog_channel(GUILD_A, 777)
-        await pg_side.add_incident(
+        await pg_side.record_incident(
             guild_id=GUILD_A,
             channel_id=1,
             message_id=5,

@@ -1,11 +1,13 @@
-"""One schema history for both databases, applied at start.
+"""One schema history for both databases, applied at start to databases made earlier.
 
-`vN.py` takes a database from version N-1 to N with `upgrade(conn)`; all missing steps
-run in one transaction, so a failed step leaves the database as it was. Append only: a
-shipped step is never edited, since databases in the field already ran it. The version
-lives where schema 1-3 kept it: `PRAGMA user_version` on SQLite, the one-row
-`schema_version` table on PostgreSQL. Steps 1-3 are only DDL, a `SCRIPT` written once with
-a type placeholder per database; later steps build their DDL from `schema` objects.
+A new database gets `schema.metadata` at once; `vN.py` takes an existing one from version
+N-1 to N with `upgrade(conn)`. All missing steps run in one transaction, so a failed step
+leaves the database as it was. Append only: a shipped step is never edited, since
+databases in the field already ran it. The version lives where schema 1-3 kept it:
+`PRAGMA user_version` on SQLite, the one-row `schema_version` table on PostgreSQL. Steps 2
+and 3 are only DDL, a `SCRIPT` written once with a type placeholder per database; later
+steps build their DDL from `schema` objects. (Schema 1's tables are made by no step any
+more: only tests build such a database, from their own copy of its DDL.)
 """
 
 from __future__ import annotations
@@ -65,9 +67,3 @@ def add_column(conn: Connection, table: Table, name: str) -> None:
     column: Column[object] = table.c[name]
     ddl = CreateColumn(column).compile(dialect=conn.dialect)
     conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}'))
-
-
-def script(version: int, dialect: str) -> str:
-    """The DDL of step 1, 2 or 3 as `dialect` ("sqlite", "postgresql") ran it."""
-    source: str = importlib.import_module(f"{__name__}.v{version}").SCRIPT
-    return source.format(**TYPES[dialect])

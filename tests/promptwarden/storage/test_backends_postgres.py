@@ -216,7 +216,7 @@ async def test_text_postgres_cannot_hold_is_dropped_not_the_incident(postgres_ur
     from promptwarden.screening.decision import Severity, Verdict
 
     async with await open_storage(postgres_url) as storage:
-        incident_id = await storage.add_incident(
+        incident_id, _ = await storage.record_incident(
             guild_id=GUILD,
             channel_id=1,
             message_id=2,

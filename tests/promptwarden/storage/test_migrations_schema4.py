@@ -11,9 +11,9 @@ from pathlib import Path
 import asyncpg
 
 from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage import Storage, open_storage
-from promptwarden.storage.migrations import script
+from promptwarden.storage import OutcomeRow, Storage, open_storage
 from tests.helpers import needs_postgres
+from tests.promptwarden.storage.old_schemas import script
 
 GUILD = 10
 MODLOG = 20
@@ -91,7 +91,7 @@ async def test_postgres_schema_3_upgrades_moving_free_text_state(postgres_url: s
 
 async def test_new_rows_carry_modlog_and_strike_steps(storage: Storage) -> None:
     now = datetime.now(UTC)
-    incident_id = await storage.add_incident(
+    incident_id, _ = await storage.record_incident(
         guild_id=GUILD,
         channel_id=30,
         message_id=40,
@@ -104,7 +104,8 @@ async def test_new_rows_carry_modlog_and_strike_steps(storage: Storage) -> None:
         action="block",
         source="automod",
     )
-    await storage.set_incident_modlog(GUILD, incident_id, MODLOG, 999)
+    posted = OutcomeRow(GUILD, incident_id, "modlog", "done", "", now, modlog=(MODLOG, 999))
+    await storage.add_outcomes([posted])
     incident = await storage.get_incident(GUILD, incident_id)
     assert incident is not None
     assert (incident.modlog_channel_id, incident.modlog_message_id) == (MODLOG, 999)

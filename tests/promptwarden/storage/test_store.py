@@ -5,6 +5,7 @@ Tests taking `database` run once on a SQLite file and once on a fresh PostgreSQL
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import (
     EXCERPT_LIMIT,
     LATEST_VERSION,
+    OutcomeRow,
     Storage,
     StorageError,
     open_storage,
@@ -37,7 +39,8 @@ async def add_incident(storage: Storage, guild_id: int, **fields: object) -> int
         "action": "warn",
     }
     values.update(fields)
-    return await storage.add_incident(**values)  # type: ignore[arg-type]
+    incident_id, _ = await storage.record_incident(**values)
+    return incident_id
 
 
 async def test_fresh_database_is_created_at_the_latest_schema(tmp_path: Path) -> None:
@@ -92,10 +95,10 @@ async def test_older_database_is_upgraded_in_place_keeping_its_data(tmp_path: Pa
 async def test_failed_upgrade_leaves_the_database_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:
-        # A table in the way of migration 1 makes it fail half-way through.
+        # A table in the way of creating the schema makes it fail half-way through.
         conn.execute("CREATE TABLE incidents (unrelated TEXT)")
 
-    with pytest.raises(StorageError, match=r"from schema 0 to 1.*left unchanged"):
+    with pytest.raises(StorageError, match=r"create the tables of schema \d.*left unchanged"):
         await open_storage(path)
 
     with sqlite3.connect(path) as conn:
@@ -107,7 +110,7 @@ async def test_failed_upgrade_leaves_the_database_unchanged(tmp_path: Path) -> N
 async def test_an_upgrade_failing_at_a_later_step_leaves_the_database_at_its_old_schema(
     tmp_path: Path,
 ) -> None:
-    from promptwarden.storage.migrations import script
+    from tests.promptwarden.storage.old_schemas import script
 
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:
@@ -292,8 +295,10 @@ async def test_a_full_disk_keeps_its_own_error_and_the_next_write_works_again(
 async def test_schema_4_state_is_written_and_read_as_columns(database: str) -> None:
     async with await open_storage(database) as storage:
         incident_id = await add_incident(storage, GUILD_A, source="automod")
-        await storage.set_incident_modlog(GUILD_A, incident_id, 60, 600)
-        await storage.set_incident_modlog(GUILD_B, incident_id, 61, 601)  # not that guild's
+        now = datetime.now(UTC)
+        posted = OutcomeRow(GUILD_A, incident_id, "modlog", "done", "", now, modlog=(60, 600))
+        elsewhere = dataclasses.replace(posted, guild_id=GUILD_B, modlog=(61, 601))
+        await storage.add_outcomes([posted, elsewhere])  # the second is not that guild's
         incident = await storage.get_incident(GUILD_A, incident_id)
         assert incident is not None and incident.source == "automod"
         assert (incident.modlog_channel_id, incident.modlog_message_id) == (60, 600)
@@ -348,7 +353,7 @@ async def test_incidents_keep_what_raised_them_and_one_message_stays_one_inciden
 
 
 async def test_upgrading_from_schema_3_marks_old_incidents_as_screened(tmp_path: Path) -> None:
-    from promptwarden.storage.migrations import script
+    from tests.promptwarden.storage.old_schemas import script
 
     path = tmp_path / "pw.db"
     with sqlite3.connect(path) as conn:

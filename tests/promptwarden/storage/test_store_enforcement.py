@@ -12,8 +12,8 @@ import pytest
 
 from promptwarden.screening.decision import Severity, Verdict
 from promptwarden.storage import open_storage
-from promptwarden.storage.migrations import script
 from tests.helpers import GUILD_A, GUILD_B, NOW, WINDOW, record
+from tests.promptwarden.storage.old_schemas import script
 
 
 async def test_same_message_or_same_job_never_gets_two_incidents(database: str) -> None:

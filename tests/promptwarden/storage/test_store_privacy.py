@@ -19,9 +19,9 @@ from promptwarden.storage import (
     Storage,
     open_storage,
 )
-from promptwarden.storage.migrations import script
 from promptwarden.storage.models import EXPORT_KIND, REPORT_KIND
 from tests.helpers import GUILD_A, GUILD_B
+from tests.promptwarden.storage.old_schemas import script
 
 ME, SOMEONE_ELSE = 30, 31
 NOW = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)

@@ -1,6 +1,17 @@
-"""Schema 1: guild settings, watched channels, generator bots, incidents, bot-wide meta."""
+"""Databases as older PromptWardens made them, for the tests of upgrading in place.
 
-SCRIPT = """
+Schema 1's tables are made by no migration (a new database gets the latest tables at
+once), so its DDL lives here, as schema 1 ran it; steps 2 and 3 are the shipped ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from promptwarden.storage.migrations import TYPES
+
+# Schema 1: guild settings, watched channels, generator bots, incidents, bot-wide meta.
+SCHEMA_1 = """
     CREATE TABLE guild_settings (
         guild_id          {big} PRIMARY KEY,
         modlog_channel_id {big},
@@ -45,3 +56,13 @@ SCRIPT = """
         value TEXT NOT NULL
     );
 """
+
+
+def script(version: int, dialect: str) -> str:
+    """The DDL of step 1, 2 or 3 as `dialect` ("sqlite", "postgresql") ran it."""
+    source: str = (
+        SCHEMA_1
+        if version == 1
+        else importlib.import_module(f"promptwarden.storage.migrations.v{version}").SCRIPT
+    )
+    return source.format(**TYPES[dialect])
