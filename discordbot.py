@@ -193,6 +193,14 @@ class PromptWardenBot(commands.AutoShardedBot):
                 or self._listeners.get("message")
             ):
                 return
+        elif event_name == "socket_event_type" and not (
+            self.extra_events.get("on_socket_event_type")
+            or self._listeners.get("socket_event_type")
+            or hasattr(self, "on_socket_event_type")
+        ):
+            # discord.py dispatches this for every gateway event; with no receiver the
+            # dispatch is pure cost (a method lookup that raises AttributeError each time).
+            return
         super().dispatch(event_name, *args, **kwargs)
 
     def prompt_seen(self, message: discord.Message, user_id: int) -> None:

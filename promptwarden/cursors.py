@@ -95,7 +95,10 @@ class CursorTracker(Generic[K]):
 
     def begin(self, key: K, message_id: int) -> None:
         """A message enters the pipeline; call before any await, so arrival order holds."""
-        channel = self._channels.setdefault(key, _Channel())
+        # Not setdefault: that would build a _Channel (and its Counter) per message.
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = self._channels[key] = _Channel()
         if not channel.in_flight[message_id]:
             heapq.heappush(channel.in_flight_heap, message_id)
         channel.in_flight[message_id] += 1
