@@ -424,12 +424,14 @@ class LinearModel:
             return sigmoid(self._log_odds(words))
         present: dict[str | tuple[str, str], float] = {}  # binary: each feature once
         classes: list[str] = []
+        add_class = classes.append  # bound once: this loop runs for every word of every prompt
+        look = lexicon.get
         follow: dict[str, float] | None = None
         prev = ""
         for w in words:
-            entry = lexicon.get(w)
+            entry = look(w)
             if entry is None:
-                classes.append(_UNKNOWN)
+                add_class(_UNKNOWN)
                 follow = None
                 continue
             if follow is not None and (pair := follow.get(w)) is not None:
@@ -437,13 +439,13 @@ class LinearModel:
             weight, follow, kind = entry
             if weight is not None:
                 present[w] = weight
-            classes.append(kind)
+            add_class(kind)
             prev = w
+        kinds = "".join(classes)  # a lexicon word may itself be of the unknown class
+        if not (self.char_ngrams and _UNKNOWN in kinds):
+            return sigmoid(self.bias + math.fsum(present.values()))
         parts = list(present.values())
-        if self.char_ngrams:
-            kinds = "".join(classes)
-            if _UNKNOWN in kinds:
-                parts += map(self._char_weights.__getitem__, self._grams_in(words, kinds))
+        parts += map(self._char_weights.__getitem__, self._grams_in(words, kinds))
         return sigmoid(self.bias + math.fsum(parts))
 
     def _grams_in(self, words: Sequence[str], kinds: str) -> set[str]:
