@@ -441,8 +441,8 @@ class LinearModel:
                 present[w] = weight
             add_class(kind)
             prev = w
-        kinds = "".join(classes)  # a lexicon word may itself be of the unknown class
-        if not (self.char_ngrams and _UNKNOWN in kinds):
+        # A lexicon word may itself be of the unknown class, so the classes decide.
+        if not self.char_ngrams or _UNKNOWN not in (kinds := "".join(classes)):
             return sigmoid(self.bias + math.fsum(present.values()))
         parts = list(present.values())
         parts += map(self._char_weights.__getitem__, self._grams_in(words, kinds))

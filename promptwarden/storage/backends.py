@@ -137,20 +137,24 @@ class Backend(ABC):
                             f"could not create the tables of schema {LATEST_VERSION} in "
                             f"{self.shown}: {_root(error)}; the database was left unchanged"
                         ) from error
-                for version in range(found + 1, LATEST_VERSION + 1) if found else ():
-                    try:
-                        await conn.run_sync(step(version))
-                    except DBAPIError as error:
-                        raise StorageError(
-                            f"could not upgrade {self.shown} from schema {version - 1} to "
-                            f"{version}: {_root(error)}; the database was left unchanged"
-                        ) from error
-                    log.info("database %s migrated to schema %d", self.shown, version)
+                else:  # an older database: the steps it is missing
+                    await self._upgrade(conn, found)
                 if found < LATEST_VERSION:
                     await conn.exec_driver_sql(self.set_version_sql.format(LATEST_VERSION))
         except (DBAPIError, OSError, TimeoutError) as error:
             raise StorageError(self._cannot_open(error)) from error
         return found
+
+    async def _upgrade(self, conn: AsyncConnection, found: int) -> None:
+        for version in range(found + 1, LATEST_VERSION + 1):
+            try:
+                await conn.run_sync(step(version))
+            except DBAPIError as error:
+                raise StorageError(
+                    f"could not upgrade {self.shown} from schema {version - 1} to "
+                    f"{version}: {_root(error)}; the database was left unchanged"
+                ) from error
+            log.info("database %s migrated to schema %d", self.shown, version)
 
     async def close(self) -> None:
         self.closed = True
@@ -307,15 +311,16 @@ class SQLiteConnection:
             if many is not None:
                 rows = [self._args(plan, p, extracted) for p in many]
                 return Result([], (await self.raw.executemany(plan.sql, rows)).rowcount)
-            values: Any = plan.compiled.construct_params(
-                first, escape_names=False, extracted_parameters=extracted
-            )
-            sql, names, binds = plan.sql, plan.names, plan.binds
-            if plan.expanding:
+            if plan.expanding:  # IN (...) of a list: the SQL depends on its length
+                values: Any = plan.compiled.construct_params(
+                    first, escape_names=False, extracted_parameters=extracted
+                )
                 expanded = plan.compiled._process_parameters_for_postcompile(values)
                 sql, names, values = expanded.statement, expanded.positiontup, expanded.parameters
-                binds = {**binds, **expanded.processors}
-            args = [binds[n](values[n]) if n in binds else values[n] for n in names]
+                binds = {**plan.binds, **expanded.processors}
+                args = [binds[n](values[n]) if n in binds else values[n] for n in names]
+            else:
+                sql, args = plan.sql, self._args(plan, first, extracted)
             if plan.row is None:
                 return Result([], (await self.raw.execute(sql, args)).rowcount)
             found = await self.raw.execute_fetchall(sql, args)
@@ -331,7 +336,7 @@ class SQLiteConnection:
         return Result(made, len(made))
 
     @staticmethod
-    def _args(plan: _Plan, params: Mapping[str, Any], extracted: Any) -> list[Any]:
+    def _args(plan: _Plan, params: Mapping[str, Any] | None, extracted: Any) -> list[Any]:
         """One parameter set in the plan's order, each value converted by its column."""
         values = plan.compiled.construct_params(
             params, escape_names=False, extracted_parameters=extracted
