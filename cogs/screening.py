@@ -214,10 +214,11 @@ class Screening(commands.Cog):
 
     def consider_now(self, message: discord.Message, *, counts: bool = False) -> bool:
         """`consider` without an await, for the common case: the guild's settings are
-        cached. True when the message was dealt with: out of scope, held by intake, or,
-        when nothing of its channel is queued or being handled (so order holds),
-        screened right here, the allowed prompt then finished at once (its cursor mark
-        in memory, no query). False: the caller must `consider` it instead."""
+        cached. True when the message was dealt with: out of scope, held by intake, or
+        screened right here, an allowed prompt then finished at once (its cursor mark in
+        memory, no query, no queue). Screening needs no order; what does (recording and
+        acting) is queued behind the channel's earlier messages, and the cursor only
+        passes a contiguous run of finished ones. False: the caller must `consider` it."""
         intake = self.intake
         guild = message.guild
         if guild is None or intake.closed:
@@ -237,7 +238,7 @@ class Screening(commands.Cog):
             intake.begin(key, message.id)
         work = Work(message, facts)
         screener = self.screeners.cached(guild.id, state.rules)
-        if screener is not None and intake.idle(key):
+        if screener is not None and intake.accepting(key):
             try:
                 work.screened = self.screen(message, facts, state, screener)
             except BaseException:
@@ -250,6 +251,11 @@ class Screening(commands.Cog):
                     intake.handled_now(key, message.id)
                     self._note_handled()
                 return True
+            if not intake.idle(key):
+                # Queued behind earlier messages, it may be let go with them (a failure
+                # reads the channel back): screened again then, so not marked as seen.
+                self.handled.forget((guild.id, message.id, work.screened.identity))
+                work.screened = None
         intake.offer(key, message.id, work, counts=counts)
         return True
 
