@@ -219,10 +219,11 @@ class Screening(commands.Cog):
 
     def consider_now(self, arrival: Arrival, *, counts: bool = False) -> bool:
         """`consider` without an await, for the common case: the guild's settings are
-        cached. True when the message was dealt with: out of scope, held by intake, or,
-        when nothing of its channel is queued or being handled (so order holds),
-        screened right here, the allowed prompt then finished at once (its cursor mark
-        in memory, no query). False: the caller must `consider` it instead."""
+        cached. True when the message was dealt with: out of scope, held by intake, or
+        screened right here, an allowed prompt then finished at once (its cursor mark in
+        memory, no query, no queue). Screening needs no order; what does (recording and
+        acting) is queued behind the channel's earlier messages, and the cursor only
+        passes a contiguous run of finished ones. False: the caller must `consider` it."""
         intake = self.intake
         facts = arrival.facts
         if facts is None or intake.closed:
@@ -243,7 +244,7 @@ class Screening(commands.Cog):
             intake.begin(key, message_id)
         work = Work(arrival, facts)
         screener = self.screeners.cached(guild_id, state.rules)
-        if screener is not None and intake.idle(key):
+        if screener is not None and intake.accepting(key):
             try:
                 work.screened = self.screen(arrival, facts, state, screener)
             except BaseException:
@@ -256,6 +257,11 @@ class Screening(commands.Cog):
                     intake.handled_now(key, message_id)
                     self._note_handled()
                 return True
+            if not intake.idle(key):
+                # Queued behind earlier messages, it may be let go with them (a failure
+                # reads the channel back): screened again then, so not marked as seen.
+                self.handled.forget((guild_id, message_id, work.screened.identity))
+                work.screened = None
         arrival.hold()
         intake.offer(key, message_id, work, counts=counts)
         return True

@@ -58,6 +58,7 @@ async def test_a_violating_prompt_is_deleted_then_the_member_warned(
     assert await w.outcomes(incident) == {
         "delete": "done",
         "strike": "done",
+        "dm_slot": "done",  # the warning's DM-budget slot, noted with the incident
         "dm_warning": "done",
         "modlog": "done",
     }
