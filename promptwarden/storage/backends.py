@@ -209,13 +209,13 @@ class SQLiteBackend(Backend):
     async def write(self) -> AsyncIterator[Any]:
         async with self._turn:
             conn = self._connection()
-            await conn.raw.execute("BEGIN IMMEDIATE")
+            await conn.run("BEGIN IMMEDIATE")
             try:
                 yield conn
-                await conn.raw.execute("COMMIT")
+                await conn.run("COMMIT")
             except BaseException:
                 if conn.raw.in_transaction:  # SQLite rolls back a full disk itself
-                    await conn.raw.execute("ROLLBACK")
+                    await conn.run("ROLLBACK")
                 raise
 
     @asynccontextmanager
@@ -310,7 +310,7 @@ class SQLiteConnection:
         try:
             if many is not None:
                 rows = [self._args(plan, p, extracted) for p in many]
-                return Result([], (await self.raw.executemany(plan.sql, rows)).rowcount)
+                return Result([], await self.run(plan.sql, rows, many=True))
             if plan.expanding:  # IN (...) of a list: the SQL depends on its length
                 values: Any = plan.compiled.construct_params(
                     first, escape_names=False, extracted_parameters=extracted
@@ -322,7 +322,7 @@ class SQLiteConnection:
             else:
                 sql, args = plan.sql, self._args(plan, first, extracted)
             if plan.row is None:
-                return Result([], (await self.raw.execute(sql, args)).rowcount)
+                return Result([], await self.run(sql, args))
             found = await self.raw.execute_fetchall(sql, args)
         except sqlite3.Error as error:
             if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL:
@@ -334,6 +334,15 @@ class SQLiteConnection:
             for r in found
         ]
         return Result(made, len(made))
+
+    async def run(self, sql: str, args: Any = (), *, many: bool = False) -> int:
+        """Run a statement that returns no rows; how many rows it changed. Its cursor is
+        closed in aiosqlite's thread, as `execute_fetchall` does: a sqlite3 cursor left to
+        be collected in this thread resets its statement there, and SQLite's cache may have
+        handed that statement to the worker for the next identical one (SQLITE_MISUSE,
+        "bad parameter or other API misuse", seen under load)."""
+        runner = self.raw._execute  # aiosqlite's own queue to its thread (untyped)
+        return int(await runner(_run, self.raw._conn, sql, args, many))  # type: ignore[no-untyped-call]
 
     @staticmethod
     def _args(plan: _Plan, params: Mapping[str, Any] | None, extracted: Any) -> list[Any]:
@@ -366,6 +375,15 @@ class SQLiteConnection:
     async def exec_driver_sql(self, sql: str) -> Result:
         rows = list(await self.raw.execute_fetchall(sql))
         return Result(rows, len(rows))
+
+
+def _run(conn: sqlite3.Connection, sql: str, args: Any, many: bool) -> int:
+    """In aiosqlite's thread: the statement, its row count, and its cursor closed."""
+    cursor = conn.executemany(sql, args) if many else conn.execute(sql, args)
+    try:
+        return cursor.rowcount
+    finally:
+        cursor.close()
 
 
 # Per connection: SQLite forgets these when a connection closes (but keeps WAL mode, set
