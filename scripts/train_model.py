@@ -3,8 +3,9 @@
     python scripts/train_model.py [--eval-dir DIR] [--out data/model.json]
 
 Trains on the evaluation prompts in ../shared/eval (or PROMPTWARDEN_EVAL_DIR, or --eval-dir),
-the hand-written rows in data/training/*.tsv and the `dev` rows of benchmarks/sets/*.tsv; the
-`heldout` rows of those sets are never read here (benchmarks/model_report.py judges on them).
+the hand-written rows in data/training/*.tsv and the `dev` rows of benchmarks/sets/*.tsv (but
+not of UNTRAINED_SETS); the `heldout` rows of those sets are never read here
+(benchmarks/model_report.py judges on them).
 scikit-learn is needed here only; the bot scores with `promptwarden.screening.model.LinearModel`,
 which reads the file this script writes. Training is deterministic (fixed seeds and order).
 
@@ -77,6 +78,11 @@ HAND_NEGATIVE_WEIGHT = 4.0
 HAND_POSITIVE_WEIGHT = 1.0
 TRAINING_DIR = ROOT / "data" / "training"
 SETS_DIR = ROOT / "benchmarks" / "sets"
+# Sets that judge the word lists only. kinds.tsv (shocking, hate, self-harm and illegal-activity
+# scenes, and their look-alikes) cost the learned tier 1.5 points of I2P >= 50 out of fold when
+# its dev rows were trained on: its benign look-alikes ("a horror movie poster", "a sad clown")
+# pulled down words that I2P's positives share.
+UNTRAINED_SETS = frozenset({"kinds.tsv"})
 MIN_DF = 2  # a feature must occur in two training prompts: drops typos and one-off names
 C = 1.0
 FOLDS = 5
@@ -167,7 +173,7 @@ def hand_rows() -> tuple[list[str], list[float], list[float]]:
     y: list[float] = []
     w: list[float] = []
     own = [p for p in sorted(TRAINING_DIR.glob("*.tsv")) if p != CONCEPTS_FILE]
-    files = own + sorted(SETS_DIR.glob("*.tsv"))
+    files = own + sorted(p for p in SETS_DIR.glob("*.tsv") if p.name not in UNTRAINED_SETS)
     for path in files:
         for row in read_tsv(path):
             if row.get("split", "dev") != "dev":
