@@ -23,6 +23,7 @@ from cogs._incident_ui import modlog_embed, strikes_line
 from cogs._replies import acknowledged
 from discordbot import PromptWardenBot
 from promptwarden import rule_edits
+from promptwarden.actions import DM_SLOT
 from promptwarden.incident_export import incidents_csv
 from promptwarden.periods import parse_since
 from promptwarden.screening.decision import Verdict
@@ -359,7 +360,9 @@ class Incidents(commands.Cog):
         embed = modlog_embed(incident, jump_url=jump_url(incident), points=None)
         outcomes = await storage.list_action_outcomes(incident.guild_id, incident.id)
         presses = await storage.list_modlog_presses(incident.guild_id, incident.id)
-        done = [f"{o.action}: {o.outcome}" for o in outcomes if o.action not in ("note", "report")]
+        # The warning's DM-budget slot is bookkeeping for a resume, not an action taken.
+        hidden = ("note", "report", DM_SLOT)
+        done = [f"{o.action}: {o.outcome}" for o in outcomes if o.action not in hidden]
         if done:
             embed.add_field(name="Actions", value=_fit("\n".join(done), 1024), inline=False)
         reports = [

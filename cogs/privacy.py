@@ -23,6 +23,7 @@ from discord.ext import commands, tasks
 
 from cogs._appeals import AppealButton, AppealDecisionButton
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
+from cogs._facts import Arrival
 from cogs._replies import acknowledged
 from discordbot import PromptWardenBot
 from promptwarden.privacy import (
@@ -163,26 +164,26 @@ class Privacy(commands.Cog):
 
     # ------------------------------------------------------------ reminders
 
-    def prompt_seen(self, message: discord.Message, user_id: int) -> None:
+    def prompt_seen(self, arrival: Arrival, user_id: int) -> None:
         """Called in place by the watcher for each new prompt it screens. Nearly always
         the table knows at once that no reminder is due: then nothing else happens, no
-        task and no await; otherwise a task decides and sends."""
-        if self.table.closed:
+        task, no await, no discord.Message; otherwise a task decides and sends."""
+        if self.table.closed or arrival.facts is None:
             return  # stopping: the database may be closed already
-        guild = message.guild
-        if guild is None:
-            return
-        state = self.bot.guild_states.cached(guild.id)
+        guild_id = arrival.facts.guild_id
+        state = self.bot.guild_states.cached(guild_id)
         if state is not None:
             config = state.privacy
             if not config.reminders_enabled:
                 return
             now = discord.utils.utcnow()
-            if self._waiting_for_budget(guild.id, now):
+            if self._waiting_for_budget(guild_id, now):
                 return
-            if self.table.not_due(guild.id, user_id, interval=config.reminder_interval, now=now):
+            if self.table.not_due(guild_id, user_id, interval=config.reminder_interval, now=now):
                 return
-        task = asyncio.create_task(self.handle_prompt(message, user_id), name="privacy-reminder")
+        task = asyncio.create_task(
+            self.handle_prompt(arrival.message, user_id), name="privacy-reminder"
+        )
         self._reminding.add(task)
         task.add_done_callback(self._reminding.discard)
 

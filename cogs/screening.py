@@ -24,7 +24,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from cogs._facts import channel_chain, message_facts
+from cogs._facts import Arrival, channel_chain
 from cogs._incident_ui import IncidentButton
 from discordbot import PromptWardenBot
 from promptwarden.cursors import CursorTracker
@@ -72,9 +72,13 @@ class Work:
     """A message for intake, with its facts (read once) and, when it was screened on
     arrival already, what is left to do."""
 
-    message: discord.Message
+    arrival: Arrival
     facts: MessageFacts | None = None
     screened: Screened | None = None
+
+    @property
+    def message(self) -> discord.Message:
+        return self.arrival.message
 
 
 class Screening(commands.Cog):
@@ -146,12 +150,12 @@ class Screening(commands.Cog):
 
     # ------------------------------------------------------------ events
 
-    def message_arrived(self, message: discord.Message) -> None:
-        """Every new message, called in place by the bot's dispatch (no task per
-        message): see `consider_now`; a guild whose settings are not loaded yet takes
-        the slower way."""
-        if not self.consider_now(message, counts=True):
-            self._spawn(self.consider(message, counts=True), "promptwarden-consider")
+    def message_arrived(self, arrival: Arrival) -> None:
+        """Every new message, called in place by the bot's gateway parser (no task per
+        message, no discord.Message unless needed): see `consider_now`; a guild whose
+        settings are not loaded yet takes the slower way."""
+        if not self.consider_now(arrival, counts=True):
+            self._spawn(self.consider(arrival, counts=True), "promptwarden-consider")
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
@@ -180,8 +184,9 @@ class Screening(commands.Cog):
         before = payload.cached_message
         if before is not None and before.content == payload.message.content:
             return
-        if not self.consider_now(payload.message):
-            await self.consider(payload.message)
+        arrival = Arrival.of(payload.message)
+        if not self.consider_now(arrival):
+            await self.consider(arrival)
 
     @commands.Cog.listener()
     async def on_shard_connect(self, shard_id: int) -> None:
@@ -212,77 +217,87 @@ class Screening(commands.Cog):
             tracker = self._trackers[shard_id] = CursorTracker()
         return tracker
 
-    def consider_now(self, message: discord.Message, *, counts: bool = False) -> bool:
+    def consider_now(self, arrival: Arrival, *, counts: bool = False) -> bool:
         """`consider` without an await, for the common case: the guild's settings are
-        cached. True when the message was dealt with: out of scope, held by intake, or,
-        when nothing of its channel is queued or being handled (so order holds),
-        screened right here, the allowed prompt then finished at once (its cursor mark
-        in memory, no query). False: the caller must `consider` it instead."""
+        cached. True when the message was dealt with: out of scope, held by intake, or
+        screened right here, an allowed prompt then finished at once (its cursor mark in
+        memory, no query, no queue). Screening needs no order; what does (recording and
+        acting) is queued behind the channel's earlier messages, and the cursor only
+        passes a contiguous run of finished ones. False: the caller must `consider` it."""
         intake = self.intake
-        guild = message.guild
-        if guild is None or intake.closed:
+        facts = arrival.facts
+        if facts is None or intake.closed:
             return True
-        state = self.states.cached(guild.id)
+        guild_id = facts.guild_id
+        state = self.states.cached(guild_id)
         if state is None:
             return False
-        key = (guild.id, message.channel.id)
+        key = (guild_id, facts.channel_id)
+        message_id = facts.message_id
         if counts and intake.behind(key):
-            intake.offer(key, message.id, Work(message))  # let go, read back later
+            intake.offer(key, message_id, Work(arrival))  # let go, read back later
             return True
-        facts = message_facts(message)
         me = self.bot.user
-        if facts is None or me is None or not should_screen(facts, state, me.id):
+        if me is None or not should_screen(facts, state, me.id):
             return True
         if counts:
-            intake.begin(key, message.id)
-        work = Work(message, facts)
-        screener = self.screeners.cached(guild.id, state.rules)
-        if screener is not None and intake.idle(key):
+            intake.begin(key, message_id)
+        work = Work(arrival, facts)
+        screener = self.screeners.cached(guild_id, state.rules)
+        if screener is not None and intake.accepting(key):
             try:
-                work.screened = self.screen(message, facts, state, screener)
+                work.screened = self.screen(arrival, facts, state, screener)
             except BaseException:
                 if counts:
                     self.tracker(key[0]).hold(key)
-                    intake.skip(key, message.id)
+                    intake.skip(key, message_id)
                 raise
             if work.screened is None:
                 if counts:
-                    intake.handled_now(key, message.id)
+                    intake.handled_now(key, message_id)
                     self._note_handled()
                 return True
-        intake.offer(key, message.id, work, counts=counts)
+            if not intake.idle(key):
+                # Queued behind earlier messages, it may be let go with them (a failure
+                # reads the channel back): screened again then, so not marked as seen.
+                self.handled.forget((guild_id, message_id, work.screened.identity))
+                work.screened = None
+        arrival.hold()
+        intake.offer(key, message_id, work, counts=counts)
         return True
 
-    async def consider(self, message: discord.Message, *, counts: bool = False) -> bool:
+    async def consider(self, arrival: Arrival, *, counts: bool = False) -> bool:
         """Hold the message for screening when it is in scope; True when held. `counts`: a
         new message that the catch-up cursor must not pass until handled; it is registered
         before the first await, so arrival order holds. Never waits for room: a message
         that does not fit is read back from channel history later (see promptwarden.intake)."""
         intake = self.intake
-        if message.guild is None or intake.closed:
+        facts = arrival.facts
+        if facts is None or intake.closed:
             return False
-        key = (message.guild.id, message.channel.id)
+        key = (facts.guild_id, facts.channel_id)
+        message_id = facts.message_id
         if counts:
             if intake.behind(key):
-                return intake.offer(key, message.id, Work(message))  # let go, read back later
-            intake.begin(key, message.id)
+                return intake.offer(key, message_id, Work(arrival))  # let go, read back later
+            intake.begin(key, message_id)
         try:
-            in_scope = await self._in_scope(message)
+            in_scope = await self._in_scope(facts)
         except BaseException:
             if counts:
                 self.tracker(key[0]).hold(key)
-                intake.skip(key, message.id)
+                intake.skip(key, message_id)
             if intake.closed:
                 return False  # stopping: the database may be closed already
             raise
         if not in_scope:
             if counts:
-                intake.skip(key, message.id)
+                intake.skip(key, message_id)
             return False
-        return intake.offer(key, message.id, Work(message), counts=counts)
+        arrival.hold()
+        return intake.offer(key, message_id, Work(arrival, facts), counts=counts)
 
-    async def _in_scope(self, message: discord.Message) -> bool:
-        facts = message_facts(message)
+    async def _in_scope(self, facts: MessageFacts | None) -> bool:
         me = self.bot.user
         if facts is None or me is None:
             return False
@@ -294,8 +309,9 @@ class Screening(commands.Cog):
     async def handle(self, work: Work) -> bool:
         """Screen and act; True once screened and its incident (if any) recorded. On an
         error intake lets the channel go and reads it again after a backoff."""
-        message = work.message
-        facts = work.facts or message_facts(message)
+        arrival = work.arrival
+        facts = work.facts or arrival.facts
+        message = arrival.message
         guild = message.guild
         if facts is None or guild is None:
             return True
@@ -303,7 +319,7 @@ class Screening(commands.Cog):
         detached = False
         try:
             if work.screened is None:
-                detached = await self.screen_and_act(message, facts, guild)
+                detached = await self.screen_and_act(arrival, facts, guild)
             else:
                 state = await self.states.get(guild.id)
                 detached = await self.act(message, facts, state, work.screened)
@@ -326,20 +342,20 @@ class Screening(commands.Cog):
             self._spawn(self.flush_cursors(), "promptwarden-cursor-save")
 
     async def screen_and_act(
-        self, message: discord.Message, facts: MessageFacts, guild: discord.Guild
+        self, arrival: Arrival, facts: MessageFacts, guild: discord.Guild
     ) -> bool:
         """Screen, record, then act (see `act`; True when the acting goes on apart)."""
         state = await self.states.get(guild.id)
         screener = self.screeners.cached(guild.id, state.rules)
         if screener is None:
             screener = await self._build_screener(guild.id, state)
-        screened = self.screen(message, facts, state, screener)
+        screened = self.screen(arrival, facts, state, screener)
         if screened is None:
             return False
-        return await self.act(message, facts, state, screened)
+        return await self.act(arrival.message, facts, state, screened)
 
     def screen(
-        self, message: discord.Message, facts: MessageFacts, state: GuildState, screener: Screener
+        self, arrival: Arrival, facts: MessageFacts, state: GuildState, screener: Screener
     ) -> Screened | None:
         """The part of handling without an await; None when nothing is to be recorded
         (not a prompt, a progress edit of a job screened already, or allowed)."""
@@ -350,10 +366,10 @@ class Screening(commands.Cog):
         identity = job_identity(
             self.bot.job_keyer, facts.guild_id, user_id, prompt.text, facts.created_at
         )
-        if not self.handled.mark((facts.guild_id, message.id, identity)):
+        if not self.handled.mark((facts.guild_id, facts.message_id, identity)):
             return None  # a progress edit of a job screened here already
         # The privacy cog reminds people, on their first prompt, that this channel is public.
-        self.bot.prompt_seen(message, user_id)
+        self.bot.prompt_seen(arrival, user_id)
         decision = screener.screen(
             facts.content, author_is_bot=facts.author_is_bot, extracted=prompt
         )
@@ -643,7 +659,9 @@ class Screening(commands.Cog):
             async for message in channel.history(
                 limit=limit, after=discord.Object(after), oldest_first=True
             ):
-                page.append((message.id, Work(message) if await self._in_scope(message) else None))
+                arrival = Arrival.of(message)
+                in_scope = await self._in_scope(arrival.facts)
+                page.append((message.id, Work(arrival, arrival.facts) if in_scope else None))
         except (discord.NotFound, discord.Forbidden) as error:
             raise ChannelUnreadable(str(error)) from error
         return page

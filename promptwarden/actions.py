@@ -32,6 +32,7 @@ from promptwarden.screening.decision import Verdict
 from promptwarden.storage import (
     RETRYABLE_OUTCOMES,
     ActionOutcome,
+    ActionRecord,
     Appeal,
     AppealDecision,
     ErasureReport,
@@ -58,6 +59,11 @@ MANUAL_TIMEOUT = timedelta(hours=1)
 CLOCK_SLACK = timedelta(minutes=1)
 NOTE_LIMIT = 400
 HELD_BACK = "held back by the DM budget; queued and sent once the budget allows"
+# Recorded with a new incident whose member is to be warned (`Storage.record_incident_with`):
+# "done" when its warning took a slot of the DM budget, "skipped" when the budget was spent.
+# A resume after a stop honours it, so a warning never takes a second slot. Bookkeeping,
+# not an action: lists of what was done to an incident leave it out.
+DM_SLOT = "dm_slot"
 # Outcomes written in one transaction at most; more wait for the next.
 WRITE_BATCH = 500
 # Set while the watcher acts on an incident: its steps' outcomes are written behind.
@@ -281,6 +287,20 @@ class OutcomeWrites:
         self.closed = True
         if self._writing is not None:
             await asyncio.gather(self._writing, return_exceptions=True)
+
+
+def warning_slot(records: Collection[ActionRecord]) -> bool | None:
+    """The DM-budget slot recorded with an incident for its warning (`DM_SLOT`) while no
+    warning was tried yet: True taken, False the budget was spent then. None when none was
+    recorded or an attempt (sent, failed, held back) used the answer: a new try asks the
+    budget again, as any retry of a held-back warning does."""
+    slot: bool | None = None
+    for record in records:
+        if record.action == "dm_warning":
+            return None
+        if record.action == DM_SLOT:
+            slot = record.outcome == "done"
+    return slot
 
 
 class Actions:
@@ -616,10 +636,12 @@ class Actions:
         behind = _BEHIND.set(True)
         try:
             done: frozenset[str] = frozenset()
+            slot: bool | None = None
             if resuming:
                 await self.writes.flush()
                 records = await self.storage.list_action_outcomes(incident.guild_id, incident.id)
                 done = frozenset(r.action for r in records if r.outcome not in RETRYABLE)
+                slot = warning_slot(records)
             await self.enforce(
                 incident,
                 plan,
@@ -629,6 +651,7 @@ class Actions:
                 done=done,
                 resuming=resuming,
                 known=known,
+                dm_slot=slot,
             )
         finally:
             _BEHIND.reset(behind)
@@ -645,10 +668,13 @@ class Actions:
         done: Collection[str] = frozenset(),
         resuming: bool = False,
         known: RecordedIncident | None = None,
+        dm_slot: bool | None = None,
     ) -> None:
         """Each step on its own: a failure is recorded and the next one still runs.
 
-        `known`: recorded with the incident already (its strike, the member's points).
+        `known`: recorded with the incident already (its strike, the member's points, its
+        warning's DM slot). `dm_slot`: on a resume, the slot recorded with the incident
+        and not used by a DM attempt yet (see `warning_slot`).
         On a resume (`done` known), a timeout the strike earned but Discord never
         confirmed (a stop, a 5xx) is applied then, once."""
         guild_id = incident.guild_id
@@ -693,7 +719,7 @@ class Actions:
 
         if plan.warn_member and "dm_warning" not in done:
             dm = DirectMessage("warning", guild_id, incident=incident, points=points, config=config)
-            budget = known.dm_allowed if known is not None and known.created else None
+            budget = known.dm_allowed if known is not None and known.created else dm_slot
             outcome = await self._dm_step(
                 guild_id, incident.id, "dm_warning", incident.user_id, dm, budget=budget
             )

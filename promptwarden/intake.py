@@ -131,14 +131,20 @@ class Intake(Generic[M]):
         return key in self._behind
 
     def idle(self, key: Key) -> bool:
-        """Nothing of the channel is held, being handled or to be read back: a new message
-        of it may be handled right away, outside the queue, and order still holds."""
-        return not self.closed and key not in self._behind and not self.queue.channel_load(*key)
+        """Nothing of the channel is held, being handled or to be read back."""
+        return self.accepting(key) and not self.queue.channel_load(*key)
+
+    def accepting(self, key: Key) -> bool:
+        """New messages of the channel are taken live (not let go to be read back): the
+        caller may screen one at once, finishing it with `handled_now` if it needs
+        nothing; its cursor mark waits for the channel's earlier messages."""
+        return not self.closed and key not in self._behind
 
     def handled_now(self, key: Key, message_id: int) -> None:
-        """A begun message was handled by the caller itself (see `idle`)."""
+        """A begun message was handled by the caller itself (see `accepting`)."""
         self._tracker(key[0]).finish(key, message_id, handled=True)
-        self._backoff.pop(key, None)
+        if self.idle(key):
+            self._backoff.pop(key, None)
 
     # ------------------------------------------------------------ history
 

@@ -572,7 +572,9 @@ class Backend:
 # Bursts: pushed as fast as the emulator's socket takes them, then checked message by message.
 
 
-def make_burst(server: EmulatedServer, count: int, *, first_tag: int = 0) -> list[Planned]:
+def make_burst(
+    server: EmulatedServer, count: int, *, first_tag: int = 0, violating_share: float = 0.02
+) -> list[Planned]:
     """`count` messages in the watched channel; the last one always violates, so that its
     actions mean every message before it was handled (a channel is handled in order)."""
     emu = server.emulator
@@ -581,6 +583,7 @@ def make_burst(server: EmulatedServer, count: int, *, first_tag: int = 0) -> lis
         server.members,
         emu.user(MIDJOURNEY_BOT_ID),
         count - 1,
+        violating_share=violating_share,
         first_tag=first_tag,
     )
     closing = burst(

@@ -920,6 +920,8 @@ class Storage:
             if dm_limit is not None:
                 upsert = self._dm_budget_upsert(guild_id, dm_limit, now)
                 dm_allowed = dm_limit > 0 and (await conn.execute(upsert)).rowcount > 0
+                # Kept with the incident: a resume after a stop honours it (no second slot).
+                outcomes.append(("dm_slot", "done" if dm_allowed else "skipped", "DM budget"))
             if outcomes:
                 at = _now()
                 rows = [_outcome(m.OutcomeRow(guild_id, incident.id, *o, at)) for o in outcomes]

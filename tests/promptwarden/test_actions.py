@@ -256,3 +256,78 @@ async def test_erasure_edits_every_recorded_entry_of_the_member(storage: Storage
     assert [(c, m, e.erase) for c, m, e in edits] == [(MODLOG, 1001, True), (MODLOG, 1002, True)]  # type: ignore[misc]
     stored = await storage.get_incident(GUILD, found.id)
     assert stored is not None and stored.prompt_excerpt == ERASED_TEXT
+
+
+def incident_fields(clock: Clock, message_id: int) -> dict[str, object]:
+    """What the watcher records for a blocked prompt (`Actions.record`'s fields)."""
+    return {
+        "guild_id": GUILD,
+        "channel_id": CHANNEL,
+        "message_id": message_id,
+        "user_id": MEMBER,
+        "prompt_excerpt": "a naked figure",
+        "categories": ["sexual"],
+        "severity": Severity.HIGH,
+        "verdict": Verdict.BLOCK,
+        "matches": [],
+        "action": "block",
+        "created_at": clock.now,
+        "job_key": f"job-{message_id}",
+    }
+
+
+async def slots_left(storage: Storage, clock: Clock, limit: int) -> int:
+    """How many more DMs the guild's budget allows this minute (taking them all)."""
+    left = 0
+    while await storage.take_dm_budget(GUILD, limit=limit, now=clock.now):
+        left += 1
+    return left
+
+
+async def test_a_warning_resumed_after_a_stop_uses_the_slot_taken_with_its_incident(
+    storage: Storage,
+) -> None:
+    actions, _port, clock = await setup(storage)
+    await storage.set_privacy_config(GUILD, {"dm_per_minute": 3})
+    await actions.states.get(GUILD)
+    recorded = await actions.record(incident_fields(clock, 500), plan(actions))
+    assert recorded.created and recorded.dm_allowed  # one slot taken, in that transaction
+    # The process stops here, before any Discord call; the next one resumes the incident.
+    resumed, port, _ = await setup(storage)
+    resumed.clock = clock
+
+    assert await resumed.resume_unsettled(GUILD) == 1
+
+    assert [dm.kind for _, dm in port.dms] == ["warning"]
+    assert await slots_left(storage, clock, 3) == 2  # one slot in all, not two
+    await resumed.flush()
+    assert (await outcomes(storage, recorded.incident.id))["dm_warning"] == "done"
+    assert len(await storage.list_strikes(GUILD, MEMBER)) == 1
+
+
+async def test_a_warning_the_budget_held_back_at_recording_stays_queued_on_resume(
+    storage: Storage,
+) -> None:
+    actions, _port, clock = await setup(storage)
+    await storage.set_privacy_config(GUILD, {"dm_per_minute": 1})
+    await actions.states.get(GUILD)
+    first = await actions.record(incident_fields(clock, 500), plan(actions))
+    second = await actions.record(incident_fields(clock, 501), plan(actions))
+    assert first.dm_allowed and second.dm_allowed is False  # the budget was spent
+    clock.now += timedelta(minutes=1)  # a new minute by the time the next process runs
+    resumed, port, _ = await setup(storage)
+    resumed.clock = clock
+
+    assert await resumed.resume_unsettled(GUILD) == 2
+
+    # The first warning had its slot; the second waits its turn in the queue and takes a
+    # slot of its own only when the queue is served, never one on resume besides.
+    assert [dm.incident.id for _, dm in port.dms if dm.incident] == [first.incident.id]
+    assert resumed.pending_dms() == 1
+    await resumed.flush()
+    assert (await outcomes(storage, second.incident.id))["dm_warning"] == "rate_limited"
+    assert await resumed.send_pending() == 1  # the new minute's slot
+    assert [dm.incident.id for _, dm in port.dms if dm.incident] == [
+        first.incident.id,
+        second.incident.id,
+    ]
