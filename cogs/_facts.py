@@ -47,22 +47,24 @@ class Arrival:
     a queued message, a reminder, an `on_message` listener.
     """
 
-    __slots__ = ("_build", "_message", "facts")
+    __slots__ = ("_build", "_message", "channel", "facts")
 
     def __init__(
         self,
         facts: MessageFacts | None,
+        channel: Any,
         *,
         message: discord.Message | None = None,
         build: Callable[[], discord.Message] | None = None,
     ) -> None:
         self.facts = facts
+        self.channel = channel  # as discord.py resolves it for the Message
         self._message = message
         self._build = build
 
     @classmethod
     def of(cls, message: discord.Message) -> Arrival:
-        return cls(message_facts(message), message=message)
+        return cls(message_facts(message), message.channel, message=message)
 
     @classmethod
     def from_payload(
@@ -74,7 +76,7 @@ class Arrival:
             return discord.Message(state=state, channel=channel, data=data)  # type: ignore[arg-type]
 
         if guild is None:
-            return cls(None, build=build)
+            return cls(None, channel, build=build)
         message_id = int(data["id"])
         author = data["author"]
         webhook = data.get("webhook_id")
@@ -89,7 +91,7 @@ class Arrival:
             channel_chain=channel_chain(channel),
             webhook_id=None if webhook is None else int(webhook),
         )
-        return cls(facts, build=build)
+        return cls(facts, channel, build=build)
 
     def hold(self) -> None:
         """Build the Message now, for a message kept waiting: it holds less than its

@@ -34,7 +34,6 @@ from promptwarden.enforcement import (
     MessageFacts,
     build_incident,
     is_exempt,
-    job_identity,
     responsible_user,
     should_screen,
 )
@@ -62,7 +61,7 @@ class Screened:
 
     prompt: ExtractedPrompt
     user_id: int
-    identity: str
+    seen: Hashable  # its key in `Screening.handled`
     decision: Decision
     plan: ActionPlan
 
@@ -260,7 +259,7 @@ class Screening(commands.Cog):
             if not intake.idle(key):
                 # Queued behind earlier messages, it may be let go with them (a failure
                 # reads the channel back): screened again then, so not marked as seen.
-                self.handled.forget((guild_id, message_id, work.screened.identity))
+                self.handled.forget(work.screened.seen)
                 work.screened = None
         arrival.hold()
         intake.offer(key, message_id, work, counts=counts)
@@ -363,10 +362,10 @@ class Screening(commands.Cog):
         user_id = responsible_user(facts, state, prompt)
         if user_id is None:
             return None
-        identity = job_identity(
-            self.bot.job_keyer, facts.guild_id, user_id, prompt.text, facts.created_at
-        )
-        if not self.handled.mark((facts.guild_id, facts.message_id, identity)):
+        # One message's prompt, as its job key would tell it (same requester, same text; the
+        # day is the message's own): a plain hash, the keyed job hash only for incidents.
+        seen = (facts.guild_id, facts.message_id, user_id, hash(prompt.text))
+        if not self.handled.mark(seen):
             return None  # a progress edit of a job screened here already
         # The privacy cog reminds people, on their first prompt, that this channel is public.
         self.bot.prompt_seen(arrival, user_id)
@@ -379,7 +378,7 @@ class Screening(commands.Cog):
         )
         if not plan.record:
             return None
-        return Screened(prompt, user_id, identity, decision, plan)
+        return Screened(prompt, user_id, seen, decision, plan)
 
     async def act(
         self, message: discord.Message, facts: MessageFacts, state: GuildState, screened: Screened
@@ -401,9 +400,7 @@ class Screening(commands.Cog):
             prompt=screened.prompt,
             keyer=self.bot.job_keyer,
         )
-        recorded = await self.record(
-            draft, screened.plan, unrecorded=(facts.guild_id, message.id, screened.identity)
-        )
+        recorded = await self.record(draft, screened.plan, unrecorded=screened.seen)
         incident, created = recorded.incident, recorded.created
         closed = self.intake.closed
         if not closed:
