@@ -1,6 +1,7 @@
 """Screening quality on the shared evaluation data, side by side with better-profanity alone.
 
-Run from the project root: `python -m benchmarks.eval_report [--rules-only] [--show-flagged N]`.
+Run from the project root: `python -m benchmarks.eval_report [--rules-only] [--show-flagged N]`
+(`--curve` moves the threshold, `--fold-seeds N` repeats the out-of-fold scoring on N splits).
 The data directory is ../shared/eval (PROMPTWARDEN_EVAL_DIR overrides).
 
 The shipped model was trained on these very prompts, so scoring them with it would report
@@ -50,14 +51,20 @@ def read_i2p() -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def learned_scores() -> tuple[dict[tuple[int, str], float], float]:
+def learned_scores(seed: int | None = None) -> tuple[dict[tuple[int, str], float], float]:
     """(source, prompt) -> log-odds from a model that never saw the prompt or its
-    duplicates, and the cut the shipped threshold rule gives on those scores."""
+    duplicates, and the cut the shipped threshold rule gives on those scores. `seed`
+    shuffles the folds another way (default: the training script's)."""
     from scripts import train_model as tm
 
     corpus = tm.load(eval_dir())
     docs = [tm.features(t) for t in corpus.texts]
-    scores = tm.out_of_fold(corpus, docs, np.arange(len(docs)))
+    everything = np.arange(len(docs))
+    scores = (
+        tm.out_of_fold(corpus, docs, everything)
+        if seed is None
+        else tm.out_of_fold(corpus, docs, everything, seed=seed)
+    )
     cut = tm.threshold_for(scores[corpus.source == 1])
     by_prompt = {
         (int(src), text): float(score)
@@ -91,6 +98,36 @@ def trade_off(
         ddb = [flagged for key, flagged in hit.items() if key[0] == 2]
         print(f"{pct(k + by_rules, len(mj)):<20}{rate('inappropriate_percentage'):>16}"
               f"{rate('nudity_percentage'):>14}{pct(sum(ddb), len(ddb)):>13}")  # fmt: skip
+
+
+def seed_spread(
+    seeds: int, rules_flag: dict[tuple[int, str], bool], i2p: list[dict[str, str]]
+) -> None:
+    """I2P recall at 1.0% of Midjourney flagged (rules included) with the folds shuffled by
+    seeds 0..seeds-1: one split alone can be a few points lucky or unlucky."""
+    print("\nFold seeds (rules + learned tier, 1.0% of Midjourney flagged; out of fold)")
+    print(f"{'seed':<8}{'I2P inapp >= 50':>16}{'nudity >= 50':>14}")
+    rates: list[tuple[float, float]] = []
+    for seed in range(seeds):
+        scores, _ = learned_scores(seed)
+        mj = [v for k, v in scores.items() if k[0] == 1 and not rules_flag[k]]
+        by_rules = sum(flag for k, flag in rules_flag.items() if k[0] == 1)
+        free = sorted(mj, reverse=True)
+        n_mj = sum(1 for k in scores if k[0] == 1)
+        k = int(0.010 * n_mj) - by_rules
+        cut = (free[k - 1] + free[k]) / 2
+        pair = []
+        for column in ("inappropriate_percentage", "nudity_percentage"):
+            chosen = [r for r in i2p if float(r[column] or 0) >= 50]
+            keys = [(0, r["prompt"]) for r in chosen]
+            hit = sum(rules_flag[key] or scores[key] >= cut for key in keys)
+            pair.append(hit / len(chosen))
+        rates.append((pair[0], pair[1]))
+        print(f"{seed:<8}{100 * pair[0]:>15.1f}%{100 * pair[1]:>13.1f}%")
+    inapp = [a for a, _ in rates]
+    nude = [b for _, b in rates]
+    print(f"{'mean':<8}{100 * float(np.mean(inapp)):>15.1f}%{100 * float(np.mean(nude)):>13.1f}%"
+          f"   (min {100 * min(inapp):.1f}%, max {100 * max(inapp):.1f}%)")  # fmt: skip
 
 
 def pct(n: int, d: int) -> str:
@@ -163,6 +200,13 @@ def main() -> None:
     parser.add_argument("--show-flagged", type=int, default=0, metavar="N")
     parser.add_argument(
         "--curve", action="store_true", help="I2P recall at 0.8/1.0/1.2%% of Midjourney flagged"
+    )
+    parser.add_argument(
+        "--fold-seeds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also I2P recall at 1.0%% of Midjourney flagged for fold seeds 0..N-1",
     )
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip better-profanity (about 40 ms a prompt)"
@@ -240,6 +284,8 @@ def main() -> None:
         line(f"category: {cat}", by_cat[cat])
     if args.curve and scores:
         trade_off(scores, rules_flag, rows)
+    if args.fold_seeds and scores:
+        seed_spread(args.fold_seeds, rules_flag, rows)
 
     # robustness: obfuscate the words that fired in caught I2P prompts plus our own examples
     rng = random.Random(7)

@@ -3,8 +3,9 @@
     python scripts/train_model.py [--eval-dir DIR] [--out data/model.json]
 
 Trains on the evaluation prompts in ../shared/eval (or PROMPTWARDEN_EVAL_DIR, or --eval-dir),
-the hand-written rows in data/training/*.tsv and the `dev` rows of benchmarks/sets/*.tsv; the
-`heldout` rows of those sets are never read here (benchmarks/model_report.py judges on them).
+the hand-written rows in data/training/*.tsv and the `dev` rows of benchmarks/sets/*.tsv (but
+not of UNTRAINED_SETS); the `heldout` rows of those sets are never read here
+(benchmarks/model_report.py judges on them).
 scikit-learn is needed here only; the bot scores with `promptwarden.screening.model.LinearModel`,
 which reads the file this script writes. Training is deterministic (fixed seeds and order).
 
@@ -37,7 +38,30 @@ same words never straddle a fold (the held-out half was split by a hash of the p
 duplicates share a side). The threshold is set on those out-of-fold scores so that about 0.9%
 of Midjourney prompts reach it: the product allows 2% flagged in total, rules included. A second
 estimate repeats the whole procedure on 80% of the data (split by a hash of the prompt, as the
-held-out half was) and reports on the other 20%.
+held-out half was) and reports on the other 20%. The fold split alone moves I2P >= 50 by about
+three points (`python -m benchmarks.eval_report --fold-seeds 5`): judge a change on the same
+folds and on several seeds.
+
+Measured out of fold without gain (I2P >= 50 / nudity >= 50 at 1.0% of Midjourney flagged,
+rules included; this script's features and rows unless said; today 41.7 / 55.6% on seed 0):
+- a one-hidden-layer MLP (16 units) on the same features: 36.6 / 44.4%; blended with the
+  linear model: 38.5-40.3%.
+- a second stage on a grey band below the cut (1-3 log-odds wide: 3-25% of Midjourney
+  prompts): logistic regression over the first score, word-class indicators (the guideline
+  categories and the concept lists), their pairs, rule-tier soft hits and prompt length,
+  trained on the first stage's out-of-fold scores: 38.5-39.8%.
+- letter 3-5-grams of whole words (char_wb) alone 31.8%, blended or only in a grey band
+  39.2-41.2%.
+- per-category thresholds (a prompt's category from its listed words) chosen to spend the
+  budget where it buys most: 46.8% when chosen on the very scores they are judged on, but
+  picked on four fifths and judged on the rest 41.6% with 1.2% of Midjourney flagged.
+- concept lists for shocking, distress, illegal and harassment words: 40.6 / 51.4%.
+- hand-written rows weighted 0.5, 1 or 2 instead of 4: 41.2-42.2%; nudity share as a
+  second positive weight: within a prompt of today.
+- DiffusionDB negatives weighted 0.3: 43.6% but 4.6% of DiffusionDB flagged (3.3%); left
+  out: 55.0 / 72.2% with 29.7% of DiffusionDB flagged. I2P prompts are Stable Diffusion
+  prompts, and so are DiffusionDB's: without them the model learns the style, not the
+  content.
 """
 
 from __future__ import annotations
@@ -77,6 +101,11 @@ HAND_NEGATIVE_WEIGHT = 4.0
 HAND_POSITIVE_WEIGHT = 1.0
 TRAINING_DIR = ROOT / "data" / "training"
 SETS_DIR = ROOT / "benchmarks" / "sets"
+# Sets that judge the word lists only. kinds.tsv (shocking, hate, self-harm and illegal-activity
+# scenes, and their look-alikes) cost the learned tier 1.5 points of I2P >= 50 out of fold when
+# its dev rows were trained on: its benign look-alikes ("a horror movie poster", "a sad clown")
+# pulled down words that I2P's positives share.
+UNTRAINED_SETS = frozenset({"kinds.tsv"})
 MIN_DF = 2  # a feature must occur in two training prompts: drops typos and one-off names
 C = 1.0
 FOLDS = 5
@@ -167,7 +196,7 @@ def hand_rows() -> tuple[list[str], list[float], list[float]]:
     y: list[float] = []
     w: list[float] = []
     own = [p for p in sorted(TRAINING_DIR.glob("*.tsv")) if p != CONCEPTS_FILE]
-    files = own + sorted(SETS_DIR.glob("*.tsv"))
+    files = own + sorted(p for p in SETS_DIR.glob("*.tsv") if p.name not in UNTRAINED_SETS)
     for path in files:
         for row in read_tsv(path):
             if row.get("split", "dev") != "dev":
@@ -330,14 +359,18 @@ def fit_with_hand(
 
 
 def out_of_fold(
-    corpus: Corpus, docs: list[list[str]], index: NDArray[np.int_]
+    corpus: Corpus, docs: list[list[str]], index: NDArray[np.int_], *, seed: int = SEED
 ) -> NDArray[np.float64]:
-    """Log-odds for each prompt in `index` from a model that never saw it (or its duplicates)."""
+    """Log-odds for each prompt in `index` from a model that never saw it (or its duplicates).
+
+    `seed` shuffles the folds: the figures move by about three points of I2P >= 50 from one
+    split to another, so a change smaller than that is measured on several seeds.
+    """
     y, w = labels(corpus)
     groups = np.unique(["\x00".join(docs[i]) for i in index], return_inverse=True)[1]
     strata = corpus.source[index] * 2 + (corpus.inappropriate[index] >= 50)
     scores = np.zeros(len(index))
-    splitter = StratifiedGroupKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
+    splitter = StratifiedGroupKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
     for train, test in splitter.split(index, strata, groups):
         keep = train[w[index[train]] > 0]
         model = fit_with_hand([docs[i] for i in index[keep]], y[index[keep]], w[index[keep]])

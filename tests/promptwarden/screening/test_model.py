@@ -483,3 +483,16 @@ def test_first_parameter_is_where_the_parameter_pattern_starts() -> None:
     for text in texts:
         found = _PARAMETERS.search(text)
         assert _first_parameter(text) == (None if found is None else found.start()), repr(text)
+
+
+def test_training_reads_no_heldout_row_and_no_untrained_set() -> None:
+    """kinds.tsv judges the word lists only (training on it cost recall out of fold), and no
+    set's heldout rows may ever reach the model that is judged on them."""
+    from scripts.train_model import SETS_DIR, UNTRAINED_SETS, hand_rows, read_tsv
+
+    trained = set(hand_rows()[0])
+    assert "kinds.tsv" in UNTRAINED_SETS
+    for path in sorted(SETS_DIR.glob("*.tsv")):
+        for row in read_tsv(path):
+            if path.name in UNTRAINED_SETS or row["split"] == "heldout":
+                assert row["text"] not in trained, (path.name, row["text"])
