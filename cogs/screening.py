@@ -253,9 +253,9 @@ class Screening(commands.Cog):
                 return True
             if not intake.idle(key):
                 # Queued behind earlier messages, it may be let go with them (a failure
-                # reads the channel back): screened again then, so not marked as seen.
+                # reads the channel back and screens it again): not marked as seen until
+                # it is handled (`handle` marks it), or the read-back would drop it.
                 self.handled.forget((guild.id, message.id, work.screened.identity))
-                work.screened = None
         intake.offer(key, message.id, work, counts=counts)
         return True
 
@@ -311,8 +311,18 @@ class Screening(commands.Cog):
             if work.screened is None:
                 detached = await self.screen_and_act(message, facts, guild)
             else:
-                state = await self.states.get(guild.id)
-                detached = await self.act(message, facts, state, work.screened)
+                # Screened on arrival (its seen-mark may wait till now: see `consider_now`).
+                # A failure lets the channel be read back: not seen then, so screened again
+                # (an incident recorded already is found, not made twice).
+                screened = work.screened
+                seen = (guild.id, message.id, screened.identity)
+                self.handled.mark(seen)
+                try:
+                    state = await self.states.get(guild.id)
+                    detached = await self.act(message, facts, state, screened)
+                except BaseException:
+                    self.handled.forget(seen)
+                    raise
         finally:
             if not detached:
                 self._busy_messages.discard(message.id)
