@@ -24,6 +24,7 @@ from discord import app_commands
 from discord.ext import commands
 
 import cogs
+from cogs._facts import Arrival
 from cogs._replies import SOMETHING_WENT_WRONG
 from promptwarden.actions import Actions
 from promptwarden.config import Settings, format_shard_ids
@@ -33,6 +34,13 @@ from promptwarden.permissions import NEEDED_PERMISSIONS, invite_url
 from promptwarden.storage import Storage, open_storage
 
 log = logging.getLogger("promptwarden.bot")
+# The channels whose last_message_id discord.py's own parser keeps up to date.
+_LAST_MESSAGE_CHANNELS = (
+    discord.TextChannel,
+    discord.VoiceChannel,
+    discord.Thread,
+    discord.StageChannel,
+)
 
 # Labels as the Discord client shows them (discord.py's names differ for some).
 PERMISSION_LABELS = {p.attr: p.label for p in NEEDED_PERMISSIONS} | {
@@ -170,28 +178,46 @@ class PromptWardenBot(commands.AutoShardedBot):
         self._actions: Actions | None = None
         # Called in place for every new message and every screened prompt (see dispatch
         # and prompt_seen); they must not block and not raise.
-        self.message_hooks: list[Callable[[discord.Message], None]] = []
-        self.prompt_hooks: list[Callable[[discord.Message, int], None]] = []
+        self.message_hooks: list[Callable[[Arrival], None]] = []
+        self.prompt_hooks: list[Callable[[Arrival, int], None]] = []
+        self._connection.parsers["MESSAGE_CREATE"] = self._message_create
+
+    def _message_create(self, data: Any) -> None:
+        """discord.py's MESSAGE_CREATE parser, except that the discord.Message is built
+        only when something needs it (see `cogs._facts.Arrival`): the message hooks run
+        in place on the payload's facts (no task per message), and for an allowed prompt
+        nothing else does. Messages built are cached as discord.py caches them."""
+        state = self._connection
+        channel, guild = state._get_guild_channel(data)
+        arrival = Arrival.from_payload(state, data, channel, guild)
+        for hook in self.message_hooks:
+            try:
+                hook(arrival)
+            except Exception:
+                # Never into discord.py's gateway reader: that would drop the session.
+                log.exception("taking in message %s failed", data.get("id"))
+        if arrival.built or self._message_listened():
+            message = arrival.message
+            self.dispatch("message", message)
+            if state._messages is not None:
+                state._messages.append(message)
+        if channel.__class__ in _LAST_MESSAGE_CHANNELS:
+            channel.last_message_id = int(data["id"])
+
+    def _message_listened(self) -> bool:
+        """Whether anything receives `on_message`: prefix commands, listeners, wait_for."""
+        return bool(
+            self.all_commands
+            or self.extra_events.get("on_message")
+            or self._listeners.get("message")
+        )
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
-        """discord.py starts one task per listener per event. For MESSAGE_CREATE, the
-        busiest event by far, the message hooks run in place instead, and the event itself
-        (commands.Bot's prefix-command processing, `on_message` listeners, `wait_for`) is
-        dispatched only when something is there to receive it: this bot has slash
-        commands only."""
+        """discord.py starts one task per listener per event. A new message (see
+        `_message_create`) is dispatched only when something is there to receive it:
+        this bot has slash commands only."""
         if event_name == "message":
-            message = args[0]
-            for hook in self.message_hooks:
-                try:
-                    hook(message)
-                except Exception:
-                    # Never into discord.py's gateway reader: that would drop the session.
-                    log.exception("taking in message %d failed", message.id)
-            if not (
-                self.all_commands
-                or self.extra_events.get("on_message")
-                or self._listeners.get("message")
-            ):
+            if not self._message_listened():
                 return
         elif event_name == "socket_event_type" and not (
             self.extra_events.get("on_socket_event_type")
@@ -203,14 +229,14 @@ class PromptWardenBot(commands.AutoShardedBot):
             return
         super().dispatch(event_name, *args, **kwargs)
 
-    def prompt_seen(self, message: discord.Message, user_id: int) -> None:
+    def prompt_seen(self, arrival: Arrival, user_id: int) -> None:
         """The watcher screens a new prompt of `user_id` (the privacy cog reminds people
         that the channel is public). Hooks run in place; `on_promptwarden_prompt`
-        listeners, if any, get the event."""
+        listeners, if any, get the event with the discord.Message."""
         for hook in self.prompt_hooks:
-            hook(message, user_id)
+            hook(arrival, user_id)
         if self.extra_events.get("on_promptwarden_prompt"):
-            self.dispatch("promptwarden_prompt", message, user_id)
+            self.dispatch("promptwarden_prompt", arrival.message, user_id)
 
     def register_guild_cache(self, cache: GuildCache) -> None:
         """Have `cache` forget a guild whenever any process changes that guild's settings."""

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -75,6 +76,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     rss_mb: float
+    cpu_s: float  # the process's own CPU time (user + system) while measured
     work: str = ""  # what the process sent Discord while measured, if anything
 
     @property
@@ -84,8 +86,16 @@ class Result:
     def row(self) -> str:
         return (
             f"{self.name:<14} {self.rate:>10,.0f} msg/s  p50 {self.p50_ms:>8.1f} ms  "
-            f"p99 {self.p99_ms:>8.1f} ms  RSS {self.rss_mb:>6.1f} MB  ({self.seconds:.2f} s)"
+            f"p99 {self.p99_ms:>8.1f} ms  RSS {self.rss_mb:>6.1f} MB  ({self.seconds:.2f} s, "
+            f"CPU {self.cpu_s:.2f} s)"
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc): unlike throughput, it
+    holds steady when other work shares the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -158,6 +168,7 @@ def bare(count: int, channels: int, guilds: int, workdir: Path, rate: float | No
         ) as proc:
             emu.gateway.ready_sent.wait(30)
             time.sleep(0.5)  # let the client finish its start-up before the clock starts
+            cpu_start = cpu_seconds(proc.pid)
             ids = emu.post_many(
                 plan.posts([plan.done_post()]), rate=rate, timeout=timeout_for(count)
             )
@@ -169,6 +180,7 @@ def bare(count: int, channels: int, guilds: int, workdir: Path, rate: float | No
                 timeout=timeout_for(count),
                 what="the bare client to receive the burst",
             )
+            cpu = cpu_seconds(proc.pid) - cpu_start
             rss = proc.peak_rss_kb() / 1024
         got = {int(k): v for k, v in json.loads(receipts.read_text()).items()}
         sent = emu.sent_at
@@ -182,6 +194,7 @@ def bare(count: int, channels: int, guilds: int, workdir: Path, rate: float | No
             percentile(latencies, 0.5),
             percentile(latencies, 0.99),
             rss,
+            cpu,
         )
 
 
@@ -242,6 +255,7 @@ def promptwarden(
             )
             time.sleep(0.5)
             spy = None if profile is None else start_profile(proc.pid, profile)
+            cpu_start = cpu_seconds(proc.pid)
             ids = emu.post_many(plan.posts(), rate=rate, timeout=timeout_for(count))
             actions = ActionLog(emu)
             violating = [(p, ids[n]) for n, p in plan.violating]
@@ -262,6 +276,7 @@ def promptwarden(
             emu.wait_until(
                 handled, timeout=timeout_for(count), what="PromptWarden to act on every violation"
             )
+            cpu = cpu_seconds(proc.pid) - cpu_start
             rss = proc.peak_rss_kb() / 1024
             if spy is not None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -282,6 +297,7 @@ def promptwarden(
             percentile(latencies, 0.5),
             percentile(latencies, 0.99),
             rss,
+            cpu,
             rest_work(emu, measured, {c.id for c in modlogs.values()}),
         )
 
@@ -339,7 +355,7 @@ def main() -> None:
     print(
         f"ratio PromptWarden/bare: throughput {bot.rate / base.rate:.2f}x, "
         f"p50 {bot.p50_ms / base.p50_ms:.1f}x, p99 {bot.p99_ms / base.p99_ms:.1f}x, "
-        f"memory {bot.rss_mb / base.rss_mb:.2f}x"
+        f"memory {bot.rss_mb / base.rss_mb:.2f}x, CPU {bot.cpu_s / base.cpu_s:.2f}x"
     )
 
 

@@ -23,6 +23,7 @@ from discord.ext import commands, tasks
 
 from cogs._appeals import AppealButton, AppealDecisionButton
 from cogs._checks import MANAGE_GUILD, guild_permissions_check
+from cogs._facts import Arrival
 from cogs._replies import acknowledged
 from discordbot import PromptWardenBot
 from promptwarden.privacy import (
@@ -144,6 +145,8 @@ class Privacy(commands.Cog):
         self._reminding: set[asyncio.Task[object]] = set()
         # guild -> until when reminders there wait (the DM budget held one back).
         self._budget_spent: dict[int, datetime] = {}
+        # (guild, member) with a reminder task deciding: their next prompts need none.
+        self._deciding: set[tuple[int, int]] = set()
 
     async def cog_load(self) -> None:
         self.retention_job.start()
@@ -163,30 +166,33 @@ class Privacy(commands.Cog):
 
     # ------------------------------------------------------------ reminders
 
-    def prompt_seen(self, message: discord.Message, user_id: int) -> None:
+    def prompt_seen(self, arrival: Arrival, user_id: int) -> None:
         """Called in place by the watcher for each new prompt it screens. Nearly always
         the table knows at once that no reminder is due: then nothing else happens, no
-        task and no await; otherwise a task decides and sends."""
-        if self.table.closed:
+        task, no await, no discord.Message; otherwise a task decides and sends."""
+        if self.table.closed or arrival.facts is None:
             return  # stopping: the database may be closed already
-        guild = message.guild
-        if guild is None:
-            return
-        state = self.bot.guild_states.cached(guild.id)
+        guild_id = arrival.facts.guild_id
+        state = self.bot.guild_states.cached(guild_id)
         if state is not None:
             config = state.privacy
             if not config.reminders_enabled:
                 return
             now = discord.utils.utcnow()
-            if self._waiting_for_budget(guild.id, now):
+            if self._waiting_for_budget(guild_id, now):
                 return
-            if self.table.not_due(guild.id, user_id, interval=config.reminder_interval, now=now):
+            if self.table.not_due(guild_id, user_id, interval=config.reminder_interval, now=now):
                 return
-        task = asyncio.create_task(self.handle_prompt(message, user_id), name="privacy-reminder")
+        member = (guild_id, user_id)
+        if member in self._deciding:
+            return  # their earlier prompt's task is deciding already: one is enough
+        self._deciding.add(member)
+        task = asyncio.create_task(self.handle_prompt(arrival, user_id), name="privacy-reminder")
         self._reminding.add(task)
         task.add_done_callback(self._reminding.discard)
+        task.add_done_callback(lambda _: self._deciding.discard(member))
 
-    async def handle_prompt(self, message: discord.Message, user_id: int) -> None:
+    async def handle_prompt(self, arrival: Arrival, user_id: int) -> None:
         """Remind the prompt's author if due (see `remind`); never raises."""
         if self.table.closed:
             return  # stopping: the database may be closed already
@@ -194,26 +200,27 @@ class Privacy(commands.Cog):
         if task is not None:
             self._reminding.add(task)
         try:
-            await self.remind(message, user_id)
+            await self.remind(arrival, user_id)
         except Exception:
             if self.table.closed:
                 return  # the stop cut it short; the next start reminds them instead
-            log.exception("privacy reminder for a prompt in channel %d failed", message.channel.id)
+            channel_id = arrival.facts.channel_id if arrival.facts else None
+            log.exception("privacy reminder for a prompt in channel %s failed", channel_id)
         finally:
             if task is not None:
                 self._reminding.discard(task)
 
-    async def remind(self, message: discord.Message, user_id: int) -> str:
+    async def remind(self, arrival: Arrival, user_id: int) -> str:
         """Send the private-mode reminder if due; returns why not, or "sent". With the
         guild's settings cached and the member seen before, nothing here reads or writes
-        the database unless a reminder is due."""
-        guild = message.guild
+        the database unless a reminder is due; the message is never built."""
+        guild = self.bot.get_guild(arrival.facts.guild_id) if arrival.facts else None
         if guild is None:
             return "no guild"
         config = (await self.bot.guild_states.get(guild.id)).privacy
         if not config.reminders_enabled:
             return "off in this guild"
-        if not is_public(message.channel):
+        if not is_public(arrival.channel):
             return "private channel"
         now = discord.utils.utcnow()
         if self._waiting_for_budget(guild.id, now):

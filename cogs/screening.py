@@ -24,7 +24,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from cogs._facts import channel_chain, message_facts
+from cogs._facts import Arrival, channel_chain
 from cogs._incident_ui import IncidentButton
 from discordbot import PromptWardenBot
 from promptwarden.cursors import CursorTracker
@@ -34,7 +34,6 @@ from promptwarden.enforcement import (
     MessageFacts,
     build_incident,
     is_exempt,
-    job_identity,
     responsible_user,
     should_screen,
 )
@@ -62,7 +61,7 @@ class Screened:
 
     prompt: ExtractedPrompt
     user_id: int
-    identity: str
+    seen: Hashable  # its key in `Screening.handled`
     decision: Decision
     plan: ActionPlan
 
@@ -72,9 +71,13 @@ class Work:
     """A message for intake, with its facts (read once) and, when it was screened on
     arrival already, what is left to do."""
 
-    message: discord.Message
+    arrival: Arrival
     facts: MessageFacts | None = None
     screened: Screened | None = None
+
+    @property
+    def message(self) -> discord.Message:
+        return self.arrival.message
 
 
 class Screening(commands.Cog):
@@ -146,12 +149,12 @@ class Screening(commands.Cog):
 
     # ------------------------------------------------------------ events
 
-    def message_arrived(self, message: discord.Message) -> None:
-        """Every new message, called in place by the bot's dispatch (no task per
-        message): see `consider_now`; a guild whose settings are not loaded yet takes
-        the slower way."""
-        if not self.consider_now(message, counts=True):
-            self._spawn(self.consider(message, counts=True), "promptwarden-consider")
+    def message_arrived(self, arrival: Arrival) -> None:
+        """Every new message, called in place by the bot's gateway parser (no task per
+        message, no discord.Message unless needed): see `consider_now`; a guild whose
+        settings are not loaded yet takes the slower way."""
+        if not self.consider_now(arrival, counts=True):
+            self._spawn(self.consider(arrival, counts=True), "promptwarden-consider")
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
@@ -180,8 +183,9 @@ class Screening(commands.Cog):
         before = payload.cached_message
         if before is not None and before.content == payload.message.content:
             return
-        if not self.consider_now(payload.message):
-            await self.consider(payload.message)
+        arrival = Arrival.of(payload.message)
+        if not self.consider_now(arrival):
+            await self.consider(arrival)
 
     @commands.Cog.listener()
     async def on_shard_connect(self, shard_id: int) -> None:
@@ -212,7 +216,7 @@ class Screening(commands.Cog):
             tracker = self._trackers[shard_id] = CursorTracker()
         return tracker
 
-    def consider_now(self, message: discord.Message, *, counts: bool = False) -> bool:
+    def consider_now(self, arrival: Arrival, *, counts: bool = False) -> bool:
         """`consider` without an await, for the common case: the guild's settings are
         cached. True when the message was dealt with: out of scope, held by intake, or
         screened right here, an allowed prompt then finished at once (its cursor mark in
@@ -220,75 +224,79 @@ class Screening(commands.Cog):
         acting) is queued behind the channel's earlier messages, and the cursor only
         passes a contiguous run of finished ones. False: the caller must `consider` it."""
         intake = self.intake
-        guild = message.guild
-        if guild is None or intake.closed:
+        facts = arrival.facts
+        if facts is None or intake.closed:
             return True
-        state = self.states.cached(guild.id)
+        guild_id = facts.guild_id
+        state = self.states.cached(guild_id)
         if state is None:
             return False
-        key = (guild.id, message.channel.id)
+        key = (guild_id, facts.channel_id)
+        message_id = facts.message_id
         if counts and intake.behind(key):
-            intake.offer(key, message.id, Work(message))  # let go, read back later
+            intake.offer(key, message_id, Work(arrival))  # let go, read back later
             return True
-        facts = message_facts(message)
         me = self.bot.user
-        if facts is None or me is None or not should_screen(facts, state, me.id):
+        if me is None or not should_screen(facts, state, me.id):
             return True
         if counts:
-            intake.begin(key, message.id)
-        work = Work(message, facts)
-        screener = self.screeners.cached(guild.id, state.rules)
+            intake.begin(key, message_id)
+        work = Work(arrival, facts)
+        screener = self.screeners.cached(guild_id, state.rules)
         if screener is not None and intake.accepting(key):
             try:
-                work.screened = self.screen(message, facts, state, screener)
+                work.screened = self.screen(arrival, facts, state, screener)
             except BaseException:
                 if counts:
                     self.tracker(key[0]).hold(key)
-                    intake.skip(key, message.id)
+                    intake.skip(key, message_id)
                 raise
             if work.screened is None:
                 if counts:
-                    intake.handled_now(key, message.id)
+                    intake.handled_now(key, message_id)
                     self._note_handled()
                 return True
             if not intake.idle(key):
                 # Queued behind earlier messages, it may be let go with them (a failure
                 # reads the channel back and screens it again): not marked as seen until
                 # it is handled (`handle` marks it), or the read-back would drop it.
-                self.handled.forget((guild.id, message.id, work.screened.identity))
-        intake.offer(key, message.id, work, counts=counts)
+                self.handled.forget(work.screened.seen)
+        arrival.hold()
+        intake.offer(key, message_id, work, counts=counts)
         return True
 
-    async def consider(self, message: discord.Message, *, counts: bool = False) -> bool:
+    async def consider(self, arrival: Arrival, *, counts: bool = False) -> bool:
         """Hold the message for screening when it is in scope; True when held. `counts`: a
         new message that the catch-up cursor must not pass until handled; it is registered
         before the first await, so arrival order holds. Never waits for room: a message
         that does not fit is read back from channel history later (see promptwarden.intake)."""
         intake = self.intake
-        if message.guild is None or intake.closed:
+        facts = arrival.facts
+        if facts is None or intake.closed:
             return False
-        key = (message.guild.id, message.channel.id)
+        key = (facts.guild_id, facts.channel_id)
+        message_id = facts.message_id
         if counts:
             if intake.behind(key):
-                return intake.offer(key, message.id, Work(message))  # let go, read back later
-            intake.begin(key, message.id)
+                return intake.offer(key, message_id, Work(arrival))  # let go, read back later
+            intake.begin(key, message_id)
         try:
-            in_scope = await self._in_scope(message)
+            in_scope = await self._in_scope(facts)
         except BaseException:
             if counts:
                 self.tracker(key[0]).hold(key)
-                intake.skip(key, message.id)
+                intake.skip(key, message_id)
             if intake.closed:
                 return False  # stopping: the database may be closed already
             raise
         if not in_scope:
             if counts:
-                intake.skip(key, message.id)
+                intake.skip(key, message_id)
             return False
-        return intake.offer(key, message.id, Work(message), counts=counts)
+        arrival.hold()
+        return intake.offer(key, message_id, Work(arrival, facts), counts=counts)
 
-    async def _in_scope(self, message: discord.Message) -> bool:
-        facts = message_facts(message)
+    async def _in_scope(self, facts: MessageFacts | None) -> bool:
         me = self.bot.user
         if facts is None or me is None:
             return False
@@ -300,8 +308,9 @@ class Screening(commands.Cog):
     async def handle(self, work: Work) -> bool:
         """Screen and act; True once screened and its incident (if any) recorded. On an
         error intake lets the channel go and reads it again after a backoff."""
-        message = work.message
-        facts = work.facts or message_facts(message)
+        arrival = work.arrival
+        facts = work.facts or arrival.facts
+        message = arrival.message
         guild = message.guild
         if facts is None or guild is None:
             return True
@@ -309,19 +318,18 @@ class Screening(commands.Cog):
         detached = False
         try:
             if work.screened is None:
-                detached = await self.screen_and_act(message, facts, guild)
+                detached = await self.screen_and_act(arrival, facts, guild)
             else:
                 # Screened on arrival (its seen-mark may wait till now: see `consider_now`).
                 # A failure lets the channel be read back: not seen then, so screened again
                 # (an incident recorded already is found, not made twice).
                 screened = work.screened
-                seen = (guild.id, message.id, screened.identity)
-                self.handled.mark(seen)
+                self.handled.mark(screened.seen)
                 try:
                     state = await self.states.get(guild.id)
                     detached = await self.act(message, facts, state, screened)
                 except BaseException:
-                    self.handled.forget(seen)
+                    self.handled.forget(screened.seen)
                     raise
         finally:
             if not detached:
@@ -342,20 +350,20 @@ class Screening(commands.Cog):
             self._spawn(self.flush_cursors(), "promptwarden-cursor-save")
 
     async def screen_and_act(
-        self, message: discord.Message, facts: MessageFacts, guild: discord.Guild
+        self, arrival: Arrival, facts: MessageFacts, guild: discord.Guild
     ) -> bool:
         """Screen, record, then act (see `act`; True when the acting goes on apart)."""
         state = await self.states.get(guild.id)
         screener = self.screeners.cached(guild.id, state.rules)
         if screener is None:
             screener = await self._build_screener(guild.id, state)
-        screened = self.screen(message, facts, state, screener)
+        screened = self.screen(arrival, facts, state, screener)
         if screened is None:
             return False
-        return await self.act(message, facts, state, screened)
+        return await self.act(arrival.message, facts, state, screened)
 
     def screen(
-        self, message: discord.Message, facts: MessageFacts, state: GuildState, screener: Screener
+        self, arrival: Arrival, facts: MessageFacts, state: GuildState, screener: Screener
     ) -> Screened | None:
         """The part of handling without an await; None when nothing is to be recorded
         (not a prompt, a progress edit of a job screened already, or allowed)."""
@@ -363,13 +371,13 @@ class Screening(commands.Cog):
         user_id = responsible_user(facts, state, prompt)
         if user_id is None:
             return None
-        identity = job_identity(
-            self.bot.job_keyer, facts.guild_id, user_id, prompt.text, facts.created_at
-        )
-        if not self.handled.mark((facts.guild_id, message.id, identity)):
+        # One message's prompt, as its job key would tell it (same requester, same text; the
+        # day is the message's own): a plain hash, the keyed job hash only for incidents.
+        seen = (facts.guild_id, facts.message_id, user_id, hash(prompt.text))
+        if not self.handled.mark(seen):
             return None  # a progress edit of a job screened here already
         # The privacy cog reminds people, on their first prompt, that this channel is public.
-        self.bot.prompt_seen(message, user_id)
+        self.bot.prompt_seen(arrival, user_id)
         decision = screener.screen(
             facts.content, author_is_bot=facts.author_is_bot, extracted=prompt
         )
@@ -379,7 +387,7 @@ class Screening(commands.Cog):
         )
         if not plan.record:
             return None
-        return Screened(prompt, user_id, identity, decision, plan)
+        return Screened(prompt, user_id, seen, decision, plan)
 
     async def act(
         self, message: discord.Message, facts: MessageFacts, state: GuildState, screened: Screened
@@ -401,9 +409,7 @@ class Screening(commands.Cog):
             prompt=screened.prompt,
             keyer=self.bot.job_keyer,
         )
-        recorded = await self.record(
-            draft, screened.plan, unrecorded=(facts.guild_id, message.id, screened.identity)
-        )
+        recorded = await self.record(draft, screened.plan, unrecorded=screened.seen)
         incident, created = recorded.incident, recorded.created
         closed = self.intake.closed
         if not closed:
@@ -659,7 +665,9 @@ class Screening(commands.Cog):
             async for message in channel.history(
                 limit=limit, after=discord.Object(after), oldest_first=True
             ):
-                page.append((message.id, Work(message) if await self._in_scope(message) else None))
+                arrival = Arrival.of(message)
+                in_scope = await self._in_scope(arrival.facts)
+                page.append((message.id, Work(arrival, arrival.facts) if in_scope else None))
         except (discord.NotFound, discord.Forbidden) as error:
             raise ChannelUnreadable(str(error)) from error
         return page

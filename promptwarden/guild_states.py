@@ -59,31 +59,32 @@ class GuildState:
 
 
 async def load_guild_state(storage: Storage, guild_id: int) -> GuildState:
-    """Read every setting of the guild. Broken stored settings fall back to the defaults
-    with a warning: screening, enforcement and DMs must go on."""
+    """Read every setting of the guild, in one read. Broken stored settings fall back to
+    the defaults with a warning: screening, enforcement and DMs must go on."""
+    saved = await storage.get_guild_settings(guild_id)
     try:
-        rules = GuildRules.from_dict(await storage.get_screening_rules(guild_id))
+        rules = GuildRules.from_dict(saved.screening_rules)
     except ValueError as error:
         log.warning("guild %d: screening rules ignored, using defaults: %s", guild_id, error)
         rules = GuildRules()
     try:
-        config = EnforcementConfig.from_dict(await storage.get_enforcement_config(guild_id))
+        config = EnforcementConfig.from_dict(saved.enforcement)
     except ValueError as error:
         log.warning("guild %d: enforcement settings ignored, using defaults: %s", guild_id, error)
         config = EnforcementConfig()
     try:
-        privacy = PrivacyConfig.from_dict(await storage.get_privacy_config(guild_id))
+        privacy = PrivacyConfig.from_dict(saved.privacy)
     except ValueError as error:
         log.warning("guild %d: privacy settings ignored, using defaults: %s", guild_id, error)
         privacy = PrivacyConfig()
     return GuildState(
         guild_id=guild_id,
-        watched=tuple(await storage.list_watched_channels(guild_id)),
-        generator_bots=GENERATOR_BOT_IDS | frozenset(await storage.list_generator_bots(guild_id)),
+        watched=saved.watched,
+        generator_bots=GENERATOR_BOT_IDS | frozenset(saved.generator_bots),
         rules=rules,
         config=config,
         privacy=privacy,
-        modlog_channel_id=await storage.get_modlog_channel(guild_id),
+        modlog_channel_id=saved.modlog_channel_id,
     )
 
 

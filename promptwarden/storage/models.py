@@ -46,6 +46,18 @@ class WatchedChannel:
 
 
 @dataclass(frozen=True, slots=True)
+class GuildSettings:
+    """Every setting of a guild as saved (None: never set), read together."""
+
+    screening_rules: dict[str, Any] | None
+    enforcement: dict[str, Any] | None
+    privacy: dict[str, Any] | None
+    modlog_channel_id: int | None
+    watched: tuple[WatchedChannel, ...]
+    generator_bots: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     id: int
     guild_id: int

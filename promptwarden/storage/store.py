@@ -183,6 +183,33 @@ class Storage:
 
     # -- guild settings
 
+    async def get_guild_settings(self, guild_id: int) -> m.GuildSettings:
+        """Every setting of the guild in one read: what the per-guild cache loads."""
+        gs, wc, gb = t.guild_settings, t.watched_channels, t.generator_bots
+        columns = (*t.SETTING_COLUMNS, "modlog_channel_id")
+        async with self._db.read() as conn:
+            found = await conn.execute(
+                select(*(gs.c[c] for c in columns)).where(gs.c.guild_id == guild_id)
+            )
+            row = found.first()
+            watched = await conn.execute(
+                select(wc).where(wc.c.guild_id == guild_id).order_by(wc.c.kind, wc.c.channel_id)
+            )
+            bots = await conn.execute(
+                select(gb.c.bot_id).where(gb.c.guild_id == guild_id).order_by(gb.c.bot_id)
+            )
+            saved: dict[str, Any] = dict.fromkeys(columns)
+            if row is not None:
+                saved.update(
+                    (k, dict(v) if isinstance(v, Mapping) else v)
+                    for k, v in zip(columns, row, strict=True)
+                )
+            return m.GuildSettings(
+                **saved,
+                watched=tuple(m.WatchedChannel(**r._asdict()) for r in watched.all()),
+                generator_bots=tuple(int(r[0]) for r in bots.all()),
+            )
+
     async def get_modlog_channel(self, guild_id: int) -> int | None:
         return cast(int | None, await self._get_setting("modlog_channel_id", guild_id))
 

@@ -13,7 +13,9 @@ from datetime import timedelta
 import discord
 import simcord
 
+from cogs._facts import message_facts
 from discordbot import PromptWardenBot
+from promptwarden.enforcement import MessageFacts
 from promptwarden.screening.decision import Severity, Verdict
 from tests.helpers import (
     BOTH_BOT_BACKENDS,
@@ -602,3 +604,34 @@ async def test_an_incident_cut_short_by_a_stop_is_finished_on_restart(
     await simcord_env.restart_bot(make_bot())  # settled: nothing happens again
     assert len(w.dms()) == 1 and len(w.modlog_entries()) == 1
     assert len(await storage.find_incidents(w.guild.id)) == 1
+
+
+async def test_a_new_message_is_judged_on_the_facts_discord_py_would_give(
+    simcord_env: simcord.Env,
+) -> None:
+    """A new message is screened from its gateway payload, before (and mostly without)
+    a discord.Message: its facts must be those of the Message built from it, for every
+    kind of author and channel the watcher tells apart."""
+    w = await world(simcord_env)
+    compared: list[tuple[MessageFacts | None, MessageFacts | None]] = []
+    w.bot.message_hooks.append(lambda a: compared.append((a.facts, message_facts(a.message))))
+    simcord_env.backend.create_thread(w.channel.id, "variations", w.member.id)
+    [thread] = w.channel.threads
+    hook = w.guild.create_webhook(w.channel, "Feed")
+    other = w.guild.add_member(w.env.create_user("Some Bot", bot=True))
+
+    await w.member.send(w.channel, CAT)
+    await w.member.send(thread, NUDE)
+    await w.job(f"**{CAT}** - <@{w.member.id}> (fast)")
+    await hook.send(CAT)
+    await other.send(w.channel, CAT)
+
+    for from_payload, from_message in compared:
+        assert from_payload == from_message  # None for a DM, as for the bot's own warnings
+    me = w.bot.user
+    assert me is not None
+    # The five sent above, after the thread's own "thread created" message.
+    theirs = [f for f, _ in compared if f is not None and f.author_id != me.id][-5:]
+    assert [f.author_is_bot for f in theirs] == [False, False, True, theirs[3].author_is_bot, True]
+    assert [f.webhook_id is not None for f in theirs] == [False, False, False, True, False]
+    assert theirs[1].channel_chain[:2] == (thread.id, w.channel.id)

@@ -12,9 +12,11 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
+import discord
 import pytest
 import simcord
 
+from cogs._facts import Arrival
 from discordbot import PromptWardenBot
 from promptwarden.privacy import PRIVATE_MODE
 from promptwarden.reminders import ReminderTable
@@ -168,12 +170,15 @@ async def test_a_clean_stop_saves_the_reminders_and_nothing_runs_after_it(
     w = await world(simcord_env)
     late = w.guild.add_member(simcord_env.create_user("late"))
     await w.member.send(w.channel, CAT)
-    [message] = [m for m in w.channel.history() if m.content == CAT]
+    [sent] = [m for m in w.channel.history() if m.content == CAT]
     bot = w.bot
+    channel = bot.get_channel(w.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    message = await channel.fetch_message(sent.id)
     async with traced(bot) as statements:
         # A prompt the watcher handed over just as the stop begins: its reminder task
         # runs only after the cogs are unloaded and the database is closed.
-        bot.prompt_seen(message, late.id)
+        bot.prompt_seen(Arrival.of(message), late.id)
         with caplog.at_level(logging.WARNING):
             await bot.close()
             await simcord_env.settle()

@@ -188,6 +188,32 @@ async def test_watched_channels_and_generator_bots(database: str) -> None:
         assert await storage.list_generator_bots(GUILD_A) == []
 
 
+async def test_every_setting_of_a_guild_is_read_together_and_only_its_own(database: str) -> None:
+    async with await open_storage(database) as storage:
+        empty = await storage.get_guild_settings(GUILD_A)
+        assert (empty.screening_rules, empty.enforcement, empty.privacy) == (None, None, None)
+        assert (empty.modlog_channel_id, empty.watched, empty.generator_bots) == (None, (), ())
+        await storage.set_screening_rules(GUILD_A, {"learned": False})
+        await storage.set_enforcement_config(GUILD_A, {"moderators_exempt": False})
+        await storage.set_privacy_config(GUILD_A, {"dm_per_minute": 3})
+        await storage.set_modlog_channel(GUILD_A, 99)
+        await storage.add_watched_channel(GUILD_A, 6)
+        await storage.add_watched_channel(GUILD_A, 5, "category")
+        await storage.add_generator_bot(GUILD_A, 42)
+        await storage.set_privacy_config(GUILD_B, {"dm_per_minute": 9})
+        await storage.add_watched_channel(GUILD_B, 7)
+        await storage.add_generator_bot(GUILD_B, 43)
+
+        saved = await storage.get_guild_settings(GUILD_A)
+        assert saved.screening_rules == {"learned": False}
+        assert saved.enforcement == {"moderators_exempt": False}
+        assert saved.privacy == {"dm_per_minute": 3}
+        assert saved.modlog_channel_id == 99
+        assert [(w.channel_id, w.kind) for w in saved.watched] == [(5, "category"), (6, "channel")]
+        assert saved.watched == tuple(await storage.list_watched_channels(GUILD_A))
+        assert saved.generator_bots == (42,)
+
+
 async def test_incidents_round_trip_and_filter(database: str) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     async with await open_storage(database) as storage:
