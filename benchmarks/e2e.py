@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,7 +307,8 @@ def rest_work(emu: Emulator, calls: list[Call], modlogs: set[int]) -> str:
     """The REST calls made while measured, by kind: what the bot did for the burst. More
     guilds mean more DMs (each guild has its own DM budget) and more mod-log entries."""
     dms = {c.id for c in emu.world.dm_channels.values()}
-    deletes = sent_dms = entries = other = 0
+    deletes = sent_dms = entries = 0
+    other: Counter[str] = Counter()
     for call in calls:
         if call.route == DELETE_MESSAGE:
             deletes += 1
@@ -315,10 +317,11 @@ def rest_work(emu: Emulator, calls: list[Call], modlogs: set[int]) -> str:
         elif call.route == SEND_MESSAGE and call.param("channel_id") in modlogs:
             entries += 1
         else:
-            other += 1
+            other[call.route] += 1
+    kinds = ", ".join(f"{route} {n:,}" for route, n in other.most_common(3))
     return (
         f"{deletes:,} deletes, {sent_dms:,} DMs, {entries:,} mod-log entries, "
-        f"{other:,} other REST calls"
+        f"{sum(other.values()):,} other REST calls" + (f" ({kinds})" if kinds else "")
     )
 
 
