@@ -258,9 +258,9 @@ class Screening(commands.Cog):
                 return True
             if not intake.idle(key):
                 # Queued behind earlier messages, it may be let go with them (a failure
-                # reads the channel back): screened again then, so not marked as seen.
+                # reads the channel back and screens it again): not marked as seen until
+                # it is handled (`handle` marks it), or the read-back would drop it.
                 self.handled.forget(work.screened.seen)
-                work.screened = None
         arrival.hold()
         intake.offer(key, message_id, work, counts=counts)
         return True
@@ -320,8 +320,17 @@ class Screening(commands.Cog):
             if work.screened is None:
                 detached = await self.screen_and_act(arrival, facts, guild)
             else:
-                state = await self.states.get(guild.id)
-                detached = await self.act(message, facts, state, work.screened)
+                # Screened on arrival (its seen-mark may wait till now: see `consider_now`).
+                # A failure lets the channel be read back: not seen then, so screened again
+                # (an incident recorded already is found, not made twice).
+                screened = work.screened
+                self.handled.mark(screened.seen)
+                try:
+                    state = await self.states.get(guild.id)
+                    detached = await self.act(message, facts, state, screened)
+                except BaseException:
+                    self.handled.forget(screened.seen)
+                    raise
         finally:
             if not detached:
                 self._busy_messages.discard(message.id)

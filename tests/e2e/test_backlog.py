@@ -50,7 +50,9 @@ def test_a_prompt_is_removed_soon_after_a_locked_database_recovers(
 ) -> None:
     emu = server.emulator
     bot = start_bot()
-    planned = make_burst(server, 2)
+    # Violations only: those after the first are screened on arrival and queued behind
+    # it, then let go with it when its recording fails, and must be screened again.
+    planned = make_burst(server, 4, violating_share=1.0)
     lock = sqlite3.connect(server.database, timeout=30, isolation_level=None)
     try:
         lock.execute("BEGIN EXCLUSIVE")  # held past the bot's busy_timeout
