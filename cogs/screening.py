@@ -68,11 +68,10 @@ class Screened:
 
 @dataclass(slots=True)
 class Work:
-    """A message for intake, with its facts (read once) and, when it was screened on
-    arrival already, what is left to do."""
+    """A message for intake (its facts read once, in its arrival) and, when it was screened
+    on arrival already, what is left to do."""
 
     arrival: Arrival
-    facts: MessageFacts | None = None
     screened: Screened | None = None
 
     @property
@@ -241,7 +240,7 @@ class Screening(commands.Cog):
             return True
         if counts:
             intake.begin(key, message_id)
-        work = Work(arrival, facts)
+        work = Work(arrival)
         screener = self.screeners.cached(guild_id, state.rules)
         if screener is not None and intake.accepting(key):
             try:
@@ -294,7 +293,7 @@ class Screening(commands.Cog):
                 intake.skip(key, message_id)
             return False
         arrival.hold()
-        return intake.offer(key, message_id, Work(arrival, facts), counts=counts)
+        return intake.offer(key, message_id, Work(arrival), counts=counts)
 
     async def _in_scope(self, facts: MessageFacts | None) -> bool:
         me = self.bot.user
@@ -309,7 +308,7 @@ class Screening(commands.Cog):
         """Screen and act; True once screened and its incident (if any) recorded. On an
         error intake lets the channel go and reads it again after a backoff."""
         arrival = work.arrival
-        facts = work.facts or arrival.facts
+        facts = arrival.facts
         message = arrival.message
         guild = message.guild
         if facts is None or guild is None:
@@ -667,7 +666,7 @@ class Screening(commands.Cog):
             ):
                 arrival = Arrival.of(message)
                 in_scope = await self._in_scope(arrival.facts)
-                page.append((message.id, Work(arrival, arrival.facts) if in_scope else None))
+                page.append((message.id, Work(arrival) if in_scope else None))
         except (discord.NotFound, discord.Forbidden) as error:
             raise ChannelUnreadable(str(error)) from error
         return page
