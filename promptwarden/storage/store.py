@@ -185,25 +185,18 @@ class Storage:
 
     async def get_guild_settings(self, guild_id: int) -> m.GuildSettings:
         """Every setting of the guild in one read: what the per-guild cache loads."""
-        gs, wc, gb = t.guild_settings, t.watched_channels, t.generator_bots
+        gs = t.guild_settings
         columns = (*t.SETTING_COLUMNS, "modlog_channel_id")
         async with self._db.read() as conn:
             found = await conn.execute(
                 select(*(gs.c[c] for c in columns)).where(gs.c.guild_id == guild_id)
             )
             row = found.first()
-            watched = await conn.execute(
-                select(wc).where(wc.c.guild_id == guild_id).order_by(wc.c.kind, wc.c.channel_id)
-            )
-            bots = await conn.execute(
-                select(gb.c.bot_id).where(gb.c.guild_id == guild_id).order_by(gb.c.bot_id)
-            )
+            watched = await conn.execute(_watched_channels(guild_id))
+            bots = await conn.execute(_generator_bots(guild_id))
             saved: dict[str, Any] = dict.fromkeys(columns)
             if row is not None:
-                saved.update(
-                    (k, dict(v) if isinstance(v, Mapping) else v)
-                    for k, v in zip(columns, row, strict=True)
-                )
+                saved.update((k, _plain(v)) for k, v in zip(columns, row, strict=True))
             return m.GuildSettings(
                 **saved,
                 watched=tuple(m.WatchedChannel(**r._asdict()) for r in watched.all()),
@@ -218,8 +211,7 @@ class Storage:
 
     async def _get_setting(self, column: str, guild_id: int) -> Any:
         gs = t.guild_settings
-        value = await self._value(select(gs.c[column]).where(gs.c.guild_id == guild_id))
-        return dict(value) if isinstance(value, Mapping) else value
+        return _plain(await self._value(select(gs.c[column]).where(gs.c.guild_id == guild_id)))
 
     async def _save_setting(self, guild_id: int, column: str, value: Any) -> None:
         if column not in (*t.SETTING_COLUMNS, "modlog_channel_id"):
@@ -278,9 +270,7 @@ class Storage:
         return gone.rowcount > 0
 
     async def list_watched_channels(self, guild_id: int) -> list[m.WatchedChannel]:
-        wc = t.watched_channels
-        query = select(wc).where(wc.c.guild_id == guild_id).order_by(wc.c.kind, wc.c.channel_id)
-        return await self._load(m.WatchedChannel, query)
+        return await self._load(m.WatchedChannel, _watched_channels(guild_id))
 
     async def add_generator_bot(self, guild_id: int, bot_id: int) -> bool:
         row = {"guild_id": guild_id, "bot_id": bot_id}
@@ -294,9 +284,7 @@ class Storage:
         return await self._remove_setting(t.generator_bots, guild_id, bot_id=bot_id)
 
     async def list_generator_bots(self, guild_id: int) -> list[int]:
-        gb = t.generator_bots
-        query = select(gb.c.bot_id).where(gb.c.guild_id == guild_id).order_by(gb.c.bot_id)
-        return [r[0] for r in await self._rows(query)]
+        return [r[0] for r in await self._rows(_generator_bots(guild_id))]
 
     # -- incidents
 
@@ -948,7 +936,7 @@ class Storage:
                 upsert = self._dm_budget_upsert(guild_id, dm_limit, now)
                 dm_allowed = dm_limit > 0 and (await conn.execute(upsert)).rowcount > 0
                 # Kept with the incident: a resume after a stop honours it (no second slot).
-                outcomes.append(("dm_slot", "done" if dm_allowed else "skipped", "DM budget"))
+                outcomes.append((m.DM_SLOT, "done" if dm_allowed else "skipped", "DM budget"))
             if outcomes:
                 at = _now()
                 rows = [_outcome(m.OutcomeRow(guild_id, incident.id, *o, at)) for o in outcomes]
@@ -995,6 +983,21 @@ _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(
 # One statement for every outcome row, run with many rows at once (executemany): compiled
 # once, whatever the batch size.
 _INSERT_OUTCOME = insert(t.incident_actions)
+
+
+def _plain(value: Any) -> Any:
+    """A stored settings value as callers take it: a JSON object as a plain dict."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _watched_channels(guild_id: int) -> Any:
+    wc = t.watched_channels
+    return select(wc).where(wc.c.guild_id == guild_id).order_by(wc.c.kind, wc.c.channel_id)
+
+
+def _generator_bots(guild_id: int) -> Any:
+    gb = t.generator_bots
+    return select(gb.c.bot_id).where(gb.c.guild_id == guild_id).order_by(gb.c.bot_id)
 
 
 def _outcome(row: m.OutcomeRow) -> dict[str, Any]:
