@@ -23,11 +23,10 @@ from cogs._incident_ui import modlog_embed, strikes_line
 from cogs._replies import acknowledged
 from discordbot import PromptWardenBot
 from promptwarden import rule_edits
-from promptwarden.actions import DM_SLOT
 from promptwarden.incident_export import incidents_csv
 from promptwarden.periods import parse_since
 from promptwarden.screening.decision import Verdict
-from promptwarden.storage import INCIDENT_STATUSES, Incident, IncidentStatus
+from promptwarden.storage import DM_SLOT, INCIDENT_STATUSES, Incident, IncidentStatus
 
 Interaction = discord.Interaction[PromptWardenBot]
 MANAGE_MESSAGES = discord.Permissions(manage_messages=True)

@@ -30,6 +30,7 @@ from promptwarden.policy import ActionPlan, strike_detail, timeout_to_lift
 from promptwarden.privacy import personal_info_kind, personal_info_message, pii_kinds
 from promptwarden.screening.decision import Verdict
 from promptwarden.storage import (
+    DM_SLOT,
     RETRYABLE_OUTCOMES,
     ActionOutcome,
     ActionRecord,
@@ -59,11 +60,6 @@ MANUAL_TIMEOUT = timedelta(hours=1)
 CLOCK_SLACK = timedelta(minutes=1)
 NOTE_LIMIT = 400
 HELD_BACK = "held back by the DM budget; queued and sent once the budget allows"
-# Recorded with a new incident whose member is to be warned (`Storage.record_incident_with`):
-# "done" when its warning took a slot of the DM budget, "skipped" when the budget was spent.
-# A resume after a stop honours it, so a warning never takes a second slot. Bookkeeping,
-# not an action: lists of what was done to an incident leave it out.
-DM_SLOT = "dm_slot"
 # Outcomes written in one transaction at most; more wait for the next.
 WRITE_BATCH = 500
 # Set while the watcher acts on an incident: its steps' outcomes are written behind.

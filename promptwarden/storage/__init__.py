@@ -18,6 +18,7 @@ from promptwarden.storage.backends import (
 from promptwarden.storage.migrations import LATEST_VERSION
 from promptwarden.storage.models import (
     APPEAL_REASON_LIMIT,
+    DM_SLOT,
     ERASED_TEXT,
     EXCERPT_LIMIT,
     INCIDENT_STATUSES,
@@ -42,6 +43,7 @@ from promptwarden.storage.store import Storage
 
 __all__ = [
     "APPEAL_REASON_LIMIT",
+    "DM_SLOT",
     "ERASED_TEXT",
     "EXCERPT_LIMIT",
     "INCIDENT_STATUSES",

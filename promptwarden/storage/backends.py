@@ -312,13 +312,13 @@ class SQLiteConnection:
                 rows = [self._args(plan, p, extracted) for p in many]
                 return Result([], await self.run(plan.sql, rows, many=True))
             if plan.expanding:  # IN (...) of a list: the SQL depends on its length
-                values: Any = plan.compiled.construct_params(
+                values = plan.compiled.construct_params(
                     first, escape_names=False, extracted_parameters=extracted
                 )
                 expanded = plan.compiled._process_parameters_for_postcompile(values)
-                sql, names, values = expanded.statement, expanded.positiontup, expanded.parameters
+                sql = expanded.statement
                 binds = {**plan.binds, **expanded.processors}
-                args = [binds[n](values[n]) if n in binds else values[n] for n in names]
+                args = _in_order(expanded.parameters, expanded.positiontup, binds)
             else:
                 sql, args = plan.sql, self._args(plan, first, extracted)
             if plan.row is None:
@@ -350,8 +350,7 @@ class SQLiteConnection:
         values = plan.compiled.construct_params(
             params, escape_names=False, extracted_parameters=extracted
         )
-        binds = plan.binds
-        return [binds[n](values[n]) if n in binds else values[n] for n in plan.names]
+        return _in_order(values, plan.names, plan.binds)
 
     def _plan(self, statement: Any, key: Any, columns: tuple[str, ...]) -> _Plan:
         dialect = self._dialect
@@ -375,6 +374,13 @@ class SQLiteConnection:
     async def exec_driver_sql(self, sql: str) -> Result:
         rows = list(await self.raw.execute_fetchall(sql))
         return Result(rows, len(rows))
+
+
+def _in_order(
+    values: Mapping[str, Any], names: Sequence[str], binds: Mapping[str, Callable[[Any], Any]]
+) -> list[Any]:
+    """Parameter values in the statement's positional order, each converted by its column."""
+    return [binds[n](values[n]) if n in binds else values[n] for n in names]
 
 
 def _run(conn: sqlite3.Connection, sql: str, args: Any, many: bool) -> int:

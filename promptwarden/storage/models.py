@@ -33,6 +33,11 @@ ERASED_TEXT = "[erased at the member's request]"
 EXPORT_KIND = "export"
 REPORT_KIND = "report"  # also the press naming a reporter and the action holding the reason
 RATE_LIMIT_KINDS: tuple[str, ...] = (EXPORT_KIND, REPORT_KIND)
+# The outcome row recorded with a new incident whose member is to be warned: "done" when
+# its warning took a slot of the DM budget, "skipped" when the budget was spent. A resume
+# after a stop honours it, so a warning never takes a second slot. Bookkeeping, not an
+# action: lists of what was done to an incident leave it out.
+DM_SLOT = "dm_slot"
 
 # Stored prompts are excerpts: enough for a moderator to judge, never a full archive.
 EXCERPT_LIMIT = 1000
