@@ -27,6 +27,7 @@ from discord.ext import commands
 from cogs._facts import Arrival, channel_chain
 from cogs._incident_ui import IncidentButton
 from discordbot import PromptWardenBot
+from promptwarden.actions import Acting
 from promptwarden.cursors import CursorTracker
 from promptwarden.dedupe import SeenCache
 from promptwarden.enforcement import (
@@ -440,7 +441,7 @@ class Screening(commands.Cog):
         after: asyncio.Task[None] | None,
         member: tuple[int, int],
         message_id: int,
-        acting: Coroutine[Any, Any, None],
+        acting: Acting,
     ) -> None:
         try:
             if after is not None:
@@ -457,6 +458,7 @@ class Screening(commands.Cog):
                     self._resume_later(guild_id), name="promptwarden-resume"
                 )
         finally:
+            acting.close()  # cancelled while waiting its turn: gives its claim back
             self._acting_room.release()
             self._busy_messages.discard(message_id)
             if self._acting.get(member) is asyncio.current_task():

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Generator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -299,6 +300,29 @@ def warning_slot(records: Collection[ActionRecord]) -> bool | None:
     return slot
 
 
+class Acting:
+    """The acting on one recorded incident, made now and awaited when its turn comes.
+
+    Its incident is claimed (busy) from the making, so a second sighting meanwhile does
+    nothing; closed before it started (the wait was cancelled), it gives the claim back."""
+
+    __slots__ = ("_body", "_release")
+
+    def __init__(self, body: Coroutine[Any, Any, None], release: Callable[[], None] | None) -> None:
+        self._body = body
+        self._release = release
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._body.__await__()
+
+    def close(self) -> None:
+        if self._release is not None and (
+            inspect.getcoroutinestate(self._body) == inspect.CORO_CREATED
+        ):
+            self._release()
+        self._body.close()
+
+
 class Actions:
     def __init__(
         self,
@@ -557,7 +581,7 @@ class Actions:
 
     # ------------------------------------------------------------ the watcher
 
-    async def handle_recorded(
+    def handle_recorded(
         self,
         incident: Incident,
         created: bool,
@@ -567,29 +591,45 @@ class Actions:
         message_id: int,
         score: float | None = None,
         recorded: RecordedIncident | None = None,
-    ) -> None:
-        """The watcher recorded (or found) the incident of a message: act on it.
+    ) -> Acting:
+        """The watcher recorded (or found) the incident of a message: the acting on it,
+        to await now or later (or close, unstarted, to give the claim back).
 
         New: every step of the plan (but the strike `recorded` already holds). Another
         message of the same job (its result, a re-roll): deleted too, without a second
         warning or strike, unless a moderator dismissed the incident as a false positive
         (then the repost stays up). The same message seen again (an edit, a restart):
-        what was not settled yet is finished. Outcomes are written behind."""
-        behind = _BEHIND.set(True)
-        try:
-            if created:
-                await self._guarded(
-                    incident, plan, channel_id, message_id, score, resuming=False, known=recorded
-                )
-            elif incident.message_id != message_id:
-                if plan.delete and incident.status != "dismissed":
-                    await self.delete_message(
-                        incident, channel_id=channel_id, message_id=message_id
-                    )
-            elif incident.id not in self.busy:
-                await self._guarded(incident, plan, channel_id, message_id, score, resuming=True)
-        finally:
-            _BEHIND.reset(behind)
+        what was not settled yet is finished. Outcomes are written behind.
+
+        The incident counts as busy from this call, not from when the acting starts: the
+        watcher may hold it back a while (behind the member's earlier incident), and a
+        second sighting of the message meanwhile (a catch-up read) must not act on it too,
+        which would delete, warn and post to the mod-log twice."""
+        if not created and (incident.message_id != message_id or incident.id in self.busy):
+            return Acting(self._delete_repost(incident, plan, channel_id, message_id), None)
+        self.busy.add(incident.id)
+        body = self._guarded(
+            incident,
+            plan,
+            channel_id,
+            message_id,
+            score,
+            resuming=not created,
+            known=recorded if created else None,
+        )
+        return Acting(body, lambda: self.busy.discard(incident.id))
+
+    async def _delete_repost(
+        self, incident: Incident, plan: ActionPlan, channel_id: int, message_id: int
+    ) -> None:
+        if incident.message_id == message_id:
+            return  # being acted on already
+        if plan.delete and incident.status != "dismissed":
+            behind = _BEHIND.set(True)
+            try:
+                await self.delete_message(incident, channel_id=channel_id, message_id=message_id)
+            finally:
+                _BEHIND.reset(behind)
 
     async def record(
         self,
@@ -628,7 +668,7 @@ class Actions:
         resuming: bool,
         known: RecordedIncident | None = None,
     ) -> None:
-        self.busy.add(incident.id)
+        self.busy.add(incident.id)  # also claimed by `handle_recorded`, before any wait
         behind = _BEHIND.set(True)
         try:
             done: frozenset[str] = frozenset()

@@ -159,6 +159,43 @@ async def test_a_block_deletes_strikes_warns_with_appeal_and_posts_where_it_is_f
     assert (name, channel, message, edit.status) == ("edit", MODLOG, 1001, "upheld")
 
 
+async def test_a_message_seen_again_while_its_acting_waits_is_acted_on_once(
+    storage: Storage,
+) -> None:
+    # The watcher may hold an incident's acting back (behind the member's earlier one);
+    # a catch-up reading the message meanwhile finds the incident and must leave it be.
+    actions, port, clock = await setup(storage)
+    found = await incident(storage, clock)
+    await actions.states.get(GUILD)
+    waiting = actions.handle_recorded(
+        found, True, plan(actions), channel_id=CHANNEL, message_id=500
+    )
+
+    await actions.handle_recorded(found, False, plan(actions), channel_id=CHANNEL, message_id=500)
+    assert port.names() == []
+
+    await waiting
+    assert port.names() == ["delete", "dm", "post"]
+    await actions.flush()
+    await actions.handle_recorded(found, False, plan(actions), channel_id=CHANNEL, message_id=500)
+    assert port.names() == ["delete", "dm", "post"]  # settled: a later sighting does nothing
+
+
+async def test_an_acting_cancelled_before_its_turn_gives_its_claim_back(
+    storage: Storage,
+) -> None:
+    # Closed unstarted (the bot stopped while it waited), the acting must not leave the
+    # incident claimed: the next sighting finishes it.
+    actions, port, clock = await setup(storage)
+    found = await incident(storage, clock)
+    await actions.states.get(GUILD)
+    actions.handle_recorded(found, True, plan(actions), channel_id=CHANNEL, message_id=500).close()
+    assert port.names() == []
+
+    await actions.handle_recorded(found, False, plan(actions), channel_id=CHANNEL, message_id=500)
+    assert port.names() == ["delete", "dm", "post"]
+
+
 async def test_a_held_back_warning_is_queued_and_sent_when_the_budget_allows(
     storage: Storage,
 ) -> None:
