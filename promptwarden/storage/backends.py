@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiosqlite
@@ -37,6 +37,7 @@ from promptwarden.storage import schema
 from promptwarden.storage.migrations import LATEST_VERSION, step
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 # SQLAlchemy logs every statement at INFO, a root logger's default level: never wanted (it
 # floods the log, and statements are about members' prompts) unless set on purpose.
 if logging.getLogger("sqlalchemy").level == logging.NOTSET:
@@ -87,6 +88,14 @@ class Backend(ABC):
         with _plain_value_errors():
             async with self._engine().connect() as conn:
                 yield conn
+
+    async def transaction(
+        self, body: Callable[[Any], Coroutine[Any, Any, _T]], *, write: bool = True
+    ) -> _T:
+        """`body(conn)`, in a transaction when `write` (else a plain read): the form for a
+        block of statements that awaits nothing else, which SQLite runs in one go."""
+        async with self.write() if write else self.read() as conn:
+            return await body(conn)
 
     async def lock_member(self, conn: AsyncConnection, guild_id: int, user_id: int) -> None:
         """Serialise one member's strikes until commit (SQLite: the write lock does)."""
@@ -223,6 +232,12 @@ class SQLiteBackend(Backend):
         async with self._turn:
             yield self._connection()
 
+    async def transaction(
+        self, body: Callable[[Any], Coroutine[Any, Any, _T]], *, write: bool = True
+    ) -> _T:
+        async with self._turn:
+            return await self._connection().transaction(body, write)
+
     def has_category(self, category: str) -> ColumnElement[bool]:
         return text(
             "EXISTS (SELECT 1 FROM json_each(incidents.categories) WHERE value = :category)"
@@ -287,17 +302,67 @@ class Result:
 
 class SQLiteConnection:
     """Runs SQLAlchemy statements on a raw aiosqlite connection, each compiled once per
-    shape (SQLAlchemy's own cache key), with the columns' own conversions both ways."""
+    shape (SQLAlchemy's own cache key), with the columns' own conversions both ways.
+
+    Everything runs in aiosqlite's thread: compiling, binding, the statement, reading its
+    rows and closing its cursor. A sqlite3 cursor left to be collected in the event loop's
+    thread resets its statement there, and SQLite's cache may have handed that statement
+    to the worker for the next identical one (SQLITE_MISUSE, seen under load)."""
 
     def __init__(self, raw: aiosqlite.Connection, dialect: Dialect) -> None:
         self.raw = raw
         self._dialect = dialect
         self._plans: dict[Any, _Plan] = {}
+        self._here = _InThread(self)
 
     async def execute(
         self, statement: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
     ) -> Result:
         """Run `statement`; a list of parameter sets runs it once per set (executemany)."""
+        return await self._in_thread(self.execute_here, statement, params)
+
+    async def run(self, sql: str) -> None:
+        """A plain SQL statement that returns no rows (BEGIN, COMMIT, ROLLBACK)."""
+        await self._in_thread(_plain_sql, self.raw._conn, sql)
+
+    async def exec_driver_sql(self, sql: str) -> Result:
+        rows = list(await self.raw.execute_fetchall(sql))
+        return Result(rows, len(rows))
+
+    async def transaction(self, body: Callable[[Any], Coroutine[Any, Any, _T]], write: bool) -> _T:
+        """`body(conn)` run whole in aiosqlite's thread, in one transaction when `write`:
+        one hand-over between threads however many statements it runs, where each would
+        cost one (on a busy event loop, each waits its turn there)."""
+        return await self._in_thread(self._transaction_here, body, write)
+
+    def _in_thread(self, fn: Callable[..., _T], *args: Any) -> Coroutine[Any, Any, _T]:
+        return self.raw._execute(fn, *args)  # type: ignore[no-untyped-call]
+
+    def _transaction_here(self, body: Callable[[Any], Coroutine[Any, Any, _T]], write: bool) -> _T:
+        conn = self.raw._conn
+        if write:
+            _plain_sql(conn, "BEGIN IMMEDIATE")
+        try:
+            steps = body(self._here)
+            try:
+                steps.send(None)
+            except StopIteration as done:
+                result: _T = done.value
+            else:
+                steps.close()
+                raise RuntimeError("a database transaction awaited something besides SQL")
+            if write:
+                _plain_sql(conn, "COMMIT")
+        except BaseException:
+            if write and conn.in_transaction:  # SQLite rolls back a full disk itself
+                _plain_sql(conn, "ROLLBACK")
+            raise
+        return result
+
+    def execute_here(
+        self, statement: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+    ) -> Result:
+        """`execute`, in aiosqlite's thread."""
         many, first = (params, params[0]) if isinstance(params, Sequence) else (None, params)
         key = statement._generate_cache_key()
         columns = tuple(sorted(first)) if first else ()
@@ -307,23 +372,29 @@ class SQLiteConnection:
             if key is not None:
                 self._plans[(key.key, columns)] = plan
         extracted = key.bindparams if key else None
+        conn = self.raw._conn
         try:
             if many is not None:
                 rows = [self._args(plan, p, extracted) for p in many]
-                return Result([], await self.run(plan.sql, rows, many=True))
-            if plan.expanding:  # IN (...) of a list: the SQL depends on its length
-                values = plan.compiled.construct_params(
-                    first, escape_names=False, extracted_parameters=extracted
-                )
-                expanded = plan.compiled._process_parameters_for_postcompile(values)
-                sql = expanded.statement
-                binds = {**plan.binds, **expanded.processors}
-                args = _in_order(expanded.parameters, expanded.positiontup, binds)
+                cursor = conn.executemany(plan.sql, rows)
             else:
-                sql, args = plan.sql, self._args(plan, first, extracted)
-            if plan.row is None:
-                return Result([], await self.run(sql, args))
-            found = await self.raw.execute_fetchall(sql, args)
+                if plan.expanding:  # IN (...) of a list: the SQL depends on its length
+                    values = plan.compiled.construct_params(
+                        first, escape_names=False, extracted_parameters=extracted
+                    )
+                    expanded = plan.compiled._process_parameters_for_postcompile(values)
+                    sql = expanded.statement
+                    binds = {**plan.binds, **expanded.processors}
+                    args = _in_order(expanded.parameters, expanded.positiontup, binds)
+                else:
+                    sql, args = plan.sql, self._args(plan, first, extracted)
+                cursor = conn.execute(sql, args)
+            try:
+                if many is not None or plan.row is None:
+                    return Result([], cursor.rowcount)
+                found = cursor.fetchall()
+            finally:
+                cursor.close()
         except sqlite3.Error as error:
             if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL:
                 log.error("the database disk is full (%s); this write was not saved", error)
@@ -334,15 +405,6 @@ class SQLiteConnection:
             for r in found
         ]
         return Result(made, len(made))
-
-    async def run(self, sql: str, args: Any = (), *, many: bool = False) -> int:
-        """Run a statement that returns no rows; how many rows it changed. Its cursor is
-        closed in aiosqlite's thread, as `execute_fetchall` does: a sqlite3 cursor left to
-        be collected in this thread resets its statement there, and SQLite's cache may have
-        handed that statement to the worker for the next identical one (SQLITE_MISUSE,
-        "bad parameter or other API misuse", seen under load)."""
-        runner = self.raw._execute  # aiosqlite's own queue to its thread (untyped)
-        return int(await runner(_run, self.raw._conn, sql, args, many))  # type: ignore[no-untyped-call]
 
     @staticmethod
     def _args(plan: _Plan, params: Mapping[str, Any] | None, extracted: Any) -> list[Any]:
@@ -371,9 +433,20 @@ class SQLiteConnection:
             bool(compiled.literal_execute_params or compiled.post_compile_params),
         )
 
-    async def exec_driver_sql(self, sql: str) -> Result:
-        rows = list(await self.raw.execute_fetchall(sql))
-        return Result(rows, len(rows))
+
+class _InThread:
+    """The connection a transaction's body sees in aiosqlite's thread: its statements run
+    at once, so the body's awaits never suspend."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: SQLiteConnection) -> None:
+        self._conn = conn
+
+    async def execute(
+        self, statement: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> Result:
+        return self._conn.execute_here(statement, params)
 
 
 def _in_order(
@@ -383,13 +456,8 @@ def _in_order(
     return [binds[n](values[n]) if n in binds else values[n] for n in names]
 
 
-def _run(conn: sqlite3.Connection, sql: str, args: Any, many: bool) -> int:
-    """In aiosqlite's thread: the statement, its row count, and its cursor closed."""
-    cursor = conn.executemany(sql, args) if many else conn.execute(sql, args)
-    try:
-        return cursor.rowcount
-    finally:
-        cursor.close()
+def _plain_sql(conn: sqlite3.Connection, sql: str) -> None:
+    conn.execute(sql).close()
 
 
 # Per connection: SQLite forgets these when a connection closes (but keeps WAL mode, set

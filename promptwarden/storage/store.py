@@ -103,21 +103,30 @@ class Storage:
     # -- plumbing
 
     async def _rows(self, statement: Any) -> Sequence[Row[Any]]:
-        async with self._db.read() as conn:
-            return (await conn.execute(statement)).all()
+        async def rows(conn: Any) -> Sequence[Row[Any]]:
+            found: Sequence[Row[Any]] = (await conn.execute(statement)).all()
+            return found
+
+        return await self._db.transaction(rows, write=False)
 
     async def _load(self, model: Callable[..., _Model], statement: Any) -> list[_Model]:
         """Rows as `model`s: the columns selected are its fields, by name."""
         return [model(**r._asdict()) for r in await self._rows(statement)]
 
     async def _value(self, statement: Any) -> Any:
-        async with self._db.read() as conn:
+        async def value(conn: Any) -> Any:
             return (await conn.execute(statement)).scalar()
+
+        return await self._db.transaction(value, write=False)
 
     async def _count(self, statement: Any) -> int:
         """Run one write on its own; how many rows it changed."""
-        async with self._db.write() as conn:
-            return max((await conn.execute(statement)).rowcount, 0)
+
+        async def count(conn: Any) -> int:
+            changed: int = (await conn.execute(statement)).rowcount
+            return max(changed, 0)
+
+        return await self._db.transaction(count)
 
     def _upsert(
         self, table: Table, row: Mapping[str, Any], where: Callable[[Any], Any] | None = None
@@ -187,7 +196,8 @@ class Storage:
         """Every setting of the guild in one read: what the per-guild cache loads."""
         gs = t.guild_settings
         columns = (*t.SETTING_COLUMNS, "modlog_channel_id")
-        async with self._db.read() as conn:
+
+        async def read(conn: Any) -> m.GuildSettings:
             found = await conn.execute(
                 select(*(gs.c[c] for c in columns)).where(gs.c.guild_id == guild_id)
             )
@@ -202,6 +212,8 @@ class Storage:
                 watched=tuple(m.WatchedChannel(**r._asdict()) for r in watched.all()),
                 generator_bots=tuple(int(r[0]) for r in bots.all()),
             )
+
+        return await self._db.transaction(read, write=False)
 
     async def get_modlog_channel(self, guild_id: int) -> int | None:
         return cast(int | None, await self._get_setting("modlog_channel_id", guild_id))
@@ -461,8 +473,11 @@ class Storage:
         if points <= 0:
             raise ValueError("a strike needs at least one point")
         now = now or _now()
-        async with self._db.write() as conn:
+
+        async def strike(conn: Any) -> tuple[int, int]:
             return await self._strike(conn, guild_id, user_id, points, incident_id, now, window)
+
+        return await self._db.transaction(strike)
 
     async def _strike(
         self,
@@ -548,7 +563,8 @@ class Storage:
         transaction (a busy process advances many channels per save); an older id never
         moves a cursor back."""
         c = t.catchup_cursors
-        async with self._db.write() as conn:
+
+        async def save(conn: Any) -> None:
             for (guild_id, channel_id), message_id in cursors.items():
                 row = {
                     "guild_id": guild_id,
@@ -558,6 +574,8 @@ class Storage:
                 await conn.execute(
                     self._upsert(c, row, lambda new: new.last_message_id > c.c.last_message_id)
                 )
+
+        await self._db.transaction(save)
 
     # -- privacy: member preferences, reminders, DM budget
 
@@ -626,9 +644,12 @@ class Storage:
         rows = [dataclasses.asdict(x) for x in sent]
         # One statement, run with each row's values.
         upsert = self._upsert(r, rows[0], lambda new: r.c.sent_at < new.sent_at)
-        async with self._db.write() as conn:
+
+        async def save(conn: Any) -> None:
             for row in rows:
                 await conn.execute(upsert, row)
+
+        await self._db.transaction(save)
 
     async def take_dm_budget(
         self, guild_id: int, *, limit: int, now: datetime | None = None
@@ -907,9 +928,8 @@ class Storage:
             raise ValueError("a strike needs the policy's window")
         row = _incident_row(**fields)
         now = now or _now()
-        strike: tuple[int, int] | None = None
-        points: int | None = None
-        async with self._db.write() as conn:
+
+        async def record(conn: Any) -> m.RecordedIncident:
             # A conflicting insert waits for a concurrent one of the same message or job to
             # commit, so the SELECT after it finds that row: one incident, ever.
             found = (await conn.execute(self._insert_incident, row)).first()
@@ -923,6 +943,8 @@ class Storage:
             outcomes: list[tuple[str, m.ActionOutcome, str]] = [
                 (action, "skipped", detail) for action, detail in (settled or {}).items()
             ]
+            strike: tuple[int, int] | None = None
+            points: int | None = None
             if window is not None:
                 before, points = await self._strike(
                     conn, guild_id, user_id, strike_points, incident.id, now, window
@@ -941,7 +963,9 @@ class Storage:
                 at = _now()
                 rows = [_outcome(m.OutcomeRow(guild_id, incident.id, *o, at)) for o in outcomes]
                 await conn.execute(_INSERT_OUTCOME, rows)
-        return m.RecordedIncident(incident, True, strike, points, dm_allowed)
+            return m.RecordedIncident(incident, True, strike, points, dm_allowed)
+
+        return await self._db.transaction(record)
 
     async def add_outcomes(self, rows: Sequence[m.OutcomeRow]) -> None:
         """Record many steps' outcomes, of any incidents and guilds, in one transaction
@@ -953,7 +977,8 @@ class Storage:
         if not rows:
             return
         i = t.incidents
-        async with self._db.write() as conn:
+
+        async def add(conn: Any) -> None:
             # Each row only on its own guild's incident: one read says which are.
             found: set[tuple[int, int]] = set()
             for chunk in _chunks([row.incident_id for row in rows]):
@@ -970,6 +995,8 @@ class Storage:
                         .where(i.c.guild_id == row.guild_id, i.c.id == row.incident_id)
                         .values(modlog_channel_id=channel_id, modlog_message_id=message_id)
                     )
+
+        await self._db.transaction(add)
 
 
 _ACTIVE_POINTS = select(func.coalesce(func.sum(t.strikes.c.points), 0)).where(

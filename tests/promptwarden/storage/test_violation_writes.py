@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import insert
+
 from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage import OutcomeRow, Storage
+from promptwarden.storage import OutcomeRow, Storage, open_storage
+from promptwarden.storage import schema as t
 
 GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
 MEMBER = 30
@@ -146,3 +151,54 @@ async def test_a_large_batch_keeps_every_outcome_in_order(storage: Storage) -> N
 
     history = await storage.list_action_outcomes(GUILD_A, a.id)
     assert [r.detail for r in history] == [f"line {n}" for n in range(103)]
+
+
+async def test_a_batch_that_fails_part_way_leaves_none_of_its_outcomes(storage: Storage) -> None:
+    a = (await storage.record_incident_with(fields(), now=NOW)).incident
+    rows = [OutcomeRow(GUILD_A, a.id, "note", "done", f"line {n}", NOW) for n in range(3)]
+    bad = OutcomeRow(GUILD_A, a.id, "note", "done", "line 3", NOW, modlog=(1, 2**70))
+
+    with pytest.raises(Exception):  # noqa: B017 - each driver names an overflow its own way
+        await storage.add_outcomes([*rows, bad])
+
+    assert await storage.list_action_outcomes(GUILD_A, a.id) == []
+
+
+async def test_writes_from_many_tasks_at_once_each_land_whole(storage: Storage) -> None:
+    records = [
+        storage.record_incident_with(
+            fields(message_id=100 + n), strike_points=1, window=WINDOW, now=NOW
+        )
+        for n in range(20)
+    ]
+    cursors = [storage.set_catchup_cursors({(GUILD_A, 10): 500 + n}) for n in range(20)]
+    done = await asyncio.gather(*records, *cursors)
+
+    recorded = [r for r in done if r is not None]
+    assert len({r.incident.id for r in recorded}) == 20
+    for r in recorded:
+        outcomes = await storage.list_action_outcomes(GUILD_A, r.incident.id)
+        assert [o.action for o in outcomes] == ["strike"]
+    assert sorted(r.strike or (0, 0) for r in recorded) == [(n, n + 1) for n in range(20)]
+    assert await storage.get_catchup_cursor(GUILD_A, 10) == 519
+
+
+async def test_sqlite_refuses_a_transaction_that_awaits_anything_but_its_statements(
+    tmp_path: Path,
+) -> None:
+    # A SQLite transaction runs whole in the database's thread; a body that waited on the
+    # event loop there would hold the write lock for as long as it waited.
+    async with await open_storage(tmp_path / "promptwarden.db") as storage:
+
+        async def body(conn: Any) -> None:
+            await conn.execute(
+                insert(t.catchup_cursors).values(guild_id=GUILD_A, channel_id=1, last_message_id=5)
+            )
+            await asyncio.sleep(0)
+
+        with pytest.raises(RuntimeError, match="awaited something besides SQL"):
+            await storage.backend.transaction(body)
+
+        assert await storage.get_catchup_cursor(GUILD_A, 1) is None
+        await storage.set_catchup_cursors({(GUILD_A, 1): 6})  # the connection is still usable
+        assert await storage.get_catchup_cursor(GUILD_A, 1) == 6
