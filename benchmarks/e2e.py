@@ -19,6 +19,8 @@ mod-log channel and DM budget, configured as one guild is. Reported for each:
 - peak resident memory (the process's high-water mark).
 With `--rate N` messages are offered at N a second instead, and latency is message sent ->
 its delete (the action a channel's readers notice).
+`INTAKE_MAX_MESSAGES` / `INTAKE_CHANNEL_MESSAGES` in the environment reach the bot, so a
+small intake limit exercises the behind-and-read-back path with a modest burst.
 The ratios PromptWarden/bare read as the bot's own cost. Time is measured with
 time.monotonic() in every process (one system-wide clock on Linux).
 """
@@ -243,6 +245,7 @@ def promptwarden(
             "DISCORD_TOKEN": GOOD_TOKEN,
             "DATABASE_PATH": str(database),
             "LOG_LEVEL": "WARNING",
+            **{k: v for k, v in os.environ.items() if k.startswith("INTAKE_")},
         }
         with BotProcess(env, workdir, name="promptwarden") as proc:
             emu.gateway.ready_sent.wait(30)
