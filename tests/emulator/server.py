@@ -290,6 +290,9 @@ class Emulator:
             ids.append(message_id)
             await self.gateway.dispatch("MESSAGE_CREATE", data)
             self.sent_at[message_id] = time.monotonic()
+            # Discord serves REST beside the gateway: without a turn here a REST call
+            # waits until the socket's buffer fills, and acting on incidents lags the burst.
+            await asyncio.sleep(0)
         return ids
 
     def edit(self, channel: Channel, message_id: int, content: str) -> None:
