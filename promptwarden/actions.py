@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Generator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,7 @@ from promptwarden.storage import (
     AppealDecision,
     ErasureReport,
     Incident,
+    IncidentRequest,
     IncidentStatus,
     OutcomeRow,
     RecordedIncident,
@@ -644,17 +645,31 @@ class Actions:
         the member's active points for the warning and the mod-log entry, and the
         warning's slot in the DM budget. Pass the answer to `handle_recorded` as
         `recorded`."""
-        state = await self.states.get(int(fields["guild_id"]))
-        window = state.config.strike_policy.window
-        return await self.storage.record_incident_with(
-            fields,
-            strike_points=plan.strike_points,
-            window=window if plan.strike_points or plan.warn_member or plan.modlog else None,
-            now=self.clock(),
-            strike_detail=strike_detail,
-            settled=settled,
-            # The warning's slot in the DM budget, as `deliver_dm` would take it.
-            dm_limit=state.privacy.dm_per_minute if plan.warn_member else None,
+        return (await self.record_many([(fields, plan, settled)]))[0]
+
+    async def record_many(
+        self, incidents: Sequence[tuple[Mapping[str, Any], ActionPlan, Mapping[str, str] | None]]
+    ) -> list[RecordedIncident]:
+        """`record` for several incidents (fields, plan, settled) in one transaction, in
+        order: a channel's backlog under load commits once, not once per incident."""
+        requests = []
+        for fields, plan, settled in incidents:
+            state = await self.states.get(int(fields["guild_id"]))
+            window = state.config.strike_policy.window
+            requests.append(
+                IncidentRequest(
+                    fields,
+                    strike_points=plan.strike_points,
+                    window=window
+                    if plan.strike_points or plan.warn_member or plan.modlog
+                    else None,
+                    settled=settled,
+                    # The warning's slot in the DM budget, as `deliver_dm` would take it.
+                    dm_limit=state.privacy.dm_per_minute if plan.warn_member else None,
+                )
+            )
+        return await self.storage.record_incidents_with(
+            requests, now=self.clock(), strike_detail=strike_detail
         )
 
     async def _guarded(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
 from promptwarden.screening.decision import Severity, Verdict
@@ -195,6 +196,17 @@ class OutcomeRow:
     detail: str
     at: datetime
     modlog: tuple[int, int] | None = None  # (channel id, message id)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRequest:
+    """One incident for `Storage.record_incidents_with`, with what is decided already."""
+
+    fields: Mapping[str, Any]  # `record_incident`'s arguments
+    strike_points: int = 0
+    window: timedelta | None = None  # the strike policy's: counts the member's active points
+    settled: Mapping[str, str] | None = None  # actions skipped from the start, with detail
+    dm_limit: int | None = None  # takes a slot of the guild's DM budget for its warning
 
 
 @dataclass(frozen=True, slots=True)

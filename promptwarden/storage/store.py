@@ -914,22 +914,38 @@ class Storage:
         settled: Mapping[str, str] | None = None,
         dm_limit: int | None = None,
     ) -> m.RecordedIncident:
-        """`record_incident(**fields)`, and for a new incident in the same transaction:
-        its strike of `strike_points` (with its outcome, `strike_detail(points, before,
-        after)`), the actions `settled` names as skipped with their detail, with a
-        `window` the member's active points once recorded, and with `dm_limit` a slot of
-        the guild's DM budget for its warning (`take_dm_budget`). An incident found
-        already is returned as stored, nothing added to it. One commit, so a stop leaves
-        either none of it or all of it; the store answers the whole row, so no read
-        follows."""
-        if strike_points < 0:
-            raise ValueError("a strike needs at least one point")
-        if strike_points and window is None:
-            raise ValueError("a strike needs the policy's window")
-        row = _incident_row(**fields)
+        """`record_incidents_with` for one incident."""
+        request = m.IncidentRequest(fields, strike_points, window, settled, dm_limit)
+        return (await self.record_incidents_with([request], now=now, strike_detail=strike_detail))[
+            0
+        ]
+
+    async def record_incidents_with(
+        self,
+        requests: Sequence[m.IncidentRequest],
+        *,
+        now: datetime | None = None,
+        strike_detail: Callable[[int, int, int], str] = lambda p, b, a: f"+{p}: {b} -> {a}",
+    ) -> list[m.RecordedIncident]:
+        """`record_incident(**fields)` for each request in order, and for a new incident in
+        the same transaction: its strike of `strike_points` (with its outcome,
+        `strike_detail(points, before, after)`), the actions `settled` names as skipped with
+        their detail, with a `window` the member's active points once recorded, and with
+        `dm_limit` a slot of the guild's DM budget for its warning (`take_dm_budget`). An
+        incident found already is returned as stored, nothing added to it. One commit for
+        all (a channel's backlog costs one, not one per incident), so a stop leaves either
+        none of it or all of it; the store answers the whole rows, so no read follows."""
+        for request in requests:
+            if request.strike_points < 0:
+                raise ValueError("a strike needs at least one point")
+            if request.strike_points and request.window is None:
+                raise ValueError("a strike needs the policy's window")
+        rows = [_incident_row(**request.fields) for request in requests]
         now = now or _now()
 
-        async def record(conn: Any) -> m.RecordedIncident:
+        async def record(
+            conn: Any, row: dict[str, Any], request: m.IncidentRequest
+        ) -> m.RecordedIncident:
             # A conflicting insert waits for a concurrent one of the same message or job to
             # commit, so the SELECT after it finds that row: one incident, ever.
             found = (await conn.execute(self._insert_incident, row)).first()
@@ -941,20 +957,20 @@ class Storage:
             incident = _incident(**found._asdict())
             guild_id, user_id = incident.guild_id, incident.user_id
             outcomes: list[tuple[str, m.ActionOutcome, str]] = [
-                (action, "skipped", detail) for action, detail in (settled or {}).items()
+                (action, "skipped", detail) for action, detail in (request.settled or {}).items()
             ]
             strike: tuple[int, int] | None = None
             points: int | None = None
-            if window is not None:
+            if request.window is not None:
                 before, points = await self._strike(
-                    conn, guild_id, user_id, strike_points, incident.id, now, window
+                    conn, guild_id, user_id, request.strike_points, incident.id, now, request.window
                 )
-                if strike_points:
+                if request.strike_points:
                     strike = (before, points)
-                    detail = strike_detail(strike_points, before, points)
+                    detail = strike_detail(request.strike_points, before, points)
                     outcomes.insert(0, ("strike", "done", detail))
             dm_allowed = None
-            if dm_limit is not None:
+            if (dm_limit := request.dm_limit) is not None:
                 upsert = self._dm_budget_upsert(guild_id, dm_limit, now)
                 dm_allowed = dm_limit > 0 and (await conn.execute(upsert)).rowcount > 0
                 # Kept with the incident: a resume after a stop honours it (no second slot).
@@ -965,7 +981,10 @@ class Storage:
                 await conn.execute(_INSERT_OUTCOME, rows)
             return m.RecordedIncident(incident, True, strike, points, dm_allowed)
 
-        return await self._db.transaction(record)
+        async def record_all(conn: Any) -> list[m.RecordedIncident]:
+            return [await record(conn, row, r) for row, r in zip(rows, requests, strict=True)]
+
+        return await self._db.transaction(record_all)
 
     async def add_outcomes(self, rows: Sequence[m.OutcomeRow]) -> None:
         """Record many steps' outcomes, of any incidents and guilds, in one transaction

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert
 
 from promptwarden.screening.decision import Severity, Verdict
-from promptwarden.storage import OutcomeRow, Storage, open_storage
+from promptwarden.storage import IncidentRequest, OutcomeRow, Storage, open_storage
 from promptwarden.storage import schema as t
 
 GUILD_A, GUILD_B = 111111111111111111, 222222222222222222
@@ -87,6 +87,25 @@ async def test_without_a_strike_the_member_s_points_are_read_with_the_incident(
     assert await storage.list_action_outcomes(GUILD_A, warned.incident.id) == []
     quiet = await storage.record_incident_with(fields(message_id=40), now=NOW)
     assert quiet.created and quiet.points is None
+
+
+async def test_a_channel_s_incidents_are_recorded_together_in_order(storage: Storage) -> None:
+    first = await storage.record_incident_with(fields(message_id=5), now=NOW)
+    batch = [
+        IncidentRequest(fields(message_id=n), strike_points=1, window=WINDOW, dm_limit=2)
+        for n in (6, 7, 8)
+    ]
+    # A message recorded already, in the batch again (read back after a failure): found.
+    batch.insert(1, IncidentRequest(fields(message_id=5), strike_points=1, window=WINDOW))
+    recorded = await storage.record_incidents_with(batch, now=NOW)
+
+    assert [r.created for r in recorded] == [True, False, True, True]
+    assert recorded[1].incident == first.incident
+    # Strikes add up in message order, and the DM budget is spent in that order too.
+    assert [r.strike for r in recorded] == [(0, 1), None, (1, 2), (2, 3)]
+    assert [r.dm_allowed for r in recorded] == [True, None, True, False]
+    assert [r.incident.message_id for r in recorded] == [6, 5, 7, 8]
+    assert len(await storage.list_strikes(GUILD_A, MEMBER)) == 3
 
 
 async def test_a_warning_s_dm_slot_is_taken_with_its_incident_within_the_budget(
