@@ -52,6 +52,9 @@ CURSOR_FLUSH_EVERY = 100  # handled messages per cursor save
 # Recorded incidents being acted on apart from their channel's queue; beyond this the
 # channel waits (memory stays bounded, and Discord's rate limits apply anyway).
 ACTING_MAX = 64
+# A channel's queued messages handled together: their incidents are recorded in one
+# transaction, so a backlog drains as fast as it builds.
+BATCH = 32
 RESUME_FIRST, RESUME_MAX = 1.0, 30.0  # after acting failed: finish the guild's incidents
 
 
@@ -94,7 +97,8 @@ class Screening(commands.Cog):
             max_messages=getattr(settings, "intake_max_messages", 10_000),
             per_channel=getattr(settings, "intake_channel_messages", 2500),
             workers=4,
-            after_item=self._after_item,
+            batch=BATCH,
+            after_items=self._after_items,
         )
         # (guild, message, job) already handled here: progress edits cost nothing.
         self.handled = SeenCache(max_items=50_000, ttl=6 * 3600)
@@ -305,62 +309,58 @@ class Screening(commands.Cog):
 
     # ------------------------------------------------------------ one message
 
-    async def handle(self, work: Work) -> bool:
-        """Screen and act; True once screened and its incident (if any) recorded. On an
-        error intake lets the channel go and reads it again after a backoff."""
-        arrival = work.arrival
-        facts = arrival.facts
-        message = arrival.message
-        guild = message.guild
-        if facts is None or guild is None:
-            return True
-        self._busy_messages.add(message.id)
-        detached = False
+    async def handle(self, works: list[Work]) -> int:
+        """Screen consecutive messages of one channel, record their incidents in one
+        transaction, then act on each; returns how many are handled (all, or none on an
+        error: intake then lets the channel go and reads it again after a backoff)."""
+        first = works[0].arrival
+        guild = first.message.guild
+        if first.facts is None or guild is None:
+            return len(works)
+        state = await self.states.get(guild.id)
+        screener = self.screeners.cached(guild.id, state.rules)
+        if screener is None and any(w.screened is None for w in works):
+            screener = await self._build_screener(guild.id, state)
+        found: list[tuple[Arrival, Screened]] = []
+        marked: list[Hashable] = []
         try:
-            if work.screened is None:
-                detached = await self.screen_and_act(arrival, facts, guild)
-            else:
-                # Screened on arrival (its seen-mark may wait till now: see `consider_now`).
-                # A failure lets the channel be read back: not seen then, so screened again
-                # (an incident recorded already is found, not made twice).
+            for work in works:
+                arrival, facts = work.arrival, work.arrival.facts
+                if facts is None:
+                    continue
                 screened = work.screened
-                self.handled.mark(screened.seen)
-                try:
-                    state = await self.states.get(guild.id)
-                    detached = await self.act(message, facts, state, screened)
-                except BaseException:
-                    self.handled.forget(screened.seen)
-                    raise
-        finally:
-            if not detached:
-                self._busy_messages.discard(message.id)
-        return True
+                if screened is None:
+                    assert screener is not None
+                    screened = self.screen(arrival, facts, state, screener)
+                    if screened is None:
+                        continue
+                else:
+                    # Screened on arrival (its seen-mark may wait till now: see
+                    # `consider_now`). A failure lets the channel be read back: not seen
+                    # then, so screened again (an incident recorded already is found).
+                    self.handled.mark(screened.seen)
+                marked.append(screened.seen)
+                found.append((arrival, screened))
+            if found:
+                await self.act(found, state)
+        except BaseException:
+            for seen in marked:
+                self.handled.forget(seen)
+            raise
+        return len(works)
 
-    async def _after_item(self) -> None:
-        self._note_handled()
+    async def _after_items(self, count: int) -> None:
+        self._note_handled(count)
 
-    def _note_handled(self) -> None:
-        """A message left intake. Cursor saves are batched, one per CURSOR_FLUSH_EVERY
+    def _note_handled(self, count: int = 1) -> None:
+        """Messages left intake. Cursor saves are batched, one per CURSOR_FLUSH_EVERY
         messages (and at the end of a catch-up and at the stop), so an allowed prompt
         costs no query. No timer: a crash before a save only reads those messages again,
         which their unique keys recognise."""
-        self._unflushed += 1
+        self._unflushed += count
         if self._unflushed >= CURSOR_FLUSH_EVERY and not self.intake.closed:
             self._unflushed = 0
             self._spawn(self.flush_cursors(), "promptwarden-cursor-save")
-
-    async def screen_and_act(
-        self, arrival: Arrival, facts: MessageFacts, guild: discord.Guild
-    ) -> bool:
-        """Screen, record, then act (see `act`; True when the acting goes on apart)."""
-        state = await self.states.get(guild.id)
-        screener = self.screeners.cached(guild.id, state.rules)
-        if screener is None:
-            screener = await self._build_screener(guild.id, state)
-        screened = self.screen(arrival, facts, state, screener)
-        if screened is None:
-            return False
-        return await self.act(arrival.message, facts, state, screened)
 
     def screen(
         self, arrival: Arrival, facts: MessageFacts, state: GuildState, screener: Screener
@@ -389,27 +389,51 @@ class Screening(commands.Cog):
             return None
         return Screened(prompt, user_id, seen, decision, plan)
 
-    async def act(
-        self, message: discord.Message, facts: MessageFacts, state: GuildState, screened: Screened
-    ) -> bool:
-        """Record the incident screening asked for (unless the member is exempt), then act.
+    async def act(self, found: list[tuple[Arrival, Screened]], state: GuildState) -> None:
+        """Record the incidents screening asked for (members exempt left out) in one
+        transaction, then act on each.
 
         Acting (delete, DM, strike, mod-log entry: several Discord calls and writes) goes
         on apart from the channel's queue once the incident is recorded, so the channel's
-        next messages are screened meanwhile; True when it does (the message stays busy
-        until it is done). A stop waits for it; what a crash cuts short is an incident
-        recorded and not settled, which the next catch-up finishes."""
-        if await self.exempt(message, screened.user_id, state):
-            return False
-        draft = build_incident(
-            facts,
-            screened.decision,
-            screened.plan,
-            user_id=screened.user_id,
-            prompt=screened.prompt,
-            keyer=self.bot.job_keyer,
-        )
-        recorded = await self.record(draft, screened.plan, unrecorded=screened.seen)
+        next messages are screened meanwhile; the message stays busy until it is done. A
+        stop waits for it; what a crash cuts short is an incident recorded and not
+        settled, which the next catch-up finishes."""
+        busy = self._busy_messages
+        ids = [arrival.message.id for arrival, _ in found]
+        busy.update(ids)
+        apart: set[int] = set()
+        try:
+            todo: list[tuple[discord.Message, Screened, IncidentDraft]] = []
+            for arrival, screened in found:
+                message, facts = arrival.message, arrival.facts
+                if facts is None or await self.exempt(message, screened.user_id, state):
+                    continue
+                draft = build_incident(
+                    facts,
+                    screened.decision,
+                    screened.plan,
+                    user_id=screened.user_id,
+                    prompt=screened.prompt,
+                    keyer=self.bot.job_keyer,
+                )
+                todo.append((message, screened, draft))
+            if not todo:
+                return
+            # Written before any Discord call, with strikes and DM slots: whatever fails
+            # next, they stay.
+            recorded = await self.bot.actions.record_many(
+                [(draft.as_kwargs(), screened.plan, None) for _, screened, draft in todo]
+            )
+            for (message, screened, _), one in zip(todo, recorded, strict=True):
+                if await self._act_on(message, screened, one):
+                    apart.add(message.id)
+        finally:
+            busy.difference_update(i for i in ids if i not in apart)
+
+    async def _act_on(
+        self, message: discord.Message, screened: Screened, recorded: RecordedIncident
+    ) -> bool:
+        """Act on a recorded incident; True when it goes on apart (see `act`)."""
         incident, created = recorded.incident, recorded.created
         closed = self.intake.closed
         if not closed:

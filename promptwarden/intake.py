@@ -67,24 +67,30 @@ class _Behind:
 class Intake(Generic[M]):
     def __init__(
         self,
-        handle: Callable[[M], Awaitable[bool]],
+        handle: Callable[[list[M]], Awaitable[int]],
         fetch: Fetch[M],
         tracker: Callable[[int], CursorTracker[Key]],
         *,
         max_messages: int = 2000,
         per_channel: int = 200,
         workers: int = 4,
-        after_item: Callable[[], Awaitable[None]] | None = None,
+        batch: int = 1,
+        after_items: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
-        """`handle` returns True once the message is screened and its incident, if any,
-        recorded; False or an exception means "try again later". `tracker` gives the
+        """`handle` gets up to `batch` consecutive messages of one channel and returns how
+        many of them, from the first, are screened and their incidents, if any, recorded;
+        the rest (all of them on an exception) are tried again later. `tracker` gives the
         cursor tracker of a guild (one per shard)."""
         self._handle = handle
         self._fetch = fetch
         self._tracker = tracker
-        self._after_item = after_item
+        self._after_items = after_items
         self.queue: FairQueue[int, int, _Item[M]] = FairQueue(
-            self._run_item, workers=workers, max_items=max_messages, per_channel=per_channel
+            self._run_items,
+            workers=workers,
+            max_items=max_messages,
+            per_channel=per_channel,
+            batch=batch,
         )
         self._behind: dict[Key, _Behind] = {}
         self._backoff: dict[Key, float] = {}
@@ -197,26 +203,32 @@ class Intake(Generic[M]):
             tracker.finish(item.key, item.message_id, handled=False)
         return False
 
-    async def _run_item(self, item: _Item[M]) -> None:
-        handled = False
+    async def _run_items(self, items: list[_Item[M]]) -> None:
+        handled = 0
         try:
-            handled = await self._handle(item.message)
+            handled = await self._handle([item.message for item in items])
         except Exception:
-            log.exception("screening message %d failed; it is read again", item.message_id)
+            log.exception("screening message %d failed; it is read again", items[0].message_id)
         finally:
-            key = item.key
-            if item.counts:
-                tracker = self._tracker(key[0])
-                if handled:
+            key = items[0].key
+            tracker = self._tracker(key[0])
+            retried = False
+            for k, item in enumerate(items):
+                if not item.counts:
+                    continue
+                if k < handled:
                     tracker.finish(key, item.message_id, handled=True)
                     self._backoff.pop(key, None)
                 elif self.closed:
                     pass  # left in flight: the saved cursor stays below it
+                elif not retried:
+                    self._retry(item)  # this one and the channel's later ones read again
+                    retried = True
                 else:
-                    self._retry(item)
+                    tracker.finish(key, item.message_id, handled=False)
             self._wake.set()
-        if self._after_item is not None:
-            await self._after_item()
+        if self._after_items is not None:
+            await self._after_items(len(items))
 
     def _retry(self, item: _Item[M]) -> None:
         """Handling failed: let the channel's queued messages go and read them again from

@@ -2,7 +2,9 @@
 
 A busy generation channel posts many prompts a second, and one raided channel must not
 stall every other guild. `FairQueue` serves guilds in turn, then channels within a guild;
-one channel is handled by one worker at a time, so its messages keep their order.
+one channel is handled by one worker at a time, so its messages keep their order. A worker
+takes up to `batch` consecutive items of its channel at once, so a backlog costs one
+handling (one transaction) per batch rather than one per item.
 Workers start on demand and end when there is no work, so an idle bot holds no tasks
 parked on an empty queue (which also lets test harnesses tell "idle" from "stuck").
 """
@@ -39,8 +41,8 @@ class FairQueue(Generic[G, C, T]):
     A raided channel must not stall the rest: FIFO would serve its whole backlog before a
     prompt that arrives after it. Here each free worker takes the next guild in turn, and
     in that guild the next channel in turn, so a prompt in another guild waits behind at
-    most one item of the backlog per worker. A channel is handled by one worker at a time,
-    in arrival order.
+    most one batch of the backlog per worker. A channel is handled by one worker at a time,
+    in arrival order, up to `batch` items in one call of `handler`.
 
     `offer` never waits: it refuses (returns False) beyond `max_items` in total or
     `per_channel` in one channel, so memory stays bounded and no task waits holding an
@@ -50,14 +52,16 @@ class FairQueue(Generic[G, C, T]):
 
     def __init__(
         self,
-        handler: Callable[[T], Awaitable[None]],
+        handler: Callable[[list[T]], Awaitable[None]],
         *,
         workers: int = 4,
         max_items: int = 1000,
         per_channel: int = 250,
+        batch: int = 1,
     ) -> None:
-        if workers < 1 or max_items < 1 or per_channel < 1:
+        if workers < 1 or max_items < 1 or per_channel < 1 or batch < 1:
             raise ValueError("need at least one worker and room for one item")
+        self._batch = batch
         self._handler = handler
         self._workers = workers
         self.max_items = max_items
@@ -162,7 +166,7 @@ class FairQueue(Generic[G, C, T]):
             self._guilds.append(guild)
         channels.append(channel)
 
-    def _take(self) -> tuple[tuple[G, C], _Lane[T], T] | None:
+    def _take(self) -> tuple[tuple[G, C], _Lane[T], list[T]] | None:
         if not self._guilds:
             return None
         guild = self._guilds.popleft()
@@ -174,7 +178,12 @@ class FairQueue(Generic[G, C, T]):
             del self._ready[guild]
         lane = self._lanes[(guild, channel)]
         lane.busy = True
-        return (guild, channel), lane, lane.items.popleft()
+        items = lane.items
+        return (
+            (guild, channel),
+            lane,
+            [items.popleft() for _ in range(min(self._batch, len(items)))],
+        )
 
     async def _run(self) -> None:
         task = asyncio.current_task()
@@ -182,19 +191,19 @@ class FairQueue(Generic[G, C, T]):
             # Taking and returning happen with no await between, so an `offer` either
             # finds this worker running or starts another.
             while (taken := self._take()) is not None:
-                key, lane, item = taken
+                key, lane, items = taken
                 try:
-                    await self._handler(item)
-                    self.handled += 1
+                    await self._handler(items)
+                    self.handled += len(items)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     # One bad item must not stop its channel.
-                    self.failed += 1
-                    log.exception("handling a queued message failed")
+                    self.failed += len(items)
+                    log.exception("handling queued messages failed")
                 finally:
                     lane.busy = False
-                    self._items -= 1
+                    self._items -= len(items)
                     if lane.items:
                         self._make_ready(*key)
                     elif self._lanes.get(key) is lane:

@@ -134,11 +134,12 @@ async def test_a_burst_of_violations_commits_their_outcomes_together(
         assert set(outcomes) == {"strike", "dm_slot", "delete", "dm_warning", "modlog"}
         assert set(outcomes.values()) == {"done"}
     written = transactions(statements)
-    # One transaction records each incident with its strike and its DM's slot; the
-    # outcomes of all of them go in fewer transactions than there are incidents.
+    # One transaction records a channel's queued incidents with their strikes and their
+    # DMs' slots (it was one per incident); the outcomes of all of them go in fewer
+    # transactions than there are incidents.
     recorded = [x for x in written if writes_to(x, "incidents", updates=False)]
     batches = [x for x in written if writes_to(x, "incident_actions") and x not in recorded]
-    assert len(recorded) == len(members)
+    assert len(channels) <= len(recorded) <= len(members) // 2
     assert len(batches) < len(members)  # each holds several incidents' outcomes
     assert len(written) < 2 * len(members)  # it was 8 a violation
     # It was 27; 13 with the DM slot's row (one more row of the incident's INSERT batch,

@@ -16,7 +16,8 @@ async def test_a_backlog_in_one_channel_delays_another_guild_by_one_slot_at_most
     order: list[str] = []
     gate = asyncio.Event()
 
-    async def handle(item: str) -> None:
+    async def handle(items: list[str]) -> None:
+        (item,) = items
         if item.startswith("raid"):
             await asyncio.sleep(0.001)  # a slow channel: deletes, rate-limit sleeps
         order.append(item)
@@ -39,7 +40,7 @@ async def test_a_backlog_in_one_channel_delays_another_guild_by_one_slot_at_most
 
 
 async def test_offer_never_waits_and_refuses_beyond_the_limits() -> None:
-    async def handle(item: int) -> None:
+    async def handle(items: list[int]) -> None:
         await asyncio.sleep(0)
 
     q: FairQueue[int, int, int] = FairQueue(handle, workers=2, max_items=5, per_channel=3)
@@ -78,18 +79,22 @@ def make_intake(
     fail: dict[int, int] | None = None,
     max_messages: int = 10,
     per_channel: int = 4,
+    batch: int = 1,
 ) -> tuple[Intake[int], list[int]]:
     peak: list[int] = [0]
     fails = dict(fail or {})
 
-    async def handle(message_id: int) -> bool:
+    async def handle(message_ids: list[int]) -> int:
         peak[0] = max(peak[0], len(intake.queue))
         await asyncio.sleep(0)
-        if fails.get(message_id, 0) > 0:
-            fails[message_id] -= 1
-            raise RuntimeError("database is locked")
-        handled.append(message_id)
-        return True
+        for done, message_id in enumerate(message_ids):
+            if fails.get(message_id, 0) > 0:
+                fails[message_id] -= 1
+                if done:
+                    return done  # the ones before it stay handled
+                raise RuntimeError("database is locked")
+            handled.append(message_id)
+        return len(message_ids)
 
     intake: Intake[int] = Intake(
         handle,
@@ -98,6 +103,7 @@ def make_intake(
         max_messages=max_messages,
         per_channel=per_channel,
         workers=2,
+        batch=batch,
     )
     return intake, peak
 
@@ -158,6 +164,46 @@ async def test_a_failing_message_is_read_again_after_a_backoff_and_handled_once(
     intake.read(key, 0)  # as a catch-up does
     await intake.join()
     assert handled == ids  # the failed one again, then the next, in order
+    assert intake.retries == 1
+    assert tracker.take_advanced() == {key: ids[-1]}
+    await intake.close()
+
+
+async def test_a_channel_backlog_is_handed_over_in_batches_in_order() -> None:
+    calls: list[list[str]] = []
+
+    async def handle(items: list[str]) -> None:
+        calls.append(items)
+        await asyncio.sleep(0)
+
+    q: FairQueue[int, int, str] = FairQueue(
+        handle, workers=1, max_items=1000, per_channel=500, batch=8
+    )
+    for i in range(20):
+        assert q.offer(GUILD_A, 10, f"raid-{i}")
+    assert q.offer(GUILD_B, 20, "prompt")
+    await q.join()
+    assert q.handled == 21 and len(q) == 0
+    assert max(map(len, calls)) == 8  # a backlog costs a handling per batch, not per item
+    raid = [item for batch in calls for item in batch if item.startswith("raid")]
+    assert raid == [f"raid-{i}" for i in range(20)]
+    # The other guild's prompt waited behind one batch at most.
+    assert [i for i, batch in enumerate(calls) if "prompt" in batch] == [1]
+
+
+async def test_a_failure_inside_a_batch_keeps_the_ones_before_and_reads_the_rest_again() -> None:
+    history = History()
+    handled: list[int] = []
+    tracker: CursorTracker[Key] = CursorTracker()
+    tracker.catch_up_done(tracker.epoch)
+    key = (GUILD_A, 1)
+    ids = [history.post(key) for _ in range(9)]
+    intake, _ = make_intake(
+        history, handled, tracker, fail={ids[4]: 1}, max_messages=50, per_channel=50, batch=6
+    )
+    intake.read(key, 0)
+    await intake.join()
+    assert handled == ids  # each exactly once, in order: the failed one and its followers again
     assert intake.retries == 1
     assert tracker.take_advanced() == {key: ids[-1]}
     await intake.close()
