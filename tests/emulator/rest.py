@@ -7,6 +7,7 @@ route answers 404 and is recorded too, so a test sees a call the emulator does n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -111,6 +112,14 @@ def route(method: str, template: str) -> Callable[[Handler], Handler]:
     return register
 
 
+# Every bucket announces this many calls a second. discord.py sends one call at a time per
+# bucket until a response tells it the bucket's limit, as Discord's always does; without the
+# headers every delete in a channel, and every mod-log entry, would wait for the one before.
+# Announced, not enforced: the emulator stands for a Discord that is not the bottleneck
+# (429s come from `Fault`s).
+BUCKET_LIMIT = 1000
+
+
 class Rest:
     def __init__(self, world: World, token: str) -> None:
         self.world = world
@@ -121,6 +130,7 @@ class Rest:
         self.interaction_channels: dict[int, Channel] = {}  # where each interaction happened
         self.command_ids: dict[str, int] = {}  # name -> the id given when the bot synced
         self.changed = threading.Condition()  # notified after every recorded call
+        self._buckets: dict[str, tuple[int, int]] = {}  # bucket -> (second, calls in it)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", API + "/{tail:.*}", self._handle)
@@ -141,8 +151,27 @@ class Rest:
                 response = json_response(data, status)
             else:
                 response = json_response(ERROR_BODIES.get(status, {"code": 0}), status)
+            response.headers.update(self._rate_headers(name, params))
         self._record(Call(request.method, name, params, body, response.status, time.monotonic()))
         return response
+
+    def _rate_headers(self, name: str, params: dict[str, str]) -> dict[str, str]:
+        """Discord's rate-limit headers for a bucket (route and major parameter) with
+        BUCKET_LIMIT calls a second."""
+        major = params.get("channel_id") or params.get("guild_id") or params.get("webhook_id")
+        bucket = f"{name}:{major}"
+        now = time.time()
+        second = int(now)
+        start, used = self._buckets.get(bucket, (second, 0))
+        used = used + 1 if start == second else 1
+        self._buckets[bucket] = (second, used)
+        return {
+            "X-RateLimit-Limit": str(BUCKET_LIMIT),
+            "X-RateLimit-Remaining": str(max(0, BUCKET_LIMIT - used)),
+            "X-RateLimit-Reset": f"{second + 1:.3f}",
+            "X-RateLimit-Reset-After": f"{second + 1 - now:.3f}",
+            "X-RateLimit-Bucket": hashlib.sha1(name.encode()).hexdigest()[:16],
+        }
 
     def _fault(self, name: str, params: dict[str, str]) -> Fault | None:
         with self.changed:
