@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import discord
 from discord.ext import commands
@@ -313,14 +313,14 @@ class Screening(commands.Cog):
         """Screen consecutive messages of one channel, record their incidents in one
         transaction, then act on each; returns how many are handled (all, or none on an
         error: intake then lets the channel go and reads it again after a backoff)."""
-        first = works[0].arrival
-        guild = first.message.guild
-        if first.facts is None or guild is None:
+        facts = works[0].arrival.facts
+        if facts is None:
             return len(works)
-        state = await self.states.get(guild.id)
-        screener = self.screeners.cached(guild.id, state.rules)
+        guild_id = facts.guild_id
+        state = await self.states.get(guild_id)
+        screener = self.screeners.cached(guild_id, state.rules)
         if screener is None and any(w.screened is None for w in works):
-            screener = await self._build_screener(guild.id, state)
+            screener = await self._build_screener(guild_id, state)
         found: list[tuple[Arrival, Screened]] = []
         marked: list[Hashable] = []
         try:
@@ -687,14 +687,16 @@ class Screening(commands.Cog):
             raise ChannelUnreadable("the channel is gone")
         page: list[tuple[int, Work | None]] = []
         try:
-            async for message in channel.history(
-                limit=limit, after=discord.Object(after), oldest_first=True
-            ):
-                arrival = Arrival.of(message)
-                in_scope = await self._in_scope(arrival.facts)
-                page.append((message.id, Work(arrival) if in_scope else None))
+            # Payloads, newest first as Discord answers: a discord.Message is built only
+            # for what goes on (as for the gateway's messages), not for each allowed prompt.
+            data = await self.bot.http.logs_from(channel.id, min(limit, 100), after=after)
         except (discord.NotFound, discord.Forbidden) as error:
             raise ChannelUnreadable(str(error)) from error
+        state = self.bot._connection
+        for raw in reversed(data):
+            arrival = Arrival.from_payload(state, cast("dict[str, Any]", raw), channel, guild)
+            in_scope = await self._in_scope(arrival.facts)
+            page.append((int(raw["id"]), Work(arrival) if in_scope else None))
         return page
 
     async def resume_unsettled(self, guild: discord.Guild) -> int:
