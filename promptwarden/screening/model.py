@@ -20,8 +20,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+import ahocorasick
 
 from promptwarden.screening.decision import Match, Severity
 from promptwarden.screening.tokens import prompt_tokens, prompt_words
@@ -227,6 +230,7 @@ class LinearModel:
             f[len(CHAR_PREFIX) :]: w for f, w in weights.items() if f.startswith(CHAR_PREFIX)
         }
         self._chars = frozenset(self._char_weights)
+        self._char_automaton = _gram_automaton(self._chars, char_ngrams)
         self.bias = bias
         self.threshold = threshold
         self._cut = math.log(threshold / (1.0 - threshold))  # the threshold as log-odds
@@ -450,19 +454,17 @@ class LinearModel:
 
     def _grams_in(self, words: Sequence[str], kinds: str) -> set[str]:
         """`_letter_grams` from the words' classes (`_lexicon`): the runs of `letter_runs`
-        are the runs of unknown or short words that hold an unknown one."""
-        chars = self._chars
-        present: set[str] = set()
-        for m in _LETTER_RUN.finditer(kinds):
-            if _UNKNOWN not in m.group():
-                continue
-            text = "".join(words[m.start() : m.end()])
-            for n in self.char_ngrams:
-                k = len(text) - n + 1
-                if k > 0:
-                    cuts = map(slice, range(k), range(n, n + k))
-                    present |= chars.intersection(map(text.__getitem__, cuts))
-        return present
+        are the runs of unknown or short words that hold an unknown one.
+
+        The runs are read in one automaton pass over their texts joined by spaces (no
+        letter gram holds one): only the weighted grams present come back to Python, where
+        slicing every gram out and hashing it to ask the table cost a microsecond a prompt.
+        """
+        automaton = self._char_automaton
+        if automaton is None:
+            return set()
+        text = " ".join(["".join(words[m.start() : m.end()]) for m in _LETTER_RUN.finditer(kinds)])
+        return set(map(_SECOND, automaton.iter(text)))
 
     def _placed(self, words: Sequence[str]) -> list[tuple[str, int, int]]:
         """Every occurrence of a weighted feature, with its first and last word."""
@@ -626,7 +628,26 @@ class LinearModel:
 
 # A word's class for `letter_runs`: unknown, known and SHORT, or known and longer.
 _UNKNOWN, _SHORT_KNOWN, _LONG_KNOWN = "u", "s", "k"
-_LETTER_RUN = re.compile(f"[{_UNKNOWN}{_SHORT_KNOWN}]+")
+# A maximal run of unknown or short words holding an unknown one; the lookbehind starts a
+# try only where a run starts, so a long run costs its length once, not once per word.
+_LETTER_RUN = re.compile(
+    f"(?<![{_UNKNOWN}{_SHORT_KNOWN}])[{_UNKNOWN}{_SHORT_KNOWN}]*{_UNKNOWN}[{_UNKNOWN}{_SHORT_KNOWN}]*"
+)
+_SECOND = itemgetter(1)
+
+
+def _gram_automaton(grams: frozenset[str], sizes: Sequence[int]) -> Any:
+    """An Aho-Corasick automaton of the letter grams `_grams_in` can find (of a size in
+    `sizes`, without a space), each its own value; None without any."""
+    automaton = ahocorasick.Automaton()
+    for gram in grams:
+        if len(gram) in sizes and " " not in gram:
+            automaton.add_word(gram, gram)
+    if not len(automaton):
+        return None
+    automaton.make_automaton()
+    return automaton
+
 
 # word -> (its 1-gram weight or None, {next word: weight of the 2-gram}, its class)
 _Lexicon = dict[str, tuple[float | None, dict[str, float] | None, str]]
