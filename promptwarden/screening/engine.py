@@ -21,7 +21,7 @@ from .decision import Decision, Match, Severity, Verdict
 from .extract import ExtractedPrompt, JobKind, Region, extract
 from .guidelines import CATEGORIES, CLOTHING, CONTEXT, PERSON, Guidelines, default_guidelines
 from .matcher import ALLOW, IGNORED_ZONE, Hit, Matcher, Term
-from .model import may_blank, model_blanks
+from .model import may_blank, model_blanks, parameters_start
 from .normalize import Normalized, normalize
 from .pii import find_pii
 from .rules import CUSTOM, GuildRules
@@ -245,6 +245,17 @@ def _visible(prompt: ExtractedPrompt, norm: Normalized) -> str:
     lo, hi = prompt.offset, prompt.offset + len(prompt.text)
     if lo == 0 and hi == len(content) and not may_blank(content):
         return norm.text  # the whole message is the prompt, with nothing `model_blanks` blanks
+    if norm.identity and "http" not in content and "::" not in content:
+        # most prompts with parameters: the one blank is from the first parameter on, and
+        # normalized offsets are the message's own
+        text = norm.text
+        cut = parameters_start(content)
+        end = hi if cut is None else min(cut, hi)
+        if end <= lo:
+            return " " * len(text)
+        if lo == 0 and end == len(text):
+            return text
+        return "".join((" " * lo, text[lo:end], " " * (len(text) - end)))
     keep: list[tuple[int, int]] = []
     pos = lo
     for a, b in model_blanks(content):

@@ -102,6 +102,15 @@ def may_blank(text: str) -> bool:
     return "--" in text or "\u2014" in text or "http" in text or "::" in text
 
 
+def parameters_start(text: str) -> int | None:
+    """Where `model_text` blanks `text` from to its end (the first parameter), or None.
+
+    For text without a link or a weight ("http", "::") that is all it blanks, and the
+    screener blanks a prompt with parameters without building the blanked text twice.
+    """
+    return _first_parameter(text) if "--" in text or "\u2014" in text else None
+
+
 def _blanked(text: str) -> tuple[str, list[tuple[int, int]]]:
     spans: list[tuple[int, int]] = []
 
@@ -109,7 +118,7 @@ def _blanked(text: str) -> tuple[str, list[tuple[int, int]]]:
         spans.append(m.span())
         return " " * len(m.group())
 
-    found = _first_parameter(text) if "--" in text or "\u2014" in text else None
+    found = parameters_start(text)
     if found is not None:
         spans.append((found, len(text)))
         text = text[:found] + " " * (len(text) - found)
