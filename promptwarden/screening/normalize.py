@@ -18,7 +18,7 @@ import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate, product
 from typing import Protocol
 
@@ -174,7 +174,8 @@ class Normalized:
     _folded: str | None = None  # same length as `original`, GONE where removed
     _ends: list[int] | None = None  # slow path: normalized length through each original char
     _blocks: list[int] | None = None  # kept characters before each block of _folded
-    _kept: dict[int, list[int]] = field(default_factory=dict)  # block -> kept positions
+    # block -> kept positions; made on the first lookup, as most prompts never ask one
+    _kept: dict[int, list[int]] | None = None
 
     def orig(self, i: int) -> int:
         """Original index of normalized index `i` (`len(text)` maps to `len(original)`)."""
@@ -194,12 +195,15 @@ class Normalized:
                 blocks.append(blocks[-1] + size - folded.count(GONE, k, k + size))
             self._blocks = blocks
         b = bisect_right(blocks, i) - 1
-        kept = self._kept.get(b)
+        known = self._kept
+        if known is None:
+            known = self._kept = {}
+        kept = known.get(b)
         if kept is None:
             base = b * _BLOCK
             chunk = folded[base : base + _BLOCK]
             kept = [base + k for k, c in enumerate(chunk) if c != GONE]
-            self._kept[b] = kept
+            known[b] = kept
         return kept[i - blocks[b]]
 
     @property
@@ -525,8 +529,11 @@ def _fragments(norm: str, ignored_from: int) -> Iterator[Candidate]:
     then read whole, and for longer keys also inside ("a pu $$ ssy" still reads "pussy").
     Joining and decoding happen in C; only a run with a tripled letter takes a Python pass.
     """
+    begin = _first_run_start(norm)
+    if begin >= ignored_from:
+        return  # every run it keeps lies in the ignored tail ("a cat --ar 16:9")
     batch = _Batch()
-    for m in _FRAGMENT_RUN.finditer(norm, _first_run_start(norm)):
+    for m in _FRAGMENT_RUN.finditer(norm, begin):
         if m.start() >= ignored_from:
             break  # the rest lies in the ignored tail, and is not even searched
         run = m.group()
@@ -574,7 +581,9 @@ def _first_run_start(norm: str) -> int:
     one. Runs are made of fragment characters and separators with fragments of at most three,
     so none spans a character of neither kind or a word of four letters: searching from the
     last such place before the first digit finds every run that can be kept, and the prompt
-    before "8k" or "--ar 16:9" is not searched. ASCII text only (two separators are not).
+    before "8k" or "--ar 16:9" is not searched. A run starts with a fragment character, so
+    the separators after that place are skipped too: the " --" of "a cat --ar 16:9" leaves
+    the start in the parameters. ASCII text only (two separators are not).
     """
     if not norm.isascii():
         return 0
@@ -583,7 +592,12 @@ def _first_run_start(norm: str) -> int:
     if first < 0:
         return len(norm)  # no digit or symbol: no run is kept
     word = shape.rfind(b"ffff", 0, first)
-    return max(shape.rfind(b"o", 0, first) + 1, word + 4 if word >= 0 else 0)
+    start = max(shape.rfind(b"o", 0, first) + 1, word + 4 if word >= 0 else 0)
+    fragment = _FRAGMENT_CHAR.search(shape, start)
+    return first if fragment is None else fragment.start()  # none: `first` is one
+
+
+_FRAGMENT_CHAR = re.compile(rb"[fy]")  # a fragment character in `_FRAG_CLASSES` text
 
 
 _FRAG_DROP_CHARS = frozenset(" .-,/\\:+·•_~*#%")  # separators, and symbols read as nothing

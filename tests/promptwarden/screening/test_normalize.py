@@ -109,6 +109,7 @@ def test_fragment_search_starts_before_every_run_it_keeps() -> None:
         )
 
     texts = [*_random_texts(4), "pu $$ ssy", "of a 3d", "a portrait, 8k --ar 16:9", "abcd e 1 f"]
+    texts += ["a cat in a garden --ar 16:9", "a cat ,- --- 3d", "x - $ab"]
     for text in texts:
         start = N._first_run_start(text)
         for m in N._FRAGMENT_RUN.finditer(text):
