@@ -116,7 +116,8 @@ def find_pii(text: str) -> list[PiiHit]:
         if _TWENTY in ascii_text.translate(_LONG_WORD_CLASSES)
         else []
     )
-    ipv6 = _IPV6_HINT.search(text) is not None
+    # the hint holds three colons: most prompts have none, or the one of "--ar 16:9"
+    ipv6 = ascii_text.count(b":") >= 3 and _IPV6_HINT.search(text) is not None
     address = (
         has_digit
         # a digit before a capital first: most prompts with numbers ("--ar 16:9") stop
