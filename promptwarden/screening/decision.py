@@ -6,7 +6,7 @@ These types are the contract between the screening engine and everything that ac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -96,3 +96,32 @@ class Decision:
             **({"score": round(self.score, 4)} if self.score is not None else {}),
             **self.extra,
         }
+
+
+# Frozen dataclasses set each field through `object.__setattr__`, looked up anew per field:
+# a third of a Decision's cost per message. The slots' own setters, bound once, do the same.
+_NEW = object.__new__
+(_PROMPT, _VERDICT, _SEVERITY, _CATEGORIES, _MATCHES, _SCORE, _EXTRA) = (
+    getattr(Decision, f.name).__set__ for f in fields(Decision)
+)  # a field added to Decision fails here, at import, until it is added below too
+
+
+def new_decision(
+    prompt: str,
+    verdict: Verdict,
+    severity: Severity,
+    categories: tuple[str, ...],
+    matches: tuple[Match, ...],
+    score: float | None,
+    extra: dict[str, Any],
+) -> Decision:
+    """`Decision(...)` with every field given, for the screener's per-message path."""
+    decision: Decision = _NEW(Decision)
+    _PROMPT(decision, prompt)
+    _VERDICT(decision, verdict)
+    _SEVERITY(decision, severity)
+    _CATEGORIES(decision, categories)
+    _MATCHES(decision, matches)
+    _SCORE(decision, score)
+    _EXTRA(decision, extra)
+    return decision

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from .decision import Decision, Match, Severity, Verdict
+from .decision import Decision, Match, Severity, Verdict, new_decision
 from .extract import ExtractedPrompt, JobKind, Region, extract
 from .guidelines import CATEGORIES, CLOTHING, CONTEXT, PERSON, Guidelines, default_guidelines
 from .matcher import ALLOW, IGNORED_ZONE, Hit, Matcher, Term
@@ -346,8 +346,7 @@ class Screener:
             for m in sorted(flagged, key=lambda m: -m.severity):
                 if m.category not in categories:
                     categories.append(m.category)
-        # positional, in field order: keywords cost a third of the construction
-        return Decision(
+        return new_decision(
             content,  # prompt
             verdict,
             severity,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from itertools import product
 
@@ -74,6 +74,57 @@ class ExtractedPrompt:
             if start <= pos < end:
                 return region
         return Region.SKIP
+
+
+# Frozen dataclasses set each field through `object.__setattr__`, looked up anew per field,
+# which was most of an ExtractedPrompt's cost per message; the slots' own setters, bound
+# once, do the same.
+_NEW = object.__new__
+(
+    _CONTENT,
+    _TEXT,
+    _OFFSET,
+    _KIND,
+    _REQUESTER,
+    _STATUS_,
+    _PARAMETERS,
+    _NEGATIVE,
+    _URLS,
+    _REGIONS,
+    _PERMUTATIONS,
+    _STARTS,
+) = (getattr(ExtractedPrompt, f.name).__set__ for f in fields(ExtractedPrompt))
+# a field added to ExtractedPrompt fails the line above, at import, until `_prompt` sets it
+
+
+def _prompt(
+    content: str,
+    text: str,
+    offset: int,
+    kind: JobKind,
+    requester_id: int | None,
+    status: str | None,
+    parameters: dict[str, str],
+    negative: str,
+    urls: tuple[str, ...],
+    regions: tuple[tuple[int, int, Region], ...],
+    permutations: tuple[tuple[tuple[int, int], ...], ...],
+) -> ExtractedPrompt:
+    """`ExtractedPrompt(...)` with every field given, for the per-message path."""
+    prompt: ExtractedPrompt = _NEW(ExtractedPrompt)
+    _CONTENT(prompt, content)
+    _TEXT(prompt, text)
+    _OFFSET(prompt, offset)
+    _KIND(prompt, kind)
+    _REQUESTER(prompt, requester_id)
+    _STATUS_(prompt, status)
+    _PARAMETERS(prompt, parameters)
+    _NEGATIVE(prompt, negative)
+    _URLS(prompt, urls)
+    _REGIONS(prompt, regions)
+    _PERMUTATIONS(prompt, permutations)
+    _STARTS(prompt, None)
+    return prompt
 
 
 _MENTION = re.compile(r"<@!?(\d{15,21})>")
@@ -168,7 +219,7 @@ def _split_prompt(
     ):
         # most messages: no parameter, link, weight or expansion, so one prompt region
         regions_ = ((start, end, Region.PROMPT),) if end > start else ()
-        return ExtractedPrompt(content, text, start, kind, requester, status, {}, "", (), regions_)
+        return _prompt(content, text, start, kind, requester, status, {}, "", (), regions_, ())
     regions: list[tuple[int, int, Region]] = []
     urls: list[str] = []
     params: dict[str, str] = {}
@@ -213,8 +264,7 @@ def _split_prompt(
         regions.append((pos, body_end, Region.PROMPT))
     regions = _weights(content, regions)
     regions.sort()
-    # positional, in field order: keywords cost a third of the construction
-    return ExtractedPrompt(
+    return _prompt(
         content,
         text,
         start,  # offset

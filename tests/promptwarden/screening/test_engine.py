@@ -459,3 +459,12 @@ def test_new_kinds_leave_look_alikes_alone(screener: Screener, prompt: str) -> N
     d = screener.screen(prompt)
     assert d.verdict in (Verdict.ALLOW, Verdict.REVIEW), d.to_dict()
     assert all(m.severity <= Severity.LOW for m in d.matches if m.source != "model")
+
+
+def test_the_fast_decision_constructor_makes_a_decision() -> None:
+    from promptwarden.screening.decision import Decision, Severity, Verdict, new_decision
+
+    args = ("a cat", Verdict.REVIEW, Severity.MEDIUM, ("model",), (), 0.75, {"job": "imagine"})
+    made = new_decision(*args)
+    assert made == Decision(*args)
+    assert made.to_dict() == Decision(*args).to_dict()

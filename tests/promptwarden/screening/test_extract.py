@@ -128,3 +128,27 @@ def test_permutations_expand_each_option() -> None:
         "a blue car in rain",
         "a blue car in snow",
     ]
+
+
+def test_the_fast_constructor_makes_the_dataclass_it_stands_for() -> None:
+    from promptwarden.screening.extract import ExtractedPrompt, _prompt
+
+    for message in ["a cat", "**a {red, blue} cat --no dog** - <@1052345678901234567> (fast)"]:
+        made = extract(message)
+        args = (
+            made.content,
+            made.text,
+            made.offset,
+            made.kind,
+            made.requester_id,
+            made.status,
+            made.parameters,
+            made.negative,
+            made.urls,
+            made.regions,
+            made.permutations,
+        )
+        assert _prompt(*args) == ExtractedPrompt(*args) == made
+        assert _prompt(*args).region_at(made.offset) is ExtractedPrompt(*args).region_at(
+            made.offset
+        )
