@@ -122,6 +122,7 @@ def find_pii(text: str) -> list[PiiHit]:
         has_digit
         # a digit before a capital first: most prompts with numbers ("--ar 16:9") stop
         # here, before 27 substring checks
+        and not ascii_text.islower()  # no capital letter, no street name: most prompts
         and _ADDRESS_HINT.search(text) is not None
         and any(street in text for street in _STREETS)
     )
