@@ -23,7 +23,7 @@ from .guidelines import CATEGORIES, CLOTHING, CONTEXT, PERSON, Guidelines, defau
 from .matcher import ALLOW, IGNORED_ZONE, Hit, Matcher, Term
 from .model import may_blank, model_blanks, parameters_start
 from .normalize import Normalized, normalize
-from .pii import find_pii
+from .pii import PiiHit, find_pii
 from .rules import CUSTOM, GuildRules
 from .tokens import plain_words, word_spans
 
@@ -75,7 +75,8 @@ _ACTION_VERDICT = {
     "remind": Verdict.REMIND,
     "allow": Verdict.ALLOW,
 }
-_REVIEW_RANK = Verdict.REVIEW.rank
+# the verdicts the learned tier may still raise to a review, as a set: `rank` is a search
+_BELOW_REVIEW = frozenset(v for v in Verdict if v.rank < Verdict.REVIEW.rank)
 _DIGIT = re.compile(r"[0-9]")
 # "12 year old", "12yo", "12-year-old": ages under 18 are minor terms. Every gap is bounded
 # (at most 3 spaces, one hyphen): two adjacent unbounded `\s*` backtrack quadratically over
@@ -321,8 +322,11 @@ class Screener:
         if prompt.content != content:
             raise ValueError("extracted prompt belongs to another message")
         norm = normalize(content)
-        found = self._read_hits(prompt, norm, self._hits(prompt, norm))
-        found += self._pii(prompt)
+        hits = self._hits(prompt, norm)
+        found = self._read_hits(prompt, norm, hits) if hits else []  # most prompts: none
+        pii = find_pii(content)
+        if pii:
+            found += self._pii(prompt, pii)
         matches = self._apply_rules(content, found) if found else []
         verdict = Verdict.ALLOW  # most prompts: nothing found, nothing to rank
         flagged: list[Match] = []
@@ -333,7 +337,7 @@ class Screener:
         if prompt.kind not in (JobKind.MESSAGE, JobKind.UNKNOWN):
             extra = {"job": prompt.kind.value, "requester_id": prompt.requester_id}
         score: float | None = None
-        if self.model is not None and verdict.rank < _REVIEW_RANK:
+        if self.model is not None and verdict in _BELOW_REVIEW:
             score, model_matches = self._learned(prompt, norm)
             if model_matches:
                 verdict = Verdict.REVIEW
@@ -364,6 +368,8 @@ class Screener:
     def _hits(self, prompt: ExtractedPrompt, norm: Normalized) -> list[Hit]:
         zones = _zones(prompt)
         hits = self._find(norm, norm.project(zones))
+        if not prompt.permutations:
+            return hits  # most prompts: no `{a, b}` expansion
         windows = expansion_windows(prompt, self._longest + 1)
         if windows is None:
             return hits
@@ -472,9 +478,9 @@ class Screener:
                 ]
         return out
 
-    def _pii(self, prompt: ExtractedPrompt) -> list[_Found]:
+    def _pii(self, prompt: ExtractedPrompt, pii: list[PiiHit]) -> list[_Found]:
         out = []
-        for p in find_pii(prompt.content):
+        for p in pii:
             if prompt.region_at(p.start) is not Region.SKIP:
                 out.append(
                     _Found("personal_info", p.kind, p.start, p.end, f"pii:{p.kind}", p.severity)

@@ -199,7 +199,7 @@ def extract(content: str, *, author_is_bot: bool = False) -> ExtractedPrompt:
         requester = None
         status = None
         start, end = 0, len(content)
-        m = None if author_is_bot else _IMAGINE.match(content)
+        m = None if author_is_bot or "/" not in content else _IMAGINE.match(content)
         if m:
             start = m.end()
     return _split_prompt(content, start, end, kind, requester, status)
