@@ -30,7 +30,9 @@ _NO_SEPARATORS = str.maketrans("", "", " .-")
 # and digits, which `split` cuts.
 _WORD_CHARS = b"abcdefghijklmnopqrstuvwxyz0123456789"
 _CLASSES = bytes(ord("a") if c in _WORD_CHARS else ord(" ") for c in range(256))
-_SPLIT_SHAPE = re.compile(rb" a {1,3}a {1,3}a ")
+# (" {1,3}" written " " and " {0,2}": the literal prefix " a " is then a single-character
+# word, which the regex engine finds in C, where " a" stopped at every word)
+_SPLIT_SHAPE = re.compile(rb" a  {0,2}a {1,3}a ")
 _TO_SPACE = bytes(c if c in _WORD_CHARS else ord(" ") for c in range(256))
 _TO_SPACE_BUT_APOSTROPHE = bytes(c if c in _WORD_CHARS + b"'" else ord(" ") for c in range(256))
 # A word `_unleet` changes has a letter right before its first digit (led by the digit, so
