@@ -320,6 +320,10 @@ _TWO_ONES = re.compile(r"1[a-z0-9@$!+|]*1")
 # skips in C to the few digits and symbols of a prompt instead of trying every letter.
 _LEET_HINT = re.compile(r"[4@31!05$7+89|](?:(?<=[a-z][4@31!05$7+89|])|[a-z])")
 _NON_LEET = bytes(c for c in range(128) if chr(c) not in "4@31!05$7+89|")
+# The digits and symbols the leet and fragment hints start from: most prompts without a
+# digit hold none, and one C-level pass over the text then stands for both regexes.
+_NON_SYMBOL = bytes(c for c in range(128) if chr(c) not in "0123456789@$!*#%+|")
+_NON_FRAGMENT_SYMBOL = bytes(c for c in range(128) if chr(c) not in "0123456789@$!*#%")
 # Three or more single characters separated by spaces, dots, dashes...: "n a k e d", "s.e.x".
 _SPLIT_RUN = re.compile(
     r"(?<![a-z0-9@$])(?:[a-z0-9@$!][ .\-,/\\:+·•]{1,3}){2,}[a-z0-9@$!](?![a-z0-9@$])"
@@ -360,7 +364,11 @@ def _may_triple(norm: str) -> bool:
         return False
     x = int.from_bytes(raw, "little")
     y = x ^ (x >> 8)
-    return b"\x00" in (y | (y >> 8)).to_bytes(n, "little")[: n - 2]
+    pairs = (y | (y >> 8)).to_bytes(n, "little")
+    # The last two bytes hold the last byte of the text, which is not NUL (normalized
+    # text never holds one), so they are never zero and need no slicing off: an int
+    # membership test is a memchr, ten times quicker than slicing and a bytes search.
+    return 0 in pairs if raw[-1] else 0 in pairs[: n - 2]
 
 
 _BRACE_RUN = re.compile(r"[{}]+")
@@ -453,7 +461,8 @@ def candidates(norm: str, ignored_from: int | None = None) -> Iterator[Candidate
     `ignored_from` is where the text's ignored tail starts (Midjourney parameters such as
     `--ar 16:9`): a hit starting there counts for nothing, so fragment runs are not read there.
     """
-    has_leet = bool(norm.encode("ascii", "ignore").translate(None, _NON_LEET))
+    symbols = norm.encode("ascii", "ignore").translate(None, _NON_SYMBOL)
+    has_leet = bool(symbols) and bool(symbols.translate(None, _NON_LEET))
     if has_leet and _LEET_HINT.search(norm):
         # The whole text decoded in C; `_LeetCheck` then keeps only hits over a decoded
         # word that has a letter, as a per-word regex callback costs 1 ms on hostile text.
@@ -495,7 +504,7 @@ def candidates(norm: str, ignored_from: int | None = None) -> Iterator[Candidate
         for batch_ in (runs, decoded_runs):
             if (cand := batch_.candidate(substring=True)) is not None:
                 yield cand
-    if _FRAGMENT_HINT.search(norm):
+    if symbols and symbols.translate(None, _NON_FRAGMENT_SYMBOL) and _FRAGMENT_HINT.search(norm):
         yield from _fragments(norm, len(norm) if ignored_from is None else ignored_from)
     if "<" in norm or "[" in norm:
         noise = _without_noise(norm)

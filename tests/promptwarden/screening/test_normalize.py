@@ -123,6 +123,8 @@ def test_triple_prefilter_never_hides_a_tripled_letter() -> None:
         if N._TRIPLE.search(text) is not None:
             assert N._may_triple(text), text
     assert not N._may_triple("a portrait of a woman, oil painting, 8k")
+    # a NUL at the end: the bytes past the text read as zeros, and must not count
+    assert not N._may_triple("ab\x00\x00") and N._may_triple("a\x00\x00\x00")
 
 
 def test_ascii_folds_as_the_character_table_does() -> None:
