@@ -12,7 +12,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from itertools import product
+from itertools import islice, product
 
 MIDJOURNEY_BOT_ID = 936929561302675456
 NIJI_BOT_ID = 1022952195194359889
@@ -154,6 +154,28 @@ _IMAGINE = re.compile(r"^\s*/imagine\s+(?:prompt\s*:\s*)?", re.I)
 # `--ar`, or a phone's em dash, after a space, a comma or nothing. The dash comes first in
 # the pattern so the regex engine skips ahead to dashes instead of trying every position.
 _PARAM = re.compile(r"(?:--(?<![^\s,]--)|[\u2014\u2013](?<![^\s,][\u2014\u2013]))(?=[A-Za-z])")
+# `_PARAM`'s alternatives apart: led by "--", the regex engine skips ahead to it in C, where
+# the alternation was tried at every position of the prompt.
+_PARAM_HYPHENS = re.compile(r"--(?<![^\s,]--)(?=[A-Za-z])")
+_PARAM_DASH = re.compile(r"[\u2014\u2013](?<![^\s,][\u2014\u2013])(?=[A-Za-z])")
+
+
+def _parameter_marks(text: str, limit: int) -> list[re.Match[str]]:
+    """The first `limit` matches of `_PARAM.finditer(text)`, from its alternatives searched
+    one by one: their matches never overlap (a dash is neither hyphen of a "--"), so
+    together, in order, they are `_PARAM`'s."""
+    marks = list(islice(_PARAM_HYPHENS.finditer(text), limit)) if "--" in text else []
+    if "\u2014" in text or "\u2013" in text:
+        marks += islice(_PARAM_DASH.finditer(text), limit)
+        marks.sort(key=_start)
+        del marks[limit:]
+    return marks
+
+
+def _start(m: re.Match[str]) -> int:
+    return m.start()
+
+
 _URL = re.compile(r"<?https?://[^\s>]+>?")
 _WEIGHT = re.compile(r"::\s*(-?\d*\.?\d+)?")
 _BRACES = re.compile(r"\{([^{}]*)\}")
@@ -225,12 +247,14 @@ def _split_prompt(
     params: dict[str, str] = {}
     negative = ""
     # parameters: everything from the first --flag on
-    pm = _PARAM.search(text) if ("--" in text or "\u2014" in text or "\u2013" in text) else None
+    dashed = "--" in text or "\u2014" in text or "\u2013" in text
+    marks = _parameter_marks(text, 1) if dashed else []
+    pm = marks[0] if marks else None
     body_end = start + (pm.start() if pm else len(text))
     if pm:
         ptext = text[pm.start() :]
         pieces: list[re.Match[str]] = []
-        for piece in _PARAM.finditer(ptext):
+        for piece in _parameter_marks(ptext, MAX_PARAMETERS + 1):
             if len(pieces) == MAX_PARAMETERS:
                 # no real prompt has this many: the rest is read as prompt, hiding nothing
                 rest = body_end + piece.start()

@@ -60,13 +60,28 @@ DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "model.json"
 # teach the model that Midjourney syntax means "benign", since no I2P prompt carries any.
 _PARAMETERS = re.compile(r"(?:^|\s)(?:--|\u2014)[a-z]", re.IGNORECASE)
 # The same, led by the dash so the regex engine skips ahead in C; `_first_parameter` checks
-# the whitespace (or the start) before it.
-_PARAMETER_DASH = re.compile(r"(?:--|\u2014)[a-z]", re.IGNORECASE)
+# the whitespace (or the start) before it. One pattern per dash: an alternation leads with
+# no literal, and the engine tries it at every position.
+_PARAMETER_HYPHENS = re.compile(r"--[a-z]", re.IGNORECASE)
+_PARAMETER_DASH = re.compile(r"\u2014[a-z]", re.IGNORECASE)
 
 
 def _first_parameter(text: str) -> int | None:
-    """`_PARAMETERS.search(text).start()`, or None where it finds nothing."""
-    for m in _PARAMETER_DASH.finditer(text):
+    """`_PARAMETERS.search(text).start()`, or None where it finds nothing.
+
+    The two dashes' matches never overlap, so the first place either finds is the first
+    place the pattern of both finds.
+    """
+    found = _first_after_space(_PARAMETER_HYPHENS, text) if "--" in text else None
+    if "\u2014" in text:
+        dash = _first_after_space(_PARAMETER_DASH, text)
+        if dash is not None and (found is None or dash < found):
+            found = dash
+    return found
+
+
+def _first_after_space(pattern: re.Pattern[str], text: str) -> int | None:
+    for m in pattern.finditer(text):
         at = m.start()
         if at == 0:
             return 0

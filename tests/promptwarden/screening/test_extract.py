@@ -152,3 +152,18 @@ def test_the_fast_constructor_makes_the_dataclass_it_stands_for() -> None:
         assert _prompt(*args).region_at(made.offset) is ExtractedPrompt(*args).region_at(
             made.offset
         )
+
+
+def test_parameter_marks_are_the_parameter_pattern_s_matches() -> None:
+    import random
+
+    from promptwarden.screening.extract import _PARAM, _parameter_marks
+
+    rng = random.Random(3)
+    texts = ["a --ar 3:2", "---ar", "a,--no x", "x\u2014no y \u2013v 5", "—a", "a—b", "--a--b --c"]
+    for _ in range(5000):
+        texts.append("".join(rng.choice("ab -\u2014\u2013\t,A") for _ in range(rng.randrange(14))))
+    for text in texts:
+        every = [m.span() for m in _PARAM.finditer(text)]
+        assert [m.span() for m in _parameter_marks(text, 10**6)] == every, repr(text)
+        assert [m.span() for m in _parameter_marks(text, 2)] == every[:2], repr(text)
