@@ -339,7 +339,7 @@ _RUN_CLASSES = bytes(
     else ord(" ")
     for c in range(256)
 )  # fmt: skip
-_RUN_SHAPE = re.compile(rb" a  {0,2}a {1,3}a ")  # " a " + " {0,2}": a longer literal prefix
+_RUN_SHAPE = re.compile(rb" a {1,3}a {1,3}a ")
 _RUN_SHAPE_BANG = re.compile(rb"[ !][a!] {1,3}[a!] {1,3}[a!][ !]")
 
 
@@ -538,8 +538,13 @@ def _fragments(norm: str, ignored_from: int) -> Iterator[Candidate]:
     then read whole, and for longer keys also inside ("a pu $$ ssy" still reads "pussy").
     Joining and decoding happen in C; only a run with a tripled letter takes a Python pass.
     """
+    begin = _first_run_start(norm)
+    if begin >= ignored_from:
+        return  # every run it keeps lies in the ignored tail ("a cat --ar 16:9")
     batch = _Batch()
-    for m in _fragment_runs(norm, ignored_from):
+    for m in _FRAGMENT_RUN.finditer(norm, begin):
+        if m.start() >= ignored_from:
+            break  # the rest lies in the ignored tail, and is not even searched
         run = m.group()
         joined = run.translate(_FRAG_DROP)  # most runs ("8 k", "16:9") end here
         if len(joined) < 3 or joined.isdigit() or not _LETTER_AND_SYMBOL.search(joined):
@@ -585,67 +590,23 @@ def _first_run_start(norm: str) -> int:
     one. Runs are made of fragment characters and separators with fragments of at most three,
     so none spans a character of neither kind or a word of four letters: searching from the
     last such place before the first digit finds every run that can be kept, and the prompt
-    before "8k" or "--ar 16:9" is not searched. ASCII text only (two separators are not).
+    before "8k" or "--ar 16:9" is not searched. A run starts with a fragment character, so
+    the separators after that place are skipped too: the " --" of "a cat --ar 16:9" leaves
+    the start in the parameters. ASCII text only (two separators are not).
     """
     if not norm.isascii():
         return 0
     shape = norm.encode("ascii").translate(_FRAG_CLASSES)
     first = shape.find(b"y")
-    return len(norm) if first < 0 else _stretch_start(shape, 0, first)
-
-
-def _stretch_start(shape: bytes, pos: int, symbol: int) -> int:
-    """Where a run holding the digit or symbol at `symbol` may start, at `pos` or later, in
-    `_FRAG_CLASSES` text: after the last character of neither kind or word of four letters
-    before it (no run spans one), and then at a fragment character (every run starts with
-    one), so the " --" of "a cat --ar 16:9" leaves the start in the parameters."""
-    word = shape.rfind(b"ffff", pos, symbol)
-    start = max(pos, shape.rfind(b"o", pos, symbol) + 1, word + 4 if word >= 0 else 0)
+    if first < 0:
+        return len(norm)  # no digit or symbol: no run is kept
+    word = shape.rfind(b"ffff", 0, first)
+    start = max(shape.rfind(b"o", 0, first) + 1, word + 4 if word >= 0 else 0)
     fragment = _FRAGMENT_CHAR.search(shape, start)
-    return symbol if fragment is None else fragment.start()  # none: `symbol` is one
+    return first if fragment is None else fragment.start()  # none: `first` is one
 
 
 _FRAGMENT_CHAR = re.compile(rb"[fy]")  # a fragment character in `_FRAG_CLASSES` text
-_STRETCHES = 8  # then the rest is searched in one pass: hostile text may hold thousands
-
-
-def _stretch_end(shape: bytes, symbol: int) -> int:
-    """Where a run holding the digit or symbol at `symbol` ends at the latest: at the next
-    character of neither kind, or after the next word of four letters (searching up to
-    there, the word is whole, so no run is cut short of where the whole text ends it)."""
-    other = shape.find(b"o", symbol)
-    word = shape.find(b"ffff", symbol)
-    return min(len(shape) if other < 0 else other, len(shape) if word < 0 else word + 4)
-
-
-def _fragment_runs(norm: str, ignored_from: int) -> Iterator[re.Match[str]]:
-    """The runs of `_FRAGMENT_RUN.finditer(norm)` starting before `ignored_from`, but for
-    runs without a digit or symbol, which `_fragments` never keeps.
-
-    In ASCII text only the stretches around digits and symbols are searched, each bounded
-    by places no run crosses (`_stretch_start`, `_stretch_end`), so the regex is not tried
-    at every word between "8k" and "--ar 16:9", nor after the last of them.
-    """
-    if not norm.isascii():
-        for m in _FRAGMENT_RUN.finditer(norm):
-            if m.start() >= ignored_from:
-                return
-            yield m
-        return
-    shape = norm.encode("ascii").translate(_FRAG_CLASSES)
-    pos = 0
-    for stretch in range(_STRETCHES + 1):
-        if (symbol := shape.find(b"y", pos)) < 0:
-            return
-        start = _stretch_start(shape, pos, symbol)
-        if start >= ignored_from:
-            return  # every run left lies in the ignored tail
-        # a stretch ends where no run crosses, so one search from there finds the rest
-        pos = _stretch_end(shape, symbol) if stretch < _STRETCHES else len(norm)
-        for m in _FRAGMENT_RUN.finditer(norm, start, pos):
-            if m.start() >= ignored_from:
-                return
-            yield m
 
 
 _FRAG_DROP_CHARS = frozenset(" .-,/\\:+·•_~*#%")  # separators, and symbols read as nothing

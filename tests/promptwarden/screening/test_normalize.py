@@ -130,28 +130,3 @@ def test_triple_prefilter_never_hides_a_tripled_letter() -> None:
 def test_ascii_folds_as_the_character_table_does() -> None:
     every = "".join(map(chr, range(128)))
     assert N._fold(every) == every.translate(N._BMP)
-
-
-def test_fragment_runs_are_the_plain_search_s_runs_that_can_be_kept() -> None:
-    """Searching only around digits and symbols finds every run the plain search finds that
-    holds one, and no other, up to the ignored tail."""
-    rng = random.Random(11)
-    words = ["a", "ab", "abc", "abcd", "naked", "8", "8k", "p0", "$$", "16:9", "--ar", "(", "é"]
-    seps = [" ", "  ", ", ", " - ", ".", "    ", "", "o"]
-    texts = [*_random_texts(6, 3000), "a cat --ar 16:9", "8k, octane render --ar 16:9"]
-    for _ in range(3000):  # prompt-like: words and separators, with many stretches
-        texts.append(
-            "".join(rng.choice(words) + rng.choice(seps) for _ in range(rng.randrange(30)))
-        )
-    for text in texts:
-        for ignored in {len(text), len(text) // 2, text.find("--") % (len(text) + 1)}:
-            plain = []
-            for m in N._FRAGMENT_RUN.finditer(text):
-                if m.start() >= ignored:
-                    break
-                if any(ch in "@$!0123456789" for ch in m.group()):
-                    plain.append(m.span())
-            found = [m.span() for m in N._fragment_runs(text, ignored)]
-            assert [s for s in found if any(ch in "@$!0123456789" for ch in text[s[0] : s[1]])] == (
-                plain
-            ), (text, ignored)
