@@ -339,7 +339,7 @@ _RUN_CLASSES = bytes(
     else ord(" ")
     for c in range(256)
 )  # fmt: skip
-_RUN_SHAPE = re.compile(rb" a {1,3}a {1,3}a ")
+_RUN_SHAPE = re.compile(rb" a  {0,2}a {1,3}a ")  # " a " + " {0,2}": a longer literal prefix
 _RUN_SHAPE_BANG = re.compile(rb"[ !][a!] {1,3}[a!] {1,3}[a!][ !]")
 
 
