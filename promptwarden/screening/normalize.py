@@ -522,8 +522,11 @@ def candidates(norm: str, ignored_from: int | None = None) -> Iterator[Candidate
 # "p0 rn", "s3 x". Fragment and separator characters are disjoint, so matching is linear.
 _FRAG = "a-z0-9@$!*#%"
 _FRAG_SEP = r" .\-,/\\:+·•_~"
+# The inner repeats are possessive: a shorter fragment or separator is followed by another
+# of its kind, never the other, so giving characters back never matched; it only cost
+# steps at every word the search passes.
 _FRAGMENT_RUN = re.compile(
-    rf"(?<![{_FRAG}])(?:[{_FRAG}]{{1,3}}[{_FRAG_SEP}]{{1,3}})+[{_FRAG}]{{1,3}}(?![{_FRAG}])"
+    rf"(?<![{_FRAG}])(?:[{_FRAG}]{{1,3}}+[{_FRAG_SEP}]{{1,3}}+)+[{_FRAG}]{{1,3}}+(?![{_FRAG}])"
 )
 # A separator beside a digit or symbol, led by the digit or symbol (see _LEET_HINT).
 _FRAGMENT_HINT = re.compile(rf"[@$!*#%0-9](?:(?<=[{_FRAG_SEP}][@$!*#%0-9])|[{_FRAG_SEP}])")

@@ -130,3 +130,14 @@ def test_triple_prefilter_never_hides_a_tripled_letter() -> None:
 def test_ascii_folds_as_the_character_table_does() -> None:
     every = "".join(map(chr, range(128)))
     assert N._fold(every) == every.translate(N._BMP)
+
+
+def test_possessive_fragment_runs_match_as_the_backtracking_pattern() -> None:
+    frag, sep = N._FRAG, N._FRAG_SEP
+    plain = re.compile(
+        rf"(?<![{frag}])(?:[{frag}]{{1,3}}[{sep}]{{1,3}})+[{frag}]{{1,3}}(?![{frag}])"
+    )
+    for text in [*_random_texts(8), "ab cd efgh", "a  b    c", "pu $$ ssy", "8k, hdr --ar 16:9"]:
+        assert [m.span() for m in N._FRAGMENT_RUN.finditer(text)] == [
+            m.span() for m in plain.finditer(text)
+        ], text
