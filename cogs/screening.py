@@ -39,7 +39,7 @@ from promptwarden.enforcement import (
     should_screen,
 )
 from promptwarden.guild_states import GuildState
-from promptwarden.intake import ChannelUnreadable, Intake, Key
+from promptwarden.intake import HANDLED, ChannelUnreadable, Intake, Key, Read
 from promptwarden.policy import ActionPlan, plan_actions
 from promptwarden.screening.decision import Decision
 from promptwarden.screening.engine import Screener, ScreenerCache
@@ -678,25 +678,43 @@ class Screening(commands.Cog):
 
     async def _history_page(
         self, guild_id: int, channel_id: int, after: int, limit: int
-    ) -> list[tuple[int, Work | None]]:
+    ) -> list[tuple[int, Work | Read | None]]:
         """A page of the channel's history after `after`, oldest first, with the messages
-        out of scope as None (intake's reader)."""
+        out of scope as None (intake's reader). With the guild's screener compiled, each
+        message is screened here, as a live one is: an allowed prompt is HANDLED at once
+        and only what needs an incident is held, so a backlog read back costs no more
+        memory or work than one that fitted."""
         guild = self.bot.get_guild(guild_id)
         channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
         if guild is None or not isinstance(channel, discord.TextChannel | discord.Thread):
             raise ChannelUnreadable("the channel is gone")
-        page: list[tuple[int, Work | None]] = []
+        page: list[tuple[int, Work | Read | None]] = []
         try:
             # Payloads, newest first as Discord answers: a discord.Message is built only
             # for what goes on (as for the gateway's messages), not for each allowed prompt.
             data = await self.bot.http.logs_from(channel.id, min(limit, 100), after=after)
         except (discord.NotFound, discord.Forbidden) as error:
             raise ChannelUnreadable(str(error)) from error
-        state = self.bot._connection
+        connection = self.bot._connection
+        state = await self.states.get(guild_id)
+        screener = self.screeners.cached(guild_id, state.rules)
+        me = self.bot.user
         for raw in reversed(data):
-            arrival = Arrival.from_payload(state, cast("dict[str, Any]", raw), channel, guild)
-            in_scope = await self._in_scope(arrival.facts)
-            page.append((int(raw["id"]), Work(arrival) if in_scope else None))
+            arrival = Arrival.from_payload(connection, cast("dict[str, Any]", raw), channel, guild)
+            facts = arrival.facts
+            if facts is None or me is None or not should_screen(facts, state, me.id):
+                page.append((int(raw["id"]), None))
+                continue
+            work = Work(arrival)
+            if screener is not None:
+                work.screened = self.screen(arrival, facts, state, screener)
+                if work.screened is None:
+                    page.append((facts.message_id, HANDLED))
+                    continue
+                # Held behind the channel's earlier messages: seen once handled (`handle`).
+                self.handled.forget(work.screened.seen)
+                arrival.hold()
+            page.append((facts.message_id, work))
         return page
 
     async def resume_unsettled(self, guild: discord.Guild) -> int:

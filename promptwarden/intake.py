@@ -25,6 +25,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Generic, TypeVar
 
 from promptwarden.cursors import CursorTracker
@@ -32,9 +33,18 @@ from promptwarden.workqueue import FairQueue
 
 M = TypeVar("M")
 Key = tuple[int, int]  # (guild id, channel id)
-# (guild, channel, read after this id, at most this many) -> (id, item or None when out of
-# scope) oldest first; fewer than asked means the newest message was reached.
-Fetch = Callable[[int, int, int, int], Awaitable[list[tuple[int, M | None]]]]
+
+
+class Read(Enum):
+    """A history message the reader dealt with itself (screened, nothing to do)."""
+
+    HANDLED = "handled"
+
+
+HANDLED = Read.HANDLED
+# (guild, channel, read after this id, at most this many) -> (id, item to hold, or None when
+# out of scope, or HANDLED) oldest first; fewer than asked means the newest was reached.
+Fetch = Callable[[int, int, int, int], Awaitable[list[tuple[int, M | Read | None]]]]
 
 log = logging.getLogger(__name__)
 
@@ -326,10 +336,16 @@ class Intake(Generic[M]):
             if behind.pin is not None and message_id > behind.pin:
                 tracker.finish(key, behind.pin, handled=False)  # gone meanwhile
                 behind.pin = None
-            if message is None:
+            if message is None or message is HANDLED:
+                # Nothing to hold: out of scope, or handled by the reader (an allowed
+                # prompt, which the cursor may then cover).
+                handled = message is HANDLED
                 if behind.pin == message_id:
-                    tracker.finish(key, message_id, handled=False)
+                    tracker.finish(key, message_id, handled=handled)
                     behind.pin = None
+                elif handled:
+                    tracker.begin(key, message_id)
+                    tracker.finish(key, message_id, handled=True)
                 behind.after = message_id
                 continue
             begun = behind.pin == message_id

@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 
 from promptwarden.cursors import CursorTracker
-from promptwarden.intake import Intake, Key
+from promptwarden.intake import HANDLED, Fetch, Intake, Key, Read
 from promptwarden.workqueue import FairQueue
 
 GUILD_A, GUILD_B = 1, 2
@@ -65,10 +65,13 @@ class History:
 
     async def fetch(
         self, guild: int, channel: int, after: int, limit: int
-    ) -> list[tuple[int, int | None]]:
+    ) -> list[tuple[int, int | Read | None]]:
         self.reads += 1
         await asyncio.sleep(0)
-        return [(i, i) for i in self.channels[(guild, channel)] if i > after][:limit]
+        page: list[tuple[int, int | Read | None]] = [
+            (i, i) for i in self.channels[(guild, channel)] if i > after
+        ]
+        return page[:limit]
 
 
 def make_intake(
@@ -80,6 +83,7 @@ def make_intake(
     max_messages: int = 10,
     per_channel: int = 4,
     batch: int = 1,
+    fetch: Fetch[int] | None = None,
 ) -> tuple[Intake[int], list[int]]:
     peak: list[int] = [0]
     fails = dict(fail or {})
@@ -98,7 +102,7 @@ def make_intake(
 
     intake: Intake[int] = Intake(
         handle,
-        history.fetch,
+        fetch or history.fetch,
         lambda guild: tracker,
         max_messages=max_messages,
         per_channel=per_channel,
@@ -206,6 +210,32 @@ async def test_a_failure_inside_a_batch_keeps_the_ones_before_and_reads_the_rest
     assert handled == ids  # each exactly once, in order: the failed one and its followers again
     assert intake.retries == 1
     assert tracker.take_advanced() == {key: ids[-1]}
+    await intake.close()
+
+
+async def test_messages_the_reader_handles_are_never_held_and_the_cursor_covers_them() -> None:
+    history = History()
+    handled: list[int] = []
+    tracker: CursorTracker[Key] = CursorTracker()
+    tracker.catch_up_done(tracker.epoch)
+    key = (GUILD_A, 1)
+    ids = [history.post(key) for _ in range(250)]
+    violating = set(ids[::50])
+
+    async def fetch(
+        guild: int, channel: int, after: int, limit: int
+    ) -> list[tuple[int, int | Read | None]]:
+        page = await history.fetch(guild, channel, after, limit)
+        # As the watcher's reader does: allowed prompts are screened and done in the read.
+        return [(i, i if i in violating else HANDLED) for i, _ in page]
+
+    intake, peak = make_intake(
+        history, handled, tracker, max_messages=3, per_channel=3, fetch=fetch
+    )
+    intake.read(key, 0)
+    await intake.join()
+    assert handled == sorted(violating) and peak[0] <= 3
+    assert tracker.take_advanced() == {key: ids[-1]}  # the allowed tail is covered too
     await intake.close()
 
 
