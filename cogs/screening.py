@@ -28,6 +28,7 @@ from cogs._facts import Arrival, channel_chain
 from cogs._incident_ui import IncidentButton
 from discordbot import PromptWardenBot
 from promptwarden.actions import Acting
+from promptwarden.config import DEFAULT_INTAKE_CHANNEL_MESSAGES, DEFAULT_INTAKE_MAX_MESSAGES
 from promptwarden.cursors import CursorTracker
 from promptwarden.dedupe import SeenCache
 from promptwarden.enforcement import (
@@ -94,8 +95,10 @@ class Screening(commands.Cog):
             self.handle,
             self._history_page,
             self.tracker,
-            max_messages=getattr(settings, "intake_max_messages", 10_000),
-            per_channel=getattr(settings, "intake_channel_messages", 2500),
+            max_messages=getattr(settings, "intake_max_messages", DEFAULT_INTAKE_MAX_MESSAGES),
+            per_channel=getattr(
+                settings, "intake_channel_messages", DEFAULT_INTAKE_CHANNEL_MESSAGES
+            ),
             workers=4,
             batch=BATCH,
             after_items=self._after_items,

@@ -39,8 +39,10 @@ class ConfigError(Exception):
     """A setting is missing or invalid; the message is one line meant for the admin."""
 
 
-DEFAULT_INTAKE_MAX_MESSAGES = 10_000
-DEFAULT_INTAKE_CHANNEL_MESSAGES = 2500
+# Held messages are incidents waiting to be recorded, about 10 KB each with their Message:
+# 5,000 keeps a backlog of any size near 50 MB of them (the rest is read back later).
+DEFAULT_INTAKE_MAX_MESSAGES = 5000
+DEFAULT_INTAKE_CHANNEL_MESSAGES = 1250
 MAX_INTAKE_MESSAGES = 1_000_000
 
 
