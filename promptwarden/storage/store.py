@@ -943,6 +943,8 @@ class Storage:
         rows = [_incident_row(**request.fields) for request in requests]
         now = now or _now()
 
+        outcome_rows: list[dict[str, Any]] = []  # of the whole batch: one statement
+
         async def record(
             conn: Any, row: dict[str, Any], request: m.IncidentRequest
         ) -> m.RecordedIncident:
@@ -975,14 +977,27 @@ class Storage:
                 dm_allowed = dm_limit > 0 and (await conn.execute(upsert)).rowcount > 0
                 # Kept with the incident: a resume after a stop honours it (no second slot).
                 outcomes.append((m.DM_SLOT, "done" if dm_allowed else "skipped", "DM budget"))
-            if outcomes:
-                at = _now()
-                rows = [_outcome(m.OutcomeRow(guild_id, incident.id, *o, at)) for o in outcomes]
-                await conn.execute(_INSERT_OUTCOME, rows)
+            at = _now()
+            outcome_rows.extend(
+                _outcome(m.OutcomeRow(guild_id, incident.id, *o, at)) for o in outcomes
+            )
             return m.RecordedIncident(incident, True, strike, points, dm_allowed)
 
         async def record_all(conn: Any) -> list[m.RecordedIncident]:
-            return [await record(conn, row, r) for row, r in zip(rows, requests, strict=True)]
+            outcome_rows.clear()  # a transaction retried starts again
+            # Members' locks in one order, whatever the batch's: two batches striking the
+            # same members at once wait for each other instead of deadlocking.
+            members = {
+                (row["guild_id"], row["user_id"])
+                for row, r in zip(rows, requests, strict=True)
+                if r.strike_points
+            }
+            for guild_id, user_id in sorted(members):
+                await self._db.lock_member(conn, guild_id, user_id)
+            done = [await record(conn, row, r) for row, r in zip(rows, requests, strict=True)]
+            if outcome_rows:
+                await conn.execute(_INSERT_OUTCOME, outcome_rows)
+            return done
 
         return await self._db.transaction(record_all)
 

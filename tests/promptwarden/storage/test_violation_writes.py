@@ -136,6 +136,34 @@ async def test_incidents_recorded_at_once_cross_a_threshold_exactly_once(
     assert sorted(r.strike for r in results if r.strike) == [(n, n + 1) for n in range(10)]
 
 
+async def test_two_batches_striking_the_same_members_in_opposite_orders_both_commit(
+    storage: Storage,
+) -> None:
+    def batch(first: int, members: list[int]) -> list[IncidentRequest]:
+        return [
+            IncidentRequest(
+                fields(message_id=first + k, user_id=member, job_key=f"{member}:{first + k}"),
+                strike_points=1,
+                window=WINDOW,
+            )
+            for k, member in enumerate(members)
+        ]
+
+    # Two channels' batches at once, their members in opposite orders: on PostgreSQL each
+    # member's strikes are serialised by a lock, which must not deadlock the two.
+    one, two = await asyncio.wait_for(
+        asyncio.gather(
+            storage.record_incidents_with(batch(200, [31, 32, 33]), now=NOW),
+            storage.record_incidents_with(batch(300, [33, 32, 31]), now=NOW),
+        ),
+        timeout=30,
+    )
+    assert all(r.created for r in [*one, *two])
+    for member in (31, 32, 33):
+        strikes = await storage.list_strikes(GUILD_A, member)
+        assert sorted((s.points_before, s.points_after) for s in strikes) == [(0, 1), (1, 2)]
+
+
 async def test_many_outcomes_are_written_together_each_on_its_own_guild(
     storage: Storage,
 ) -> None:
