@@ -252,7 +252,9 @@ class Screening(commands.Cog):
         screener = self.screeners.cached(guild_id, state.rules)
         if screener is not None and intake.accepting(key):
             try:
-                work.screened = self.screen(arrival, facts, state, screener)
+                work.screened = self.screen_arrived(
+                    arrival, facts, state, screener, queued=not intake.idle(key)
+                )
             except BaseException:
                 if counts:
                     self.tracker(key[0]).hold(key)
@@ -263,11 +265,6 @@ class Screening(commands.Cog):
                     intake.handled_now(key, message_id)
                     self._note_handled()
                 return True
-            if not intake.idle(key):
-                # Queued behind earlier messages, it may be let go with them (a failure
-                # reads the channel back and screens it again): not marked as seen until
-                # it is handled (`handle` marks it), or the read-back would drop it.
-                self.handled.forget(work.screened.seen)
         arrival.hold()
         intake.offer(key, message_id, work, counts=counts)
         return True
@@ -391,6 +388,24 @@ class Screening(commands.Cog):
         if not plan.record:
             return None
         return Screened(prompt, user_id, seen, decision, plan)
+
+    def screen_arrived(
+        self,
+        arrival: Arrival,
+        facts: MessageFacts,
+        state: GuildState,
+        screener: Screener,
+        *,
+        queued: bool,
+    ) -> Screened | None:
+        """`screen` for a message as it comes in, live or read back from history. One
+        that will wait `queued` behind the channel's earlier messages may be let go with
+        them (a failure reads the channel back and screens it again): it is not marked as
+        seen until it is handled (`handle` marks it), or the read-back would drop it."""
+        screened = self.screen(arrival, facts, state, screener)
+        if screened is not None and queued:
+            self.handled.forget(screened.seen)
+        return screened
 
     async def act(self, found: list[tuple[Arrival, Screened]], state: GuildState) -> None:
         """Record the incidents screening asked for (members exempt left out) in one
@@ -710,12 +725,11 @@ class Screening(commands.Cog):
                 continue
             work = Work(arrival)
             if screener is not None:
-                work.screened = self.screen(arrival, facts, state, screener)
+                # Held behind the channel's earlier messages, being read back.
+                work.screened = self.screen_arrived(arrival, facts, state, screener, queued=True)
                 if work.screened is None:
                     page.append((facts.message_id, HANDLED))
                     continue
-                # Held behind the channel's earlier messages: seen once handled (`handle`).
-                self.handled.forget(work.screened.seen)
                 arrival.hold()
             page.append((facts.message_id, work))
         return page
