@@ -645,7 +645,8 @@ class Actions:
         the member's active points for the warning and the mod-log entry, and the
         warning's slot in the DM budget. Pass the answer to `handle_recorded` as
         `recorded`."""
-        return (await self.record_many([(fields, plan, settled)]))[0]
+        (recorded,) = await self.record_many([(fields, plan, settled)])
+        return recorded
 
     async def record_many(
         self, incidents: Sequence[tuple[Mapping[str, Any], ActionPlan, Mapping[str, str] | None]]

@@ -916,9 +916,10 @@ class Storage:
     ) -> m.RecordedIncident:
         """`record_incidents_with` for one incident."""
         request = m.IncidentRequest(fields, strike_points, window, settled, dm_limit)
-        return (await self.record_incidents_with([request], now=now, strike_detail=strike_detail))[
-            0
-        ]
+        (recorded,) = await self.record_incidents_with(
+            [request], now=now, strike_detail=strike_detail
+        )
+        return recorded
 
     async def record_incidents_with(
         self,
